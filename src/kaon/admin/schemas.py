@@ -1,0 +1,88 @@
+"""Request and response bodies of the admin API (pydantic: they generate the OpenAPI document)."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class EventOut(BaseModel):
+    id: int
+    event_type: str
+    event_name: str | None
+    source_message_id: str
+    timestamp_unixtime_ms: int
+    received_unixtime_ms: int
+    input_id: str
+    batch_id: int
+    mpid: str | None
+    environment: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_cursor: str | None
+
+
+class InputOut(BaseModel):
+    id: str
+    workspace_id: str
+    name: str
+    kind: Literal["platform", "feed"]
+    platform: str
+    key: str
+    has_secret: bool
+    allow_key_only: bool
+    enabled: bool
+    rate_limit_rps: float | None
+    created_ms: int
+
+
+class InputCreated(InputOut):
+    secret: str | None = Field(description="Shown once; stored hashed.")
+
+
+class InputCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    platform: Literal["web", "ios", "android", "server", "tvos", "roku", "alexa", "smart_tv", "fire_tv",
+                      "xbox", "feed"]
+    feed: bool = False
+    allow_key_only: bool | None = None
+    rate_limit_rps: float | None = Field(default=None, gt=0)
+
+
+class InputPatch(BaseModel):
+    enabled: bool
+
+
+class StatsRow(BaseModel):
+    input_id: str
+    hour_start_unixtime_ms: int
+    batches_received: int
+    events_received: int
+    events_processed: int
+    events_duplicate: int
+    rejected: dict[str, int]
+
+
+class Stats(BaseModel):
+    stats: list[StatsRow]
+
+
+class Rejection(BaseModel):
+    id: int
+    input_id: str | None
+    received_unixtime_ms: int
+    status: int
+    code: str
+    message: str
+    count: int
+    body_sample: str | None
+
+
+class Rejections(BaseModel):
+    rejections: list[Rejection]

@@ -1,0 +1,71 @@
+"""The `kaon` command line: init, serve, inputs."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from kaon.errors import KaonError
+from kaon.settings import Settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (default $KAON_DATA_DIR or ./kaon-data)")
+    parser.add_argument("--database", dest="database_url", help="database URL (default $KAON_DATABASE_URL "
+                        "or sqlite:///DATA_DIR/kaon.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kaon", description="Kaon, a self-hosted customer data platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create the data store, a workspace, inputs and an admin token")
+    _common(init)
+    init.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    init.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = sub.add_parser("serve", help="run collection, processing and the admin API in one process")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+
+    inputs = sub.add_parser("inputs", help="manage inputs (platforms and feeds)")
+    _common(inputs)
+    inputs.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    inputs.add_argument("--json", action="store_true", help="print JSON")
+    isub = inputs.add_subparsers(dest="action", required=True)
+    isub.add_parser("list", help="list inputs")
+    create = isub.add_parser("create", help="create an input")
+    create.add_argument("--name", required=True)
+    create.add_argument("--platform", required=True, help="web, ios, android, server, ... or feed")
+    create.add_argument("--feed", action="store_true", help="a partner or custom feed")
+    create.add_argument("--key-only", action="store_true", help="accept key-only (Segment write key) calls")
+    create.add_argument("--rate-limit", type=float, help="requests/s allowed (default unlimited)")
+    for name, text in (("disable", "refuse the input's key"), ("enable", "accept the input's key again"),
+                       ("rotate-secret", "issue a new secret (the old one stops working)")):
+        action = isub.add_parser(name, help=text)
+        action.add_argument("input_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
+                                    getattr(args, "port", None))
+        if args.command == "init":
+            from kaon.commands.init import run_init
+
+            return run_init(settings, args.workspace, args.json)
+        if args.command == "serve":
+            from kaon.server import serve
+
+            serve(settings)
+            return 0
+        from kaon.commands.inputs import run_inputs
+
+        return run_inputs(settings, args)
+    except (KaonError, ValueError) as error:
+        print(json.dumps({"error": str(error)}) if getattr(args, "json", False) else f"kaon: {error}",
+              file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Implementations of the CLI's subcommands (kept out of cli.py so `--help` stays fast)."""

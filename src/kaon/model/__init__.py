@@ -1,0 +1,1 @@
+"""The canonical event-batch model and the adapters that map wire formats into it."""

@@ -1,0 +1,125 @@
+"""The canonical event batch: one user's identities, context and a list of events (mParticle's shape)."""
+
+from typing import Any
+
+from kaon.model.events import Base, Event, Location
+from kaon.model.values import AttrValue
+
+ENVIRONMENTS = frozenset({"development", "production", "unknown"})
+
+
+class DeviceInfo(Base, kw_only=True):
+    platform: str | None = None
+    brand: str | None = None
+    product: str | None = None
+    device: str | None = None
+    android_uuid: str | None = None
+    device_manufacturer: str | None = None
+    os_version: str | None = None
+    device_model: str | None = None
+    screen_height: int | None = None
+    screen_width: int | None = None
+    screen_dpi: int | None = None
+    device_country: str | None = None
+    locale_language: str | None = None
+    locale_country: str | None = None
+    network_country: str | None = None
+    network_carrier: str | None = None
+    network_code: str | None = None
+    network_mobile_country_code: str | None = None
+    timezone_offset: float | None = None
+    build_identifier: str | None = None
+    http_header_user_agent: str | None = None
+    ios_advertising_id: str | None = None
+    att_authorization_status: str | None = None
+    att_timestamp_unixtime_ms: int | None = None
+    push_token: str | None = None
+    cpu_architecture: str | None = None
+    is_tablet: bool | None = None
+    push_notification_sound_enabled: bool | None = None
+    push_notification_vibrate_enabled: bool | None = None
+    radio_access_technology: str | None = None
+    supports_telephony: bool | None = None
+    has_nfc: bool | None = None
+    bluetooth_enabled: bool | None = None
+    bluetooth_version: str | None = None
+    ios_idfv: str | None = None
+    android_advertising_id: str | None = None
+    build_version_release: str | None = None
+    limit_ad_tracking: bool | None = None
+    amp_id: str | None = None
+    is_dst: bool | None = None
+    roku_advertising_id: str | None = None
+    roku_publisher_id: str | None = None
+    microsoft_advertising_id: str | None = None
+    microsoft_publisher_id: str | None = None
+    fire_advertising_id: str | None = None
+
+
+class ApplicationInfo(Base, kw_only=True):
+    application_name: str | None = None
+    application_version: str | None = None
+    application_build_number: str | None = None
+    install_referrer: str | None = None
+    package: str | None = None
+    os: str | None = None
+    apple_search_ads_attributes: dict[str, Any] | None = None
+    sideloaded_kits_count: int | None = None
+
+
+class ConsentPurpose(Base, kw_only=True):
+    """One GDPR purpose's (or the CCPA `data_sale_opt_out`) consent record."""
+
+    consented: bool
+    timestamp_unixtime_ms: int | None = None
+    document: str | None = None
+    location: str | None = None
+    hardware_id: str | None = None
+    regulation: str | None = None
+
+
+class ConsentState(Base, kw_only=True):
+    gdpr: dict[str, ConsentPurpose] | None = None
+    ccpa: dict[str, ConsentPurpose] | None = None
+
+
+class DataPlanContext(Base, kw_only=True):
+    plan_id: str
+    plan_version: int | None = None
+
+
+class BatchContext(Base, kw_only=True):
+    data_plan: DataPlanContext | None = None
+    location: Location | None = None
+
+
+class SourceInfo(Base, kw_only=True):
+    channel: str | None = None
+    partner: str | None = None
+    replay_request_id: str | None = None
+    replay_job_id: str | None = None
+    is_historical: bool | None = None
+
+
+class Batch(Base, kw_only=True):
+    """One user's batch of events, as every front door's input is normalised to."""
+
+    events: list[Event] = []
+    source_request_id: str | None = None
+    environment: str = "production"
+    schema_version: int | None = None
+    mpid: int | None = None
+    ip: str | None = None
+    user_identities: dict[str, str | None] = {}
+    user_attributes: dict[str, AttrValue] = {}
+    deleted_user_attributes: list[str] = []
+    device_info: DeviceInfo | None = None
+    application_info: ApplicationInfo | None = None
+    consent_state: ConsentState | None = None
+    context: BatchContext | None = None
+    integration_attributes: dict[str, dict[str, Any]] | None = None
+    partner_identities: dict[str, str] | None = None
+    mp_deviceid: str | None = None
+    source_info: SourceInfo | None = None
+    timestamp_unixtime_ms: int | None = None
+    sdk_version: str | None = None

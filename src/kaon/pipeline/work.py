@@ -1,0 +1,40 @@
+"""What the process stage's steps share: the claimed slice and the batches decoded from it."""
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+
+from kaon.log.base import StoredEntry
+from kaon.model.batch import Batch
+from kaon.store.metrics import CounterKey, hour_of
+
+
+@dataclass
+class WorkBatch:
+    """One canonical batch from a log entry; steps may drop events (set `keep[i] = False`)."""
+
+    entry: StoredEntry
+    workspace_id: str
+    input_id: str
+    batch: Batch
+    keep: list[bool]
+    batch_id: int | None = None
+
+    def kept(self) -> list[int]:
+        return [i for i, k in enumerate(self.keep) if k]
+
+
+@dataclass
+class Slice:
+    """A claimed run of log entries from one partition and everything derived from it."""
+
+    tx: sqlite3.Connection
+    entries: list[StoredEntry]
+    now_ms: int
+    batches: list[WorkBatch] = field(default_factory=list)
+    counts: Counter[CounterKey] = field(default_factory=Counter)
+
+    def count(self, entry: StoredEntry, metric: str, n: int = 1, reason: str = "") -> None:
+        e = entry.entry
+        key = (e.workspace_id or "", e.input_id or "", hour_of(e.received_ms), metric, reason)
+        self.counts[key] += n

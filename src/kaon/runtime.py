@@ -1,0 +1,78 @@
+"""Everything one `kaon serve` process runs, wired together: stores, ingest log, process stage, doors."""
+
+import asyncio
+import logging
+import threading
+import time
+
+from kaon.clock import now_ms
+from kaon.collect.app import CollectApp
+from kaon.collect.auth import Authenticator
+from kaon.collect.door import Doors
+from kaon.collect.ratelimit import RateLimiter
+from kaon.collect.rejections import Rejections
+from kaon.log.group_commit import GroupCommitter
+from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
+from kaon.pipeline.runner import ProcessStage
+from kaon.pipeline.steps import default_steps
+from kaon.settings import Settings
+from kaon.store.db import Database, DatabaseUrl
+
+_log = logging.getLogger("kaon.runtime")
+TRUNCATE_EVERY_S = 5.0
+PARTITION = "0"
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(DatabaseUrl.parse(settings.database_url))
+        self.writer = SqliteLogWriter(settings.log_dir, PARTITION)
+        self.reader = SqliteLogReader(settings.log_dir)
+        self.stage = ProcessStage(
+            self.db, self.reader, default_steps(dedup_window_ms=settings.dedup_window_ms),
+            on_committed=self._committed,
+        )
+        self.committer = GroupCommitter(self.writer, on_commit=self.stage.wake.set)
+        self.auth = Authenticator(self.db, settings.default_rate_limit)
+        self.rejections = Rejections(self.committer)
+        self.doors = Doors(self.auth, RateLimiter(), self.committer, self.rejections)
+        self.collect = CollectApp(self.doors)
+        self.ready = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._truncated_at = 0.0
+        self._truncate_lock = threading.Lock()
+
+    def _committed(self, partition: str, seq: int) -> None:
+        """Drop processed entries from our own partition now and then (its single writer does it)."""
+        if partition != self.writer.partition or time.monotonic() - self._truncated_at < TRUNCATE_EVERY_S:
+            return
+        with self._truncate_lock:
+            self._truncated_at = time.monotonic()
+            self.writer.truncate(seq)
+
+    async def start(self) -> None:
+        self.committer.start(asyncio.get_running_loop())
+        self.stage.start()
+        self._tasks.append(asyncio.create_task(self._every_second()))
+        self.ready = True
+
+    async def _every_second(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                self.auth.refresh()
+                self.rejections.flush(now_ms())
+            except Exception:
+                _log.exception("periodic refresh failed")
+
+    async def stop(self) -> None:
+        """Drain: everything acknowledged is already durable; write pending records, let processing catch up."""
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        self.rejections.flush(now_ms())
+        self.committer.close()
+        await asyncio.to_thread(self.stage.stop, int(self.settings.drain_seconds * 1000))
+        self.writer.close()
+        self.reader.close()

@@ -1,0 +1,52 @@
+"""Runtime settings, from command-line flags and `KAON_*` environment variables (flags win)."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "./kaon-data"
+DAY_MS = 86_400_000
+
+
+def _float_env(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # A repeated source_message_id within this window is stored once per workspace.
+    dedup_window_ms: int = DAY_MS
+    # Requests/s per input when the input sets none; None = unlimited.
+    default_rate_limit: float | None = None
+    # Seconds SIGTERM waits for the process stage to catch up before exiting.
+    drain_seconds: float = 10.0
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @classmethod
+    def resolve(
+        cls,
+        data_dir: str | None = None,
+        database_url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> "Settings":
+        directory = Path(data_dir or os.environ.get("KAON_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+        url = database_url or os.environ.get("KAON_DATABASE_URL") or f"sqlite:///{directory / 'kaon.db'}"
+        window_hours = _float_env("KAON_DEDUP_WINDOW_HOURS")
+        return cls(
+            data_dir=directory,
+            database_url=url,
+            host=host or os.environ.get("KAON_HOST") or "127.0.0.1",
+            port=port if port is not None else int(os.environ.get("KAON_PORT") or 8080),
+            dedup_window_ms=DAY_MS if window_hours is None else int(window_hours * 3_600_000),
+            default_rate_limit=_float_env("KAON_INPUT_RATE_LIMIT"),
+            drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
+        )

@@ -1,0 +1,1 @@
+"""Stores: config (workspaces, inputs, tokens), events, dedup, offsets and metrics; one schema per dialect."""
