@@ -1,6 +1,7 @@
 """`kaon serve`: one ASGI app (collection doors + admin API) and its lifespan, run by uvicorn."""
 
 import logging
+import signal
 
 import uvicorn
 
@@ -51,4 +52,8 @@ def serve(settings: Settings) -> None:
         KaonApp(runtime), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
         lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=30,
     )
+    # uvicorn re-raises the signal it caught once shutdown is done; with these handlers in place that
+    # re-raise is a no-op, so a drained SIGTERM/SIGINT exits with status 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
+    signal.signal(signal.SIGINT, lambda _sig, _frame: None)
     uvicorn.Server(config).run()

@@ -172,7 +172,8 @@ def _events(
         group_id = present(call.group_id) or ""
         return [Group(data=GroupData(group_id=group_id, traits=flatten(call.traits or {}), **common))]
     if kind == "alias":
-        alias = AliasData(previous_id=present(call.previous_id) or "", user_id=present(call.user_id), **common)
+        previous_id = present(call.previous_id) or ""
+        alias = AliasData(previous_id=previous_id, user_id=present(call.user_id), **common)
         return [Alias(data=alias)]
     return _identify_events(identities, attributes, time, message_id)
 
@@ -188,8 +189,8 @@ def _identify_events(
     identities: dict[str, str | None], attributes: dict[str, AttrValue], time: int, message_id: str
 ) -> list[Event]:
     events: list[Event] = []
-    for kind, value in identities.items():
-        new = IdentityValue(identity_type=kind, identity=value, timestamp_unixtime_ms=time)
+    for kind, identity in identities.items():
+        new = IdentityValue(identity_type=kind, identity=identity, timestamp_unixtime_ms=time)
         data = UserIdentityChangeData(
             new=new, timestamp_unixtime_ms=time, source_message_id=f"{message_id}:identity:{kind}"
         )

@@ -1,0 +1,24 @@
+"""Fixtures shared by the whole suite."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.server import KaonServer
+
+
+@pytest.fixture(scope="module")
+def kaon_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
+    """A running `kaon serve` shared by a test module."""
+    server = KaonServer(tmp_path_factory.mktemp("kaon")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[KaonServer]:
+    """A `kaon serve` of the test's own (for crash and restart tests)."""
+    server = KaonServer(tmp_path / "data")
+    yield server
+    server.stop()

@@ -1,0 +1,1 @@
+"""Test support: waiting with a deadline, and a real `kaon serve` subprocess."""
