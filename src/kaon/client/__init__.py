@@ -3,25 +3,25 @@
 from kaon.client.batcher import FlushResult
 from kaon.client.client import Kaon
 from kaon.client.errors import (
-    ClientClosed,
+    ClientClosedError,
     ClientError,
     DeliveryError,
-    EventTooLarge,
-    QueueFull,
-    Rejected,
-    RetriesExhausted,
+    EventTooLargeError,
+    QueueFullError,
+    RejectedError,
+    RetriesExhaustedError,
 )
 from kaon.client.models import Product
 
 __all__ = [
-    "ClientClosed",
+    "ClientClosedError",
     "ClientError",
     "DeliveryError",
-    "EventTooLarge",
+    "EventTooLargeError",
     "FlushResult",
     "Kaon",
     "Product",
-    "QueueFull",
-    "Rejected",
-    "RetriesExhausted",
+    "QueueFullError",
+    "RejectedError",
+    "RetriesExhaustedError",
 ]

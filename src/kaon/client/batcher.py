@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kaon.client.errors import (
-    ClientClosed,
+    ClientClosedError,
     DeliveryError,
-    EventTooLarge,
-    QueueFull,
-    Rejected,
-    RetriesExhausted,
+    EventTooLargeError,
+    QueueFullError,
+    RejectedError,
+    RetriesExhaustedError,
 )
 from kaon.client.events import Queued
 from kaon.client.packing import pack
@@ -89,7 +89,7 @@ class Batcher:
     def put(self, item: Queued) -> None:
         with self._cond:
             if self._closing:
-                raise ClientClosed("this Kaon client is closed")
+                raise ClientClosedError("this Kaon client is closed")
             full = len(self._queue) >= self._max_queue
             if not full:
                 self._seq += 1
@@ -97,7 +97,7 @@ class Batcher:
                 if len(self._queue) >= self._batch_size:
                     self._cond.notify_all()
         if full:
-            self._report(QueueFull(
+            self._report(QueueFullError(
                 f"{self._max_queue} events already queued; event dropped",
                 source_message_ids=(item.source_message_id,),
             ))
@@ -178,7 +178,7 @@ class Batcher:
             return
         if packed.too_large:
             ids = tuple(item.source_message_id for item in packed.too_large)
-            self._finish(seq_of, packed.too_large, EventTooLarge(
+            self._finish(seq_of, packed.too_large, EventTooLargeError(
                 f"{len(ids)} event(s) larger than a 128 KB batch", source_message_ids=ids))
         for request in packed.requests:
             try:
@@ -222,10 +222,10 @@ def _delivery_error(sent: Sent, items: tuple[Queued, ...], batches: int) -> Deli
     what = f"{batches} batch(es), {len(ids)} event(s)"
     answer = f"HTTP {sent.status}" if sent.status is not None else "no answer"
     if sent.retryable:
-        return RetriesExhausted(
+        return RetriesExhaustedError(
             f"{what} not delivered after {sent.attempts} attempts ({answer}: {sent.message})",
             source_message_ids=ids, status=sent.status, server_code=sent.code)
-    return Rejected(f"{what} rejected ({answer}: {sent.message})",
+    return RejectedError(f"{what} rejected ({answer}: {sent.message})",
                     source_message_ids=ids, status=sent.status, server_code=sent.code)
 
 

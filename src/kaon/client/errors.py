@@ -2,12 +2,12 @@
 
     KaonError (kaon.errors)
     └── ClientError              base of every error the client SDK raises or reports
-        ├── ClientClosed         a call on a client after close()
+        ├── ClientClosedError         a call on a client after close()
         └── DeliveryError        events that will never be delivered
-            ├── Rejected         the server refused them with a 4xx other than 408/429
-            ├── RetriesExhausted 408, 429, 5xx or connection errors outlasted max_retries
-            ├── EventTooLarge    one event is larger than a batch may be (128 KB)
-            └── QueueFull        dropped when logged because max_queue events were waiting
+            ├── RejectedError         the server refused them with a 4xx other than 408/429
+            ├── RetriesExhaustedError 408, 429, 5xx or connection errors outlasted max_retries
+            ├── EventTooLargeError    one event is larger than a batch may be (128 KB)
+            └── QueueFullError        dropped when logged because max_queue events were waiting
 """
 
 from kaon.errors import KaonError
@@ -17,7 +17,7 @@ class ClientError(KaonError):
     code = "CLIENT_ERROR"
 
 
-class ClientClosed(ClientError):
+class ClientClosedError(ClientError):
     code = "CLIENT_CLOSED"
 
 
@@ -52,17 +52,17 @@ class DeliveryError(ClientError):
         )
 
 
-class Rejected(DeliveryError):
+class RejectedError(DeliveryError):
     code = "REJECTED"
 
 
-class RetriesExhausted(DeliveryError):
+class RetriesExhaustedError(DeliveryError):
     code = "RETRIES_EXHAUSTED"
 
 
-class EventTooLarge(DeliveryError):
+class EventTooLargeError(DeliveryError):
     code = "EVENT_TOO_LARGE"
 
 
-class QueueFull(DeliveryError):
+class QueueFullError(DeliveryError):
     code = "QUEUE_FULL"

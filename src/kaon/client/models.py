@@ -37,7 +37,7 @@ class Product:
     custom_attributes: Mapping[str, Scalar] | None = None
 
 
-class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Base of the wire structs: optional fields left out when unset."""
 
 

@@ -1,0 +1,40 @@
+# Kaon: `make run` serves a demo workspace on http://127.0.0.1:8080; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= kaon-data
+PORT ?= 8080
+
+.PHONY: run test lint typecheck unit system-deps bench clean
+
+$(BIN)/kaon: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# System packages the suite needs (Debian): none beyond Python yet; installed only when missing.
+system-deps:
+	@true
+
+run: $(BIN)/kaon
+	$(BIN)/kaon init --data-dir $(DATA_DIR) --workspace demo
+	@echo "Serving on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
+	$(BIN)/kaon serve --data-dir $(DATA_DIR) --port $(PORT)
+
+lint: $(BIN)/kaon
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(BIN)/kaon
+	$(BIN)/mypy
+
+unit: $(BIN)/kaon
+	$(BIN)/pytest -q
+
+test: $(BIN)/kaon system-deps lint typecheck unit
+
+bench: $(BIN)/kaon
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR) build *.egg-info
