@@ -151,7 +151,8 @@ class Kaon:
             user = self._user
             existed = key in user.attributes
             payload = events.encode(events.attribute_change(
-                key, value, user.attributes.get(key), existed, now_ms(), message_id))
+                key, new=value, old=user.attributes.get(key), existed=existed, now_ms=now_ms(),
+                message_id=message_id))
             self._user = user.with_attribute(key, value)
             self._batcher.put(Queued(
                 self._user, message_id, payload, removed_attribute=key if value is None else None))

@@ -1,13 +1,13 @@
 """The client's errors; delivery errors are reported (on_error, flush result, log), never raised.
 
     KaonError (kaon.errors)
-    └── ClientError              base of every error the client SDK raises or reports
-        ├── ClientClosedError         a call on a client after close()
-        └── DeliveryError        events that will never be delivered
-            ├── RejectedError         the server refused them with a 4xx other than 408/429
-            ├── RetriesExhaustedError 408, 429, 5xx or connection errors outlasted max_retries
-            ├── EventTooLargeError    one event is larger than a batch may be (128 KB)
-            └── QueueFullError        dropped when logged because max_queue events were waiting
+    └── ClientError                    base of every error the client SDK raises or reports
+        ├── ClientClosedError          a call on a client after close()
+        └── DeliveryError              events that will never be delivered
+            ├── RejectedError          the server refused them with a 4xx other than 408/429
+            ├── RetriesExhaustedError  408, 429, 5xx or connection errors outlasted max_retries
+            ├── EventTooLargeError     one event is larger than a batch may be (128 KB)
+            └── QueueFullError         dropped when logged because max_queue events were waiting
 """
 
 from kaon.errors import KaonError
@@ -47,8 +47,8 @@ class DeliveryError(ClientError):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({self.message!r}, status={self.status!r}, server_code={self.server_code!r}, "
-            f"events={self.events})"
+            f"{type(self).__name__}({self.message!r}, status={self.status!r}, "
+            f"server_code={self.server_code!r}, events={self.events})"
         )
 
 

@@ -75,7 +75,8 @@ def identify(
     identities: list[tuple[str, str]] = []
     for name, value in given.items():
         if name not in USER_IDENTITY_TYPES:
-            raise ValueError(f"unknown identity type {name!r}; expected one of {', '.join(USER_IDENTITY_TYPES)}")
+            known = ", ".join(USER_IDENTITY_TYPES)
+            raise ValueError(f"unknown identity type {name!r}; expected one of {known}")
         if value is None:
             continue
         if not isinstance(value, str) or not value:
@@ -173,7 +174,7 @@ def check_user_attribute(name: str, value: UserAttributeValue) -> UserAttributeV
 
 
 def attribute_change(
-    name: str, new: UserAttributeValue | None, old: UserAttributeValue | None, existed: bool,
+    name: str, *, new: UserAttributeValue | None, old: UserAttributeValue | None, existed: bool,
     now_ms: int, message_id: str,
 ) -> Event:
     return Event(event_type="user_attribute_change", data=UserAttributeChangeData(

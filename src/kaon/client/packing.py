@@ -68,7 +68,8 @@ def _batches(
         # The header carries the attributes as of the batch's last event; re-measure only when they change.
         nonlocal sized
         if sized is None or sized[0] is not user or sized[1] != len(removed):
-            sized = (user, len(removed), len(_encoder.encode(_header(user, environment, request_id, removed))))
+            header = _header(user, environment, request_id, removed)
+            sized = (user, len(removed), len(_encoder.encode(header)))
         return sized[2]
 
     for item in items:
@@ -96,7 +97,7 @@ def _batches(
 
 
 def pack(items: Iterable[Queued], environment: str, new_id: Callable[[], str] | None = None) -> Packed:
-    """Group events by user, cut them into batches and the batches into requests, keeping each user's order."""
+    """Group events by user, cut them into batches and the batches into requests, in each user's order."""
     make_id = new_id or (lambda: str(uuid.uuid4()))
     by_user: dict[UserKey, list[Queued]] = {}
     for item in items:

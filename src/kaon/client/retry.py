@@ -50,5 +50,5 @@ def backoff(attempt: int, retry_after: float | None, random: Callable[[], float]
     exponential from BACKOFF_BASE capped at BACKOFF_CAP, with the upper half jittered."""
     if retry_after is not None:
         return retry_after
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
     return ceiling / 2 + random() * ceiling / 2

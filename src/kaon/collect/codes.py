@@ -1,0 +1,30 @@
+"""Every error code the front doors answer with: the single list the docs table is generated from."""
+
+ERROR_CODES: dict[str, tuple[str, str]] = {
+    # code: (HTTP status, meaning)
+    "UNAUTHORIZED": ("401", "Unknown or disabled key, wrong secret, missing or malformed credentials, "
+                            "or a key that needs its secret used alone."),
+    "INVALID_JSON": ("400", "The body is not valid JSON."),
+    "INVALID_SHAPE": ("400", "A field is missing or has the wrong type; the message gives the JSON path."),
+    "INVALID_GZIP": ("400", "`Content-Encoding: gzip` but the body is not valid, complete gzip."),
+    "CLIENT_DISCONNECTED": ("400", "The client went away before sending the whole body."),
+    "REQUEST_TOO_LARGE": ("413", "Request body (after gunzip) over 256 KB."),
+    "BATCH_TOO_LARGE": ("413", "An mParticle batch over 128 KB, or a Segment batch over 500 KB."),
+    "EVENT_TOO_LARGE": ("400", "A Segment event over 32 KB."),
+    "TOO_MANY_BATCHES": ("400", "More than 100 batches in one bulk request."),
+    "TOO_MANY_USER_ATTRIBUTES": ("400", "More than 100 user attributes in one batch."),
+    "ATTRIBUTE_VALUE_TOO_LONG": ("400", "A user or event attribute value over 4096 characters."),
+    "HISTORICAL_NO_EVENTS": ("400", "A historical batch without events."),
+    "HISTORICAL_TIMESTAMP_REQUIRED": ("400", "A historical event without `timestamp_unixtime_ms`."),
+    "HISTORICAL_TOO_RECENT": ("400", "A historical event less than 72 hours old."),
+    "RATE_LIMITED": ("429", "The input's requests/s limit is exceeded; `Retry-After` says when to retry."),
+    "LOG_UNAVAILABLE": ("503", "The ingest log could not store the request; nothing was acknowledged."),
+    "METHOD_NOT_ALLOWED": ("405", "Front doors take POST (and OPTIONS for CORS)."),
+    "NOT_FOUND": ("404", "No endpoint at this path."),
+}
+
+
+def error_table() -> str:
+    rows = ["| code | status | meaning |", "|---|---|---|"]
+    rows += [f"| `{code}` | {status} | {meaning} |" for code, (status, meaning) in ERROR_CODES.items()]
+    return "\n".join(rows) + "\n"
