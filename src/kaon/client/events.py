@@ -35,7 +35,7 @@ class User:
 
     mpid: int | None = None
     identities: tuple[tuple[str, str], ...] = ()
-    attributes: Mapping[str, UserAttributeValue] = field(default=_EMPTY)
+    attributes: Mapping[str, UserAttributeValue] = field(default_factory=lambda: _EMPTY)
 
     @property
     def key(self) -> UserKey:

@@ -12,15 +12,17 @@ ACCEPTED = Answer(202)
 HISTORICAL_MIN_AGE_MS = 72 * 3_600_000
 
 
-def _validate_one(body: bytes) -> None:
+def _validate_one(body: bytes) -> str | None:
     mparticle.decode_batch(body)
+    return None
 
 
-def _validate_bulk(body: bytes) -> None:
+def _validate_bulk(body: bytes) -> str | None:
     mparticle.decode_bulk(body)
+    return None
 
 
-def _validate_historical(body: bytes) -> None:
+def _validate_historical(body: bytes) -> str | None:
     """Historical batches: every batch has events, every event a timestamp older than 72 hours."""
     newest_allowed = now_ms() - HISTORICAL_MIN_AGE_MS
     for b, batch in enumerate(mparticle.decode_bulk(body)):
@@ -35,6 +37,7 @@ def _validate_historical(body: bytes) -> None:
             if ts > newest_allowed:
                 raise PayloadError("HISTORICAL_TOO_RECENT",
                                    f"Historical events must be older than 72 hours - at `{where}`")
+    return None
 
 
 class MParticleDoors:
@@ -46,15 +49,15 @@ class MParticleDoors:
 
     async def events(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.doors.accept(scope, receive, send, kind=log.KIND_MPARTICLE_BATCH, authenticate=self._basic,
-                                validate=lambda b: _validate_one(b), ok=ACCEPTED)
+                                validate=_validate_one, ok=ACCEPTED)
 
     async def bulk(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.doors.accept(scope, receive, send, kind=log.KIND_MPARTICLE_BULK, authenticate=self._basic,
-                                validate=lambda b: _validate_bulk(b), ok=ACCEPTED)
+                                validate=_validate_bulk, ok=ACCEPTED)
 
     async def historical(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.doors.accept(scope, receive, send, kind=log.KIND_MPARTICLE_HISTORICAL,
-                                authenticate=self._basic, validate=lambda b: _validate_historical(b),
+                                authenticate=self._basic, validate=_validate_historical,
                                 ok=ACCEPTED)
 
     async def web(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
@@ -62,5 +65,5 @@ class MParticleDoors:
         await self.doors.accept(
             scope, receive, send, kind=log.KIND_WEB_BATCH,
             authenticate=lambda _s, _k: self.doors.auth.key_only(key),
-            validate=lambda b: _validate_one(b), ok=ACCEPTED, cors=True,
+            validate=_validate_one, ok=ACCEPTED, cors=True,
         )

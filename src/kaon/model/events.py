@@ -4,7 +4,7 @@ from typing import Any
 
 import msgspec
 
-from kaon.model.values import AttrValue, Scalar
+from kaon.model.values import AttrValue
 
 EVENT_TYPES = (
     "session_start", "session_end", "screen_view", "custom_event", "crash_report", "opt_out",
