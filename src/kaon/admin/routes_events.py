@@ -21,7 +21,7 @@ def list_events(
 ) -> EventPage:
     before = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
             raise HTTPException(400, detail={"code": "INVALID_CURSOR", "message": "cursor is not valid"})
         before = EventId(int(cursor))
     rows = EventStore(db.conn()).page(workspace_id, limit, before)

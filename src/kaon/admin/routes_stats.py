@@ -15,7 +15,7 @@ router = APIRouter()
 def stats(
     db: Db,
     workspace_id: Workspace,
-    since: Annotated[int, Query(ge=0, description="Hour start, unix ms; default: all")] = 0,
+    since: Annotated[int, Query(ge=0, le=2**53, description="Hour start, unix ms; default: all")] = 0,
 ) -> Stats:
     rows = MetricsStore(db.conn()).stats(workspace_id, since)
     return Stats(stats=[StatsRow(**row) for row in rows])

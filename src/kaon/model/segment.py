@@ -297,7 +297,7 @@ def _offset(name: str, time: int) -> tuple[float | None, bool | None]:
 def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
-    except (KeyError,):  # unknown or malformed zone names (KeyError: not found)
+    except (ValueError, KeyError, OSError):  # unknown or malformed zone names (KeyError: not found)
         return None
 
 
