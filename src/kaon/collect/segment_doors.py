@@ -4,6 +4,7 @@ from kaon.collect.auth import InputInfo, parse_basic
 from kaon.collect.door import Answer, Doors
 from kaon.collect.http import Receive, Scope, Send, header
 from kaon.log.base import KIND_SEGMENT_PREFIX
+from kaon.model import segment
 
 SEGMENT_KINDS = ("batch", "track", "identify", "page", "screen", "group", "alias")
 OK = Answer(200, b'{"success":true}')
@@ -17,8 +18,6 @@ class SegmentDoors:
         return self.doors.auth.write_key(parse_basic(header(scope, b"authorization")), body_key)
 
     async def call(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
-        from kaon.model import segment
-
         def validate(body: bytes) -> str | None:
             return segment.decode_segment(kind, body).write_key
 

@@ -5,8 +5,9 @@ Mapping choices a user may notice:
   application stamp), `traits.email`/`traits.phone` (identify traits, else `context.traits`) are
   `email`/`mobile_number`.
 - Event time is `timestamp`; else `originalTimestamp` corrected for the client's clock skew
-  (receivedAt - (sentAt - originalTimestamp), receivedAt being the server's receive time); else the
-  receive time. Timestamps are ISO-8601 strings, or numbers read as unix ms (or seconds, below 1e11).
+  (receivedAt - (sentAt - originalTimestamp), receivedAt being the server's receive time: a call's own
+  `receivedAt` is ignored); else the receive time. `sentAt` is the call's, else the batch's.
+  Timestamps are ISO-8601 strings (naive means UTC), or numbers read as unix ms (seconds below 1e11).
   A timestamp that cannot be read is ignored (the next rule applies) rather than refused.
 - Attribute maps hold scalars: a nested object or array value becomes its JSON text. Identify traits
   that are lists of scalars stay lists (of strings), as user attribute lists.

@@ -7,7 +7,7 @@ import msgspec
 from kaon.log import base as log
 from kaon.log.base import StoredEntry
 from kaon.messages import RejectionRecord
-from kaon.model import mparticle
+from kaon.model import mparticle, segment
 from kaon.model.batch import Batch
 from kaon.model.errors import PayloadError
 from kaon.pipeline.work import Slice, WorkBatch
@@ -29,8 +29,6 @@ def decode_entry(stored: StoredEntry) -> list[Batch]:
     entry = stored.entry
     seed = f"{stored.partition}:{stored.seq}"
     if entry.kind.startswith(log.KIND_SEGMENT_PREFIX):
-        from kaon.model import segment
-
         payload = segment.decode_segment(entry.kind.removeprefix(log.KIND_SEGMENT_PREFIX), entry.body)
         batches = segment.to_batches(payload, entry.received_ms, entry.ip)
         for batch in batches:
