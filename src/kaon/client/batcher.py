@@ -107,8 +107,8 @@ class Batcher:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             waiter = _Waiter(self._seq, len(self._queue) + self._in_flight)
-            if waiter.done:
-                return waiter.result()
+            if waiter.done or threading.current_thread() is self._thread:
+                return waiter.result()  # from on_error, waiting would wait for ourselves
             self._waiters.append(waiter)
             self._cond.notify_all()
             while not waiter.done:

@@ -9,7 +9,7 @@ import msgspec
 from kaon.client.events import Queued, User, UserKey
 from kaon.client.models import Batch
 
-MAX_BATCHES_PER_REQUEST = 1000
+MAX_BATCHES_PER_REQUEST = 100
 MAX_BATCH_BYTES = 128 * 1024
 MAX_REQUEST_BYTES = 256 * 1024
 
