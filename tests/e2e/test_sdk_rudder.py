@@ -105,10 +105,6 @@ def test_every_call_is_stored(kaon_server: KaonServer, rudder: ModuleType) -> No
     assert context["source_info"]["channel"] == "server_to_server"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Kaon bug: identify traits sent in context.traits (RudderStack's SDKs put them only there) are not "
-    "stored as user attributes; src/kaon/model/segment.py _batch() reads only the call's top-level "
-    "`traits` (`_user_attributes(call.traits)`)"))
 def test_identify_traits_become_user_attributes(kaon_server: KaonServer) -> None:
     server = kaon_server
     tag = uuid.uuid4().hex[:12]
@@ -146,10 +142,6 @@ def test_server_input_key_is_refused_and_nothing_stored(kaon_server: KaonServer)
     assert server.events_named(f"refused-{tag}") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Kaon bug: the /v1 (Segment-spec) doors answer errors as {\"errors\":[{\"code\",\"message\"}]}; "
-    "RudderStack's SDK (request.py post) reads payload['code'] and payload['message'] at the top level of a "
-    "JSON error body, so on_error gets KeyError('code') instead of APIError(status=401)"))
 def test_refusal_reaches_on_error_as_api_error_401(kaon_server: KaonServer) -> None:
     errors = _refused_track(kaon_server, f"refused-{uuid.uuid4().hex[:12]}")
     assert [type(e).__name__ for e in errors] == ["APIError"]

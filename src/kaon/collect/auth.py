@@ -66,13 +66,13 @@ class Authenticator:
         if info is None:
             raise unauthorized("Unknown API key.")
         if not info.enabled:
-            raise unauthorized("This input is disabled.")
+            raise unauthorized("This input is disabled.", info)
         return info
 
     def key_and_secret(self, key: str, secret: str) -> InputInfo:
         info = self._known(key)
         if not secret_matches(secret, info.secret_hash):
-            raise unauthorized("Wrong API secret for this key.")
+            raise unauthorized("Wrong API secret for this key.", info)
         return info
 
     def key_only(self, key: str) -> InputInfo:
@@ -82,6 +82,7 @@ class Authenticator:
                 401, "UNAUTHORIZED",
                 "This input needs its secret: key-only calls are accepted from web inputs "
                 "or inputs configured to accept them.",
+                input=info,
             )
         return info
 

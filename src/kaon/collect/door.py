@@ -30,8 +30,12 @@ class Answer:
     content_type: bytes = b"application/json"
 
 
-def error_body(code: str, message: str) -> bytes:
-    return _encoder.encode({"errors": [{"code": code, "message": message}]})
+def error_body(code: str, message: str, top_level: bool = False) -> bytes:
+    """mParticle's error shape; `top_level` adds `code`/`message` at the top, which Segment-spec SDKs read."""
+    body: dict[str, object] = {"errors": [{"code": code, "message": message}]}
+    if top_level:
+        body = {"code": code, "message": message, **body}
+    return _encoder.encode(body)
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Doors:
         ok: Answer,
         auth_after_body: bool = False,
         cors: bool = False,
+        top_level_errors: bool = False,
     ) -> None:
         received_ms = self.clock()
         info: InputInfo | None = None
@@ -80,10 +85,10 @@ class Doors:
                                    {"retry-after": "1"}) from None
         except PayloadError as error:
             await self._refuse(send, info, CollectError(error.status, error.code, error.message), body,
-                               received_ms, extra)
+                               received_ms, extra, top_level_errors)
             return
         except CollectError as error:
-            await self._refuse(send, info, error, body, received_ms, extra)
+            await self._refuse(send, error.input or info, error, body, received_ms, extra, top_level_errors)
             return
         await respond(send, ok.status, ok.body, content_type=ok.content_type, headers=extra)
 
@@ -98,12 +103,12 @@ class Doors:
 
     async def _refuse(
         self, send: Send, info: InputInfo | None, error: CollectError, body: bytes | None, received_ms: int,
-        extra: list[tuple[bytes, bytes]],
+        extra: list[tuple[bytes, bytes]], top_level: bool,
     ) -> None:
         if error.code != "LOG_UNAVAILABLE":
             self.rejections.record(info, error, body, received_ms)
         headers = extra + [(k.encode(), v.encode()) for k, v in error.headers.items()]
-        await respond(send, error.status, error_body(error.code, error.message), headers=headers)
+        await respond(send, error.status, error_body(error.code, error.message, top_level), headers=headers)
 
 
 async def not_found(send: Send, path: str) -> None:

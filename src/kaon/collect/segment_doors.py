@@ -24,4 +24,5 @@ class SegmentDoors:
         await self.doors.accept(
             scope, receive, send, kind=f"{KIND_SEGMENT_PREFIX}{kind}", authenticate=self._auth,
             validate=validate, ok=OK, auth_after_body=header(scope, b"authorization") is None, cors=True,
+            top_level_errors=True,
         )

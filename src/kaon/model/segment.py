@@ -63,7 +63,9 @@ def _batch(call: Call, payload: SegmentPayload, received_ms: int, ip: str | None
     time = event_time(call.timestamp, call.original_timestamp, sent_at, received_ms)
     message_id = present(call.message_id) or str(uuid.uuid4())
     identities = _identities(call, context)
-    attributes = _user_attributes(call.traits) if call.type == "identify" else {}
+    # RudderStack's SDKs send identify traits only in `context.traits`; the call's own traits win.
+    traits = {**(context.traits or {}), **(call.traits or {})} if call.type == "identify" else None
+    attributes = _user_attributes(traits) if traits else {}
     platform = _platform(context)
     return Batch(
         events=_events(

@@ -57,7 +57,7 @@ class MetricsStore:
     def rejections(self, workspace_id: str, limit: int) -> list[dict[str, Any]]:
         rows = self.conn.execute(
             "SELECT id, input_id, received_ms, status, code, message, count, body FROM rejections"
-            " WHERE workspace_id = ? ORDER BY id DESC LIMIT ?",
+            " WHERE workspace_id = ? OR workspace_id IS NULL ORDER BY id DESC LIMIT ?",
             (workspace_id, limit),
         )
         return [
