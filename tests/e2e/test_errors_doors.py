@@ -267,10 +267,6 @@ def test_segment_batch_over_500_kb_is_refused(kaon_server: KaonServer) -> None:
     assert response.status_code == 413, response.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Segment's documented batch limit is 500 KB (limits.MAX_SEGMENT_BATCH_BYTES, segment_wire.MAX_BATCH_BYTES) "
-    "but Doors.accept reads every body with read_body's 256 KB default (collect/http.py), so a 300-475 KB "
-    "/v1/batch (segment-analytics-python sends up to ~475 KB) is refused 413 REQUEST_TOO_LARGE."))
 def test_segment_batch_between_256_and_500_kb_is_accepted(kaon_server: KaonServer) -> None:
     content = segment_batch(400 * 1024)
     assert 256 * 1024 < len(content) < 500 * 1024
@@ -298,10 +294,6 @@ def test_gzip_bodies_are_accepted(kaon_server: KaonServer) -> None:
     eventually(lambda: len(kaon_server.events_named(name)) == 2, what="both gzip events stored")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: deeply nested JSON makes msgspec raise RecursionError in mparticle.decode_bulk/decode_batch; "
-    "Doors.accept (collect/door.py) only catches PayloadError/CollectError, so uvicorn answers 500 "
-    "'Internal Server Error' and no rejection is recorded."))
 def test_deeply_nested_json_is_a_400(kaon_server: KaonServer) -> None:
     response = post(kaon_server, "/v2/bulkevents", b"[" * 100_000, kaon_server.basic())
     assert_refused(response, 400, "INVALID_JSON")
@@ -399,10 +391,6 @@ def test_unknown_path_is_404(kaon_server: KaonServer) -> None:
     assert httpx.get(f"{kaon_server.url}/v3/JS/a/b/events", timeout=30).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: paths no route matches fall through to the FastAPI admin app, whose HTTPException handler "
-    "(admin/app.py) is registered for fastapi.HTTPException only; Starlette's routing 404/405 answer "
-    "{'detail': 'Not Found'} instead of the {'errors': [{'code', 'message'}]} shape every other error uses."))
 def test_unknown_path_answers_the_error_shape(kaon_server: KaonServer) -> None:
     assert_refused(httpx.get(f"{kaon_server.url}/v2/nothing", timeout=30), 404, "NOT_FOUND")
 
@@ -457,11 +445,6 @@ def test_every_refusal_is_recorded_and_every_acceptance_stored(kaon_server: Kaon
     assert sorted(e["event_name"] for e in stored) == sorted(names)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when authentication fails for a KNOWN key (wrong secret, disabled input, server key used "
-    "key-only), Doors.accept records the rejection with info=None (collect/door.py: `info` is only set after "
-    "authenticate succeeds), so it is stored with workspace_id NULL and never shows in that workspace's "
-    "/api/v1/rejections or /api/v1/stats."))
 def test_wrong_secret_on_a_known_key_is_visible_in_rejections(kaon_server: KaonServer) -> None:
     item = new_input(kaon_server)
     response = post(kaon_server, "/v2/events", batch(), basic(item["key"], "not-the-secret"))
@@ -474,10 +457,6 @@ def test_wrong_secret_on_a_known_key_is_visible_in_rejections(kaon_server: KaonS
     eventually(seen, timeout=3, what="401 for a known key recorded")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (poison pill): /v2/events accepts an mpid above 2**63-1 (202); the process stage then fails the slice "
-    "with OverflowError in EventStore.insert_events (store/events.py) and retries it forever, so no event "
-    "accepted afterwards is ever stored."))
 def test_an_out_of_range_mpid_does_not_stall_processing(fresh_server: KaonServer) -> None:
     server = fresh_server.start()
     name = unique("after")

@@ -11,6 +11,7 @@ import pytest
 
 from kaon.log.base import KIND_MPARTICLE_BATCH, KIND_MPARTICLE_BULK, KIND_REJECTION, LogEntry
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
+from kaon.model.events import event_name
 from kaon.pipeline.dedup import Dedup
 from kaon.pipeline.normalize import Normalize
 from kaon.pipeline.runner import ProcessStage
@@ -117,8 +118,12 @@ def test_bulk_entries_give_one_batch_each(env: Env) -> None:
     assert env.count("batches") == 2
 
 
+class Crash(BaseException):
+    """Stands for the process dying mid-slice: not an `Exception`, so the runner cannot handle it."""
+
+
 class Boom:
-    """A real step that fails while armed (a crash between steps)."""
+    """A real step that crashes while armed (a crash between steps)."""
 
     name = "boom"
 
@@ -129,7 +134,7 @@ class Boom:
     def run(self, work: Slice) -> None:
         self.runs += 1
         if self.armed:
-            raise RuntimeError("crash between steps")
+            raise Crash("crash between steps")
 
 
 @pytest.mark.parametrize("position", [1, 2, 3])
@@ -139,7 +144,7 @@ def test_crash_between_steps_leaves_nothing_and_retry_processes_once(env: Env, p
     steps: list[Step] = [Normalize(), Dedup(DAY), StoreEvents()]
     steps.insert(position, boom)
     stage = env.stage(steps)
-    with pytest.raises(RuntimeError, match="crash between steps"):
+    with pytest.raises(Crash, match="crash between steps"):
         stage.run_once()
     # No partial effects: no events, no dedup marks, no counters, offset unmoved.
     assert env.names() == []
@@ -216,10 +221,6 @@ def test_undecodable_entry_is_recorded_not_dropped_and_does_not_block_others(env
     assert env.stat("rejected", "PROCESS_INVALID_JSON") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an accepted batch whose mpid does not fit SQLite's signed 64-bit INTEGER (e.g. 2**64-1) makes "
-    "EventStore.insert_events raise OverflowError; the whole slice rolls back and is retried forever, so "
-    "no later entry of the partition is ever processed (poison pill)."))
 def test_an_unstorable_entry_does_not_block_the_partition(env: Env) -> None:
     huge = json.dumps({"mpid": 2**64 - 1, "events": [
         {"event_type": "custom_event", "data": {"event_name": "huge"}}]}).encode()
@@ -230,3 +231,29 @@ def test_an_unstorable_entry_does_not_block_the_partition(env: Env) -> None:
         with contextlib.suppress(OverflowError):
             stage.run_once()
     assert "after" in env.names()
+
+
+class FailsOn:
+    """A real step with a bug that only one entry's data triggers."""
+
+    name = "fails_on"
+
+    def __init__(self, event_name: str) -> None:
+        self.event_name = event_name
+
+    def run(self, work: Slice) -> None:
+        for item in work.batches:
+            if any(event_name(e) == self.event_name for e in item.batch.events):
+                raise ValueError(f"cannot handle {self.event_name}")
+
+
+def test_an_entry_a_step_cannot_handle_is_recorded_not_dropped_and_the_rest_proceed(env: Env) -> None:
+    env.writer.append([entry(batch("before")), entry(batch("poison")), entry(batch("after"))])
+    stage = env.stage([Normalize(), FailsOn("poison"), Dedup(DAY), StoreEvents()])
+    assert stage.run_once() == 3
+    assert env.names() == ["before", "after"]
+    row = env.db.conn().execute("SELECT status, code, message, body FROM rejections").fetchone()
+    assert row[:2] == (500, "PROCESS_FAILED")
+    assert "cannot handle poison" in row[2]
+    assert b'"poison"' in bytes(row[3])  # the whole accepted body is kept where a person can see it
+    assert OffsetStore(env.db.conn()).get("0") == 3

@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from kaon import __version__
 from kaon.admin import routes_events, routes_inputs, routes_stats
@@ -32,7 +33,9 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "HTTP_ERROR", "message": str(exc.detail)}
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        detail = exc.detail if isinstance(exc.detail, dict) else {
+            "code": codes.get(exc.status_code, "HTTP_ERROR"), "message": str(exc.detail)}
         return JSONResponse({"errors": [detail]}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

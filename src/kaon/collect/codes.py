@@ -8,7 +8,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "INVALID_SHAPE": ("400", "A field is missing or has the wrong type; the message gives the JSON path."),
     "INVALID_GZIP": ("400", "`Content-Encoding: gzip` but the body is not valid, complete gzip."),
     "CLIENT_DISCONNECTED": ("400", "The client went away before sending the whole body."),
-    "REQUEST_TOO_LARGE": ("413", "Request body (after gunzip) over 256 KB."),
+    "REQUEST_TOO_LARGE": ("413", "Request body (after gunzip) over 256 KB (500 KB on `/v1/batch`)."),
     "BATCH_TOO_LARGE": ("413", "An mParticle batch over 128 KB, or a Segment batch over 500 KB."),
     "EVENT_TOO_LARGE": ("400", "A Segment event over 32 KB."),
     "TOO_MANY_BATCHES": ("400", "More than 100 batches in one bulk request."),
@@ -21,6 +21,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "LOG_UNAVAILABLE": ("503", "The ingest log could not store the request; nothing was acknowledged."),
     "METHOD_NOT_ALLOWED": ("405", "Front doors take POST (and OPTIONS for CORS)."),
     "NOT_FOUND": ("404", "No endpoint at this path."),
+    "INTERNAL_ERROR": ("500", "A bug in Kaon; nothing was acknowledged and the request is recorded."),
 }
 
 

@@ -1,5 +1,6 @@
 """What every front door does: authenticate, rate-limit, read, validate, append durably, then answer."""
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -14,8 +15,10 @@ from kaon.collect.rejections import Rejections
 from kaon.log.base import LogEntry
 from kaon.log.group_commit import GroupCommitter
 from kaon.model.errors import PayloadError
+from kaon.model.limits import MAX_REQUEST_BYTES
 
 _encoder = msgspec.json.Encoder()
+_log = logging.getLogger("kaon.collect")
 
 # Validates a body; returns the write key found in it (Segment) or None. Raises PayloadError.
 Validator = Callable[[bytes], str | None]
@@ -61,6 +64,7 @@ class Doors:
         auth_after_body: bool = False,
         cors: bool = False,
         top_level_errors: bool = False,
+        body_limit: int = MAX_REQUEST_BYTES,
     ) -> None:
         received_ms = self.clock()
         info: InputInfo | None = None
@@ -70,7 +74,7 @@ class Doors:
             if not auth_after_body:
                 info = authenticate(scope, None)
                 self._rate_limit(info)
-            body = await read_body(scope, receive)
+            body = await read_body(scope, receive, body_limit)
             body_key = validate(body)
             if auth_after_body:
                 info = authenticate(scope, body_key)
@@ -89,6 +93,11 @@ class Doors:
             return
         except CollectError as error:
             await self._refuse(send, error.input or info, error, body, received_ms, extra, top_level_errors)
+            return
+        except Exception as error:  # a bug, not the client's fault: answer 500 and keep the evidence
+            _log.exception("front door failed")
+            failure = CollectError(500, "INTERNAL_ERROR", f"Kaon failed to handle this request: {type(error).__name__}")
+            await self._refuse(send, info, failure, body, received_ms, extra, top_level_errors)
             return
         await respond(send, ok.status, ok.body, content_type=ok.content_type, headers=extra)
 

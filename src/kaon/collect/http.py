@@ -31,10 +31,10 @@ def client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-def _too_large(size: int) -> CollectError:
+def _too_large(size: int, limit: int) -> CollectError:
     return CollectError(
         413, "REQUEST_TOO_LARGE",
-        f"Request body is over {size} bytes; the limit is 256 KB ({MAX_REQUEST_BYTES} bytes) per request.",
+        f"Request body is over {size} bytes; the limit is {limit // 1024} KB ({limit} bytes) per request.",
     )
 
 
@@ -42,7 +42,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_REQUEST_BYT
     """The request body, gunzipped when `Content-Encoding: gzip`; 413 past `limit` either way."""
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise _too_large(int(length))
+        raise _too_large(int(length), limit)
     chunks = []
     size = 0
     more = True
@@ -53,7 +53,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_REQUEST_BYT
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _too_large(size)
+            raise _too_large(size, limit)
         chunks.append(chunk)
         more = message.get("more_body", False)
     body = b"".join(chunks)
@@ -70,7 +70,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     except zlib.error as error:
         raise CollectError(400, "INVALID_GZIP", f"Request body is not valid gzip: {error}") from None
     if len(out) > limit:
-        raise _too_large(len(out))
+        raise _too_large(len(out), limit)
     if not decompressor.eof:
         raise CollectError(400, "INVALID_GZIP", "Request body is truncated gzip.")
     return out

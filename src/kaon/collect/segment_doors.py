@@ -5,6 +5,7 @@ from kaon.collect.door import Answer, Doors
 from kaon.collect.http import Receive, Scope, Send, header
 from kaon.log.base import KIND_SEGMENT_PREFIX
 from kaon.model import segment
+from kaon.model.limits import MAX_REQUEST_BYTES, MAX_SEGMENT_BATCH_BYTES
 
 SEGMENT_KINDS = ("batch", "track", "identify", "page", "screen", "group", "alias")
 OK = Answer(200, b'{"success":true}')
@@ -25,4 +26,5 @@ class SegmentDoors:
             scope, receive, send, kind=f"{KIND_SEGMENT_PREFIX}{kind}", authenticate=self._auth,
             validate=validate, ok=OK, auth_after_body=header(scope, b"authorization") is None, cors=True,
             top_level_errors=True,
+            body_limit=MAX_SEGMENT_BATCH_BYTES if kind == "batch" else MAX_REQUEST_BYTES,
         )

@@ -1,9 +1,13 @@
-"""Generated documentation: the CLI reference from `--help` (`python -m kaon.commands.docs > docs/cli.md`)."""
+"""Generated documentation: `python -m kaon.commands.docs` rewrites docs/cli.md and collect.md's error table."""
 
 import argparse
 import os
+from pathlib import Path
 
 from kaon.cli import build_parser
+from kaon.collect.codes import error_table
+
+ERROR_TABLE_MARKER = "<!-- generated from kaon.collect.codes.ERROR_CODES; a test fails when it drifts -->\n"
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -28,5 +32,19 @@ def cli_reference() -> str:
     return "\n".join(parts)
 
 
+def collect_doc(current: str) -> str:
+    """docs/api/collect.md with everything after the marker replaced by the generated error table."""
+    head, marker, _ = current.partition(ERROR_TABLE_MARKER)
+    if not marker:
+        raise ValueError("docs/api/collect.md lacks the generated-table marker")
+    return head + marker + error_table()
+
+
+def write_docs(root: Path) -> None:
+    (root / "docs/cli.md").write_text(cli_reference())
+    collect = root / "docs/api/collect.md"
+    collect.write_text(collect_doc(collect.read_text()))
+
+
 if __name__ == "__main__":
-    print(cli_reference(), end="")
+    write_docs(Path.cwd())

@@ -3,7 +3,7 @@
 from typing import Any
 
 from kaon.model.events import Base, Event, Location
-from kaon.model.values import AttrValue
+from kaon.model.values import AttrValue, Int64
 
 ENVIRONMENTS = frozenset({"development", "production", "unknown"})
 
@@ -17,9 +17,9 @@ class DeviceInfo(Base, kw_only=True):
     device_manufacturer: str | None = None
     os_version: str | None = None
     device_model: str | None = None
-    screen_height: int | None = None
-    screen_width: int | None = None
-    screen_dpi: int | None = None
+    screen_height: Int64 | None = None
+    screen_width: Int64 | None = None
+    screen_dpi: Int64 | None = None
     device_country: str | None = None
     locale_language: str | None = None
     locale_country: str | None = None
@@ -32,7 +32,7 @@ class DeviceInfo(Base, kw_only=True):
     http_header_user_agent: str | None = None
     ios_advertising_id: str | None = None
     att_authorization_status: str | None = None
-    att_timestamp_unixtime_ms: int | None = None
+    att_timestamp_unixtime_ms: Int64 | None = None
     push_token: str | None = None
     cpu_architecture: str | None = None
     is_tablet: bool | None = None
@@ -64,14 +64,14 @@ class ApplicationInfo(Base, kw_only=True):
     package: str | None = None
     os: str | None = None
     apple_search_ads_attributes: dict[str, Any] | None = None
-    sideloaded_kits_count: int | None = None
+    sideloaded_kits_count: Int64 | None = None
 
 
 class ConsentPurpose(Base, kw_only=True):
     """One GDPR purpose's (or the CCPA `data_sale_opt_out`) consent record."""
 
     consented: bool
-    timestamp_unixtime_ms: int | None = None
+    timestamp_unixtime_ms: Int64 | None = None
     document: str | None = None
     location: str | None = None
     hardware_id: str | None = None
@@ -85,7 +85,7 @@ class ConsentState(Base, kw_only=True):
 
 class DataPlanContext(Base, kw_only=True):
     plan_id: str
-    plan_version: int | None = None
+    plan_version: Int64 | None = None
 
 
 class BatchContext(Base, kw_only=True):
@@ -107,8 +107,8 @@ class Batch(Base, kw_only=True):
     events: list[Event] = []
     source_request_id: str | None = None
     environment: str = "production"
-    schema_version: int | None = None
-    mpid: int | None = None
+    schema_version: Int64 | None = None
+    mpid: Int64 | None = None
     ip: str | None = None
     user_identities: dict[str, str | None] = {}
     user_attributes: dict[str, AttrValue] = {}
@@ -121,5 +121,5 @@ class Batch(Base, kw_only=True):
     partner_identities: dict[str, str] | None = None
     mp_deviceid: str | None = None
     source_info: SourceInfo | None = None
-    timestamp_unixtime_ms: int | None = None
+    timestamp_unixtime_ms: Int64 | None = None
     sdk_version: str | None = None

@@ -4,7 +4,7 @@ from typing import Any
 
 import msgspec
 
-from kaon.model.values import AttrValue
+from kaon.model.values import AttrValue, Int64
 
 EVENT_TYPES = (
     "session_start", "session_end", "screen_view", "custom_event", "crash_report", "opt_out",
@@ -34,21 +34,21 @@ class Location(Base, kw_only=True):
     region_code: str | None = None
     city_name: str | None = None
     postal_code: str | None = None
-    dma_code: int | None = None
+    dma_code: Int64 | None = None
     location_source: str | None = None
 
 
 class CommonData(Base, kw_only=True):
     """Fields every event type shares."""
 
-    timestamp_unixtime_ms: int | None = None
+    timestamp_unixtime_ms: Int64 | None = None
     source_message_id: str | None = None
     session_uuid: str | None = None
-    session_id: int | None = None
-    session_start_unixtime_ms: int | None = None
-    event_start_unixtime_ms: int | None = None
-    event_id: int | None = None
-    event_num: int | None = None
+    session_id: Int64 | None = None
+    session_start_unixtime_ms: Int64 | None = None
+    event_start_unixtime_ms: Int64 | None = None
+    event_id: Int64 | None = None
+    event_num: Int64 | None = None
     custom_attributes: dict[str, AttrValue] | None = None
     custom_flags: dict[str, Any] | None = None
     location: Location | None = None
@@ -57,7 +57,7 @@ class CommonData(Base, kw_only=True):
     lifetime_value_change: bool | None = None
     lifetime_value_attribute_name: str | None = None
     data_connection_type: str | None = None
-    active_time_on_site_ms: int | None = None
+    active_time_on_site_ms: Int64 | None = None
 
 
 class CustomEventData(CommonData, kw_only=True):
@@ -76,18 +76,18 @@ class Product(Base, kw_only=True):
     brand: str | None = None
     category: str | None = None
     variant: str | None = None
-    position: int | None = None
+    position: Int64 | None = None
     price: float | None = None
     quantity: float | None = None
     coupon_code: str | None = None
-    added_to_cart_time_ms: int | None = None
+    added_to_cart_time_ms: Int64 | None = None
     total_product_amount: float | None = None
     custom_attributes: dict[str, AttrValue] | None = None
 
 
 class ProductAction(Base, kw_only=True):
     action: str
-    checkout_step: int | None = None
+    checkout_step: Int64 | None = None
     checkout_options: str | None = None
     product_action_list: str | None = None
     product_list_source: str | None = None
@@ -140,7 +140,7 @@ class CommerceEventData(CommonData, kw_only=True):
 
 
 class SessionEndData(CommonData, kw_only=True):
-    session_duration_ms: int | None = None
+    session_duration_ms: Int64 | None = None
 
 
 class ApplicationStateTransitionData(CommonData, kw_only=True):
@@ -161,14 +161,14 @@ class CrashReportData(CommonData, kw_only=True):
     topmost_context: str | None = None
     breadcrumbs: list[str] | None = None
     pl_crash_report_file_base64: str | None = None
-    ios_image_base_address: int | None = None
-    ios_image_size: int | None = None
-    session_number: int | None = None
+    ios_image_base_address: Int64 | None = None
+    ios_image_size: Int64 | None = None
+    session_number: Int64 | None = None
 
 
 class BreadcrumbData(CommonData, kw_only=True):
     label: str
-    session_number: int | None = None
+    session_number: Int64 | None = None
 
 
 class OptOutData(CommonData, kw_only=True):
@@ -193,11 +193,11 @@ class PushMessageData(CommonData, kw_only=True):
 
 class NetworkPerformanceData(CommonData, kw_only=True):
     url: str
-    response_code: int
+    response_code: Int64
     http_verb: str | None = None
-    time_elapsed: int | None = None
-    bytes_in: int | None = None
-    bytes_out: int | None = None
+    time_elapsed: Int64 | None = None
+    bytes_in: Int64 | None = None
+    bytes_out: Int64 | None = None
     data: str | None = None
 
 
@@ -212,7 +212,7 @@ class UserAttributeChangeData(CommonData, kw_only=True):
 class IdentityValue(Base, kw_only=True):
     identity_type: str | None = None
     identity: str | None = None
-    timestamp_unixtime_ms: int | None = None
+    timestamp_unixtime_ms: Int64 | None = None
     created_this_batch: bool | None = None
 
 
@@ -223,8 +223,8 @@ class UserIdentityChangeData(CommonData, kw_only=True):
 
 class ProfileData(CommonData, kw_only=True):
     profile_event_type: str | None = None
-    previous_mpid: int | None = None
-    current_mpid: int | None = None
+    previous_mpid: Int64 | None = None
+    current_mpid: Int64 | None = None
 
 
 class GroupData(CommonData, kw_only=True):

@@ -27,6 +27,8 @@ def _decode_one(body: bytes | msgspec.Raw, where: str) -> Batch:
         batch = _batch_decoder.decode(body)
     except msgspec.MsgspecError as error:
         raise located(error, where) from None
+    except RecursionError:
+        raise PayloadError("INVALID_JSON", f"JSON is nested too deeply - at `{where}`") from None
     if batch.environment not in ENVIRONMENTS:
         raise PayloadError(
             "INVALID_SHAPE",
@@ -49,6 +51,8 @@ def decode_bulk(body: bytes) -> list[Batch]:
         raws = _raw_list_decoder.decode(body)
     except msgspec.MsgspecError as error:
         raise located(error, "$") from None
+    except RecursionError:
+        raise PayloadError("INVALID_JSON", "JSON is nested too deeply - at `$`") from None
     if not raws:
         raise PayloadError("INVALID_SHAPE", "Bulk request holds no batches - at `$`")
     if len(raws) > limits.MAX_BATCHES_PER_BULK:

@@ -1,11 +1,12 @@
 """The process-stage loop: claim a slice per partition, run the steps, commit effects + offset together."""
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 
 from kaon.clock import Clock, now_ms
-from kaon.log.base import LogReader
+from kaon.log.base import LogReader, StoredEntry
 from kaon.pipeline.step import Step
 from kaon.pipeline.work import Slice
 from kaon.store.db import Database
@@ -49,16 +50,50 @@ class ProcessStage:
             entries = self.reader.read(partition, after, self.slice_size)
             if not entries:
                 continue
-            with transaction(conn):
-                work = Slice(tx=conn, entries=entries, now_ms=self.clock())
-                for step in self.steps:
-                    step.run(work)
-                MetricsStore(conn).add(work.counts)
-                offsets.set(partition, entries[-1].seq)
+            try:
+                self._apply(conn, partition, entries)
+            except sqlite3.OperationalError:
+                raise  # locked or out of disk: transient, the loop retries the same slice
+            except Exception:
+                _log.exception("slice %s:%s-%s failed; retrying entry by entry", partition,
+                               entries[0].seq, entries[-1].seq)
+                for entry in entries:
+                    self._apply_alone(conn, partition, entry)
             done += len(entries)
             if self.on_committed is not None:
                 self.on_committed(partition, entries[-1].seq)
         return done
+
+    def _apply(self, conn: sqlite3.Connection, partition: str, entries: list[StoredEntry]) -> None:
+        with transaction(conn):
+            work = Slice(tx=conn, entries=entries, now_ms=self.clock())
+            for step in self.steps:
+                step.run(work)
+            MetricsStore(conn).add(work.counts)
+            OffsetStore(conn).set(partition, entries[-1].seq)
+
+    def _apply_alone(self, conn: sqlite3.Connection, partition: str, stored: StoredEntry) -> None:
+        """One entry on its own; if it still fails, keep it as a rejection (with its body) and move on."""
+        try:
+            self._apply(conn, partition, [stored])
+            return
+        except sqlite3.OperationalError:
+            raise
+        except Exception as error:
+            _log.exception("log entry %s:%s cannot be processed; recorded as PROCESS_FAILED", partition, stored.seq)
+            failure = f"{type(error).__name__}: {error}"
+        entry = stored.entry
+        with transaction(conn):
+            work = Slice(tx=conn, entries=[stored], now_ms=self.clock())
+            work.count(stored, "rejected", 1, "PROCESS_FAILED")
+            metrics = MetricsStore(conn)
+            metrics.record_rejection(
+                workspace_id=entry.workspace_id, input_id=entry.input_id, received_ms=entry.received_ms,
+                status=500, code="PROCESS_FAILED", message=f"Accepted but could not be processed: {failure}",
+                count=1, body=entry.body,
+            )
+            metrics.add(work.counts)
+            OffsetStore(conn).set(partition, stored.seq)
 
     def drain(self, deadline_ms: int) -> None:
         """Process until the log is empty or the deadline passes."""
