@@ -218,7 +218,7 @@ def main() -> int:
     args = parse_args()
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
     check_wrk()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average before {os.getloadavg()[0]:.2f}")
     print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration}s (warm-up {args.warmup}s), "
           f"POST /v2/events, batch sizes {sizes}")
     rows: list[Row] = []
@@ -265,6 +265,7 @@ def main() -> int:
     if lost:
         print("  LOST: fewer events processed than acknowledged")
     print_targets(rows)
+    print(f"load average after {os.getloadavg()[0]:.2f} (other work on the machine skews the numbers)")
     print(f"\nSIGTERM: kaon exited {kaon_status}, noop exited {noop_status}")
     if failed:
         print("FAILED: some requests were not answered 202 (see the table)")

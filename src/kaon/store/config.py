@@ -5,6 +5,7 @@ import hmac
 import secrets
 import sqlite3
 import uuid
+from typing import Any
 
 import msgspec
 
@@ -101,6 +102,21 @@ class ConfigStore:
                 (workspace.id, workspace.name, workspace.created_ms),
             )
         return workspace
+
+    def settings(self, workspace_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT settings FROM workspaces WHERE id = ?", (workspace_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"workspace {workspace_id} not found")
+        loaded: dict[str, Any] = msgspec.json.decode(row[0])
+        return loaded
+
+    def set_setting(self, workspace_id: str, key: str, value: object) -> None:
+        with transaction(self.conn):
+            current = self.settings(workspace_id)
+            current[key] = value
+            self.conn.execute("UPDATE workspaces SET settings = ? WHERE id = ?",
+                              (msgspec.json.encode(current), workspace_id))
+            self.bump_version()
 
     # Inputs
     def inputs(self, workspace_id: str | None = None) -> list[Input]:

@@ -87,4 +87,62 @@ SCHEMA = (
         body BLOB
     )""",
     "CREATE INDEX IF NOT EXISTS rejections_by_workspace ON rejections (workspace_id, id)",
+    # Identity and profiles
+    """CREATE TABLE IF NOT EXISTS profiles (
+        workspace_id TEXT NOT NULL,
+        mpid INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        session_count INTEGER NOT NULL DEFAULT 0,
+        is_opted_out INTEGER NOT NULL DEFAULT 0,
+        consent TEXT NOT NULL DEFAULT '{}',
+        merged_into INTEGER,
+        PRIMARY KEY (workspace_id, mpid)
+    )""",
+    # One owner per identity value: concurrent first sightings converge on one profile (decision 4).
+    """CREATE TABLE IF NOT EXISTS identities (
+        workspace_id TEXT NOT NULL,
+        identity_type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        mpid INTEGER NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, identity_type, value)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS identities_by_profile ON identities (workspace_id, mpid)",
+    """CREATE TABLE IF NOT EXISTS profile_attributes (
+        workspace_id TEXT NOT NULL,
+        mpid INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, mpid, name)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS merges (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        survivor_mpid INTEGER NOT NULL,
+        merged_mpid INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        merged_ms INTEGER NOT NULL,
+        snapshot BLOB NOT NULL,
+        undone_ms INTEGER,
+        undone_by TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS merges_by_profile ON merges (workspace_id, survivor_mpid)",
+    "CREATE INDEX IF NOT EXISTS merges_by_merged ON merges (workspace_id, merged_mpid)",
+    "CREATE INDEX IF NOT EXISTS events_by_profile ON events (workspace_id, mpid)",
+    """CREATE TABLE IF NOT EXISTS alias_requests (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        source_mpid INTEGER NOT NULL,
+        destination_mpid INTEGER NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        requested_ms INTEGER NOT NULL,
+        due_ms INTEGER NOT NULL,
+        done_ms INTEGER,
+        events_copied INTEGER NOT NULL DEFAULT 0
+    )""",
 )

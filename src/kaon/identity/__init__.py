@@ -1,0 +1,1 @@
+"""Identity resolution: identities → one profile (`mpid`), with safeguards, merges, audit and undo."""

@@ -1,0 +1,137 @@
+"""Merging two profiles in one transaction (with an audit row) and undoing a merge from that row.
+
+What a merge moves to the survivor: identities; attributes (newest wins: for a name both hold, the value
+with the later update time is kept, the survivor's on a tie); consent (per purpose, the later timestamp
+wins); first seen (earliest), last seen (latest), session count (sum), opt-out (opted out if either is);
+and the event history (events are re-keyed to the survivor). The merged profile stays as a tombstone
+(`merged_into`), so its mpid keeps resolving to the survivor. The audit row keeps a snapshot of everything
+the merge changed, which `unmerge` restores.
+"""
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from kaon.errors import Conflict, NotFound
+from kaon.identity.store import ProfileStore
+
+_encode = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder()
+
+
+def merged_consent(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Per regulation and purpose, the record with the later `timestamp_unixtime_ms` wins."""
+    out: dict[str, Any] = {k: dict(v) for k, v in a.items()}
+    for regulation, purposes in b.items():
+        mine = out.setdefault(regulation, {})
+        for purpose, record in purposes.items():
+            current = mine.get(purpose)
+            if current is None or (record.get("timestamp_unixtime_ms") or 0) > (
+                current.get("timestamp_unixtime_ms") or 0
+            ):
+                mine[purpose] = record
+    return out
+
+
+def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: int, *, reason: str,
+          actor: str, now_ms: int) -> int:
+    """Move `merged` into `survivor`; returns the audit row id. Call inside a transaction."""
+    store = ProfileStore(conn, workspace_id)
+    keep, gone = store.row(survivor), store.row(merged)
+    if keep is None or gone is None:
+        raise NotFound("both profiles must exist to merge")
+    if keep["merged_into"] is not None or gone["merged_into"] is not None:
+        raise Conflict("a merged profile cannot take part in another merge")
+    moved_events = [int(r[0]) for r in conn.execute(
+        "SELECT id FROM events WHERE workspace_id = ? AND mpid = ?", (workspace_id, merged))]
+    merged_attributes = [(n, v, u) for n, (v, u) in store.attributes(merged).items()]
+    snapshot = {
+        "survivor": keep,
+        "survivor_attributes": [[n, v, u] for n, (v, u) in store.attributes(survivor).items()],
+        "merged": gone,
+        "merged_identities": store.identities(merged),
+        "merged_attributes": merged_attributes,
+        "moved_event_ids": moved_events,
+    }
+    conn.execute("UPDATE identities SET mpid = ? WHERE workspace_id = ? AND mpid = ?",
+                 (survivor, workspace_id, merged))
+    for name, value, updated in merged_attributes:
+        store.set_attribute(survivor, name, value, updated)
+    conn.execute("DELETE FROM profile_attributes WHERE workspace_id = ? AND mpid = ?", (workspace_id, merged))
+    conn.execute(
+        "UPDATE profiles SET first_seen_ms = ?, last_seen_ms = ?, session_count = ?, is_opted_out = ?,"
+        " consent = ? WHERE workspace_id = ? AND mpid = ?",
+        (min(keep["first_seen_ms"], gone["first_seen_ms"]), max(keep["last_seen_ms"], gone["last_seen_ms"]),
+         keep["session_count"] + gone["session_count"], int(keep["is_opted_out"] or gone["is_opted_out"]),
+         _encode.encode(merged_consent(keep["consent"], gone["consent"])), workspace_id, survivor),
+    )
+    conn.execute("UPDATE events SET mpid = ? WHERE workspace_id = ? AND mpid = ?", (survivor, workspace_id, merged))
+    conn.execute("UPDATE profiles SET merged_into = ? WHERE workspace_id = ? AND mpid = ?",
+                 (survivor, workspace_id, merged))
+    cursor = conn.execute(
+        "INSERT INTO merges (workspace_id, survivor_mpid, merged_mpid, reason, actor, merged_ms, snapshot)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (workspace_id, survivor, merged, reason, actor, now_ms, _encode.encode(snapshot)),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def unmerge(conn: sqlite3.Connection, workspace_id: str, merge_id: int, *, actor: str, now_ms: int) -> dict[str, Any]:
+    """Restore the two profiles a merge joined, with their identities, attributes and events."""
+    row = conn.execute(
+        "SELECT survivor_mpid, merged_mpid, snapshot, undone_ms FROM merges WHERE workspace_id = ? AND id = ?",
+        (workspace_id, merge_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"merge {merge_id} not found")
+    survivor, merged, raw, undone = int(row[0]), int(row[1]), row[2], row[3]
+    if undone is not None:
+        raise Conflict(f"merge {merge_id} was already undone")
+    store = ProfileStore(conn, workspace_id)
+    current = store.row(survivor)
+    assert current is not None
+    if current["merged_into"] is not None:
+        later = conn.execute(
+            "SELECT id FROM merges WHERE workspace_id = ? AND merged_mpid = ? AND undone_ms IS NULL",
+            (workspace_id, survivor)).fetchone()
+        raise Conflict(f"profile {survivor} was merged again later: undo merge {later[0] if later else '?'} first")
+    snap = _decode.decode(raw)
+    gone, before = snap["merged"], snap["survivor"]
+    for identity_type, value, _ in snap["merged_identities"]:
+        conn.execute("UPDATE identities SET mpid = ? WHERE workspace_id = ? AND identity_type = ? AND value = ?"
+                     " AND mpid = ?", (merged, workspace_id, identity_type, value, survivor))
+    survivor_before = {n: (v, u) for n, v, u in snap["survivor_attributes"]}
+    for name, value, updated in snap["merged_attributes"]:
+        store.set_attribute(merged, name, value, updated)
+        now = store.attributes(survivor).get(name)
+        if now is not None and now[1] == updated and now[0] == value:  # untouched since the merge brought it
+            if name in survivor_before:
+                old_value, old_updated = survivor_before[name]
+                conn.execute("UPDATE profile_attributes SET value = ?, updated_ms = ? WHERE workspace_id = ?"
+                             " AND mpid = ? AND name = ?",
+                             (_encode.encode(old_value), old_updated, workspace_id, survivor, name))
+            else:
+                store.delete_attribute(survivor, name, updated)
+    conn.execute(
+        "UPDATE profiles SET merged_into = NULL, first_seen_ms = ?, last_seen_ms = ?, session_count = ?,"
+        " is_opted_out = ?, consent = ? WHERE workspace_id = ? AND mpid = ?",
+        (gone["first_seen_ms"], gone["last_seen_ms"], gone["session_count"], int(gone["is_opted_out"]),
+         _encode.encode(gone["consent"]), workspace_id, merged),
+    )
+    conn.execute(
+        "UPDATE profiles SET first_seen_ms = ?, session_count = MAX(0, session_count - ?), is_opted_out = ?,"
+        " consent = ? WHERE workspace_id = ? AND mpid = ?",
+        (before["first_seen_ms"], gone["session_count"], int(before["is_opted_out"]),
+         _encode.encode(before["consent"]), workspace_id, survivor),
+    )
+    moved = snap["moved_event_ids"]
+    for start in range(0, len(moved), 500):
+        chunk = moved[start:start + 500]
+        conn.execute(
+            f"UPDATE events SET mpid = ? WHERE workspace_id = ? AND mpid = ? AND id IN ({','.join('?' * len(chunk))})",
+            (merged, workspace_id, survivor, *chunk),
+        )
+    conn.execute("UPDATE merges SET undone_ms = ?, undone_by = ? WHERE id = ?", (now_ms, actor, merge_id))
+    return {"merge_id": merge_id, "restored": [str(survivor), str(merged)], "events_restored": len(moved)}

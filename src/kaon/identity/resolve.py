@@ -1,0 +1,153 @@
+"""Resolving a set of identities to one profile under the workspace's strategy and safeguards.
+
+Unify (the default): identities seen together belong to one profile, so a batch that links identities held by
+two profiles merges them — unless a unique type (default `customer_id`) would then hold two values. The
+batch goes to the profile of its highest-priority identity that does not conflict; conflicting links are
+not made. The other strategies follow mParticle's IDSync semantics (see docs/identity.md).
+"""
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from kaon.identity.extract import Identity
+from kaon.identity.policy import IdentityPolicy
+from kaon.identity.store import ProfileStore
+
+# merge(survivor, merged, reason) performs and audits a merge (see kaon.identity.merge).
+Merge = Callable[[int, int, str], None]
+
+
+class Resolution(msgspec.Struct, kw_only=True):
+    mpid: int
+    created: bool = False
+    # Identities of the request that an existing profile already held (IDSync's matched_identities).
+    matched: list[Identity] = []
+    merged: list[int] = []
+    # (type, value, reason) of links not made: unique_conflict, limit, held_elsewhere.
+    skipped: list[tuple[str, str, str]] = []
+
+
+def _unique_claims(identities: Sequence[Identity], policy: IdentityPolicy) -> dict[str, str]:
+    return {t: v for t, v in identities if t in policy.unique_types}
+
+
+class Resolver:
+    def __init__(self, store: ProfileStore, policy: IdentityPolicy, merge: Merge | None = None) -> None:
+        self.store = store
+        self.policy = policy
+        self.merge = merge
+
+    def _conflicts(self, mpid: int, claims: dict[str, str]) -> bool:
+        """True when the profile holds another value of a unique type than `claims` asks for."""
+        if self.policy.strategy == "best_match":
+            return False
+        for identity_type, value in claims.items():
+            held = self.store.values_of(mpid, identity_type)
+            if held and value not in held:
+                return True
+        return False
+
+    def _profiles_conflict(self, a: int, b: int) -> bool:
+        for identity_type in self.policy.unique_types:
+            mine, theirs = self.store.values_of(a, identity_type), self.store.values_of(b, identity_type)
+            if mine and theirs and mine != theirs:
+                return True
+        return False
+
+    def _is_known(self, mpid: int) -> bool:
+        return any(t in self.policy.login_types for t, _, _ in self.store.identities(mpid))
+
+    def _eligible(self, mpid: int, identities: Sequence[Identity], owners: dict[Identity, int]) -> bool:
+        """Conversion/link/isolation: a profile holding a login id is returned only for that login id."""
+        if self.policy.strategy in ("unify", "best_match") or not self._is_known(mpid):
+            return True
+        return any(owners.get(i) == mpid for i in identities if i[0] in self.policy.login_types)
+
+    def resolve(
+        self,
+        identities: Sequence[Identity],
+        now_ms: int,
+        *,
+        mpid_hint: int | None = None,
+        create: bool = True,
+        link: bool = True,
+    ) -> Resolution | None:
+        """The profile for these identities (created when none fits and `create`), links made when `link`."""
+        for _ in range(3):  # a lost race on a link (another writer took the value) resolves again
+            result = self._attempt(identities, now_ms, mpid_hint, create, link)
+            if result is not None or not create:
+                return result
+        raise RuntimeError("identity resolution did not converge")
+
+    def _attempt(
+        self, identities: Sequence[Identity], now_ms: int, mpid_hint: int | None, create: bool, link: bool,
+    ) -> Resolution | None:
+        store, policy = self.store, self.policy
+        owners = store.owners(identities)
+        claims = _unique_claims(identities, policy)
+        login_ids = [i for i in identities if i[0] in policy.login_types]
+        candidates: list[int] = []
+        hinted = store.live(mpid_hint) if mpid_hint is not None else None
+        if hinted is not None:
+            candidates.append(hinted)
+        for identity in identities:
+            owner = owners.get(identity)
+            if owner is not None and owner not in candidates:
+                candidates.append(owner)
+        if policy.strategy in ("profile_link", "profile_isolation") and login_ids:
+            # A login id decides alone: its owner, or a new profile; anonymous profiles are left as they are.
+            login_owner = next((owners[i] for i in login_ids if i in owners), None)
+            candidates = [login_owner] if login_owner is not None else []
+        target = next((c for c in candidates
+                       if not self._conflicts(c, claims) and self._eligible(c, identities, owners)), None)
+        created = False
+        if target is None:
+            if not create:
+                return None
+            # A given mpid Kaon does not know yet is honoured for the new profile (ids kept on migration).
+            keep = mpid_hint if mpid_hint and hinted is None and store.row(mpid_hint) is None else None
+            target = store.create(now_ms, keep)
+            created = True
+        result = Resolution(mpid=target, created=created,
+                            matched=[i for i in identities if owners.get(i) is not None])
+        if policy.merges and self.merge is not None:
+            for other in candidates:
+                if other == target:
+                    continue
+                if self._profiles_conflict(target, other) or self._conflicts(other, claims):
+                    continue
+                shared = next((i for i in identities if owners.get(i) == other), None)
+                reason = f"unify: batch linked {shared[0]} held by {other}" if shared else "unify: mpid given"
+                self.merge(target, other, reason)
+                result.merged.append(other)
+                for identity, owner in owners.items():
+                    if owner == other:
+                        owners[identity] = target
+        if not link:
+            return result
+        for identity in identities:
+            owner = owners.get(identity)
+            if owner is not None:
+                if owner != target:
+                    result.skipped.append((*identity, "held_elsewhere"))
+                continue
+            refusal = self._refuse_link(target, identity)
+            if refusal is not None:
+                result.skipped.append((*identity, refusal))
+                continue
+            if store.link(target, identity, now_ms) != target:
+                return None  # someone else took it between our read and write: resolve again
+        return result
+
+    def _refuse_link(self, mpid: int, identity: Identity) -> str | None:
+        identity_type, value = identity
+        if self.policy.strategy == "best_match":
+            return None
+        held = self.store.values_of(mpid, identity_type)
+        if identity_type in self.policy.unique_types and held and value not in held:
+            return "unique_conflict"
+        limit = self.policy.limits.get(identity_type)
+        if limit is not None and len(held) >= limit:
+            return "limit"
+        return None

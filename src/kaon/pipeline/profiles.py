@@ -1,0 +1,56 @@
+"""Step: update each resolved profile from its batch: seen times, sessions, attributes, opt-out, consent."""
+
+from typing import Any
+
+import msgspec
+
+from kaon.identity.merge import merged_consent
+from kaon.identity.store import ProfileStore
+from kaon.model.events import OptOut, SessionStart, UserAttributeChange, UserAttributeChangeData
+from kaon.pipeline.work import Slice, WorkBatch
+
+
+def _consent(item: WorkBatch) -> dict[str, Any]:
+    state = item.batch.consent_state
+    if state is None:
+        return {}
+    out: dict[str, Any] = {}
+    for regulation, purposes in (("gdpr", state.gdpr), ("ccpa", state.ccpa)):
+        if purposes:
+            out[regulation] = {name.strip().lower(): msgspec.to_builtins(record) for name, record in purposes.items()}
+    return out
+
+
+class UpdateProfiles:
+    name = "profiles"
+
+    def run(self, work: Slice) -> None:
+        for item in work.batches:
+            mpid = item.batch.mpid
+            if mpid is None:
+                continue
+            store = ProfileStore(work.tx, item.workspace_id)
+            received = item.entry.entry.received_ms
+            kept = [item.batch.events[i] for i in item.kept()]
+            times = [e.data.timestamp_unixtime_ms or received for e in kept] or [received]
+            sessions = sum(1 for e in kept if isinstance(e, SessionStart))
+            store.seen(mpid, min(times), max(times), sessions)
+            at = max(times)
+            for name, value in item.batch.user_attributes.items():
+                store.set_attribute(mpid, name, value, at)
+            for name in item.batch.deleted_user_attributes:
+                store.delete_attribute(mpid, name, at)
+            for event in kept:
+                when = event.data.timestamp_unixtime_ms or received
+                if isinstance(event, UserAttributeChange) and isinstance(event.data, UserAttributeChangeData):
+                    if event.data.deleted:
+                        store.delete_attribute(mpid, event.data.user_attribute_name, when)
+                    else:
+                        store.set_attribute(mpid, event.data.user_attribute_name, event.data.new, when)
+                elif isinstance(event, OptOut):
+                    store.set_opted_out(mpid, bool(getattr(event.data, "is_opted_out", False)))
+            consent = _consent(item)
+            if consent:
+                row = store.row(mpid)
+                assert row is not None
+                store.set_consent(mpid, merged_consent(row["consent"], consent))
