@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--process-stage", choices=("process", "thread"),
+                       help="run the process stage in its own OS process (default) or in a thread "
+                       "(default $KAON_PROCESS_STAGE or process)")
 
     inputs = sub.add_parser("inputs", help="manage inputs (platforms and feeds)")
     _common(inputs)
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
-                                    getattr(args, "port", None))
+                                    getattr(args, "port", None), getattr(args, "process_stage", None))
         if args.command == "init":
             from kaon.commands.init import run_init
 

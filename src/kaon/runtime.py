@@ -15,8 +15,10 @@ from kaon.log.group_commit import GroupCommitter
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.steps import default_steps
+from kaon.pipeline.worker import StageProcess
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
+from kaon.store.offsets import OffsetStore
 
 _log = logging.getLogger("kaon.runtime")
 TRUNCATE_EVERY_S = 5.0
@@ -29,11 +31,16 @@ class Runtime:
         self.db = Database(DatabaseUrl.parse(settings.database_url))
         self.writer = SqliteLogWriter(settings.log_dir, PARTITION)
         self.reader = SqliteLogReader(settings.log_dir)
-        self.stage = ProcessStage(
-            self.db, self.reader, default_steps(dedup_window_ms=settings.dedup_window_ms),
-            on_committed=self._committed,
-        )
-        self.committer = GroupCommitter(self.writer, on_commit=self.stage.wake.set)
+        self.stage: ProcessStage | None = None
+        self.stage_process: StageProcess | None = None
+        if settings.process_stage == "thread":
+            self.stage = ProcessStage(
+                self.db, self.reader, default_steps(dedup_window_ms=settings.dedup_window_ms),
+                on_committed=self._committed,
+            )
+        else:
+            self.stage_process = StageProcess(settings)
+        self.committer = GroupCommitter(self.writer, on_commit=self.stage.wake.set if self.stage else None)
         self.auth = Authenticator(self.db, settings.default_rate_limit)
         self.rejections = Rejections(self.committer)
         self.doors = Doors(self.auth, RateLimiter(), self.committer, self.rejections)
@@ -51,18 +58,31 @@ class Runtime:
             self._truncated_at = time.monotonic()
             self.writer.truncate(seq)
 
+    def _truncate_processed(self) -> None:
+        """With the stage in another process, read its committed offset and drop what it has processed."""
+        seq = OffsetStore(self.db.conn()).get(self.writer.partition)
+        if seq:
+            self.writer.truncate(seq)
+
     async def start(self) -> None:
         self.committer.start(asyncio.get_running_loop())
-        self.stage.start()
+        if self.stage is not None:
+            self.stage.start()
+        if self.stage_process is not None:
+            self.stage_process.start()
         self._tasks.append(asyncio.create_task(self._every_second()))
         self.ready = True
 
     async def _every_second(self) -> None:
+        last_truncate = time.monotonic()
         while True:
             await asyncio.sleep(0.5)
             try:
                 self.auth.refresh()
                 self.rejections.flush(now_ms())
+                if self.stage_process is not None and time.monotonic() - last_truncate > TRUNCATE_EVERY_S:
+                    last_truncate = time.monotonic()
+                    await asyncio.to_thread(self._truncate_processed)
             except Exception:
                 _log.exception("periodic refresh failed")
 
@@ -73,6 +93,9 @@ class Runtime:
             task.cancel()
         self.rejections.flush(now_ms())
         self.committer.close()
-        await asyncio.to_thread(self.stage.stop, int(self.settings.drain_seconds * 1000))
+        if self.stage is not None:
+            await asyncio.to_thread(self.stage.stop, int(self.settings.drain_seconds * 1000))
+        if self.stage_process is not None:
+            await asyncio.to_thread(self.stage_process.stop, self.settings.drain_seconds)
         self.writer.close()
         self.reader.close()

@@ -25,6 +25,13 @@ class Settings:
     default_rate_limit: float | None = None
     # Seconds SIGTERM waits for the process stage to catch up before exiting.
     drain_seconds: float = 10.0
+    # "process": the process stage runs in its own OS process (default: its own GIL and core);
+    # "thread": in a thread of the serving process (one process in all).
+    process_stage: str = "process"
+
+    def __post_init__(self) -> None:
+        if self.process_stage not in ("process", "thread"):
+            raise ValueError("process stage must be `process` or `thread`")
 
     @property
     def log_dir(self) -> Path:
@@ -37,6 +44,7 @@ class Settings:
         database_url: str | None = None,
         host: str | None = None,
         port: int | None = None,
+        process_stage: str | None = None,
     ) -> "Settings":
         directory = Path(data_dir or os.environ.get("KAON_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
         url = database_url or os.environ.get("KAON_DATABASE_URL") or f"sqlite:///{directory / 'kaon.db'}"
@@ -49,4 +57,5 @@ class Settings:
             dedup_window_ms=DAY_MS if window_hours is None else int(window_hours * 3_600_000),
             default_rate_limit=_float_env("KAON_INPUT_RATE_LIMIT"),
             drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
+            process_stage=process_stage or os.environ.get("KAON_PROCESS_STAGE") or "process",
         )

@@ -2,7 +2,10 @@
 
 import json
 
+from pathlib import Path
+
 import httpx
+import pytest
 
 from support.server import KaonServer
 from support.waiting import eventually
@@ -18,8 +21,9 @@ def _batch(n: int) -> bytes:
     }).encode()
 
 
-def test_kill_9_loses_no_acknowledged_event(fresh_server: KaonServer) -> None:
-    server = fresh_server.start()
+@pytest.mark.parametrize("stage", ["process", "thread"])
+def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, stage: str) -> None:
+    server = KaonServer(tmp_path / "data", env={"KAON_PROCESS_STAGE": stage}).start()
     acknowledged = []
     with httpx.Client(base_url=server.url, headers=server.basic()) as client:
         for n in range(300):
@@ -32,9 +36,12 @@ def test_kill_9_loses_no_acknowledged_event(fresh_server: KaonServer) -> None:
         got = {e["data"]["custom_attributes"]["n"] for e in server.events_named("durable")}
         return got >= set(acknowledged)
 
-    eventually(all_there, timeout=30, what="every acknowledged event processed after restart")
-    assert len(acknowledged) == 300
-    assert len(server.events_named("durable")) == 300  # and none twice
+    try:
+        eventually(all_there, timeout=30, what="every acknowledged event processed after restart")
+        assert len(acknowledged) == 300
+        assert len(server.events_named("durable")) == 300  # and none twice
+    finally:
+        server.stop()
 
 
 def test_sigterm_drains_and_exits_cleanly(fresh_server: KaonServer) -> None:

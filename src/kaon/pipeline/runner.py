@@ -3,6 +3,7 @@
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from kaon.clock import Clock, now_ms
@@ -66,6 +67,12 @@ class ProcessStage:
 
     def _apply(self, conn: sqlite3.Connection, partition: str, entries: list[StoredEntry]) -> None:
         with transaction(conn):
+            # Claim inside the write transaction: another stage (an old process still exiting, or a second
+            # worker) may have applied some of these entries since we read them.
+            committed = OffsetStore(conn).get(partition)
+            entries = [e for e in entries if e.seq > committed]
+            if not entries:
+                return
             work = Slice(tx=conn, entries=entries, now_ms=self.clock())
             for step in self.steps:
                 step.run(work)
@@ -84,6 +91,8 @@ class ProcessStage:
             failure = f"{type(error).__name__}: {error}"
         entry = stored.entry
         with transaction(conn):
+            if OffsetStore(conn).get(partition) >= stored.seq:
+                return
             work = Slice(tx=conn, entries=[stored], now_ms=self.clock())
             work.count(stored, "rejected", 1, "PROCESS_FAILED")
             metrics = MetricsStore(conn)
@@ -110,6 +119,18 @@ class ProcessStage:
         if self._thread is not None:
             self._thread.join()
         self.drain(self.clock() + drain_ms)
+
+    def run_until(self, stop: Callable[[], bool], idle_s: float = 0.02) -> None:
+        """The loop of a stage running in its own process: poll the log until `stop()` says so."""
+        while not stop():
+            try:
+                processed = self.run_once()
+            except Exception:
+                _log.exception("process stage slice failed; retrying")
+                processed = 0
+                time.sleep(1.0)
+            if not processed:
+                time.sleep(idle_s)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,223 @@
+"""The real mParticle web SDK (`@mparticle/web-sdk` from npm) in Debian's headless Chromium against `kaon serve`.
+
+The page and the SDK bundle are served from their own origin (another port), so the browser applies CORS
+to every request the SDK makes to Kaon: the text/plain event uploads (no preflight) and the IDSync calls
+(JSON plus `x-mp-key`, so preflighted).
+
+- `test_events_reach_kaon` needs no IDSync in Kaon: the SDK queues every event until an identity call
+  gives it an MPID, so the test answers `/v1/identify` in the browser (Playwright route) with a fixed MPID
+  and checks the events door end to end.
+- `test_identify_log_login_log_logout` runs the SDK against Kaon's own IDSync and compares the MPIDs the
+  SDK reports with what Kaon stored. It skips only while a probe shows Kaon's `/v1/identify` does not
+  answer IDSync yet.
+
+One browser per module; each test has a fresh browser context (no storage carried over).
+"""
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from support.browser import PageLog, launch
+from support.server import KaonServer
+from support.waiting import eventually
+from support.websdk import PageServer, ensure_websdk, sdk_options
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev extra: pip install -e '.[dev]'")
+
+STUB_MPID = "8675309123456789012"
+
+
+@pytest.fixture(scope="session")
+def websdk_bundle() -> Any:
+    return ensure_websdk()
+
+
+@pytest.fixture(scope="module")
+def page_server(websdk_bundle: Any) -> Iterator[PageServer]:
+    server = PageServer(websdk_bundle).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright = sync_api.sync_playwright().start()
+    try:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+
+
+class WebPage:
+    """One page of the test site with the SDK loaded, and what it saw of Kaon."""
+
+    def __init__(self, page: Any, log: PageLog, kaon: KaonServer) -> None:
+        self.page = page
+        self.log = log
+        self.kaon = kaon
+
+    def call(self, script: str, *args: Any) -> Any:
+        return self.page.evaluate(script, list(args))
+
+    def init(self, identities: dict[str, str] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("([key, options, ids]) => kaonHarness.init(key, options, ids)",
+                                           self.kaon.web_key, sdk_options(self.kaon.url), identities or {})
+        return result
+
+    def identity(self, method: str, identities: dict[str, str] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("([method, ids]) => kaonHarness.identity(method, ids)",
+                                           method, identities or {})
+        return result
+
+    def log_event(self, name: str, attributes: dict[str, str]) -> None:
+        self.call("([name, attrs]) => mParticle.logEvent(name, mParticle.EventType.Navigation, attrs)",
+                  name, attributes)
+
+    def upload(self) -> None:
+        self.call("() => mParticle.upload()")
+
+    def current_mpid(self) -> str | None:
+        mpid: str | None = self.call("() => kaonHarness.currentMpid()")
+        return mpid
+
+
+@pytest.fixture
+def web_page(browser: Any, page_server: PageServer, kaon_server: KaonServer) -> Iterator[WebPage]:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        log = PageLog(watch_prefix=kaon_server.url)
+        log.attach(page)
+        page.goto(page_server.page_url)
+        assert page.evaluate("() => typeof mParticle === 'object' && typeof kaonHarness === 'object'")
+        yield WebPage(page, log, kaon_server)
+    finally:
+        context.close()
+
+
+def stored(server: KaonServer, name: str, log: PageLog) -> dict[str, Any]:
+    what = f"event {name!r} stored by Kaon; what the page saw:\n{log.describe()}\n"
+    found = eventually(lambda: server.events_named(name), timeout=15, what=what)
+    assert len(found) == 1, found
+    event: dict[str, Any] = found[0]
+    return event
+
+
+def test_events_reach_kaon(web_page: WebPage, page_server: PageServer) -> None:
+    server = web_page.kaon
+    assert page_server.origin != server.url  # cross-origin: the browser enforces CORS on every call
+
+    def identify_stub(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json",
+                      headers={"access-control-allow-origin": "*",
+                               "access-control-allow-headers": "content-type, x-mp-key"},
+                      body=json.dumps({"context": None, "mpid": STUB_MPID, "is_ephemeral": False,
+                                       "is_logged_in": False, "matched_identities": {}}))
+
+    web_page.page.route(f"{server.url}/v1/identify", identify_stub)
+    tag = uuid.uuid4().hex[:12]
+    clicked, home = f"Clicked Button {tag}", f"Home {tag}"
+
+    identified = web_page.init()
+    assert identified["httpCode"] == 200, identified
+    assert identified["callbackMpid"] == STUB_MPID == web_page.current_mpid()
+
+    web_page.log_event(clicked, {"color": "blue"})
+    web_page.call("([name]) => mParticle.logPageView(name)", home)
+    web_page.upload()
+
+    click = stored(server, clicked, web_page.log)
+    assert click["event_type"] == "custom_event", click
+    assert click["mpid"] == STUB_MPID, click
+    assert click["data"]["custom_event_type"] == "navigation", click
+    assert click["data"]["custom_attributes"] == {"color": "blue"}, click
+
+    view = stored(server, home, web_page.log)
+    assert view["event_type"] == "screen_view", view
+    assert view["mpid"] == STUB_MPID, view
+
+    uploads = web_page.log.requests("POST", f"/v3/JS/{server.web_key}/events")
+    assert uploads, web_page.log.describe()
+    assert all(200 <= x["status"] < 300 for x in uploads), web_page.log.describe()
+    assert web_page.log.cors_errors() == [], web_page.log.describe()
+    assert web_page.log.failed == [], web_page.log.describe()
+
+
+def idsync_missing(server: KaonServer) -> str | None:
+    """Why Kaon's `/v1/identify` is not IDSync yet, or None when it answers 200 with an `mpid`."""
+    response = httpx.post(
+        f"{server.url}/v1/identify", timeout=10,
+        headers={"x-mp-key": server.web_key, "content-type": "application/json"},
+        json={"known_identities": {"email": f"probe-{uuid.uuid4().hex[:8]}@example.com"},
+              "environment": "development"},
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("mpid"), str):
+        return None
+    return f"POST /v1/identify -> {response.status_code} {response.text[:300]}"
+
+
+def test_identify_log_login_log_logout(web_page: WebPage) -> None:
+    server = web_page.kaon
+    missing = idsync_missing(server)
+    if missing is not None:  # the runtime skipif: runs by itself once Kaon answers IDSync
+        pytest.skip(f"Kaon does not implement IDSync yet: {missing}")
+
+    tag = uuid.uuid4().hex[:12]
+    customer_id, email = f"cust-{tag}", f"user-{tag}@example.com"
+    names = {step: f"{step} {tag}" for step in ("A", "B", "C")}
+    log = web_page.log
+
+    anonymous = web_page.init()  # only the SDK's device_application_stamp
+    assert anonymous["httpCode"] == 200, log.describe()
+    anonymous_mpid = anonymous["callbackMpid"]
+    assert anonymous_mpid and anonymous_mpid == anonymous["currentMpid"], anonymous
+    web_page.log_event(names["A"], {"step": "A"})
+    web_page.upload()
+
+    login = web_page.identity("login", {"customerid": customer_id, "email": email})
+    assert login["httpCode"] == 200, log.describe()
+    logged_in_mpid = login["callbackMpid"]
+    assert logged_in_mpid and logged_in_mpid == login["currentMpid"], login
+    assert login["loggedIn"] is True, login
+    web_page.log_event(names["B"], {"step": "B"})
+    web_page.upload()
+
+    logout = web_page.identity("logout")
+    assert logout["httpCode"] == 200, log.describe()
+    logged_out_mpid = logout["callbackMpid"]
+    assert logged_out_mpid and logged_out_mpid == logout["currentMpid"], logout
+    assert logout["loggedIn"] is False, logout
+    assert logged_out_mpid != logged_in_mpid, (login, logout)
+    web_page.log_event(names["C"], {"step": "C"})
+    web_page.upload()
+
+    # Kaon holds the customer id on the profile the SDK was logged in as.
+    found = server.admin("GET", "/profiles", params={"identity_type": "customer_id", "value": customer_id})
+    assert found.status_code == 200, found.text
+    found_body = found.json()
+    profiles = found_body.get("profiles", [found_body]) if isinstance(found_body, dict) else found_body
+    assert [p["mpid"] for p in profiles] == [logged_in_mpid], found_body
+    profile = server.admin("GET", f"/profiles/{logged_in_mpid}")
+    assert profile.status_code == 200, profile.text
+    assert profile.json()["mpid"] == logged_in_mpid, profile.text
+
+    # Every event carries the MPID the SDK had when it was logged.
+    assert stored(server, names["A"], web_page.log)["mpid"] == anonymous_mpid
+    assert stored(server, names["B"], web_page.log)["mpid"] == logged_in_mpid
+    assert stored(server, names["C"], web_page.log)["mpid"] == logged_out_mpid
+
+    assert [x["status"] for x in log.requests("POST", "/v1/")] == [200, 200, 200], log.describe()
+    assert log.cors_errors() == [], log.describe()
+    assert log.failed == [], log.describe()

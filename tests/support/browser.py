@@ -1,0 +1,85 @@
+"""Debian's Chromium driven by Playwright (never `playwright install`), plus a log of what the page saw.
+
+`make system-deps` (scripts/install-system-deps.sh) installs `/usr/bin/chromium`. Playwright's `launch()`
+gives every browser a fresh temporary `--user-data-dir` of its own (and removes it on close); each test
+then opens its own context, so no cookie or localStorage state carries from one test to the next.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]
+
+
+def require_chromium() -> Path:
+    """The Chromium binary, or a test failure that says how to get it (it is a declared system dependency)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)", pytrace=False)
+    return CHROMIUM
+
+
+def require_npm() -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is missing: run `make system-deps` (apt-get install nodejs npm)", pytrace=False)
+    return npm
+
+
+def launch(playwright: Any) -> Any:
+    """A headless Chromium from the Debian package (Playwright's own browser downloads are never used)."""
+    return playwright.chromium.launch(executable_path=str(require_chromium()), headless=True,
+                                      args=CHROMIUM_ARGS, timeout=30_000)
+
+
+@dataclass
+class PageLog:
+    """Console messages, page errors, failed requests and every response from `watch_prefix` (Kaon)."""
+
+    watch_prefix: str
+    console: list[tuple[str, str]] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        page.on("console", lambda msg: self.console.append((msg.type, msg.text)))
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("requestfailed", lambda req: self.failed.append(f"{req.method} {req.url}: {req.failure}"))
+        page.on("response", self._response)
+
+    def _response(self, response: Any) -> None:
+        request = response.request
+        if not request.url.startswith(self.watch_prefix):
+            return
+        entry: dict[str, Any] = {"method": request.method, "url": request.url, "status": response.status,
+                                 "request_body": request.post_data}
+        try:
+            entry["response_body"] = response.text()
+        except Exception as error:  # bodies of some responses (e.g. preflights) are not available
+            entry["response_body"] = f"<unavailable: {error}>"
+        self.exchanges.append(entry)
+
+    def errors(self) -> list[str]:
+        return [text for kind, text in self.console if kind == "error"] + self.page_errors
+
+    def cors_errors(self) -> list[str]:
+        return [text for text in self.errors() + self.failed
+                if "cors" in text.lower() or "access-control" in text.lower()]
+
+    def requests(self, method: str, path_part: str) -> list[dict[str, Any]]:
+        return [x for x in self.exchanges if x["method"] == method and path_part in x["url"]]
+
+    def describe(self) -> str:
+        lines = [f"{x['method']} {x['url']} -> {x['status']} {x['response_body']!r:.300}" for x in self.exchanges]
+        lines += [f"console.{kind}: {text}" for kind, text in self.console]
+        lines += [f"pageerror: {text}" for text in self.page_errors]
+        lines += [f"requestfailed: {text}" for text in self.failed]
+        return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""The real `@mparticle/web-sdk` from npm, served with a test page from an origin other than Kaon's.
+
+The SDK is installed once into `tests/.cache/websdk` (git-ignored) with a pinned version. The page
+server is a stdlib HTTP server on its own port, so every request from the page to Kaon is cross-origin
+and the browser enforces CORS on it exactly as on a customer's site.
+"""
+
+import shutil
+import subprocess
+import tempfile
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+from support.browser import require_npm
+
+WEBSDK_VERSION = "2.68.0"
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "websdk"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SDK_PATH = Path("node_modules") / "@mparticle" / "web-sdk"
+
+
+def installed_version(root: Path) -> str | None:
+    package = root / SDK_PATH / "package.json"
+    if not package.exists():
+        return None
+    import json
+
+    version = json.loads(package.read_text()).get("version")
+    return str(version) if version else None
+
+
+def ensure_websdk(cache_dir: Path = CACHE_DIR, version: str = WEBSDK_VERSION, timeout: float = 180) -> Path:
+    """`dist/mparticle.js` of the pinned SDK, npm-installed into `cache_dir` when missing or another version."""
+    bundle = cache_dir / SDK_PATH / "dist" / "mparticle.js"
+    if installed_version(cache_dir) == version and bundle.exists():
+        return bundle
+    npm = require_npm()
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Install into a sibling temp dir and swap it in, so an interrupted install never looks complete.
+    staging = Path(tempfile.mkdtemp(prefix="websdk-", dir=cache_dir.parent))
+    try:
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--no-save",
+             "--loglevel=error", f"@mparticle/web-sdk@{version}"],
+            capture_output=True, text=True, timeout=timeout, cwd=staging,
+        )
+        if done.returncode != 0 or installed_version(staging) != version:
+            raise RuntimeError(f"npm install @mparticle/web-sdk@{version} failed:\n{done.stdout}\n{done.stderr}")
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        staging.rename(cache_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return bundle
+
+
+class _Handler(BaseHTTPRequestHandler):
+    files: ClassVar[dict[str, tuple[bytes, str]]] = {}
+
+    def do_GET(self) -> None:
+        found = self.files.get(self.path.split("?", 1)[0])
+        if found is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        body, content_type = found
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+class PageServer:
+    """Serves `/index.html`, `/harness.js` and the SDK's `/mparticle.js` on 127.0.0.1 and a port of its own."""
+
+    def __init__(self, sdk_bundle: Path) -> None:
+        files = {
+            "/index.html": ((STATIC_DIR / "index.html").read_bytes(), "text/html; charset=utf-8"),
+            "/harness.js": ((STATIC_DIR / "harness.js").read_bytes(), "text/javascript; charset=utf-8"),
+            "/mparticle.js": (sdk_bundle.read_bytes(), "text/javascript; charset=utf-8"),
+            "/favicon.ico": (b"", "image/x-icon"),
+        }
+        handler = type("PageHandler", (_Handler,), {"files": files})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="websdk-page-server", daemon=True)
+
+    @property
+    def page_url(self) -> str:
+        return f"{self.origin}/index.html"
+
+    def start(self) -> "PageServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+def sdk_options(kaon_url: str, batching_ms: int = 0) -> dict[str, Any]:
+    """`mParticle.init` options pointing every SDK endpoint it uses at Kaon (scheme-less, trailing slash)."""
+    host = kaon_url.removeprefix("http://").removeprefix("https://")
+    return {
+        "isDevelopmentMode": True,
+        "forceHttps": False,
+        "requestConfig": False,
+        "logLevel": "warning",
+        "v3SecureServiceUrl": f"{host}/v3/JS/",
+        "identityUrl": f"{host}/v1/",
+        "aliasUrl": f"{host}/v1/identity/",
+        "flags": {"eventBatchingIntervalMillis": batching_ms},
+    }
