@@ -4,9 +4,10 @@ The page and the SDK bundle are served from their own origin (another port), so 
 to every request the SDK makes to Kaon: the text/plain event uploads (no preflight) and the IDSync calls
 (JSON plus `x-mp-key`, so preflighted).
 
-- `test_events_reach_kaon` needs no IDSync in Kaon: the SDK queues every event until an identity call
-  gives it an MPID, so the test answers `/v1/identify` in the browser (Playwright route) with a fixed MPID
-  and checks the events door end to end.
+- `test_events_reach_kaon` and `test_anonymous_user_events_reach_kaon` need no IDSync in Kaon: the SDK
+  queues every event until an identity call gives it an MPID, so these tests answer `/v1/identify` in the
+  browser (Playwright route) with a fixed MPID and check the events door end to end, for a user with an
+  email and for one with no identities at all (whose batches carry `"user_identities": null`).
 - `test_identify_log_login_log_logout` runs the SDK against Kaon's own IDSync and compares the MPIDs the
   SDK reports with what Kaon stored. It skips only while a probe shows Kaon's `/v1/identify` does not
   answer IDSync yet.
@@ -111,22 +112,27 @@ def stored(server: KaonServer, name: str, log: PageLog) -> dict[str, Any]:
     return event
 
 
-def test_events_reach_kaon(web_page: WebPage, page_server: PageServer) -> None:
-    server = web_page.kaon
-    assert page_server.origin != server.url  # cross-origin: the browser enforces CORS on every call
+def stub_identify(web_page: WebPage) -> None:
+    """Answer the SDK's `/v1/identify` in the browser with a fixed MPID (Kaon's IDSync is not involved)."""
 
-    def identify_stub(route: Any) -> None:
+    def answer(route: Any) -> None:
         route.fulfill(status=200, content_type="application/json",
                       headers={"access-control-allow-origin": "*",
                                "access-control-allow-headers": "content-type, x-mp-key"},
                       body=json.dumps({"context": None, "mpid": STUB_MPID, "is_ephemeral": False,
                                        "is_logged_in": False, "matched_identities": {}}))
 
-    web_page.page.route(f"{server.url}/v1/identify", identify_stub)
+    web_page.page.route(f"{web_page.kaon.url}/v1/identify", answer)
+
+
+def log_and_check_events(web_page: WebPage, identities: dict[str, str]) -> None:
+    """init (identify stubbed) -> logEvent -> logPageView -> upload; both events stored under the SDK's MPID."""
+    server = web_page.kaon
+    stub_identify(web_page)
     tag = uuid.uuid4().hex[:12]
     clicked, home = f"Clicked Button {tag}", f"Home {tag}"
 
-    identified = web_page.init()
+    identified = web_page.init(identities)
     assert identified["httpCode"] == 200, identified
     assert identified["callbackMpid"] == STUB_MPID == web_page.current_mpid()
 
@@ -149,6 +155,16 @@ def test_events_reach_kaon(web_page: WebPage, page_server: PageServer) -> None:
     assert all(200 <= x["status"] < 300 for x in uploads), web_page.log.describe()
     assert web_page.log.cors_errors() == [], web_page.log.describe()
     assert web_page.log.failed == [], web_page.log.describe()
+
+
+def test_events_reach_kaon(web_page: WebPage, page_server: PageServer) -> None:
+    assert page_server.origin != web_page.kaon.url  # cross-origin: the browser enforces CORS on every call
+    log_and_check_events(web_page, {"email": f"web-{uuid.uuid4().hex[:8]}@example.com"})
+
+
+def test_anonymous_user_events_reach_kaon(web_page: WebPage) -> None:
+    """A user with no identities: the SDK sends `"user_identities": null` in every batch."""
+    log_and_check_events(web_page, {})
 
 
 def idsync_missing(server: KaonServer) -> str | None:

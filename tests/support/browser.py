@@ -48,15 +48,23 @@ class PageLog:
     page_errors: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     exchanges: list[dict[str, Any]] = field(default_factory=list)
+    _answered: set[int] = field(default_factory=set)
 
     def attach(self, page: Any) -> None:
         page.on("console", lambda msg: self.console.append((msg.type, msg.text)))
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        page.on("requestfailed", lambda req: self.failed.append(f"{req.method} {req.url}: {req.failure}"))
+        page.on("requestfailed", self._request_failed)
         page.on("response", self._response)
+
+    def _request_failed(self, request: Any) -> None:
+        # The SDK never reads the (empty) body of an event upload's response, and Chromium then reports the
+        # fetch as net::ERR_ABORTED after the response arrived: only a request that got no response failed.
+        if id(request) not in self._answered:
+            self.failed.append(f"{request.method} {request.url}: {request.failure}")
 
     def _response(self, response: Any) -> None:
         request = response.request
+        self._answered.add(id(request))
         if not request.url.startswith(self.watch_prefix):
             return
         entry: dict[str, Any] = {"method": request.method, "url": request.url, "status": response.status,

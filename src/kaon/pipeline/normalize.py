@@ -40,9 +40,9 @@ def decode_entry(stored: StoredEntry) -> list[Batch]:
     if channel is None:
         raise PayloadError("UNKNOWN_LOG_ENTRY", f"unknown log entry kind {entry.kind!r}")
     if entry.kind in (log.KIND_MPARTICLE_BATCH, log.KIND_WEB_BATCH):
-        raw = [mparticle.decode_batch(entry.body)]
+        raw = [mparticle.decode_batch(entry.body, check_limits=False)]
     else:
-        raw = mparticle.decode_bulk(entry.body)
+        raw = mparticle.decode_bulk(entry.body, check_limits=False)
     out = []
     for index, batch in enumerate(raw):
         mparticle.normalize(batch, received_ms=entry.received_ms, ip=entry.ip, channel=channel,
