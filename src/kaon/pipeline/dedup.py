@@ -18,9 +18,19 @@ class Dedup:
         if work.now_ms - self._expired_at >= EXPIRE_EVERY_MS:
             store.expire(work.now_ms)  # ids older than the window can never match again
             self._expired_at = work.now_ms
+        by_workspace: dict[str, list[str]] = {}
         for item in work.batches:
+            ids = by_workspace.setdefault(item.workspace_id, [])
+            ids.extend(e.data.source_message_id for e in item.batch.events if e.data.source_message_id)
+        fresh = {ws: store.new_ids(ws, ids, work.now_ms) for ws, ids in by_workspace.items()}
+        for item in work.batches:
+            available = fresh[item.workspace_id]
             for index, event in enumerate(item.batch.events):
                 message_id = event.data.source_message_id
-                if message_id and not store.first_sighting(item.workspace_id, message_id, work.now_ms):
+                if not message_id:
+                    continue
+                if message_id in available:
+                    available.discard(message_id)  # a second use inside this slice is a duplicate too
+                else:
                     item.keep[index] = False
                     work.count(item.entry, "events_duplicate")

@@ -21,3 +21,24 @@ class DedupStore:
     def expire(self, now_ms: int) -> int:
         cursor = self.conn.execute("DELETE FROM message_ids WHERE seen_ms < ?", (now_ms - self.window_ms,))
         return cursor.rowcount
+
+    def new_ids(self, workspace_id: str, message_ids: list[str], now_ms: int) -> set[str]:
+        """Of these ids, those not seen within the window (recorded as seen now): two statements per chunk."""
+        unique = list(dict.fromkeys(message_ids))
+        seen: dict[str, int] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            rows = self.conn.execute(
+                "SELECT source_message_id, seen_ms FROM message_ids WHERE workspace_id = ?"
+                f" AND source_message_id IN ({','.join('?' * len(chunk))})",
+                (workspace_id, *chunk),
+            )
+            seen.update((str(m), int(s)) for m, s in rows)
+        oldest = now_ms - self.window_ms
+        fresh = [m for m in unique if m not in seen or seen[m] < oldest]
+        self.conn.executemany(
+            "INSERT INTO message_ids (workspace_id, source_message_id, seen_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (workspace_id, source_message_id) DO UPDATE SET seen_ms = excluded.seen_ms",
+            [(workspace_id, m, now_ms) for m in fresh],
+        )
+        return set(fresh)
