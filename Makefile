@@ -13,9 +13,9 @@ $(BIN)/kaon: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# System packages the suite needs (Debian): none beyond Python yet; installed only when missing.
+# System packages the suite needs (Debian): chromium and nodejs/npm for the web SDK tests; installed only when missing.
 system-deps:
-	@true
+	sh scripts/install-system-deps.sh
 
 run: $(BIN)/kaon
 	$(BIN)/kaon init --data-dir $(DATA_DIR) --workspace demo

@@ -13,7 +13,7 @@ not imported from Kaon, so the benchmark checks Kaon against an independent read
 import random
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,8 +62,12 @@ def batch_identities(batch: Mapping[str, Any]) -> list[Identity]:
     return [(kind, value) for kind, value in normal if not is_blocked(value)]
 
 
-def connected_components(batches: Iterable[Mapping[str, Any]]) -> list[frozenset[Identity]]:
-    """Components of the graph joining identities seen in one batch (union-find), largest first."""
+def connected_components(batches: Iterable[Mapping[str, Any]],
+                         ignore: Collection[Identity] = ()) -> list[frozenset[Identity]]:
+    """Components of the graph joining identities seen in one batch (union-find), largest first.
+
+    Identities in `ignore` are left out as if blocked (the adversarial world's shared ones, say).
+    """
     parent: dict[Identity, Identity] = {}
     size: dict[Identity, int] = {}
 
@@ -74,7 +78,7 @@ def connected_components(batches: Iterable[Mapping[str, Any]]) -> list[frozenset
         return node
 
     for batch in batches:
-        identities = batch_identities(batch)
+        identities = [i for i in batch_identities(batch) if i not in ignore]
         for node in identities:
             if node not in parent:
                 parent[node], size[node] = node, 1
@@ -260,7 +264,9 @@ class _Builder:
         person = _Profile(index, customer_id, email, phone, devices)
         for device in devices:
             # Several devices are one person only if each is identified at least once.
-            must_identify = len(devices) > 1 or (customer_id is not None and self.rng.random() < 0.8)
+            # A household or recycled-number person identifies everywhere, so their own identities stay one
+            # group without the shared ones.
+            must_identify = len(devices) > 1 or logs_in or (customer_id is not None and self.rng.random() < 0.8)
             self.sessions(person, device, must_identify, START_MS, START_MS + WINDOW_MS)
         return person
 

@@ -9,6 +9,7 @@ from kaon.clock import now_ms
 from kaon.collect.app import CollectApp
 from kaon.collect.auth import Authenticator
 from kaon.collect.door import Doors
+from kaon.collect.idsync_doors import IdSyncDoors
 from kaon.collect.ratelimit import RateLimiter
 from kaon.collect.rejections import Rejections
 from kaon.log.group_commit import GroupCommitter
@@ -19,6 +20,7 @@ from kaon.pipeline.worker import StageProcess
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.offsets import OffsetStore
+from kaon.store.sealing import Sealer
 
 _log = logging.getLogger("kaon.runtime")
 TRUNCATE_EVERY_S = 5.0
@@ -41,10 +43,11 @@ class Runtime:
         else:
             self.stage_process = StageProcess(settings)
         self.committer = GroupCommitter(self.writer, on_commit=self.stage.wake.set if self.stage else None)
-        self.auth = Authenticator(self.db, settings.default_rate_limit)
+        self.sealer = Sealer.for_data_dir(settings.data_dir)
+        self.auth = Authenticator(self.db, settings.default_rate_limit, self.sealer)
         self.rejections = Rejections(self.committer)
         self.doors = Doors(self.auth, RateLimiter(), self.committer, self.rejections)
-        self.collect = CollectApp(self.doors)
+        self.collect = CollectApp(self.doors, IdSyncDoors(self.auth, self.db))
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
         self._truncated_at = 0.0

@@ -19,6 +19,7 @@ class KaonApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready)
+        self.admin.state.sealer = runtime.sealer
         runtime.collect.fallback = self.admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -162,3 +162,8 @@ def test_adversarial_components_join_people_with_different_customer_ids(adversar
     assert joined  # naive unification would merge different customers: the safeguard has work to do
     own = adversarial.person_partition()
     assert all(len({kind_value for kind_value in group if kind_value[0] == "customer_id"}) <= 1 for group in own)
+
+
+def test_without_shared_identities_the_adversarial_components_are_the_people(adversarial: World) -> None:
+    assert set(connected_components(adversarial.batches, ignore=adversarial.shared)) == set(
+        adversarial.person_partition())

@@ -22,13 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright import sync_api
 
 from support.browser import PageLog, launch
 from support.server import KaonServer
 from support.waiting import eventually
 from support.websdk import PageServer, ensure_websdk, sdk_options
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev extra: pip install -e '.[dev]'")
 
 STUB_MPID = "8675309123456789012"
 
@@ -84,6 +83,10 @@ class WebPage:
     def upload(self) -> None:
         self.call("() => mParticle.upload()")
 
+    def pump(self) -> bool:
+        """A round trip to the page: Playwright's sync API delivers page events (responses, console) only then."""
+        return bool(self.call("() => true"))
+
     def current_mpid(self) -> str | None:
         mpid: str | None = self.call("() => kaonHarness.currentMpid()")
         return mpid
@@ -104,9 +107,12 @@ def web_page(browser: Any, page_server: PageServer, kaon_server: KaonServer) -> 
         context.close()
 
 
-def stored(server: KaonServer, name: str, log: PageLog) -> dict[str, Any]:
-    what = f"event {name!r} stored by Kaon; what the page saw:\n{log.describe()}\n"
-    found = eventually(lambda: server.events_named(name), timeout=15, what=what)
+def stored(web_page: WebPage, name: str) -> dict[str, Any]:
+    try:
+        found = eventually(lambda: web_page.kaon.events_named(name), timeout=15, what=f"event {name!r} stored")
+    except AssertionError as error:
+        web_page.pump()
+        raise AssertionError(f"{error}\nWhat the page saw:\n{web_page.log.describe()}") from None
     assert len(found) == 1, found
     event: dict[str, Any] = found[0]
     return event
@@ -140,18 +146,18 @@ def log_and_check_events(web_page: WebPage, identities: dict[str, str]) -> None:
     web_page.call("([name]) => mParticle.logPageView(name)", home)
     web_page.upload()
 
-    click = stored(server, clicked, web_page.log)
+    click = stored(web_page, clicked)
     assert click["event_type"] == "custom_event", click
     assert click["mpid"] == STUB_MPID, click
     assert click["data"]["custom_event_type"] == "navigation", click
     assert click["data"]["custom_attributes"] == {"color": "blue"}, click
 
-    view = stored(server, home, web_page.log)
+    view = stored(web_page, home)
     assert view["event_type"] == "screen_view", view
     assert view["mpid"] == STUB_MPID, view
 
-    uploads = web_page.log.requests("POST", f"/v3/JS/{server.web_key}/events")
-    assert uploads, web_page.log.describe()
+    uploads = eventually(lambda: web_page.pump() and web_page.log.requests("POST", f"/v3/JS/{server.web_key}/events"),
+                         what="event upload responses seen by the page")
     assert all(200 <= x["status"] < 300 for x in uploads), web_page.log.describe()
     assert web_page.log.cors_errors() == [], web_page.log.describe()
     assert web_page.log.failed == [], web_page.log.describe()
@@ -230,10 +236,11 @@ def test_identify_log_login_log_logout(web_page: WebPage) -> None:
     assert profile.json()["mpid"] == logged_in_mpid, profile.text
 
     # Every event carries the MPID the SDK had when it was logged.
-    assert stored(server, names["A"], web_page.log)["mpid"] == anonymous_mpid
-    assert stored(server, names["B"], web_page.log)["mpid"] == logged_in_mpid
-    assert stored(server, names["C"], web_page.log)["mpid"] == logged_out_mpid
+    assert stored(web_page, names["A"])["mpid"] == anonymous_mpid
+    assert stored(web_page, names["B"])["mpid"] == logged_in_mpid
+    assert stored(web_page, names["C"])["mpid"] == logged_out_mpid
 
+    web_page.pump()
     assert [x["status"] for x in log.requests("POST", "/v1/")] == [200, 200, 200], log.describe()
     assert log.cors_errors() == [], log.describe()
     assert log.failed == [], log.describe()

@@ -71,8 +71,8 @@ class PageLog:
                                  "request_body": request.post_data}
         try:
             entry["response_body"] = response.text()
-        except Exception as error:  # bodies of some responses (e.g. preflights) are not available
-            entry["response_body"] = f"<unavailable: {error}>"
+        except Exception:  # the body of a response the page never read is gone (see _request_failed)
+            entry["response_body"] = None
         self.exchanges.append(entry)
 
     def errors(self) -> list[str]:

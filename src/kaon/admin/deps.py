@@ -7,6 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database
+from kaon.store.sealing import Sealer
 from kaon.types import WorkspaceId
 
 _bearer = HTTPBearer(auto_error=False)
@@ -32,5 +33,11 @@ def workspace(
     return found
 
 
+def sealer(request: Request) -> Sealer | None:
+    found: Sealer | None = getattr(request.app.state, "sealer", None)
+    return found
+
+
 Workspace = Annotated[WorkspaceId, Depends(workspace)]
+SealerDep = Annotated[Sealer | None, Depends(sealer)]
 Db = Annotated[Database, Depends(database)]

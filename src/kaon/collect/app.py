@@ -1,15 +1,32 @@
 """The collection ASGI app: routes front-door paths to their doors, everything else to `fallback`."""
 
+import re
+
 from kaon.collect.door import Doors, RouteHandler, not_found
-from kaon.collect.http import CORS_HEADERS, Receive, Scope, Send, cors_headers, respond
+from kaon.collect.errors import CollectError
+from kaon.collect.http import CORS_HEADERS, Message, Receive, Scope, Send, cors_headers, header, read_body, respond
+from kaon.collect.idsync_doors import IdSyncDoors
 from kaon.collect.mparticle_doors import MParticleDoors
 from kaon.collect.segment_doors import SEGMENT_KINDS, SegmentDoors
 
+_MODIFY = re.compile(r"^/v1/(-?\d+)/modify$")
+_WEB_ALIAS = re.compile(r"^/(?:webevents/)?v1/identity/([^/]+)/[Aa]lias$")
+IDSYNC_PATHS = {"/v1/login": "login", "/v1/logout": "logout", "/v1/search": "search",
+                "/v1/identity/alias": "alias"}
+
+
+def _replay(body: bytes) -> Receive:
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
 
 class CollectApp:
-    def __init__(self, doors: Doors, fallback: RouteHandler | None = None) -> None:
+    def __init__(self, doors: Doors, idsync: IdSyncDoors | None = None, fallback: RouteHandler | None = None) -> None:
         self.mparticle = MParticleDoors(doors)
         self.segment = SegmentDoors(doors)
+        self.idsync = idsync
         self.fallback = fallback
         self.routes: dict[str, RouteHandler] = {
             "/v2/events": self.mparticle.events,
@@ -34,9 +51,47 @@ class CollectApp:
     def handles(self, path: str) -> bool:
         return path in self.routes or self.web_key(path) is not None
 
+    async def _identity(self, scope: Scope, receive: Receive, send: Send, path: str) -> bool:
+        """IDSync and alias paths (also under the CNAME prefix `/identity`); False when not one."""
+        if self.idsync is None:
+            return False
+        if path.startswith("/identity/v1/"):
+            path = path.removeprefix("/identity")
+        operation = IDSYNC_PATHS.get(path)
+        if operation is not None:
+            await self.idsync.handle(scope, receive, send, operation)
+            return True
+        if (match := _MODIFY.match(path)) is not None:
+            await self.idsync.handle(scope, receive, send, "modify", mpid=match.group(1))
+            return True
+        if (match := _WEB_ALIAS.match(path)) is not None:
+            await self.idsync.handle(scope, receive, send, "alias", key_in_path=match.group(1))
+            return True
+        if path != "/v1/identify":
+            return False
+        # `/v1/identify` is both IDSync's and the Segment spec's: IDSync sends mParticle headers or
+        # `known_identities`; everything else is a Segment identify call.
+        if scope["method"] == "OPTIONS" or header(scope, b"x-mp-key") or header(scope, b"x-mp-signature"):
+            await self.idsync.handle(scope, receive, send, "identify")
+            return True
+        if scope["method"] != "POST":
+            return False
+        try:
+            body = await read_body(scope, receive, self.segment.body_limit("identify"))
+        except CollectError as error:
+            await self.segment.refuse_unread(scope, send, error)
+            return True
+        if b'"known_identities"' in body:
+            await self.idsync.handle(scope, receive, send, "identify", body=body)
+        else:
+            await self.segment.call(scope, _replay(body), send, "identify")
+        return True
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        if await self._identity(scope, receive, send, path):
+            return
         handler = self.routes.get(path)
         key = None if handler is not None else self.web_key(path)
         if handler is None and key is None:

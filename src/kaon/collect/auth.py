@@ -8,6 +8,7 @@ import msgspec
 from kaon.collect.errors import CollectError, unauthorized
 from kaon.store.config import ConfigStore, secret_matches
 from kaon.store.db import Database
+from kaon.store.sealing import Sealer
 
 
 class InputInfo(msgspec.Struct, frozen=True):
@@ -18,6 +19,8 @@ class InputInfo(msgspec.Struct, frozen=True):
     enabled: bool
     rate_limit_rps: float | None
     secret_hash: str | None
+    # The plain secret, unsealed in memory, for HMAC-signed requests (None when not sealed).
+    secret: str | None = None
 
 
 def parse_basic(value: bytes | None) -> tuple[str, str] | None:
@@ -38,8 +41,9 @@ def parse_basic(value: bytes | None) -> tuple[str, str] | None:
 class Authenticator:
     """Looks keys up in a cached copy of the inputs table; `refresh` reloads it when config changed."""
 
-    def __init__(self, db: Database, default_rate_limit: float | None = None) -> None:
+    def __init__(self, db: Database, default_rate_limit: float | None = None, sealer: Sealer | None = None) -> None:
         self._db = db
+        self._sealer = sealer
         self._default_rate = default_rate_limit
         self._version = -1
         self._by_key: dict[str, InputInfo] = {}
@@ -51,12 +55,13 @@ class Authenticator:
         if version == self._version:
             return
         table = {}
-        for item, secret_hash in store.credentials_table():
+        for item, secret_hash, sealed in store.credentials_table():
             table[item.key] = InputInfo(
                 id=item.id, workspace_id=item.workspace_id, platform=item.platform,
                 allow_key_only=item.allow_key_only, enabled=item.enabled,
                 rate_limit_rps=item.rate_limit_rps if item.rate_limit_rps is not None else self._default_rate,
                 secret_hash=secret_hash,
+                secret=None if sealed is None or self._sealer is None else self._sealer.unseal(sealed),
             )
         self._by_key = table
         self._version = version
@@ -85,6 +90,10 @@ class Authenticator:
                 input=info,
             )
         return info
+
+    def key_only_or_secret(self, key: str) -> InputInfo:
+        """The input for a key, whatever its key-only setting (the caller proves the secret otherwise)."""
+        return self._known(key)
 
     def basic(self, credentials: tuple[str, str] | None) -> InputInfo:
         if credentials is None:

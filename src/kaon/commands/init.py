@@ -8,6 +8,7 @@ from typing import Any
 from kaon.settings import Settings
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database, DatabaseUrl
+from kaon.store.sealing import Sealer
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -35,7 +36,8 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 def initialise(settings: Settings, workspace_name: str) -> dict[str, Any]:
     """Create what is missing and return the workspace's credentials (secrets kept in the data dir, 0600)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn())
+    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn(),
+                        Sealer.for_data_dir(settings.data_dir))
     path = _credentials_path(settings)
     saved = _load(path)
     known: dict[str, Any] = saved.get(workspace_name, {})

@@ -9,6 +9,7 @@ from kaon.errors import NotFound
 from kaon.settings import Settings
 from kaon.store.config import ConfigStore, Input
 from kaon.store.db import Database, DatabaseUrl
+from kaon.store.sealing import Sealer
 
 
 def _row(item: Input, secret: str | None = None) -> dict[str, object]:
@@ -19,7 +20,8 @@ def _row(item: Input, secret: str | None = None) -> dict[str, object]:
 
 
 def run_inputs(settings: Settings, args: argparse.Namespace) -> int:
-    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn())
+    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn(),
+                        Sealer.for_data_dir(settings.data_dir))
     workspace = store.workspace_by_name(args.workspace)
     if workspace is None:
         raise NotFound(f"workspace {args.workspace!r} not found; run `kaon init` first")

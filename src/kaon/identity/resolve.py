@@ -3,7 +3,8 @@
 Unify (the default): identities seen together belong to one profile, so a batch that links identities held by
 two profiles merges them — unless a unique type (default `customer_id`) would then hold two values. The
 batch goes to the profile of its highest-priority identity that does not conflict; conflicting links are
-not made. The other strategies follow mParticle's IDSync semantics (see docs/identity.md).
+not made. A batch carrying a valid mpid (SDK traffic, resolved by IDSync already) goes to that profile and
+merges nothing. The other strategies follow mParticle's IDSync semantics (see docs/identity.md).
 """
 
 from collections.abc import Callable, Sequence
@@ -101,6 +102,10 @@ class Resolver:
             candidates = [login_owner] if login_owner is not None else []
         target = next((c for c in candidates
                        if not self._conflicts(c, claims) and self._eligible(c, identities, owners)), None)
+        if target is not None and target == hinted:
+            # The client already holds an mpid (from IDSync, where identity decisions for SDK traffic are
+            # made): honour it; identities other profiles hold stay there and trigger no merge.
+            candidates = [target]
         created = False
         if target is None:
             if not create:

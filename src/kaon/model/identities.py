@@ -44,3 +44,13 @@ IDSYNC_TO_CANONICAL = {
 def canonical_identity(name: str) -> str:
     """The canonical spelling of a batch identity key (`customerid` → `customer_id`)."""
     return BATCH_ALIASES.get(name, name)
+
+CANONICAL_TO_IDSYNC = {canonical: name for name, canonical in IDSYNC_TO_CANONICAL.items()
+                       if name not in BATCH_ALIASES or name == "customerid"}
+CANONICAL_TO_IDSYNC.update({"customer_id": "customerid", **{f"other_id_{n}": f"other{n}" for n in range(2, 11)},
+                            "facebook_custom_audience_id": "facebookcustomaudienceid"})
+
+
+def idsync_name(canonical: str) -> str:
+    """The IDSync spelling of a canonical identity type (`customer_id` → `customerid`)."""
+    return CANONICAL_TO_IDSYNC.get(canonical, canonical)

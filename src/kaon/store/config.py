@@ -11,6 +11,7 @@ import msgspec
 
 from kaon.clock import now_ms
 from kaon.errors import Conflict, NotFound
+from kaon.store.sealing import Sealer
 from kaon.store.tx import transaction
 from kaon.types import InputId, WorkspaceId
 
@@ -69,8 +70,14 @@ def _input(row: tuple[object, ...]) -> Input:
 
 
 class ConfigStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    """`sealer` (when given) also stores new secrets encrypted, so HMAC-signed requests can be checked."""
+
+    def __init__(self, conn: sqlite3.Connection, sealer: Sealer | None = None) -> None:
         self.conn = conn
+        self.sealer = sealer
+
+    def _sealed(self, secret: str | None) -> str | None:
+        return None if secret is None or self.sealer is None else self.sealer.seal(secret)
 
     def bump_version(self) -> None:
         self.conn.execute("UPDATE config_version SET version = version + 1 WHERE id = 1")
@@ -139,10 +146,10 @@ class ConfigStore:
         ).fetchone()
         return None if row is None else _input(row)
 
-    def credentials_table(self) -> list[tuple[Input, str | None]]:
-        """Every input with its secret hash: what collect caches to authenticate requests."""
-        rows = self.conn.execute(f"SELECT {_INPUT_COLUMNS}, secret_hash FROM inputs").fetchall()
-        return [(_input(row[:-1]), row[-1]) for row in rows]
+    def credentials_table(self) -> list[tuple[Input, str | None, str | None]]:
+        """Every input with its secret hash and sealed secret: what collect caches to authenticate requests."""
+        rows = self.conn.execute(f"SELECT {_INPUT_COLUMNS}, secret_hash, secret_sealed FROM inputs").fetchall()
+        return [(_input(row[:-2]), row[-2], row[-1]) for row in rows]
 
     def create_input(
         self,
@@ -172,11 +179,11 @@ class ConfigStore:
             if self.input_by_name(workspace_id, name) is not None:
                 raise Conflict(f"input {name!r} already exists in workspace {workspace_id}")
             self.conn.execute(
-                "INSERT INTO inputs (id, workspace_id, name, kind, platform, key, secret_hash, allow_key_only,"
-                " enabled, rate_limit_rps, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                "INSERT INTO inputs (id, workspace_id, name, kind, platform, key, secret_hash, secret_sealed,"
+                " allow_key_only, enabled, rate_limit_rps, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
                 (created.id, workspace_id, name, created.kind, platform, created.key,
-                 None if secret is None else hash_secret(secret), int(key_only), rate_limit_rps,
-                 created.created_ms),
+                 None if secret is None else hash_secret(secret), self._sealed(secret), int(key_only),
+                 rate_limit_rps, created.created_ms),
             )
             self.bump_version()
         return InputCredentials(created, secret)
@@ -192,7 +199,8 @@ class ConfigStore:
         secret = secrets.token_urlsafe(32)
         with transaction(self.conn):
             self.input(input_id, workspace_id)
-            self.conn.execute("UPDATE inputs SET secret_hash = ? WHERE id = ?", (hash_secret(secret), input_id))
+            self.conn.execute("UPDATE inputs SET secret_hash = ?, secret_sealed = ? WHERE id = ?",
+                              (hash_secret(secret), self._sealed(secret), input_id))
             self.bump_version()
         return InputCredentials(self.input(input_id), secret)
 

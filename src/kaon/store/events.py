@@ -53,20 +53,24 @@ class EventStore:
         row = self.conn.execute("SELECT COUNT(*) FROM events WHERE workspace_id = ?", (workspace_id,)).fetchone()
         return int(row[0])
 
-    def page(self, workspace_id: str, limit: int, before: EventId | None) -> list[dict[str, Any]]:
-        """Newest first; `before` is the id of the last event of the previous page."""
+    def page(self, workspace_id: str, limit: int, before: EventId | None, mpid: int | None = None,
+             ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the id of the last event of the previous page; `mpid`: one profile's."""
         sql = (
             "SELECT id, input_id, batch_id, mpid, event_type, event_name, source_message_id, timestamp_ms,"
             " received_ms, environment, body FROM events WHERE workspace_id = ?"
         )
         args: list[object] = [workspace_id]
+        if mpid is not None:
+            sql += " AND mpid = ?"
+            args.append(mpid)
         if before is not None:
             sql += " AND id < ?"
             args.append(before)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         out = []
-        for (id_, input_id, batch_id, mpid, event_type, name, message_id, ts, received, env, body) in (
+        for (id_, input_id, batch_id, row_mpid, event_type, name, message_id, ts, received, env, body) in (
             self.conn.execute(sql, args)
         ):
             event = _json.decode(body)
@@ -79,7 +83,7 @@ class EventStore:
                 "received_unixtime_ms": received,
                 "input_id": input_id,
                 "batch_id": batch_id,
-                "mpid": None if mpid is None else str(mpid),
+                "mpid": None if row_mpid is None else str(row_mpid),
                 "environment": env,
                 "data": event.get("data", {}),
             })

@@ -15,6 +15,7 @@ SCHEMA = (
         platform TEXT NOT NULL,
         key TEXT NOT NULL UNIQUE,
         secret_hash TEXT,
+        secret_sealed TEXT,
         allow_key_only INTEGER NOT NULL,
         enabled INTEGER NOT NULL DEFAULT 1,
         rate_limit_rps REAL,

@@ -1,0 +1,29 @@
+#!/bin/sh
+# System packages the test suite needs on Debian (run as root, or with sudo available).
+# Idempotent: installs only what is missing, so repeated `make test` runs touch nothing.
+#   - chromium (/usr/bin/chromium): the browser Playwright drives for the web SDK tests
+#     (Playwright's own browser downloads are never used: no `playwright install`).
+#   - nodejs + npm: to fetch the pinned @mparticle/web-sdk into tests/.cache/websdk.
+set -eu
+
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "install-system-deps: need root (or sudo) to install:$missing" >&2
+    exit 1
+fi
+
+echo "install-system-deps: installing$missing"
+$SUDO apt-get update -q
+# shellcheck disable=SC2086  # word splitting of the package list is intended
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing

@@ -1,0 +1,85 @@
+"""Alias requests: copy a source profile's events in a time window to a destination profile.
+
+mParticle's rules: source and destination differ and exist; a source was never a destination; a destination
+was never a source; one source's windows do not overlap; windows are at most 90 days. mParticle waits 24 h
+before copying (so late events are included); Kaon copies at once unless the workspace sets
+`alias_delay_hours`, in which case the process stage copies when the request is due.
+"""
+
+import sqlite3
+from typing import Any
+
+from kaon.identity.idsync import ALIAS_MAX_WINDOW_MS, AliasData
+from kaon.identity.store import ProfileStore
+from kaon.model.errors import PayloadError
+
+_EVENT_COLUMNS = ("workspace_id, input_id, batch_id, event_type, event_name, source_message_id, timestamp_ms,"
+                  " received_ms, environment, body")
+
+
+def _refuse(code: str, message: str) -> PayloadError:
+    return PayloadError(code, message)
+
+
+def request_alias(conn: sqlite3.Connection, workspace_id: str, data: AliasData, *, now_ms: int,
+                  delay_ms: int = 0) -> dict[str, Any]:
+    source, destination = data.source_mpid, data.destination_mpid
+    end = data.end_unixtime_ms if data.end_unixtime_ms is not None else now_ms
+    start = data.start_unixtime_ms if data.start_unixtime_ms is not None else end - ALIAS_MAX_WINDOW_MS
+    if source == destination:
+        raise _refuse("ALIAS_SAME_MPID", "source_mpid and destination_mpid must differ - at `$.data`")
+    if end < start:
+        raise _refuse("ALIAS_INVALID_WINDOW", "end_unixtime_ms is before start_unixtime_ms - at `$.data`")
+    if end - start > ALIAS_MAX_WINDOW_MS:
+        raise _refuse("ALIAS_INVALID_WINDOW", "the alias window is longer than 90 days - at `$.data`")
+    store = ProfileStore(conn, workspace_id)
+    for name, mpid in (("source_mpid", source), ("destination_mpid", destination)):
+        if store.row(mpid) is None:
+            raise _refuse("ALIAS_UNKNOWN_MPID", f"no profile {mpid} - at `$.data.{name}`")
+    def seen(column: str, mpid: int) -> bool:
+        return conn.execute(f"SELECT 1 FROM alias_requests WHERE workspace_id = ? AND {column} = ? LIMIT 1",
+                            (workspace_id, mpid)).fetchone() is not None
+    if seen("destination_mpid", source):
+        raise _refuse("ALIAS_SOURCE_WAS_DESTINATION", "the source was the destination of an earlier alias")
+    if seen("source_mpid", destination):
+        raise _refuse("ALIAS_DESTINATION_WAS_SOURCE", "the destination was the source of an earlier alias")
+    overlap = conn.execute(
+        "SELECT 1 FROM alias_requests WHERE workspace_id = ? AND source_mpid = ? AND start_ms <= ? AND end_ms >= ?",
+        (workspace_id, source, end, start)).fetchone()
+    if overlap is not None:
+        raise _refuse("ALIAS_OVERLAP", "the source was already aliased for an overlapping window")
+    cursor = conn.execute(
+        "INSERT INTO alias_requests (workspace_id, source_mpid, destination_mpid, start_ms, end_ms, requested_ms,"
+        " due_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (workspace_id, source, destination, start, end, now_ms, now_ms + delay_ms),
+    )
+    assert cursor.lastrowid is not None
+    copied = run_alias(conn, cursor.lastrowid, now_ms) if delay_ms == 0 else None
+    return {"alias_id": cursor.lastrowid, "events_copied": copied}
+
+
+def run_alias(conn: sqlite3.Connection, alias_id: int, now_ms: int) -> int:
+    row = conn.execute(
+        "SELECT workspace_id, source_mpid, destination_mpid, start_ms, end_ms, done_ms FROM alias_requests"
+        " WHERE id = ?", (alias_id,)).fetchone()
+    workspace_id, source, destination, start, end, done = row
+    if done is not None:
+        return 0
+    cursor = conn.execute(
+        f"INSERT INTO events ({_EVENT_COLUMNS}, mpid) SELECT {_EVENT_COLUMNS}, ? FROM events"
+        " WHERE workspace_id = ? AND mpid = ? AND timestamp_ms BETWEEN ? AND ? ORDER BY id",
+        (destination, workspace_id, source, start, end),
+    )
+    store = ProfileStore(conn, workspace_id)
+    first = store.row(source)
+    if first is not None:
+        store.seen(destination, first["first_seen_ms"], first["first_seen_ms"])
+    conn.execute("UPDATE alias_requests SET done_ms = ?, events_copied = ? WHERE id = ?",
+                 (now_ms, cursor.rowcount, alias_id))
+    return cursor.rowcount
+
+
+def run_due_aliases(conn: sqlite3.Connection, now_ms: int) -> int:
+    due = [int(r[0]) for r in conn.execute(
+        "SELECT id FROM alias_requests WHERE done_ms IS NULL AND due_ms <= ? ORDER BY id LIMIT 100", (now_ms,))]
+    return sum(run_alias(conn, alias_id, now_ms) for alias_id in due)

@@ -1,0 +1,186 @@
+"""IDSync semantics (identify, search, login, logout, modify, alias) over Kaon's profiles.
+
+Request and answer shapes follow mParticle's Identity API (wire-format reference §4); everything a call
+changes happens in the caller's transaction.
+"""
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from kaon.identity.extract import Identity, normalise
+from kaon.identity.service import Identity as IdentityService
+from kaon.model.errors import PayloadError, located
+from kaon.model.identities import IDSYNC_TO_CANONICAL, idsync_name
+from kaon.model.values import Int64
+
+ALIAS_MAX_WINDOW_MS = 90 * 86_400_000
+T = TypeVar("T")
+
+
+class ClientSdk(msgspec.Struct, kw_only=True):
+    platform: str | None = None
+    sdk_vendor: str | None = None
+    sdk_version: str | None = None
+
+
+class IdentityRequest(msgspec.Struct, kw_only=True):
+    known_identities: dict[str, str | None]
+    environment: str = "production"
+    client_sdk: ClientSdk | None = None
+    context: str | None = None
+    request_id: str | None = None
+    request_timestamp_ms: Int64 | None = None
+    previous_mpid: Int64 | None = None
+
+
+class IdentityChange(msgspec.Struct, kw_only=True):
+    identity_type: str
+    old_value: str | None = None
+    new_value: str | None = None
+
+
+class ModifyRequest(msgspec.Struct, kw_only=True):
+    identity_changes: list[IdentityChange]
+    environment: str = "production"
+    client_sdk: ClientSdk | None = None
+    context: str | None = None
+    request_id: str | None = None
+    request_timestamp_ms: Int64 | None = None
+
+
+class AliasData(msgspec.Struct, kw_only=True):
+    source_mpid: Int64
+    destination_mpid: Int64
+    start_unixtime_ms: Int64 | None = None
+    end_unixtime_ms: Int64 | None = None
+    scope: str | None = None
+    device_application_stamp: str | None = None
+
+
+class AliasRequest(msgspec.Struct, kw_only=True):
+    data: AliasData | None = None
+    # Some native SDK models put the fields at the top level: accept both.
+    source_mpid: Int64 | None = None
+    destination_mpid: Int64 | None = None
+    start_unixtime_ms: Int64 | None = None
+    end_unixtime_ms: Int64 | None = None
+    request_id: str | None = None
+    request_type: str | None = None
+    environment: str | None = None
+    api_key: str | None = None
+
+    def fields(self) -> AliasData:
+        if self.data is not None:
+            return self.data
+        if self.source_mpid is None or self.destination_mpid is None:
+            raise PayloadError("INVALID_SHAPE", "source_mpid and destination_mpid are required - at `$.data`")
+        return AliasData(source_mpid=self.source_mpid, destination_mpid=self.destination_mpid,
+                         start_unixtime_ms=self.start_unixtime_ms, end_unixtime_ms=self.end_unixtime_ms)
+
+
+def decode(body: bytes, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=kind, strict=False)
+    except msgspec.MsgspecError as error:
+        raise located(error, "$") from None
+    except RecursionError:
+        raise PayloadError("INVALID_JSON", "JSON is nested too deeply - at `$`") from None
+
+
+def canonical_type(name: str, where: str) -> str:
+    canonical = IDSYNC_TO_CANONICAL.get(name)
+    if canonical is None:
+        raise PayloadError("UNKNOWN_IDENTITY_TYPE", f"Unknown identity type `{name}` - at `{where}`")
+    return canonical
+
+
+def known_identities(request: IdentityRequest, service: IdentityService) -> list[Identity]:
+    """The request's identities in canonical names, normalised, blocked values left out, strongest first."""
+    out = []
+    for name, value in request.known_identities.items():
+        identity_type = canonical_type(name, f"$.known_identities.{name}")
+        if value is None:
+            continue
+        normal = normalise(identity_type, value)
+        if not service.policy.is_blocked(normal):
+            out.append((identity_type, normal))
+    if not out and not request.known_identities:
+        raise PayloadError("INVALID_SHAPE", "known_identities needs at least one identity - at `$.known_identities`")
+    out.sort(key=lambda item: (service.policy.rank(item[0]), item[0]))
+    return out
+
+
+def answer(service: IdentityService, mpid: int, request: list[Identity], matched: list[Identity]) -> dict[str, Any]:
+    held = {(t, v) for t, v, _ in service.store.identities(mpid)}
+    logged_in = any(i in held for i in request if i[0] in service.policy.login_types)
+    return {
+        "context": None,
+        "mpid": str(mpid),
+        "is_ephemeral": False,
+        "is_logged_in": logged_in,
+        "matched_identities": {idsync_name(t): v for t, v in matched},
+    }
+
+
+def identify(service: IdentityService, request: IdentityRequest) -> dict[str, Any]:
+    """identify and login: the profile for these identities, created when none fits."""
+    ids = known_identities(request, service)
+    resolution = service.resolver.resolve(ids, service.now_ms)
+    assert resolution is not None
+    return answer(service, resolution.mpid, ids, resolution.matched)
+
+
+def search(service: IdentityService, request: IdentityRequest) -> dict[str, Any] | None:
+    """Like identify, but never creates or links: None when nobody matches."""
+    ids = known_identities(request, service)
+    resolution = service.resolver.resolve(ids, service.now_ms, create=False, link=False)
+    return None if resolution is None else answer(service, resolution.mpid, ids, resolution.matched)
+
+
+def logout(service: IdentityService, request: IdentityRequest) -> dict[str, Any]:
+    """An anonymous profile: the device's existing anonymous one (isolation), else a new one."""
+    ids = [i for i in known_identities(request, service) if i[0] not in service.policy.login_types]
+    store = service.store
+    target = None
+    if service.policy.strategy != "profile_link":
+        owners = store.owners(ids)
+        for identity in ids:
+            owner = owners.get(identity)
+            if owner is not None and not any(t in service.policy.login_types for t, _, _ in store.identities(owner)):
+                target = owner
+                break
+    if target is None:
+        target = store.create(service.now_ms)
+    for identity in ids:
+        store.link(target, identity, service.now_ms)
+    return answer(service, target, ids, [i for i in ids if store.owners([i]).get(i) == target])
+
+
+def modify(service: IdentityService, mpid: int, request: ModifyRequest) -> dict[str, Any] | None:
+    """Add, change or remove identities of an existing profile; None when the profile is unknown."""
+    store = service.store
+    live = store.live(mpid)
+    if live is None:
+        return None
+    results = []
+    for index, change in enumerate(request.identity_changes):
+        identity_type = canonical_type(change.identity_type, f"$.identity_changes[{index}].identity_type")
+        if change.old_value is not None:
+            store.unlink(live, (identity_type, normalise(identity_type, change.old_value)))
+        if change.new_value is not None:
+            value = normalise(identity_type, change.new_value)
+            if service.policy.is_blocked(value):
+                raise PayloadError("BLOCKED_IDENTITY",
+                                   f"`{change.new_value}` is a blocked value"
+                                   f" - at `$.identity_changes[{index}].new_value`")
+            if identity_type in service.policy.unique_types:
+                for old in store.values_of(live, identity_type):
+                    store.unlink(live, (identity_type, old))
+            owner = store.owners([(identity_type, value)]).get((identity_type, value))
+            if owner is not None and owner != live:
+                # A unique id moves (mParticle: the value is removed from the other profile).
+                store.unlink(owner, (identity_type, value))
+            store.link(live, (identity_type, value), service.now_ms)
+        results.append({"identity_type": change.identity_type, "modified_mpid": str(live)})
+    return {"change_results": results}
