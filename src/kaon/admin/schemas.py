@@ -66,6 +66,9 @@ class StatsRow(BaseModel):
     events_received: int
     events_processed: int
     events_duplicate: int
+    profiles_created: int = 0
+    profiles_merged: int = 0
+    identity_links_skipped: int = 0
     rejected: dict[str, int]
 
 

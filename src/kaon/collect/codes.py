@@ -22,6 +22,16 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "METHOD_NOT_ALLOWED": ("405", "Front doors take POST (and OPTIONS for CORS)."),
     "NOT_FOUND": ("404", "No endpoint at this path."),
     "INTERNAL_ERROR": ("500", "A bug in Kaon; nothing was acknowledged and the request is recorded."),
+    # IDSync and alias
+    "UNKNOWN_IDENTITY_TYPE": ("400", "An identity type IDSync does not know (the message names it)."),
+    "BLOCKED_IDENTITY": ("400", "modify tried to set a blocked value (e.g. `null`, a zeroed advertising id)."),
+    "INVALID_MPID": ("400", "The mpid in the path is not a 64-bit integer."),
+    "ALIAS_SAME_MPID": ("400", "Alias source and destination are the same profile."),
+    "ALIAS_INVALID_WINDOW": ("400", "Alias window ends before it starts, or is longer than 90 days."),
+    "ALIAS_UNKNOWN_MPID": ("400", "Alias source or destination is not a known profile."),
+    "ALIAS_SOURCE_WAS_DESTINATION": ("400", "The alias source was the destination of an earlier alias."),
+    "ALIAS_DESTINATION_WAS_SOURCE": ("400", "The alias destination was the source of an earlier alias."),
+    "ALIAS_OVERLAP": ("400", "The alias source was already aliased for an overlapping window."),
 }
 
 
