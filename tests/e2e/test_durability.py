@@ -1,7 +1,6 @@
 """kill -9 after any number of acknowledged requests loses none of them; restart processes them all."""
 
 import json
-
 from pathlib import Path
 
 import httpx
