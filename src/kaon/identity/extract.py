@@ -17,7 +17,7 @@ def normalise(identity_type: str, value: str) -> str:
 def batch_identities(batch: Batch, policy: IdentityPolicy) -> list[Identity]:
     """User identities, device identities and the device stamp, strongest first; blocked ones dropped."""
     found: dict[str, str] = {}
-    for name, value in batch.user_identities.items():
+    for name, value in (batch.user_identities or {}).items():
         if value is not None:
             found[canonical_identity(name)] = value
     if batch.device_info is not None:

@@ -116,7 +116,9 @@ class Resolver:
             created = True
         result = Resolution(mpid=target, created=created,
                             matched=[i for i in identities if owners.get(i) is not None])
-        if policy.merges and self.merge is not None:
+        # Fix: merges only when links are made; a read-only resolution (IDSync search) used to merge the
+        # profiles its identities pointed to.
+        if policy.merges and self.merge is not None and link:
             for other in candidates:
                 if other == target:
                     continue

@@ -110,7 +110,8 @@ class Batch(Base, kw_only=True):
     schema_version: Int64 | None = None
     mpid: Int64 | None = None
     ip: str | None = None
-    user_identities: dict[str, str | None] = {}
+    # The web SDK sends `null` for a user without identities.
+    user_identities: dict[str, str | None] | None = {}
     user_attributes: dict[str, AttrValue] = {}
     deleted_user_attributes: list[str] = []
     device_info: DeviceInfo | None = None

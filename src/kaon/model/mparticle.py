@@ -121,7 +121,7 @@ def normalize(batch: Batch, *, received_ms: int, ip: str | None, channel: str, s
     `seed` makes generated message ids stable: normalising the same log entry twice gives the same ids.
     """
     identities: dict[str, str | None] = {}
-    for name, value in batch.user_identities.items():
+    for name, value in (batch.user_identities or {}).items():
         if value is not None and value != "":
             identities[canonical_identity(name)] = value
     batch.user_identities = identities
