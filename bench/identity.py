@@ -10,6 +10,7 @@ Loopback only; every wait has a deadline.
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -220,7 +221,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     orders = [int(s) for s in args.orders.split(",") if s.strip()]
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (other work skews events/s)")
     worlds = {"honest": honest_world(args.people, args.seed), "adversarial": adversarial_world(args.people, args.seed)}
     for world in worlds.values():
         print(f"{world.name}: {args.people:,} people, {len(world.batches):,} batches, "

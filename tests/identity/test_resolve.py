@@ -301,8 +301,7 @@ def test_link_and_isolation_create_a_new_profile_for_a_new_login_id(tmp_path: Pa
     assert login["mpid"] != anonymous["mpid"] and login["is_logged_in"] is True
     assert world.ids(int(anonymous["mpid"])) == {(D, "d1"), (E, "a@x.io")}  # anonymous data is left alone
     assert world.call("login", {"customerid": "c1"})["mpid"] == login["mpid"]
-    # The email is a login id here: identify by it alone does not return the known profile ... but it is
-    # held by the anonymous one, so that one is returned.
+    # The anonymous profile keeps its email and is still found by it.
     assert world.call("identify", {"email": "a@x.io"})["mpid"] == anonymous["mpid"]
 
 

@@ -56,8 +56,12 @@ def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: in
     }
     conn.execute("UPDATE identities SET mpid = ? WHERE workspace_id = ? AND mpid = ?",
                  (survivor, workspace_id, merged))
+    survivor_attributes = store.attributes(survivor)
     for name, value, updated in merged_attributes:
-        store.set_attribute(survivor, name, value, updated)
+        held = survivor_attributes.get(name)
+        # Fix: the survivor's value wins a tie, as documented (set_attribute lets an equal time overwrite).
+        if held is None or updated > held[1]:
+            store.set_attribute(survivor, name, value, updated)
     conn.execute("DELETE FROM profile_attributes WHERE workspace_id = ? AND mpid = ?", (workspace_id, merged))
     conn.execute(
         "UPDATE profiles SET first_seen_ms = ?, last_seen_ms = ?, session_count = ?, is_opted_out = ?,"
@@ -120,11 +124,15 @@ def unmerge(conn: sqlite3.Connection, workspace_id: str, merge_id: int, *, actor
         (gone["first_seen_ms"], gone["last_seen_ms"], gone["session_count"], int(gone["is_opted_out"]),
          _encode.encode(gone["consent"]), workspace_id, merged),
     )
+    # Fix: the survivor's last seen is restored too, unless it moved on since the merge (it used to keep the
+    # merged profile's later last seen).
     conn.execute(
         "UPDATE profiles SET first_seen_ms = ?, session_count = MAX(0, session_count - ?), is_opted_out = ?,"
-        " consent = ? WHERE workspace_id = ? AND mpid = ?",
+        " consent = ?, last_seen_ms = CASE WHEN last_seen_ms = ? THEN ? ELSE last_seen_ms END"
+        " WHERE workspace_id = ? AND mpid = ?",
         (before["first_seen_ms"], gone["session_count"], int(before["is_opted_out"]),
-         _encode.encode(before["consent"]), workspace_id, survivor),
+         _encode.encode(before["consent"]), max(before["last_seen_ms"], gone["last_seen_ms"]),
+         before["last_seen_ms"], workspace_id, survivor),
     )
     moved = snap["moved_event_ids"]
     for start in range(0, len(moved), 500):
