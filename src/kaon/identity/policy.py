@@ -1,5 +1,6 @@
 """Per-workspace identity settings: strategy, priority, unique and login types, limits, blocked values."""
 
+import functools
 import re
 
 import msgspec
@@ -54,11 +55,16 @@ class IdentityPolicy(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
         return folded in self._blocked() or bool(_ZEROS_AND_DASHES.match(folded))
 
     def _blocked(self) -> frozenset[str]:
-        return frozenset(v.strip().lower() for v in self.blocked_values)
+        return _folded(self.blocked_values)
 
     @property
     def merges(self) -> bool:
         return self.strategy == "unify"
+
+
+@functools.lru_cache(maxsize=64)
+def _folded(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.strip().lower() for v in values)
 
 
 DEFAULT_POLICY = IdentityPolicy()

@@ -110,7 +110,7 @@ SCHEMA = (
         first_seen_ms INTEGER NOT NULL,
         PRIMARY KEY (workspace_id, identity_type, value)
     ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS identities_by_profile ON identities (workspace_id, mpid)",
+    "CREATE INDEX IF NOT EXISTS identities_by_profile ON identities (workspace_id, mpid, identity_type)",
     """CREATE TABLE IF NOT EXISTS profile_attributes (
         workspace_id TEXT NOT NULL,
         mpid INTEGER NOT NULL,
