@@ -15,7 +15,7 @@ from kaon.collect.rejections import Rejections
 from kaon.log.group_commit import GroupCommitter
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.pipeline.runner import ProcessStage
-from kaon.pipeline.steps import default_steps
+from kaon.pipeline.steps import default_chores, default_steps
 from kaon.pipeline.worker import StageProcess
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
@@ -38,7 +38,7 @@ class Runtime:
         if settings.process_stage == "thread":
             self.stage = ProcessStage(
                 self.db, self.reader, default_steps(dedup_window_ms=settings.dedup_window_ms),
-                on_committed=self._committed,
+                on_committed=self._committed, chores=default_chores(dedup_window_ms=settings.dedup_window_ms),
             )
         else:
             self.stage_process = StageProcess(settings)

@@ -139,7 +139,7 @@ class Resolver:
                 if owner != target:
                     result.skipped.append((*identity, "held_elsewhere"))
                 continue
-            refusal = self._refuse_link(target, identity)
+            refusal = self.refuse_link(target, identity)
             if refusal is not None:
                 result.skipped.append((*identity, refusal))
                 continue
@@ -147,7 +147,8 @@ class Resolver:
                 return None  # someone else took it between our read and write: resolve again
         return result
 
-    def _refuse_link(self, mpid: int, identity: Identity) -> str | None:
+    def refuse_link(self, mpid: int, identity: Identity) -> str | None:
+        """Why the profile may not take this identity (unique_conflict, limit), or None."""
         identity_type, value = identity
         if self.policy.strategy == "best_match":
             return None

@@ -3,21 +3,15 @@
 from kaon.pipeline.work import Slice
 from kaon.store.dedup import DedupStore
 
-EXPIRE_EVERY_MS = 60_000
-
 
 class Dedup:
     name = "dedup"
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        self._expired_at = 0
 
     def run(self, work: Slice) -> None:
         store = DedupStore(work.tx, self.window_ms)
-        if work.now_ms - self._expired_at >= EXPIRE_EVERY_MS:
-            store.expire(work.now_ms)  # ids older than the window can never match again
-            self._expired_at = work.now_ms
         by_workspace: dict[str, list[str]] = {}
         for item in work.batches:
             ids = by_workspace.setdefault(item.workspace_id, [])

@@ -4,9 +4,19 @@ from typing import Any
 
 import msgspec
 
+from kaon.identity.extract import normalise
 from kaon.identity.merge import merged_consent
+from kaon.identity.service import Identity
 from kaon.identity.store import ProfileStore
-from kaon.model.events import OptOut, SessionStart, UserAttributeChange, UserAttributeChangeData
+from kaon.model.events import (
+    OptOut,
+    SessionStart,
+    UserAttributeChange,
+    UserAttributeChangeData,
+    UserIdentityChange,
+    UserIdentityChangeData,
+)
+from kaon.model.identities import canonical_identity
 from kaon.pipeline.work import Slice, WorkBatch
 
 
@@ -23,6 +33,24 @@ def _consent(item: WorkBatch) -> dict[str, Any]:
 
 class UpdateProfiles:
     name = "profiles"
+
+    def _identity_change(self, work: Slice, item: WorkBatch, mpid: int, data: UserIdentityChangeData) -> None:
+        """A `user_identity_change` event adds (new) or removes (new empty, old given) an identity."""
+        identity = Identity(work.tx, item.workspace_id, actor="pipeline", now_ms=work.now_ms)
+        new, old = data.new, data.old
+        if new is not None and new.identity_type and new.identity:
+            kind = canonical_identity(new.identity_type)
+            value = normalise(kind, new.identity)
+            if identity.policy.is_blocked(value):
+                return
+            refusal = identity.resolver.refuse_link(mpid, (kind, value))
+            if refusal is not None:
+                work.count(item.entry, "identity_links_skipped", 1, refusal)
+            elif identity.store.link(mpid, (kind, value), work.now_ms) != mpid:
+                work.count(item.entry, "identity_links_skipped", 1, "held_elsewhere")
+        elif old is not None and old.identity_type and old.identity:
+            kind = canonical_identity(old.identity_type)
+            identity.store.unlink(mpid, (kind, normalise(kind, old.identity)))
 
     def run(self, work: Slice) -> None:
         for item in work.batches:
@@ -49,6 +77,8 @@ class UpdateProfiles:
                         store.set_attribute(mpid, event.data.user_attribute_name, event.data.new, when)
                 elif isinstance(event, OptOut):
                     store.set_opted_out(mpid, bool(getattr(event.data, "is_opted_out", False)))
+                elif isinstance(event, UserIdentityChange) and isinstance(event.data, UserIdentityChangeData):
+                    self._identity_change(work, item, mpid, event.data)
             consent = _consent(item)
             if consent:
                 row = store.row(mpid)

@@ -16,6 +16,9 @@ from kaon.store.offsets import OffsetStore
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.pipeline")
+CHORES_EVERY_MS = 10_000
+# A chore gets the stage's connection (inside a transaction) and the time.
+Chore = Callable[[sqlite3.Connection, int], object]
 
 
 class ProcessStage:
@@ -30,8 +33,11 @@ class ProcessStage:
         slice_size: int = 256,
         clock: Clock = now_ms,
         on_committed: Callable[[str, int], None] | None = None,
+        chores: Sequence[Chore] = (),
     ) -> None:
         self.db = db
+        self.chores = list(chores)
+        self._chores_at = 0
         self.reader = reader
         self.steps = list(steps)
         self.slice_size = slice_size
@@ -41,8 +47,20 @@ class ProcessStage:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def run_chores(self) -> None:
+        """Timed work that must happen even when no events flow (every CHORES_EVERY_MS), one transaction."""
+        now = self.clock()
+        if not self.chores or now - self._chores_at < CHORES_EVERY_MS:
+            return
+        self._chores_at = now
+        conn = self.db.conn()
+        with transaction(conn):
+            for chore in self.chores:
+                chore(conn, now)
+
     def run_once(self) -> int:
         """Process at most one slice from each partition; returns how many entries were processed."""
+        self.run_chores()
         conn = self.db.conn()
         offsets = OffsetStore(conn)
         done = 0

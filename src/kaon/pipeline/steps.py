@@ -1,11 +1,14 @@
 """The ordered list of process-stage steps; a new step is one module plus one line here."""
 
+from kaon.identity.alias import run_due_aliases
 from kaon.pipeline.dedup import Dedup
 from kaon.pipeline.identity import ResolveIdentity
 from kaon.pipeline.normalize import Normalize
 from kaon.pipeline.profiles import UpdateProfiles
+from kaon.pipeline.runner import Chore
 from kaon.pipeline.step import Step
 from kaon.pipeline.store_events import StoreEvents
+from kaon.store.dedup import DedupStore
 
 
 def default_steps(*, dedup_window_ms: int) -> list[Step]:
@@ -15,4 +18,12 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
         ResolveIdentity(),
         UpdateProfiles(),
         StoreEvents(),
+    ]
+
+
+def default_chores(*, dedup_window_ms: int) -> list[Chore]:
+    """Timed work of the process stage: due alias requests, expired dedup ids."""
+    return [
+        run_due_aliases,
+        lambda conn, now: DedupStore(conn, dedup_window_ms).expire(now),
     ]

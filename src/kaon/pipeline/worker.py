@@ -13,7 +13,7 @@ import signal
 from kaon.clock import now_ms
 from kaon.log.sqlite import SqliteLogReader
 from kaon.pipeline.runner import ProcessStage
-from kaon.pipeline.steps import default_steps
+from kaon.pipeline.steps import default_chores, default_steps
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
 
@@ -25,7 +25,9 @@ def _run(settings: Settings, stop: multiprocessing.synchronize.Event, parent: in
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     db = Database(DatabaseUrl.parse(settings.database_url))
     reader = SqliteLogReader(settings.log_dir)
-    stage = ProcessStage(db, reader, default_steps(dedup_window_ms=settings.dedup_window_ms))
+    window = settings.dedup_window_ms
+    stage = ProcessStage(db, reader, default_steps(dedup_window_ms=window),
+                         chores=default_chores(dedup_window_ms=window))
     stage.run_until(lambda: stop.is_set() or os.getppid() != parent)
     if os.getppid() == parent:
         stage.drain(now_ms() + int(settings.drain_seconds * 1000))
