@@ -88,10 +88,10 @@ def custom(name: str, at: int | None = None) -> dict[str, Any]:
 
 
 def stored(server: KaonServer, name: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
+    def probe() -> dict[str, Any]:
         found = server.events_named(name)
-        return found[0] if found else None
-    event: dict[str, Any] = eventually(probe, timeout=20, what=f"event {name!r} stored")
+        return found[0] if found else {}
+    event = eventually(probe, timeout=20, what=f"event {name!r} stored")
     return event
 
 
@@ -237,6 +237,7 @@ def test_modify_moves_a_unique_id(kaon_server: KaonServer) -> None:
     # (/v1/identify with Basic auth and no `known_identities` is a Segment identify: IDSync-only paths here.)
     ("/v1/login", {"environment": "production"}, "INVALID_SHAPE", "known_identities"),
     ("/v1/logout", {"known_identities": {"email": 42}}, "INVALID_SHAPE", "known_identities"),
+    ("/v1/login", {"known_identities": {}}, "INVALID_SHAPE", "known_identities"),
     ("/v1/search", b"{not json", "INVALID_JSON", None),
 ])
 def test_malformed_identity_requests_are_400_naming_the_field(

@@ -38,19 +38,8 @@ def _by_mpid(db: Db, workspace: str, mpid: int, fields: set[str]) -> dict[str, A
     return view
 
 
-@router.get("/{org_id}/{account_id}/{workspace_id}/{mpid}")
-def profile_get(org_id: str, account_id: str, workspace_id: str, mpid: int, db: Db, token_workspace: Workspace,
-                fields: Fields = "user_identities,device_identities,user_attributes") -> dict[str, Any]:
-    _workspace(workspace_id, token_workspace)
-    return _by_mpid(db, workspace_id, mpid, _fields(fields))
-
-
-@router.post("/{org_id}/{account_id}/{workspace_id}/{mpid}")
-def profile_post(org_id: str, account_id: str, workspace_id: str, mpid: int, db: Db, token_workspace: Workspace,
-                 fields: Fields = "user_identities,device_identities,user_attributes") -> dict[str, Any]:
-    return profile_get(org_id, account_id, workspace_id, mpid, db, token_workspace, fields)
-
-
+# Fix: `/resolve/...` is declared before the by-mpid routes; declared after them, POST `/resolve/{org}/{account}/
+# {workspace}` matched `/{org}/{account}/{workspace}/{mpid}` (org "resolve") and answered 400 for the mpid.
 @router.post("/resolve/{org_id}/{account_id}/{workspace_id}")
 def resolve(
     org_id: str, account_id: str, workspace_id: str, db: Db, token_workspace: Workspace,
@@ -69,3 +58,16 @@ def resolve(
     if not owner:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": f"No profile holds {identity_type}."})
     return _by_mpid(db, workspace_id, next(iter(owner.values())), _fields(fields))
+
+
+@router.get("/{org_id}/{account_id}/{workspace_id}/{mpid}")
+def profile_get(org_id: str, account_id: str, workspace_id: str, mpid: int, db: Db, token_workspace: Workspace,
+                fields: Fields = "user_identities,device_identities,user_attributes") -> dict[str, Any]:
+    _workspace(workspace_id, token_workspace)
+    return _by_mpid(db, workspace_id, mpid, _fields(fields))
+
+
+@router.post("/{org_id}/{account_id}/{workspace_id}/{mpid}")
+def profile_post(org_id: str, account_id: str, workspace_id: str, mpid: int, db: Db, token_workspace: Workspace,
+                 fields: Fields = "user_identities,device_identities,user_attributes") -> dict[str, Any]:
+    return profile_get(org_id, account_id, workspace_id, mpid, db, token_workspace, fields)

@@ -38,7 +38,8 @@ class IdentityPolicy(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
+            # Fix: name the refused value too (the message only listed the allowed ones).
+            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         for name, limit in self.limits.items():
             if limit < 1:
                 raise ValueError(f"limits.{name} must be at least 1")
