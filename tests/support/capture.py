@@ -93,7 +93,7 @@ class VendorCapture:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any  # noqa: N815 (http.server names)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
