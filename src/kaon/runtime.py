@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 
+from kaon.children import ChildProcess
 from kaon.clock import now_ms
 from kaon.collect.app import CollectApp
 from kaon.collect.auth import Authenticator
@@ -12,11 +13,12 @@ from kaon.collect.door import Doors
 from kaon.collect.idsync_doors import IdSyncDoors
 from kaon.collect.ratelimit import RateLimiter
 from kaon.collect.rejections import Rejections
+from kaon.delivery.process import run_delivery
 from kaon.log.group_commit import GroupCommitter
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.steps import default_chores, default_steps
-from kaon.pipeline.worker import StageProcess
+from kaon.pipeline.worker import run_process_stage
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.offsets import OffsetStore
@@ -34,14 +36,15 @@ class Runtime:
         self.writer = SqliteLogWriter(settings.log_dir, PARTITION)
         self.reader = SqliteLogReader(settings.log_dir)
         self.stage: ProcessStage | None = None
-        self.stage_process: StageProcess | None = None
+        self.stage_process: ChildProcess | None = None
         if settings.process_stage == "thread":
             self.stage = ProcessStage(
                 self.db, self.reader, default_steps(dedup_window_ms=settings.dedup_window_ms),
                 on_committed=self._committed, chores=default_chores(dedup_window_ms=settings.dedup_window_ms),
             )
         else:
-            self.stage_process = StageProcess(settings)
+            self.stage_process = ChildProcess("kaon-process", run_process_stage, settings)
+        self.delivery = ChildProcess("kaon-deliver", run_delivery, settings)
         self.committer = GroupCommitter(self.writer, on_commit=self.stage.wake.set if self.stage else None)
         self.sealer = Sealer.for_data_dir(settings.data_dir)
         self.auth = Authenticator(self.db, settings.default_rate_limit, self.sealer)
@@ -73,6 +76,7 @@ class Runtime:
             self.stage.start()
         if self.stage_process is not None:
             self.stage_process.start()
+        self.delivery.start()
         self._tasks.append(asyncio.create_task(self._every_second()))
         self.ready = True
 
@@ -100,5 +104,6 @@ class Runtime:
             await asyncio.to_thread(self.stage.stop, int(self.settings.drain_seconds * 1000))
         if self.stage_process is not None:
             await asyncio.to_thread(self.stage_process.stop, self.settings.drain_seconds)
+        await asyncio.to_thread(self.delivery.stop, 30)
         self.writer.close()
         self.reader.close()

@@ -186,6 +186,9 @@ def test_profile_api_resolve(kaon_server: KaonServer, user: dict[str, Any]) -> N
     missing = profile_api(server, "POST", f"resolve/org/acct/{ws}",
                           json={"identity": {"type": "customer_id", "value": f"nobody-{t}"}})
     assert missing.status_code == 404
+    bad_fields = profile_api(server, "POST", f"resolve/org/acct/{ws}", params={"fields": "shoe_size"},
+                             json={"identity": {"type": "customer_id", "value": f"nobody-{t}"}})
+    assert bad_fields.status_code == 400 and "shoe_size" in bad_fields.text
     no_value = profile_api(server, "POST", f"resolve/org/acct/{ws}", json={"identity": {"type": "email"}})
     assert no_value.status_code == 400
 

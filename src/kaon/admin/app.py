@@ -8,7 +8,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from kaon import __version__
-from kaon.admin import routes_events, routes_inputs, routes_profiles, routes_stats, routes_userprofile
+from kaon.admin import (
+    routes_delivery,
+    routes_events,
+    routes_inputs,
+    routes_outputs,
+    routes_profiles,
+    routes_stats,
+    routes_userprofile,
+)
 from kaon.admin.schemas import Health
 from kaon.store.db import Database
 
@@ -28,7 +36,7 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
             return JSONResponse({"status": "starting"}, status_code=503)
         return Health(status="ok")
 
-    for module in (routes_events, routes_inputs, routes_profiles, routes_stats):
+    for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(routes_userprofile.router)
 

@@ -49,6 +49,7 @@ def resolve(
 ) -> dict[str, Any]:
     """The profile holding `{"identity": {"type", "value"}}`."""
     _workspace(workspace_id, token_workspace)
+    wanted = _fields(fields)  # Fix: a bad `fields` is a 400 whether or not the identity is found (was 404 first)
     identity_type, value = identity.get("type"), identity.get("value")
     if not identity_type or not value:
         raise HTTPException(400, detail={"code": "INVALID_SHAPE",
@@ -57,7 +58,7 @@ def resolve(
     owner = ProfileStore(db.conn(), workspace_id).owners([(canonical, normalise(canonical, value))])
     if not owner:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": f"No profile holds {identity_type}."})
-    return _by_mpid(db, workspace_id, next(iter(owner.values())), _fields(fields))
+    return _by_mpid(db, workspace_id, next(iter(owner.values())), wanted)
 
 
 @router.get("/{org_id}/{account_id}/{workspace_id}/{mpid}")

@@ -2,6 +2,7 @@
 
 from kaon.identity.alias import run_due_aliases
 from kaon.pipeline.dedup import Dedup
+from kaon.pipeline.fanout import Fanout
 from kaon.pipeline.identity import ResolveIdentity
 from kaon.pipeline.normalize import Normalize
 from kaon.pipeline.profiles import UpdateProfiles
@@ -18,6 +19,7 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
         ResolveIdentity(),
         UpdateProfiles(),
         StoreEvents(),
+        Fanout(),
     ]
 
 

@@ -3,7 +3,7 @@
 import msgspec
 
 from kaon.model.events import event_name
-from kaon.pipeline.work import Slice
+from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.events import EventStore, StoredEvent
 
 _encoder = msgspec.json.Encoder()
@@ -15,6 +15,7 @@ class StoreEvents:
     def run(self, work: Slice) -> None:
         store = EventStore(work.tx)
         rows: list[StoredEvent] = []
+        owners: list[tuple[WorkBatch, int]] = []
         for item in work.batches:
             kept = item.kept()
             if not kept and item.batch.events:
@@ -35,5 +36,7 @@ class StoreEvents:
                     received_ms=item.entry.entry.received_ms, environment=batch.environment,
                     body=_encoder.encode(event),
                 ))
+                owners.append((item, index))
             work.count(item.entry, "events_processed", len(kept))
-        store.insert_events(rows)
+        for (item, index), event_id in zip(owners, store.insert_events(rows), strict=True):
+            item.event_ids[index] = event_id

@@ -19,6 +19,8 @@ class WorkBatch:
     batch: Batch
     keep: list[bool]
     batch_id: int | None = None
+    # Stored event ids by position in `batch.events` (set by store_events; fan-out uses them).
+    event_ids: dict[int, int] = field(default_factory=dict)
 
     def kept(self) -> list[int]:
         return [i for i, k in enumerate(self.keep) if k]

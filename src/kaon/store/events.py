@@ -40,14 +40,20 @@ class EventStore:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def insert_events(self, events: Sequence[StoredEvent]) -> None:
-        self.conn.executemany(
-            "INSERT INTO events (workspace_id, input_id, batch_id, mpid, event_type, event_name,"
-            " source_message_id, timestamp_ms, received_ms, environment, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(e.workspace_id, e.input_id, e.batch_id, e.mpid, e.event_type, e.event_name,
-              e.source_message_id, e.timestamp_ms, e.received_ms, e.environment, e.body) for e in events],
-        )
+    def insert_events(self, events: Sequence[StoredEvent]) -> list[int]:
+        """Insert in order; returns the new ids (one statement per row: executemany gives no ids)."""
+        ids = []
+        for e in events:
+            cursor = self.conn.execute(
+                "INSERT INTO events (workspace_id, input_id, batch_id, mpid, event_type, event_name,"
+                " source_message_id, timestamp_ms, received_ms, environment, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (e.workspace_id, e.input_id, e.batch_id, e.mpid, e.event_type, e.event_name,
+                 e.source_message_id, e.timestamp_ms, e.received_ms, e.environment, e.body),
+            )
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        return ids
 
     def count(self, workspace_id: str) -> int:
         row = self.conn.execute("SELECT COUNT(*) FROM events WHERE workspace_id = ?", (workspace_id,)).fetchone()

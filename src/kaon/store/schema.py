@@ -146,4 +146,80 @@ SCHEMA = (
         done_ms INTEGER,
         events_copied INTEGER NOT NULL DEFAULT 0
     )""",
+    # Outputs, connections and delivery
+    """CREATE TABLE IF NOT EXISTS outputs (
+        id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        UNIQUE (workspace_id, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS connections (
+        id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        input_id TEXT NOT NULL,
+        output_id TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        rules TEXT NOT NULL DEFAULT '{}',
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS connections_by_input ON connections (workspace_id, input_id)",
+    # Jobs are immutable; their history is the append-only attempts table; `delivery_pending` is the queue
+    # index (a job leaves it when it reaches a terminal state).
+    """CREATE TABLE IF NOT EXISTS delivery_jobs (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        output_id TEXT NOT NULL,
+        connection_id TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        mpid INTEGER,
+        created_ms INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS delivery_jobs_by_event ON delivery_jobs (event_id)",
+    "CREATE INDEX IF NOT EXISTS delivery_jobs_by_output ON delivery_jobs (output_id, created_ms)",
+    """CREATE TABLE IF NOT EXISTS delivery_pending (
+        job_id INTEGER PRIMARY KEY,
+        output_id TEXT NOT NULL,
+        mpid INTEGER,
+        next_attempt_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        first_attempt_ms INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS delivery_pending_by_output ON delivery_pending (output_id, mpid, job_id)",
+    """CREATE TABLE IF NOT EXISTS delivery_attempts (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL,
+        output_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        terminal INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        latency_ms INTEGER,
+        status INTEGER,
+        error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS delivery_attempts_by_job ON delivery_attempts (job_id, id)",
+    "CREATE INDEX IF NOT EXISTS delivery_attempts_by_output ON delivery_attempts (output_id, at_ms)",
+    """CREATE TABLE IF NOT EXISTS delivery_drops (
+        event_id INTEGER NOT NULL,
+        connection_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (event_id, connection_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS output_stats (
+        workspace_id TEXT NOT NULL,
+        output_id TEXT NOT NULL,
+        connection_id TEXT NOT NULL DEFAULT '',
+        hour_ms INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        count INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, output_id, connection_id, hour_ms, metric, reason)
+    ) WITHOUT ROWID""",
 )

@@ -1,0 +1,178 @@
+"""Customer.io Journeys Track API (v1): people via `PUT /customers/{id}`, events via `/customers/{id}/events`."""
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote
+
+import msgspec
+
+from kaon.destinations.base import Destination, HttpRequest, Secret
+from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.outcome import SendPolicy
+from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, UserAttributeChangeData
+from kaon.model.segment_commerce import PRODUCT_ACTIONS
+
+US_HOST: Final = "https://track.customer.io"
+EU_HOST: Final = "https://track-eu.customer.io"
+# mParticle product actions → Segment e-commerce spec event names (Customer.io has no commerce endpoint).
+COMMERCE_NAMES: Final = {action: " ".join(w if w in ("to", "from") else w.capitalize() for w in name.split())
+                         for name, action in reversed(PRODUCT_ACTIONS.items())}
+# mParticle reserved user attributes → Customer.io's conventional attribute names.
+RESERVED: Final = {"$firstname": "first_name", "$lastname": "last_name", "$mobile": "phone", "$city": "city",
+                   "$country": "country", "$zip": "zip", "$state": "state", "$gender": "gender", "$age": "age",
+                   "$address": "address"}
+CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+_encoder = msgspec.json.Encoder()
+
+
+class CustomerIoSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    site_id: Annotated[str, msgspec.Meta(
+        title="Site ID", description="The workspace's Track API site ID (the Basic auth user name).",
+        min_length=1)]
+    api_key: Annotated[Secret, msgspec.Meta(
+        title="Track API key", description="The workspace's Track API key (the Basic auth password).",
+        min_length=1)]
+    region: Annotated[Literal["us", "eu"], msgspec.Meta(
+        title="Region", description="The account's data centre; `eu` sends to track-eu.customer.io unless "
+                                    "the URL is changed.")] = "us"
+    base_url: Annotated[str, msgspec.Meta(
+        title="Track API URL", description="The Track API host (the region's host by default).",
+        pattern=r"^https?://")] = US_HOST
+    send_anonymous: Annotated[bool, msgspec.Meta(
+        title="Send anonymous events", description="Events of users without a customer ID go to `/api/v1/events` "
+                                                   "with the mpid as `anonymous_id`; off: they are skipped.")] = True
+
+
+def ulid(timestamp_ms: int, seed: str) -> str:
+    """A ULID made from the event time and a hash of its message id: Customer.io's dedup `id` must be a ULID,
+    and the same event must always get the same one."""
+    entropy = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10])
+    value = ((timestamp_ms & (2**48 - 1)) << 80) | entropy
+    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def seconds(value: Any) -> int | None:
+    """A Unix time in seconds from seconds, milliseconds or an ISO-8601 string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value / 1000) if value > 100_000_000_000 else int(value)
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return None
+
+
+def person(item: DeliveryEvent) -> dict[str, Any]:
+    """The profile as Customer.io attributes: user attributes (reserved ones renamed), email, created_at."""
+    body: dict[str, Any] = {RESERVED.get(k, k): v for k, v in item.user_attributes.items()}
+    data = item.event.data
+    if isinstance(data, UserAttributeChangeData) and data.deleted:
+        # Customer.io removes an attribute sent as an empty string.
+        body[RESERVED.get(data.user_attribute_name, data.user_attribute_name)] = ""
+    if email := item.identity("email"):
+        body["email"] = email
+    created = body.pop("createdAt", None) if "created_at" not in body else body.get("created_at")
+    if (created_s := seconds(created)) is not None:
+        body["created_at"] = created_s
+    else:
+        body.pop("created_at", None)
+    return body
+
+
+def commerce_data(data: CommerceEventData) -> dict[str, Any]:
+    action = data.product_action
+    out: dict[str, Any] = dict(data.custom_attributes or {})
+    if action is not None:
+        out.update({k: v for k, v in (("order_id", action.transaction_id), ("total", action.total_amount),
+                                      ("revenue", action.total_amount), ("tax", action.tax_amount),
+                                      ("shipping", action.shipping_amount), ("coupon", action.coupon_code),
+                                      ("affiliation", action.affiliation)) if v is not None})
+        out["products"] = [{k: v for k, v in (("product_id", p.id), ("sku", p.id), ("name", p.name),
+                                              ("price", p.price), ("quantity", p.quantity), ("category", p.category),
+                                              ("brand", p.brand), ("variant", p.variant)) if v is not None}
+                           for p in action.products or []]
+    if data.currency_code:
+        out["currency"] = data.currency_code
+    return out
+
+
+class CustomerIo(Destination):
+    name = "customerio"
+    title = "Customer.io"
+    category = "Marketing automation"
+    description = "Updates people and tracks their events in Customer.io Journeys through the Track API."
+    settings_type = CustomerIoSettings
+    # Track API: about 3,000 requests per 3 s per workspace; one event per request.
+    policy = SendPolicy(batch_size=1, max_concurrency=8, rate_limit_rps=1000.0)
+    docs_notes = (
+        "Track API v1 at `https://track.customer.io` (EU: `https://track-eu.customer.io`), HTTP Basic auth "
+        "`site_id:api_key`, one request per event. 429 and 5xx are retried (honouring `Retry-After`); 400, "
+        "401 and 403 abort.")
+    mapping_notes = (
+        "Attribute changes → `PUT /api/v1/customers/{customer_id}` with the user's attributes (`$firstname` → "
+        "`first_name`, `$lastname` → `last_name`, `$mobile` → `phone`, …), `email`, and `created_at` in seconds "
+        "when a `created_at`/`createdAt` attribute exists; a deleted attribute is sent as `\"\"`, which removes "
+        "it. Custom events → `POST /api/v1/customers/{customer_id}/events` `{name, data, timestamp (s), id, "
+        "type: \"event\"}`; screen views → `type: \"screen\"` (`\"page\"` from web). Commerce events are "
+        "events named per the Segment spec (`Order Completed`, `Product Added`, …) with `order_id`, `total`, "
+        "`currency`, `products[]` in `data`. Without a customer ID, events go to `POST /api/v1/events` with "
+        "the mpid as `anonymous_id` (profile updates are skipped). `id` is a ULID derived from the event "
+        "time and message id, so a retried event is deduplicated.")
+
+    def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
+        assert isinstance(settings, CustomerIoSettings)
+        base = settings.base_url.rstrip("/")
+        if settings.region == "eu" and base == US_HOST:
+            base = EU_HOST
+        auth = "Basic " + base64.b64encode(f"{settings.site_id}:{settings.api_key}".encode()).decode()
+        headers = {"Content-Type": "application/json", "Authorization": auth}
+        requests = []
+        for i, item in enumerate(events):
+            found = self.request(item, settings, base)
+            if found is not None:
+                method, path, body = found
+                requests.append(HttpRequest(method, base + path, dict(headers), _encoder.encode(body), (i,)))
+        return requests
+
+    def request(self, item: DeliveryEvent, settings: CustomerIoSettings,
+                base: str) -> tuple[str, str, dict[str, Any]] | None:
+        customer = item.identity("customer_id")
+        data = item.event.data
+        if isinstance(data, UserAttributeChangeData) or item.event_type == "user_identity_change":
+            return ("PUT", f"/api/v1/customers/{quote(customer, safe='')}", person(item)) if customer else None
+        event = self.event(item)
+        if event is None:
+            return None
+        if customer:
+            return "POST", f"/api/v1/customers/{quote(customer, safe='')}/events", event
+        if settings.send_anonymous and item.mpid is not None:
+            return "POST", "/api/v1/events", {**event, "anonymous_id": str(item.mpid)}
+        return None
+
+    @staticmethod
+    def event(item: DeliveryEvent) -> dict[str, Any] | None:
+        data = item.event.data
+        if isinstance(data, CustomEventData):
+            name, kind, fields = data.event_name, "event", item.attributes()
+        elif isinstance(data, ScreenViewData):
+            web = item.device_info is not None and (item.device_info.platform or "").lower() == "web"
+            name, kind, fields = data.screen_name, "page" if web else "screen", item.attributes()
+        elif isinstance(data, CommerceEventData) and data.product_action is not None:
+            found = COMMERCE_NAMES.get(data.product_action.action)
+            if found is None:
+                return None
+            name, kind, fields = found, "event", commerce_data(data)
+        else:
+            return None
+        return {"name": name, "type": kind, "data": fields, "timestamp": item.timestamp_ms // 1000,
+                "id": ulid(item.timestamp_ms, item.source_message_id)}
+
+
+destination = CustomerIo()

@@ -1,0 +1,261 @@
+"""Meta Conversions API: events with hashed `user_data` to `POST /{version}/{pixel}/events` on the Graph API."""
+
+import hashlib
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote, urlencode
+
+import msgspec
+
+from kaon.destinations.base import Destination, HttpRequest, Secret
+from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
+from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData
+
+MAX_EVENTS: Final = 1000
+MAX_AGE_S: Final = 7 * 24 * 3600
+MAX_AHEAD_S: Final = 60
+# Graph error codes that mean "throttled" or "temporarily unavailable" (RudderStack's networkHandler agrees).
+RATE_LIMIT_CODES: Final = frozenset({4, 17, 32, 613, 80004})
+TRANSIENT_CODES: Final = frozenset({1, 2, 341})
+THROTTLE_WAIT_S: Final = 60.0
+# mParticle product actions → Meta standard events; refunds and removals have no Meta event and are skipped.
+PRODUCT_ACTIONS: Final = {
+    "purchase": "Purchase", "add_to_cart": "AddToCart", "view_detail": "ViewContent",
+    "checkout": "InitiateCheckout", "checkout_option": "AddPaymentInfo", "add_to_wishlist": "AddToWishlist",
+}
+# Segment-spec events that reach us as custom events but have a Meta standard event.
+STANDARD_NAMES: Final = {"products searched": "Search", "payment info entered": "AddPaymentInfo"}
+APP_PLATFORMS: Final = frozenset({"ios", "android", "tvos", "roku", "xbox", "alexa", "smarttv", "firetv"})
+ActionSource = Literal["auto", "website", "app", "email", "phone_call", "chat", "physical_store",
+                       "system_generated", "business_messaging", "other"]
+
+_encoder = msgspec.json.Encoder()
+
+
+class MetaCapiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pixel_id: Annotated[str, msgspec.Meta(
+        title="Pixel (dataset) ID", description="The Meta pixel or dataset the events belong to.",
+        examples=["1234567890"], pattern=r"^\d+$")]
+    access_token: Annotated[Secret, msgspec.Meta(
+        title="Access token", description="A Conversions API system-user access token (sent as `access_token`).")]
+    base_url: Annotated[str, msgspec.Meta(
+        title="Graph API URL", description="The Graph API host.", pattern=r"^https?://")] = \
+        "https://graph.facebook.com"
+    api_version: Annotated[str, msgspec.Meta(
+        title="Graph API version", description="The Graph API version in the path.", pattern=r"^v\d+\.\d+$",
+        examples=["v25.0"])] = "v25.0"
+    action_source: Annotated[ActionSource, msgspec.Meta(
+        title="Action source", description="Where the conversions happened; `auto` sends `app` for events "
+                                           "from mobile and TV platforms and `website` otherwise.")] = "auto"
+    screen_event: Annotated[Literal["PageView", "ViewContent"], msgspec.Meta(
+        title="Screen / page event", description="The Meta event a screen or page view becomes.")] = "PageView"
+    event_names: Annotated[dict[str, str], msgspec.Meta(
+        title="Event name mapping", description="Custom event name → Meta event name (e.g. `Signed Up` → "
+                                                "`CompleteRegistration`); unmapped names are sent as they are.",
+        examples=[{"Signed Up": "CompleteRegistration"}])] = {}
+    default_currency: Annotated[str, msgspec.Meta(
+        title="Default currency", description="ISO 4217 code for commerce events that carry none.",
+        pattern=r"^[A-Z]{3}$")] = "USD"
+    test_event_code: Annotated[str | None, msgspec.Meta(
+        title="Test event code", description="Routes the events to Events Manager's Test Events tab.")] = None
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _letters(value: str) -> str:
+    return "".join(c for c in value if c.isalpha())
+
+
+def _name(value: str) -> str:
+    """Names: lowercase, no punctuation (UTF-8 letters kept)."""
+    return "".join(c for c in value.strip().lower() if not unicodedata.category(c).startswith(("P", "S")))
+
+
+def _phone(value: str) -> str:
+    return re.sub(r"\D", "", value).lstrip("0")
+
+
+def _zip(value: str) -> str:
+    return value.strip().lower().replace(" ", "").split("-")[0]
+
+
+def _gender(value: str) -> str:
+    first = value.strip().lower()[:1]
+    return first if first in ("f", "m") else ""
+
+
+def _country(value: str) -> str:
+    letters = _letters(value.strip().lower())
+    return letters if len(letters) == 2 else ""
+
+
+# Meta's normalisation per customer-information parameter, applied before hashing.
+NORMALISE: Final[dict[str, Callable[[str], str]]] = {
+    "em": lambda v: v.strip().lower(), "ph": _phone, "fn": _name, "ln": _name, "ge": _gender,
+    "ct": lambda v: _letters(v.lower()), "st": lambda v: _letters(v.lower()), "zp": _zip, "country": _country,
+    "external_id": str.strip,
+}
+# (user_data key, mParticle reserved user attribute) pairs.
+ATTRIBUTES: Final = (("fn", "$firstname"), ("ln", "$lastname"), ("ge", "$gender"), ("ct", "$city"),
+                     ("st", "$state"), ("zp", "$zip"), ("country", "$country"), ("ph", "$mobile"))
+
+
+def user_data(item: DeliveryEvent) -> dict[str, str]:
+    """Hashed identifiers (normalised first); IP address and user agent as they are."""
+    raw: dict[str, str] = {}
+    for key, identity in (("em", "email"), ("ph", "mobile_number"), ("external_id", "customer_id")):
+        if found := item.identity(identity):
+            raw[key] = found
+    if "external_id" not in raw and item.mpid is not None:
+        raw["external_id"] = str(item.mpid)
+    for key, attribute in ATTRIBUTES:
+        value = item.user_attributes.get(attribute)
+        if key not in raw and isinstance(value, str | int) and not isinstance(value, bool):
+            raw[key] = str(value)
+    data = {key: sha256(normal) for key, value in raw.items() if (normal := NORMALISE[key](value))}
+    if item.ip:
+        data["client_ip_address"] = item.ip
+    agent = item.device_info.http_header_user_agent if item.device_info else None
+    if agent:
+        data["client_user_agent"] = agent
+    return data
+
+
+def commerce_data(data: CommerceEventData, default_currency: str) -> dict[str, Any]:
+    action = data.product_action
+    products = (action.products if action else None) or []
+    contents = [{k: v for k, v in (("id", p.id), ("quantity", int(p.quantity or 1)), ("item_price", p.price))
+                 if v is not None} for p in products if p.id]
+    value = action.total_amount if action and action.total_amount is not None else \
+        sum((p.price or 0.0) * (p.quantity or 1) for p in products)
+    custom: dict[str, Any] = {**(data.custom_attributes or {}),
+                              "currency": data.currency_code or default_currency, "value": value,
+                              "content_type": "product", "contents": contents,
+                              "content_ids": [c["id"] for c in contents],
+                              "num_items": int(sum(p.quantity or 1 for p in products))}
+    if action and action.transaction_id:
+        custom["order_id"] = action.transaction_id
+    return custom
+
+
+class MetaCapi(Destination):
+    name = "meta_capi"
+    title = "Meta Conversions API"
+    category = "Advertising"
+    description = "Sends conversions (purchases, page views, custom events) to a Meta pixel, hashing user data."
+    settings_type = MetaCapiSettings
+    policy = SendPolicy(batch_size=MAX_EVENTS, max_concurrency=4, timeout_s=10.0)
+    docs_notes = (
+        "`POST https://graph.facebook.com/{api_version}/{pixel_id}/events?access_token=…` with a JSON body "
+        "`{\"data\": [...]}` (and `test_event_code` when set), at most 1,000 events per request. Throttling "
+        "comes back as Graph error codes 4/17/32/613 in a 400 body and is retried; other Graph errors "
+        "(100 invalid parameter, 190 expired token, …) abort the batch, since Meta rejects a whole request "
+        "for one bad event.")
+    mapping_notes = (
+        "Purchase → `Purchase`, add to cart → `AddToCart`, product view → `ViewContent`, checkout → "
+        "`InitiateCheckout`, payment info → `AddPaymentInfo`, add to wishlist → `AddToWishlist` (with "
+        "`value`, `currency`, `contents`, `content_ids`, `content_type`, `num_items`, `order_id`); refunds, "
+        "removals, clicks, impressions and promotions are skipped. Screen/page views → `PageView` (or "
+        "`ViewContent`); `Products Searched` → `Search`; other custom events keep their name unless "
+        "mapped. Attribute and identity changes are skipped (Conversions API has no profiles). "
+        "`event_time` is in seconds; events more than 7 days old "
+        "are skipped, because Meta rejects the whole request for one of them, and events stamped in the "
+        "future are sent with the current time. `event_id` is the source message id, for deduplication with "
+        "the browser pixel. `em`, `ph`, `fn`, `ln`, `ge`, `ct`, `st`, `zp`, `country` and `external_id` "
+        "(customer id, else the mpid) are normalised per Meta's rules and SHA-256 hashed; "
+        "`client_ip_address` and `client_user_agent` are sent unhashed.")
+
+    def __init__(self) -> None:
+        # The only input besides the events: the 7-day window is judged against this clock (tests pin it).
+        self.clock: Callable[[], float] = time.time
+
+    def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
+        assert isinstance(settings, MetaCapiSettings)
+        now = int(self.clock())
+        mapped = [(i, data) for i, item in enumerate(events) if (data := self.event(item, settings, now))]
+        url = (f"{settings.base_url.rstrip('/')}/{settings.api_version}/{quote(settings.pixel_id, safe='')}"
+               f"/events?{urlencode({'access_token': settings.access_token})}")
+        requests = []
+        for start in range(0, len(mapped), MAX_EVENTS):
+            chunk = mapped[start:start + MAX_EVENTS]
+            body: dict[str, Any] = {"data": [data for _, data in chunk]}
+            if settings.test_event_code:
+                body["test_event_code"] = settings.test_event_code
+            requests.append(HttpRequest("POST", url, {"Content-Type": "application/json"}, _encoder.encode(body),
+                                        tuple(i for i, _ in chunk)))
+        return requests
+
+    def event(self, item: DeliveryEvent, settings: MetaCapiSettings, now: int) -> dict[str, Any] | None:
+        """One `data[]` entry, or None for events Meta cannot take (kind, or older than 7 days)."""
+        event_time = item.timestamp_ms // 1000
+        if event_time < now - MAX_AGE_S:
+            return None
+        data = item.event.data
+        custom: dict[str, Any]
+        if isinstance(data, CustomEventData):
+            name = settings.event_names.get(data.event_name) or \
+                STANDARD_NAMES.get(data.event_name.strip().lower(), data.event_name)
+            custom = item.attributes()
+        elif isinstance(data, ScreenViewData):
+            name, custom = settings.screen_event, {"content_name": data.screen_name, **item.attributes()}
+        elif isinstance(data, CommerceEventData) and data.product_action is not None:
+            found = PRODUCT_ACTIONS.get(data.product_action.action)
+            if found is None:
+                return None
+            name, custom = found, commerce_data(data, settings.default_currency)
+        else:
+            return None
+        body: dict[str, Any] = {
+            "event_name": name, "event_time": min(event_time, now), "event_id": item.source_message_id,
+            "action_source": self.action_source(item, settings), "user_data": user_data(item),
+        }
+        if isinstance(url := custom.get("url"), str) and url.startswith(("http://", "https://")):
+            body["event_source_url"] = url
+        if custom:
+            body["custom_data"] = custom
+        return body
+
+    @staticmethod
+    def action_source(item: DeliveryEvent, settings: MetaCapiSettings) -> str:
+        if settings.action_source != "auto":
+            return settings.action_source
+        platform = (item.device_info.platform or "") if item.device_info else ""
+        return "app" if platform.lower() in APP_PLATFORMS else "website"
+
+    def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
+        result = classify_http(response)
+        if result.outcome is Outcome.DELIVERED or response.status >= 500:
+            return result
+        error = graph_error(response.body)
+        if error is None:
+            return result
+        code, transient, message = error
+        text = f"Graph error {code}: {message}"[:300]
+        if code in RATE_LIMIT_CODES:
+            wait = retry_after(response.headers) or THROTTLE_WAIT_S
+            return SendResult(Outcome.RETRY, text, response.status, wait, response_body=result.response_body)
+        if code in TRANSIENT_CODES or transient:
+            return SendResult(Outcome.RETRY, text, response.status, retry_after(response.headers),
+                              response_body=result.response_body)
+        return SendResult(Outcome.ABORT, text, response.status, response_body=result.response_body)
+
+
+def graph_error(body: bytes) -> tuple[int, bool, str] | None:
+    """`(code, is_transient, message)` of a Graph API error body, if it is one."""
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+        return None
+    return error["code"], bool(error.get("is_transient")), str(error.get("message", ""))
+
+
+destination = MetaCapi()

@@ -1,0 +1,156 @@
+"""Outputs (configured destinations) and connections (input → output with rules) in the config store."""
+
+import sqlite3
+import uuid
+from typing import Any
+
+import msgspec
+
+from kaon.clock import now_ms
+from kaon.connections.rules import parse_rules
+from kaon.destinations.registry import destination
+from kaon.errors import Conflict, NotFound
+from kaon.store.tx import transaction
+
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder()
+
+
+class Output(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    workspace_id: str
+    name: str
+    destination: str
+    settings: dict[str, Any]
+    enabled: bool
+    created_ms: int
+    updated_ms: int
+
+
+class Connection(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    workspace_id: str
+    input_id: str
+    output_id: str
+    enabled: bool
+    rules: dict[str, Any]
+    created_ms: int
+    updated_ms: int
+
+
+def validate_settings(name: str, settings: dict[str, Any]) -> None:
+    """Raises NotFound for an unknown destination, ValueError/msgspec.ValidationError naming the bad field."""
+    destination(name).parse_settings(settings)
+
+
+_OUT = "id, workspace_id, name, destination, settings, enabled, created_ms, updated_ms"
+_CON = "id, workspace_id, input_id, output_id, enabled, rules, created_ms, updated_ms"
+
+
+def _output(row: tuple[Any, ...]) -> Output:
+    return Output(id=row[0], workspace_id=row[1], name=row[2], destination=row[3], settings=_decode.decode(row[4]),
+                  enabled=bool(row[5]), created_ms=row[6], updated_ms=row[7])
+
+
+def _connection(row: tuple[Any, ...]) -> Connection:
+    return Connection(id=row[0], workspace_id=row[1], input_id=row[2], output_id=row[3], enabled=bool(row[4]),
+                      rules=_decode.decode(row[5]), created_ms=row[6], updated_ms=row[7])
+
+
+class OutputStore:
+    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+        self.conn = conn
+        self.ws = workspace_id
+
+    # Outputs
+    def outputs(self) -> list[Output]:
+        rows = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ? ORDER BY created_ms, id",
+                                 (self.ws,))
+        return [_output(r) for r in rows]
+
+    def output(self, output_id: str) -> Output:
+        row = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ? AND id = ?",
+                                (self.ws, output_id)).fetchone()
+        if row is None:
+            raise NotFound(f"output {output_id} not found")
+        return _output(row)
+
+    def create_output(self, name: str, destination_name: str, settings: dict[str, Any], enabled: bool) -> Output:
+        validate_settings(destination_name, settings)
+        now = now_ms()
+        output = Output(id=f"out_{uuid.uuid4().hex[:16]}", workspace_id=self.ws, name=name,
+                        destination=destination_name, settings=settings, enabled=enabled, created_ms=now,
+                        updated_ms=now)
+        with transaction(self.conn):
+            if self.conn.execute("SELECT 1 FROM outputs WHERE workspace_id = ? AND name = ?",
+                                 (self.ws, name)).fetchone():
+                raise Conflict(f"output {name!r} already exists")
+            self.conn.execute(f"INSERT INTO outputs ({_OUT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (output.id, self.ws, name, destination_name, _json.encode(settings), int(enabled),
+                               now, now))
+        return output
+
+    def update_output(self, output_id: str, *, name: str | None = None, settings: dict[str, Any] | None = None,
+                      enabled: bool | None = None) -> Output:
+        with transaction(self.conn):
+            current = self.output(output_id)
+            merged = current.settings if settings is None else {**current.settings, **settings}
+            validate_settings(current.destination, merged)
+            self.conn.execute(
+                "UPDATE outputs SET name = ?, settings = ?, enabled = ?, updated_ms = ? WHERE id = ?",
+                (name or current.name, _json.encode(merged), int(current.enabled if enabled is None else enabled),
+                 now_ms(), output_id))
+        return self.output(output_id)
+
+    def delete_output(self, output_id: str) -> None:
+        with transaction(self.conn):
+            self.output(output_id)
+            self.conn.execute("DELETE FROM connections WHERE workspace_id = ? AND output_id = ?", (self.ws, output_id))
+            self.conn.execute("DELETE FROM outputs WHERE id = ?", (output_id,))
+
+    # Connections
+    def connections(self, input_id: str | None = None) -> list[Connection]:
+        sql = f"SELECT {_CON} FROM connections WHERE workspace_id = ?"
+        args: list[Any] = [self.ws]
+        if input_id is not None:
+            sql += " AND input_id = ?"
+            args.append(input_id)
+        return [_connection(r) for r in self.conn.execute(sql + " ORDER BY created_ms, id", args)]
+
+    def connection(self, connection_id: str) -> Connection:
+        row = self.conn.execute(f"SELECT {_CON} FROM connections WHERE workspace_id = ? AND id = ?",
+                                (self.ws, connection_id)).fetchone()
+        if row is None:
+            raise NotFound(f"connection {connection_id} not found")
+        return _connection(row)
+
+    def create_connection(self, input_id: str, output_id: str, enabled: bool, rules: dict[str, Any]) -> Connection:
+        parse_rules(rules)
+        now = now_ms()
+        connection = Connection(id=f"con_{uuid.uuid4().hex[:16]}", workspace_id=self.ws, input_id=input_id,
+                                output_id=output_id, enabled=enabled, rules=rules, created_ms=now, updated_ms=now)
+        with transaction(self.conn):
+            if self.conn.execute("SELECT 1 FROM inputs WHERE workspace_id = ? AND id = ?",
+                                 (self.ws, input_id)).fetchone() is None:
+                raise NotFound(f"input {input_id} not found")
+            self.output(output_id)
+            self.conn.execute(f"INSERT INTO connections ({_CON}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (connection.id, self.ws, input_id, output_id, int(enabled), _json.encode(rules), now,
+                               now))
+        return connection
+
+    def update_connection(self, connection_id: str, *, enabled: bool | None = None,
+                          rules: dict[str, Any] | None = None) -> Connection:
+        if rules is not None:
+            parse_rules(rules)
+        with transaction(self.conn):
+            current = self.connection(connection_id)
+            self.conn.execute("UPDATE connections SET enabled = ?, rules = ?, updated_ms = ? WHERE id = ?",
+                              (int(current.enabled if enabled is None else enabled),
+                               _json.encode(current.rules if rules is None else rules), now_ms(), connection_id))
+        return self.connection(connection_id)
+
+    def delete_connection(self, connection_id: str) -> None:
+        with transaction(self.conn):
+            self.connection(connection_id)
+            self.conn.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
