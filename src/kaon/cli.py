@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
                        ("rotate-secret", "issue a new secret (the old one stops working)")):
         action = isub.add_parser(name, help=text)
         action.add_argument("input_id")
+    replay = sub.add_parser("replay", help="deliver an output's jobs again (dead-lettered ones by default)")
+    _common(replay)
+    replay.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    replay.add_argument("--output", required=True, help="output id")
+    replay.add_argument("--since", required=True, help="unix ms, ISO-8601 time, or a duration back (6h, 2d)")
+    replay.add_argument("--status", choices=("dead", "all"), default="dead",
+                        help="dead-lettered jobs only (default) or every job")
+    replay.add_argument("--no-wait", action="store_true", help="queue and return; do not show progress")
+    replay.add_argument("--timeout", type=float, default=600, help="seconds to wait for the queue to drain")
     return parser
 
 
@@ -65,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(settings)
             return 0
+        if args.command == "replay":
+            from kaon.commands.replay import run_replay
+
+            return run_replay(settings, args)
         from kaon.commands.inputs import run_inputs
 
         return run_inputs(settings, args)

@@ -150,3 +150,24 @@ def test_delete_with_queued_jobs_needs_force(server: KaonServer, capture: Vendor
     assert refused.status_code == 409 and refused.json()["errors"][0]["code"] == "JOBS_QUEUED"
     forced = server.admin("DELETE", f"/outputs/{output_id}", params={"force": "true"})
     assert forced.status_code == 200 and forced.json()["dead_lettered"] >= 1
+
+
+def test_cli_replay_shows_progress_and_delivers(server: KaonServer, capture: VendorCapture) -> None:
+    import subprocess
+    import sys
+
+    output_id, _ = connect(server, capture)
+    capture.answer_next(100, 500)
+    tag = uuid.uuid4().hex[:6]
+    post(server, batch(f"cli-{tag}", f"cli-{tag}"))
+
+    def dead() -> bool:
+        return sum(h["dead_lettered"] for h in server.admin("GET", f"/outputs/{output_id}/status").json()["hours"]) == 1
+
+    eventually(dead, timeout=30, what="dead-lettered")
+    capture._script.clear()
+    done = subprocess.run([sys.executable, "-m", "kaon", "replay", "--data-dir", str(server.data_dir), "--output",
+                           output_id, "--since", "1d", "--timeout", "30"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "replaying 1 jobs" in done.stderr and "1/1" in done.stderr
+    assert names(capture)[-1] == f"cli-{tag}"

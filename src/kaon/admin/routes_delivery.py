@@ -52,5 +52,5 @@ def replay_output(
         OutputStore(db.conn(), workspace_id).output(output_id)
     except NotFound as error:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": str(error)}) from None
-    count = replay(db.conn(), workspace_id, output_id, since_ms, dead_only=status == "dead", now_ms=now_ms())
-    return {"output_id": output_id, "replayed": count}
+    jobs = replay(db.conn(), workspace_id, output_id, since_ms, dead_only=status == "dead", now_ms=now_ms())
+    return {"output_id": output_id, "replayed": len(jobs)}

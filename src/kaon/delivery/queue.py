@@ -95,8 +95,9 @@ def record(conn: sqlite3.Connection, output_id: str, outcomes: list[tuple[Job, S
 
 
 def replay(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms: int, *, dead_only: bool,
-           now_ms: int) -> int:
-    """Queue jobs of this output created since `since_ms` again (only dead-lettered ones with `dead_only`)."""
+           now_ms: int) -> list[int]:
+    """Queue jobs of this output created since `since_ms` again (only dead-lettered ones with `dead_only`);
+    returns their ids."""
     with transaction(conn):
         rows = conn.execute(
             "SELECT j.id, j.mpid FROM delivery_jobs j"
@@ -110,7 +111,7 @@ def replay(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms
         conn.executemany(
             "INSERT INTO delivery_attempts (job_id, output_id, attempt, state, terminal, at_ms) VALUES (?, ?, 0,"
             " 'replayed', 0, ?)", [(job_id, output_id, now_ms) for job_id, _ in rows])
-    return len(rows)
+    return [int(job_id) for job_id, _ in rows]
 
 
 def dead_letter_pending(conn: sqlite3.Connection, output_id: str, reason: str, now_ms: int) -> int:

@@ -1,0 +1,64 @@
+"""`kaon replay --output ID --since WHEN [--status dead|all]`: queue an output's jobs again, show progress."""
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+from kaon.clock import now_ms
+from kaon.delivery.queue import replay
+from kaon.errors import ConfigError, NotFound
+from kaon.settings import Settings
+from kaon.store.config import ConfigStore
+from kaon.store.db import Database, DatabaseUrl
+from kaon.store.outputs import OutputStore
+
+
+def parse_since(value: str) -> int:
+    """Unix milliseconds, an ISO-8601 time, or a duration back from now (`30m`, `6h`, `2d`)."""
+    if value.isdigit():
+        return int(value)
+    units = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+    if value[:-1].isdigit() and value[-1] in units:
+        return now_ms() - int(value[:-1]) * units[value[-1]]
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since {value!r}: give unix ms, an ISO-8601 time or a duration like 6h") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width if total == 0 else int(width * done / total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    conn = Database(DatabaseUrl.parse(settings.database_url)).conn()
+    workspace = ConfigStore(conn).workspace_by_name(args.workspace)
+    if workspace is None:
+        raise NotFound(f"workspace {args.workspace!r} not found")
+    OutputStore(conn, workspace.id).output(args.output)
+    since = parse_since(args.since)
+    jobs = replay(conn, workspace.id, args.output, since, dead_only=args.status == "dead", now_ms=now_ms())
+    total = len(jobs)
+    print(f"replaying {total} jobs of output {args.output} since {since}", file=sys.stderr)
+    if args.no_wait or total == 0:
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while True:
+        waiting = sum(
+            conn.execute(f"SELECT COUNT(*) FROM delivery_pending WHERE job_id IN ({','.join('?' * len(chunk))})",
+                         chunk).fetchone()[0] for chunk in (jobs[i:i + 500] for i in range(0, total, 500)))
+        done = total - waiting
+        print(f"\r{_bar(done, total)}", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+            return 0
+        if time.monotonic() > deadline:
+            print(f"\n{total - done} jobs still queued after {args.timeout}s (is `kaon serve` running?)",
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.2)
