@@ -118,8 +118,7 @@ def test_dead_letter_after_attempts_and_window_then_replay(server: KaonServer, c
     eventually(dead, timeout=30, what="dead-lettered after 3 attempts and 1 s")
     alert = [a for a in server.admin("GET", "/alerts").json()["alerts"] if a["output_id"] == output_id]
     assert alert and alert[0]["dead_lettered"] == 1 and "HTTP 500" in alert[0]["error"]
-    capture.answer_next(0, 200)
-    capture._script.clear()  # the vendor is back
+    capture.reset_answers()  # the vendor is back
     replayed = server.admin("POST", f"/outputs/{output_id}/replay", json={"since_ms": 0, "status": "dead"})
     assert replayed.json()["replayed"] == 1
     eventually(lambda: capture.requests()[-1].json()["data"]["event_name"] == f"doomed-{tag}"
@@ -165,9 +164,25 @@ def test_cli_replay_shows_progress_and_delivers(server: KaonServer, capture: Ven
         return sum(h["dead_lettered"] for h in server.admin("GET", f"/outputs/{output_id}/status").json()["hours"]) == 1
 
     eventually(dead, timeout=30, what="dead-lettered")
-    capture._script.clear()
+    capture.reset_answers()
     done = subprocess.run([sys.executable, "-m", "kaon", "replay", "--data-dir", str(server.data_dir), "--output",
                            output_id, "--since", "1d", "--timeout", "30"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "replaying 1 jobs" in done.stderr and "1/1" in done.stderr
     assert names(capture)[-1] == f"cli-{tag}"
+
+
+def test_an_output_that_is_down_does_not_hold_back_another(server: KaonServer) -> None:
+    down, up = VendorCapture().start(), VendorCapture().start()
+    try:
+        connect(server, down)
+        connect(server, up)
+        down.answer_next(10_000, 503)
+        tag = uuid.uuid4().hex[:6]
+        for n in range(20):
+            post(server, batch(f"iso-{tag}-{n}", f"iso-{tag}"))
+        eventually(lambda: names(up).count(f"iso-{tag}") == 20, timeout=30, what="the healthy output gets all 20")
+        assert all(r.json()["data"]["event_name"] == f"iso-{tag}" for r in down.requests()[-1:])
+    finally:
+        down.stop()
+        up.stop()

@@ -62,6 +62,11 @@ class VendorCapture:
         with self._lock:
             self._script.extend(Answer(status, headers or {}, raw) for _ in range(n))
 
+    def reset_answers(self) -> None:
+        """Forget scripted answers: the vendor is back to its default answer."""
+        with self._lock:
+            self._script.clear()
+
     def requests(self) -> list[Captured]:
         with self._lock:
             return list(self._requests)

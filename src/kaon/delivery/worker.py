@@ -3,6 +3,7 @@
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from kaon.delivery import queue
 from kaon.delivery.outcomes import WAITING, per_event
 from kaon.delivery.retry import RetryPolicy
 from kaon.delivery.send import send
-from kaon.destinations.base import Destination
+from kaon.destinations.base import Destination, HttpRequest
 from kaon.destinations.outcome import Outcome, SendResult
 from kaon.store.db import Database
 
@@ -30,7 +31,11 @@ class OutputWorker:
         self.retry = policy
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"kaon-deliver-{output_id}", daemon=True)
-        self._client = httpx.Client(timeout=destination.policy.timeout_s)
+        self._client = httpx.Client(timeout=destination.policy.timeout_s,
+                                    limits=httpx.Limits(max_connections=max(1, destination.policy.max_concurrency)))
+        self._pool = ThreadPoolExecutor(max_workers=max(1, destination.policy.max_concurrency),
+                                        thread_name_prefix=f"kaon-send-{output_id}")
+        self._throttle_lock = threading.Lock()
         self._next_send = 0.0
 
     def start(self) -> None:
@@ -39,15 +44,18 @@ class OutputWorker:
     def stop(self) -> None:
         self.stop_event.set()
         self.thread.join(timeout=60)
+        self._pool.shutdown(wait=True)
         self._client.close()
 
     def _throttle(self) -> None:
         rate = self.destination.policy.rate_limit_rps
         if rate:
-            wait = self._next_send - time.monotonic()
+            with self._throttle_lock:
+                slot = max(self._next_send, time.monotonic())
+                self._next_send = slot + 1.0 / rate
+            wait = slot - time.monotonic()
             if wait > 0:
                 self.stop_event.wait(wait)
-            self._next_send = max(self._next_send, time.monotonic()) + 1.0 / rate
 
     def run_once(self) -> int:
         """Deliver one claimed batch; returns how many jobs it handled."""
@@ -62,23 +70,47 @@ class OutputWorker:
             _log.exception("transform failed for output %s", self.output_id)
             results = [SendResult(Outcome.ABORT, f"transform failed: {type(error).__name__}: {error}")] * len(jobs)
         else:
-            sent = []
-            held: set[int | None] = set()  # users with an event that must be retried: their later ones wait
-            for request in requests:
-                users = {jobs[i].mpid for i in request.event_indices}
-                if users & held:
-                    sent.append(WAITING)
-                    continue
-                self._throttle()
-                result = send(self._client, self.destination, request, self.destination.policy.timeout_s)
-                if result.outcome in (Outcome.RETRY, Outcome.RETRY_PART):
-                    held |= users
-                sent.append(result)
+            sent = self._send_all(requests, [j.mpid for j in jobs])
             results = per_event(len(jobs), requests, sent)
         latency = int((time.monotonic() - started) * 1000)
         queue.record(conn, self.output_id, list(zip(jobs, results, strict=True)), now_ms=now_ms(),
                      latency_ms=latency, policy=self.retry)
         return len(jobs)
+
+    def _send_in_order(self, requests: list[HttpRequest], users: list[set[int | None]]) -> list[SendResult]:
+        """Send one after another; once a user's request must be retried, that user's later ones wait."""
+        held: set[int | None] = set()
+        out = []
+        for request, who in zip(requests, users, strict=True):
+            if who & held:
+                out.append(WAITING)
+                continue
+            self._throttle()
+            result = send(self._client, self.destination, request, self.destination.policy.timeout_s)
+            if result.outcome in (Outcome.RETRY, Outcome.RETRY_PART):
+                held |= who
+            out.append(result)
+        return out
+
+    def _send_all(self, requests: list[HttpRequest], mpids: list[int | None]) -> list[SendResult]:
+        """Requests of different users go out in parallel (up to the destination's concurrency); each user's
+        requests stay in order."""
+        users = [{mpids[i] for i in r.event_indices} for r in requests]
+        concurrency = self.destination.policy.max_concurrency
+        if concurrency <= 1 or len(requests) <= 1 or any(len(u) != 1 for u in users):
+            return self._send_in_order(requests, users)
+        lanes: dict[int | None, list[int]] = {}
+        for position, who in enumerate(users):
+            lanes.setdefault(next(iter(who)), []).append(position)
+        out: list[SendResult] = [WAITING] * len(requests)
+
+        def run_lane(positions: list[int]) -> None:
+            for position, result in zip(positions, self._send_in_order(
+                    [requests[p] for p in positions], [users[p] for p in positions]), strict=True):
+                out[position] = result
+
+        list(self._pool.map(run_lane, lanes.values()))
+        return out
 
     def _run(self) -> None:
         while not self.stop_event.is_set():

@@ -40,13 +40,13 @@ class AmplitudeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
                                  "(Batch Event Upload, ≤ 20 MB, 1,000 events/s per user; for backfills).")] = "httpapi"
     screen_event_name: Annotated[str, msgspec.Meta(
         title="Screen event name", description="Event type for screen views; `{name}` is the screen name.")] = (
-        "Viewed {name}")
+        "Viewed {name} Screen")
     track_revenue_per_product: Annotated[bool, msgspec.Meta(
         title="Revenue per product", description="Purchases also send one `Product Purchased` event per product "
         "carrying `price`, `quantity`, `productId`, `revenueType`; the order event then carries no revenue.")] = False
-    min_id_length: Annotated[int | None, msgspec.Meta(
+    min_id_length: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(
         title="Minimum id length", description="`options.min_id_length`: accept user and device ids shorter "
-                                               "than Amplitude's default of 5 characters.", ge=1)] = None
+                                               "than Amplitude's default of 5 characters.")] = None
 
 
 def _device_id(item: DeliveryEvent) -> str | None:
@@ -160,7 +160,7 @@ class Amplitude(Destination):
         "30 s; 5xx → retry.")
     mapping_notes = (
         ("custom event", "event with `event_type` = event name, `event_properties` = attributes"),
-        ("screen view", "event `Viewed <screen>` (setting `screen_event_name`)"),
+        ("screen view", "event `Viewed <screen> Screen` (setting `screen_event_name`)"),
         ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (negative for refunds),"
                                         " `revenueType`, products in `event_properties`; per-product "
                                         "`Product Purchased` events with `price`, `quantity`, `productId` when "

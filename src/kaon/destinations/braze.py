@@ -40,7 +40,7 @@ class BrazeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                                          "{alias_name: mpid, alias_label: this}.")] = "mpid"
     screen_event_name: Annotated[str, msgspec.Meta(
         title="Screen event name", description="Custom event name for screen views; `{name}` is the screen name.")] = (
-        "Viewed {name}")
+        "Viewed {name} Screen")
     default_currency: Annotated[str, msgspec.Meta(
         title="Default currency", description="ISO 4217 code for purchases that carry none.",
         pattern=r"^[A-Z]{3}$")] = "USD"
@@ -125,9 +125,9 @@ class Braze(Destination):
         "(fatal: bad key, malformed body) → abort.")
     mapping_notes = (
         ("custom event", "`events[]` {name, time (ISO-8601), properties = attributes}"),
-        ("screen view", "`events[]` named `Viewed <screen>` (setting `screen_event_name`)"),
+        ("screen view", "`events[]` named `Viewed <screen> Screen` (setting `screen_event_name`)"),
         ("commerce: purchase", "one `purchases[]` entry per product {product_id (id, else name), currency, price, "
-                               "quantity (1–100), time, properties}; a purchase without products becomes an "
+                               "quantity (1 to 100), time, properties}; a purchase without products becomes an "
                                "`Order Completed` event"),
         ("commerce: other actions", "`events[]` with Segment-spec names (`Order Refunded`, `Product Added`, ...)"),
         ("user attribute change", "`attributes[]` with the attribute (null when deleted); reserved attributes "

@@ -50,7 +50,7 @@ class MixpanelSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
                                                  "service account.")] = None
     screen_event_name: Annotated[str, msgspec.Meta(
         title="Screen event name", description="Event name for screen views; `{name}` is the screen name.")] = (
-        "Viewed {name}")
+        "Viewed {name} Screen")
 
 
 def _auth(settings: MixpanelSettings) -> tuple[str, dict[str, str]]:
@@ -163,7 +163,7 @@ class Mixpanel(Destination):
         "Retry-After); 5xx → retry. `/engage` answers 200 with `status: 0` when validation fails → abort.")
     mapping_notes = (
         ("custom event", "`/import` event named as the event, attributes as properties"),
-        ("screen view", "`/import` event `Viewed <screen>` (setting `screen_event_name`)"),
+        ("screen view", "`/import` event `Viewed <screen> Screen` (setting `screen_event_name`)"),
         ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (negative for "
                                         "refunds), `order_id`, `currency`, `products[]`"),
         ("commerce: other product actions", "Segment-spec names (`Product Added`, `Checkout Started`, ...)"),

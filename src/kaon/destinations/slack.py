@@ -15,6 +15,8 @@ from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData
 PLACEHOLDER: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[^{}\s]+)?)\}")
 MAX_TEXT: Final = 3000  # Slack truncates longer messages; keep a message readable
 
+Emoji = Annotated[str, msgspec.Meta(pattern=r"^:[^:\s]+:$")]
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -37,9 +39,8 @@ class SlackSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         title="Channel", description="Overrides the webhook's channel (legacy webhooks only).")] = None
     username: Annotated[str | None, msgspec.Meta(
         title="User name", description="Overrides the poster's name (legacy webhooks only).")] = None
-    icon_emoji: Annotated[str | None, msgspec.Meta(
-        title="Icon emoji", description="Overrides the poster's icon, e.g. `:bell:` (legacy webhooks only).",
-        pattern=r"^:[^:\s]+:$")] = None
+    icon_emoji: Annotated[Emoji | None, msgspec.Meta(
+        title="Icon emoji", description="Overrides the poster's icon, e.g. `:bell:` (legacy webhooks only).")] = None
 
 
 def event_name(item: DeliveryEvent) -> str:
