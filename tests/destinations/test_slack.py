@@ -4,7 +4,6 @@ import json
 from typing import Any
 
 import httpx
-import msgspec
 
 from destinations.conformance import DestinationConformance
 from kaon.delivery.send import send

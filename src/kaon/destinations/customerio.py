@@ -116,15 +116,19 @@ class CustomerIo(Destination):
         "`site_id:api_key`, one request per event. 429 and 5xx are retried (honouring `Retry-After`); 400, "
         "401 and 403 abort.")
     mapping_notes = (
-        "Attribute changes → `PUT /api/v1/customers/{customer_id}` with the user's attributes (`$firstname` → "
-        "`first_name`, `$lastname` → `last_name`, `$mobile` → `phone`, …), `email`, and `created_at` in seconds "
-        "when a `created_at`/`createdAt` attribute exists; a deleted attribute is sent as `\"\"`, which removes "
-        "it. Custom events → `POST /api/v1/customers/{customer_id}/events` `{name, data, timestamp (s), id, "
-        "type: \"event\"}`; screen views → `type: \"screen\"` (`\"page\"` from web). Commerce events are "
-        "events named per the Segment spec (`Order Completed`, `Product Added`, …) with `order_id`, `total`, "
-        "`currency`, `products[]` in `data`. Without a customer ID, events go to `POST /api/v1/events` with "
-        "the mpid as `anonymous_id` (profile updates are skipped). `id` is a ULID derived from the event "
-        "time and message id, so a retried event is deduplicated.")
+        ("attribute / identity change", "`PUT /api/v1/customers/{customer_id}` with the user's attributes "
+                                        "(`$firstname` → `first_name`, `$lastname` → `last_name`, `$mobile` → "
+                                        "`phone`, …), `email`, and `created_at` (s) from a `created_at`/"
+                                        "`createdAt` attribute; a deleted attribute is sent as `\"\"` (removes it); "
+                                        "skipped without a customer ID"),
+        ("custom event", "`POST /api/v1/customers/{customer_id}/events` `{name, type: \"event\", data, "
+                         "timestamp (s), id}`"),
+        ("screen view", "the same with `type: \"screen\"` (`\"page\"` from web), `name` = screen name"),
+        ("commerce", "an event named per the Segment spec (`Order Completed`, `Product Added`, …) with "
+                     "`order_id`, `total`, `revenue`, `tax`, `shipping`, `currency`, `products[]` in `data`"),
+        ("anonymous user", "events go to `POST /api/v1/events` with the mpid as `anonymous_id`"),
+        ("every event", "`id` is a ULID derived from the event time and message id, so a retry is deduplicated"),
+    )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         assert isinstance(settings, CustomerIoSettings)

@@ -112,15 +112,16 @@ class Iterable(Destination):
         "`invalidEmails`, `failedUpdates`, …) dead-letters just those events; 429 and 5xx are retried; "
         "400 and 401 abort.")
     mapping_notes = (
-        "Custom events → `POST /api/events/trackBulk` `{email, userId, eventName, createdAt (s), dataFields, "
-        "id}`; screen views are events named `<name> screen` (`<name> page` from web). Purchases → "
-        "`POST /api/commerce/trackPurchase` `{id, user, items[{id, sku, name, price, quantity, categories}], "
-        "total, createdAt, dataFields}`, one per request; other commerce actions are skipped. Attribute "
-        "changes → `POST /api/users/bulkUpdate` `{users: [{email, userId, dataFields, preferUserId}]}` with the "
-        "user's attributes (`$firstname` → `firstName`, `$lastname` → `lastName`, `$mobile` → `phoneNumber`, …); "
-        "a deleted attribute is sent as null. The user is the `email` identity and/or the customer ID as "
-        "`userId`; events with neither are skipped. `id` is the source message id, so a retry updates rather "
-        "than duplicates.")
+        ("custom event", "`POST /api/events/trackBulk` `{email, userId, eventName, createdAt (s), dataFields, id}`"),
+        ("screen view", "the same, `eventName` = `<name> screen` (`<name> page` from web)"),
+        ("purchase", "`POST /api/commerce/trackPurchase` `{id, user, items[{id, sku, name, price, quantity, "
+                     "categories}], total, createdAt, dataFields}`, one per request; other commerce is skipped"),
+        ("attribute change", "`POST /api/users/bulkUpdate` `{users: [{email, userId, dataFields, preferUserId}]}` "
+                             "with the user's attributes (`$firstname` → `firstName`, `$mobile` → `phoneNumber`, "
+                             "…); a deleted attribute is sent as null"),
+        ("every event", "user = `email` identity and/or customer ID as `userId` (neither: skipped); `id` = source "
+                        "message id, so a retry updates rather than duplicates"),
+    )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         assert isinstance(settings, IterableSettings)

@@ -158,18 +158,22 @@ class MetaCapi(Destination):
         "(100 invalid parameter, 190 expired token, …) abort the batch, since Meta rejects a whole request "
         "for one bad event.")
     mapping_notes = (
-        "Purchase → `Purchase`, add to cart → `AddToCart`, product view → `ViewContent`, checkout → "
-        "`InitiateCheckout`, payment info → `AddPaymentInfo`, add to wishlist → `AddToWishlist` (with "
-        "`value`, `currency`, `contents`, `content_ids`, `content_type`, `num_items`, `order_id`); refunds, "
-        "removals, clicks, impressions and promotions are skipped. Screen/page views → `PageView` (or "
-        "`ViewContent`); `Products Searched` → `Search`; other custom events keep their name unless "
-        "mapped. Attribute and identity changes are skipped (Conversions API has no profiles). "
-        "`event_time` is in seconds; events more than 7 days old "
-        "are skipped, because Meta rejects the whole request for one of them, and events stamped in the "
-        "future are sent with the current time. `event_id` is the source message id, for deduplication with "
-        "the browser pixel. `em`, `ph`, `fn`, `ln`, `ge`, `ct`, `st`, `zp`, `country` and `external_id` "
-        "(customer id, else the mpid) are normalised per Meta's rules and SHA-256 hashed; "
-        "`client_ip_address` and `client_user_agent` are sent unhashed.")
+        ("purchase", "`Purchase` with `custom_data` `value` (total), `currency` (else the default currency), "
+                     "`contents[{id, quantity, item_price}]`, `content_ids`, `content_type: product`, `num_items`, "
+                     "`order_id`"),
+        ("other commerce", "add to cart → `AddToCart`, product view → `ViewContent`, checkout → "
+                           "`InitiateCheckout`, payment info → `AddPaymentInfo`, add to wishlist → `AddToWishlist`; "
+                           "refunds, removals, clicks, impressions and promotions are skipped"),
+        ("screen view", "`PageView` (or `ViewContent`, a setting), attributes as `custom_data`"),
+        ("custom event", "its name, or the mapped name (`Products Searched` → `Search`); attributes as "
+                         "`custom_data`"),
+        ("attribute / identity change", "skipped: the Conversions API has no profiles"),
+        ("every event", "`event_time` in seconds (events over 7 days old are skipped, since Meta rejects the whole "
+                        "request for one; future times are sent as now), `event_id` = source message id (dedup "
+                        "with the pixel), `action_source`, `user_data`: `em` `ph` `fn` `ln` `ge` `ct` `st` `zp` "
+                        "`country` `external_id` (customer id, else mpid) normalised per Meta's rules then "
+                        "SHA-256; `client_ip_address`, `client_user_agent` unhashed"),
+    )
 
     def __init__(self) -> None:
         # The only input besides the events: the 7-day window is judged against this clock (tests pin it).

@@ -116,11 +116,13 @@ class Slack(Destination):
         "retried, and other errors (`invalid_payload`, `no_service`, `channel_not_found`, "
         "`channel_is_archived`, `action_prohibited`, …) abort.")
     mapping_notes = (
-        "Each event whose name (custom event name, screen name, product action such as `purchase`, or the "
-        "changed attribute's name) or event type matches the allow-list becomes one message rendered from the "
-        "template; other events are skipped. Placeholder values are escaped (`&`, `<`, `>`) so event data "
-        "cannot add links or mentions; unknown placeholders stay as written. `channel`, `username` and "
-        "`icon_emoji` are sent when set (only legacy webhooks honour them).")
+        ("any event on the allow-list", "one message `{\"text\": template}`; matched on the event name (custom "
+                                        "event name, screen name, product action such as `purchase`, changed "
+                                        "attribute's name) or the event type; `*`/`?` wildcards"),
+        ("other events", "skipped"),
+        ("placeholders", "values escaped (`&`, `<`, `>`) so event data cannot add links or mentions; unknown "
+                         "placeholders stay as written; `channel`, `username`, `icon_emoji` sent when set"),
+    )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         assert isinstance(settings, SlackSettings)
