@@ -65,13 +65,17 @@ class OutputWorker:
             return 0
         started = time.monotonic()
         try:
-            requests = self.destination.transform([j.event for j in jobs], self.settings)
+            direct = self.destination.deliver([j.event for j in jobs], self.settings)
+            requests = [] if direct is not None else self.destination.transform([j.event for j in jobs], self.settings)
         except Exception as error:  # a transform bug must not lose the events: dead-letter them visibly
             _log.exception("transform failed for output %s", self.output_id)
             results = [SendResult(Outcome.ABORT, f"transform failed: {type(error).__name__}: {error}")] * len(jobs)
         else:
-            sent = self._send_all(requests, [j.mpid for j in jobs])
-            results = per_event(len(jobs), requests, sent)
+            if direct is not None:
+                results = direct
+            else:
+                sent = self._send_all(requests, [j.mpid for j in jobs])
+                results = per_event(len(jobs), requests, sent)
         latency = int((time.monotonic() - started) * 1000)
         queue.record(conn, self.output_id, list(zip(jobs, results, strict=True)), now_ms=now_ms(),
                      latency_ms=latency, policy=self.retry)

@@ -47,6 +47,11 @@ class Destination:
         cannot express are left out of every request's `event_indices` (they are then counted as skipped)."""
         raise NotImplementedError
 
+    def deliver(self, events: Sequence[DeliveryEvent], settings: Any) -> list[SendResult] | None:
+        """Non-HTTP destinations (files, databases) write here and return one result per event; HTTP
+        destinations leave this as is (None) and implement `transform`."""
+        return None
+
     def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
         """The outcome of one response; override for vendors that answer 2xx with errors, etc."""
         return classify_http(response)
