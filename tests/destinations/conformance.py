@@ -94,8 +94,8 @@ class DestinationConformance:
                 capture.answer_next(1, status, headers={"Retry-After": "7"}, body={"error": "later"})
                 result = send(client, self.destination, request, 10)
                 assert result.outcome == Outcome.RETRY, (status, result)
-            if status == 429:
-                assert result.retry_after_s == 7
+                if status == 429:
+                    assert result.retry_after_s == 7, result
             if self.abort_status is not None:
                 capture.answer_next(1, self.abort_status, body={"error": "bad"})
                 assert send(client, self.destination, request, 10).outcome == Outcome.ABORT

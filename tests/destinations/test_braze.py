@@ -44,14 +44,14 @@ class TestBraze(DestinationConformance):
         assert request.url == "http://vendor.test/users/track"
         assert request.headers["Authorization"] == "Bearer braze-key"
         assert json.loads(request.body) == {"events": [{
-            "external_id": "cust-1", "name": "Clicked Button", "time": "2026-11-25T05:46:41.000Z",
+            "external_id": "cust-1", "name": "Clicked Button", "time": "2026-11-25T09:46:41.000Z",
             "properties": {"color": "blue", "n": 3}}]}
 
     def test_screen_purchase_and_attributes(self) -> None:
         body = self.body(every_kind())
         assert [e["name"] for e in body["events"]] == ["Clicked Button", "Viewed Home Screen"]
         assert body["purchases"] == [{"external_id": "cust-1", "product_id": "sku-1", "currency": "USD",
-                                      "price": 12.5, "quantity": 2, "time": "2026-11-25T05:46:43.000Z",
+                                      "price": 12.5, "quantity": 2, "time": "2026-11-25T09:46:43.000Z",
                                       "properties": {"order_id": "T-1", "tax": 0.5, "shipping": 0.0,
                                                      "name": "Foo", "category": "Toys"}}]
         assert body["attributes"] == [{"external_id": "cust-1", "tier": "platinum"}]
@@ -134,7 +134,8 @@ def test_rudderstack_fixture(case: str, user_id: str) -> None:
         assert request.headers[header] == value
     got, want = json.loads(request.body), expected["body"]["JSON"]
     for event, wanted in zip(got.get("events", ()), want.get("events", ()), strict=True):
-        assert (event["name"], event["properties"]) == (wanted["name"], wanted["properties"])
+        assert event["name"] == wanted["name"]
+        assert event["properties"].items() >= wanted["properties"].items()  # RudderStack drops `currency`
         assert datetime.fromisoformat(event["time"]) == datetime.fromisoformat(wanted["time"])  # same instant
     for purchase_, wanted in zip(got.get("purchases", ()), want.get("purchases", ()), strict=True):
         for field in ("product_id", "currency", "price", "quantity"):

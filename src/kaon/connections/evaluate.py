@@ -9,7 +9,7 @@ import msgspec
 
 from kaon.connections.rules import Rules
 from kaon.destinations.event import DeliveryEvent
-from kaon.model.events import CommerceEventData, CustomEventData, event_name
+from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, event_name
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ def _transform(item: DeliveryEvent, rules: Rules) -> DeliveryEvent:
     changes: dict[str, Any] = {"custom_attributes": attributes or None}
     if isinstance(data, CustomEventData | CommerceEventData) and name != event_name(item.event):
         changes["event_name"] = name
+    elif isinstance(data, ScreenViewData) and name != event_name(item.event):
+        # Fix: a screen view's name (what filters match) is its screen_name; map_event_name was a silent no-op.
+        changes["screen_name"] = name
     new_data = msgspec.structs.replace(data, **changes)
     return msgspec.structs.replace(item, event=msgspec.structs.replace(item.event, data=new_data))
 

@@ -14,13 +14,13 @@ def per_event(count: int, requests: Sequence[HttpRequest], results: Sequence[Sen
     """The result for each of `count` transformed events: its request's outcome, narrowed for partial ones."""
     out: list[SendResult] = [SKIPPED] * count
     for request, result in zip(requests, results, strict=True):
-        for position, index in enumerate(request.event_indices):
+        for index in request.event_indices:
             if result.outcome == Outcome.RETRY_PART:
-                again = position in result.retry_indices
+                again = index in result.retry_indices
                 out[index] = (SendResult(Outcome.RETRY, result.message, result.status, result.retry_after_s)
                               if again else SendResult(Outcome.DELIVERED, status=result.status))
             elif result.outcome in (Outcome.DELIVERED, Outcome.ABORT) and result.failed_indices:
-                if position in result.failed_indices:
+                if index in result.failed_indices:
                     out[index] = SendResult(Outcome.ABORT, result.message or "rejected by the destination",
                                             result.status)
                 else:

@@ -26,7 +26,8 @@ class RetryPolicy:
 
     def delay_s(self, attempt: int, retry_after_s: float | None, rand: Callable[[], float] = random.random) -> float:
         """Seconds before attempt `attempt + 1` (attempt counts from 1): full backoff in [50%, 100%]."""
-        backoff: float = min(self.cap_s, self.base_s * 2 ** (attempt - 1)) * (0.5 + 0.5 * rand())
+        # Fix: bound the exponent; past ~1024 attempts (small cap, long window) 2**n overflowed a float.
+        backoff: float = min(self.cap_s, self.base_s * 2.0 ** min(attempt - 1, 64)) * (0.5 + 0.5 * rand())
         return max(backoff, retry_after_s or 0.0)
 
     def exhausted(self, attempts: int, first_attempt_ms: int, now_ms: int) -> bool:

@@ -172,8 +172,9 @@ class Iterable(Destination):
         failed = failed_positions(request.body, response.body)
         if not failed:
             return result
+        events = tuple(request.event_indices[p] for p in failed if 0 <= p < len(request.event_indices))
         return SendResult(Outcome.ABORT, f"Iterable refused {len(failed)} of the request's items",
-                          response.status, failed_indices=failed, response_body=result.response_body)
+                          response.status, failed_indices=events, response_body=result.response_body)
 
 
 def failed_positions(request_body: bytes, response_body: bytes) -> tuple[int, ...]:

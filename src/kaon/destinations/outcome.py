@@ -27,7 +27,8 @@ class SendResult:
     message: str = ""
     status: int | None = None
     retry_after_s: float | None = None
-    # For RETRY_PART (and ABORT of some): positions, within the request's events, to retry (or that failed).
+    # For RETRY_PART, and partial ABORT/DELIVERED: the events (values of the request's `event_indices`,
+    # i.e. positions in the list given to `transform`) to retry, or that the vendor refused.
     retry_indices: tuple[int, ...] = ()
     failed_indices: tuple[int, ...] = ()
     response_body: str = ""

@@ -1,0 +1,157 @@
+"""PostgreSQL: events as rows, one column per event attribute, the schema evolving as attributes appear."""
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+import psycopg
+
+from kaon.destinations.base import Destination, Secret
+from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.outcome import Outcome, SendPolicy, SendResult
+from kaon.destinations.postgres_schema import TablePlan, apply, create_table, ensure_schema, existing_columns
+from kaon.destinations.postgres_schema import identifier as table_name
+
+CONNECT_TIMEOUT_S: Final = 10
+IDLE_PER_DSN: Final = 2
+# Refusals that waiting will not cure: authentication (28), no such database (3D) or schema (3F), missing
+# rights (42501), names PostgreSQL will not take (42601, 42622, 42939).
+ABORT_CLASSES: Final = frozenset({"28", "3D", "3F"})
+ABORT_CODES: Final = frozenset({"42501", "42601", "42622", "42939"})
+# Connection failures carry no SQLSTATE: these messages mean the settings (credentials, names) are wrong.
+ABORT_MESSAGES: Final = ("authentication failed", "does not exist", "no pg_hba.conf entry", "invalid dsn",
+                         "invalid connection option", "invalid sslmode", "permission denied")
+
+
+class PostgresSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    dsn: Annotated[Secret, msgspec.Meta(
+        title="Connection string", description="libpq connection URI or key/value string, with the password.",
+        examples=["postgresql://kaon:secret@db.internal:5432/analytics"], min_length=1)]
+    schema: Annotated[str, msgspec.Meta(
+        title="Schema", description="Schema the tables go to (created if missing and allowed).",
+        examples=["kaon"], pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "kaon"
+    mode: Annotated[Literal["events_table", "table_per_event_type"], msgspec.Meta(
+        title="Tables", description="`events_table`: every event in one `events` table. "
+                                    "`table_per_event_type`: one table per event type (`custom_event`, "
+                                    "`screen_view`, `commerce_event`, ...).")] = "events_table"
+
+
+def classify(error: psycopg.Error) -> SendResult:
+    state = error.sqlstate or ""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    permanent = (state[:2] in ABORT_CLASSES or state in ABORT_CODES or isinstance(error, psycopg.ProgrammingError)
+                 if state else isinstance(error, psycopg.ProgrammingError) or any(
+                     m in str(error).lower() for m in ABORT_MESSAGES))
+    return SendResult(Outcome.ABORT if permanent else Outcome.RETRY, f"{type(error).__name__}: {message}")
+
+
+class _Connections:
+    """A few idle connections per DSN, shared by the outputs' delivery threads."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[psycopg.Connection[Any]]] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self, dsn: str, *, fresh: bool = False) -> Iterator[tuple[psycopg.Connection[Any], bool]]:
+        """A connection and whether it was reused (a reused one may have been cut by a server restart)."""
+        with self._lock:
+            idle = self._idle.get(dsn, [])
+            conn = idle.pop() if idle and not fresh else None
+        reused = conn is not None
+        if conn is None:
+            conn = psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="kaon")
+        try:
+            yield conn, reused
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            idle = self._idle.setdefault(dsn, [])
+            if len(idle) < IDLE_PER_DSN and not conn.closed:
+                idle.append(conn)
+                return
+        conn.close()
+
+
+class Postgres(Destination):
+    name = "postgres"
+    title = "PostgreSQL"
+    category = "Warehouse"
+    description = "Inserts events into PostgreSQL tables, one column per event attribute, adding columns " \
+                  "as new attributes appear."
+    settings_type = PostgresSettings
+    policy = SendPolicy(batch_size=1000, max_concurrency=1, timeout_s=60.0)
+    docs_notes = (
+        "Connects with the `dsn` (psycopg 3) and writes each delivered batch in one transaction. Tables: "
+        "`<schema>.events`, or one table per event type. Columns: source_message_id (primary key), event_id, "
+        "event_type, event_name, timestamp (timestamptz), timestamp_ms, mpid (text), workspace_id, input_id, "
+        "environment, identities, user_attributes, attributes, data (jsonb), then one column per event "
+        "attribute: lower snake case of [a-z0-9_], at most 63 characters, prefixed `attr_` when it would "
+        "clash with a standard column. Schema evolution: a new attribute adds a column (`ALTER TABLE ... ADD "
+        "COLUMN IF NOT EXISTS`) typed from its first non-null value: text, double precision (numbers), "
+        "boolean, or jsonb (lists, objects); columns are never retyped. A value of another type goes into "
+        "the column as text when the column is text, as JSON when it is jsonb, and otherwise, as text, "
+        "into the sibling column `<column>_str`. Idempotent: `INSERT ... ON CONFLICT (source_message_id) DO "
+        "NOTHING`, so re-delivery writes no duplicates. Errors: the server unreachable, restarting, read-only "
+        "or out of resources is retried; bad credentials, an unknown database and missing rights (e.g. to "
+        "create the schema, a table or a column) abort; a batch refused for its data is retried event by "
+        "event so that only the offending events abort. Kaon needs CREATE on the database (or an existing "
+        "schema) and on the schema, or tables created beforehand with the columns above."
+    )
+    mapping_notes = (
+        ("Every event type", "One row in `events` (or in the table named for its event type)"),
+        ("custom_event", "event_name = the custom event name; each custom attribute also gets its own column"),
+        ("screen_view", "event_name = the screen name; screen attributes as columns"),
+        ("commerce_event", "event_name = the event name or product action; products and totals in data"),
+        ("user_attribute_change", "event_name empty; the change in data, the new profile in user_attributes"),
+    )
+
+    def __init__(self) -> None:
+        self._connections = _Connections()
+
+    def deliver(self, events: Sequence[DeliveryEvent], settings: Any) -> list[SendResult]:
+        assert isinstance(settings, PostgresSettings)
+        if not events:
+            return []
+        try:
+            try:
+                self._write(events, settings, fresh=False)
+            except psycopg.OperationalError as error:
+                if not getattr(error, "kaon_reused", False):
+                    raise
+                self._write(events, settings, fresh=True)  # the pooled connection was stale: once more
+        except psycopg.DataError if len(events) > 1 else ():  # type: ignore[misc]
+            return [result for item in events for result in self.deliver([item], settings)]
+        except psycopg.IntegrityError if len(events) > 1 else ():  # type: ignore[misc]
+            return [result for item in events for result in self.deliver([item], settings)]
+        except psycopg.Error as error:
+            return [classify(error)] * len(events)
+        return [SendResult(Outcome.DELIVERED)] * len(events)
+
+    def _write(self, events: Sequence[DeliveryEvent], settings: PostgresSettings, *, fresh: bool) -> None:
+        groups: dict[str, list[DeliveryEvent]] = {}
+        for item in events:
+            table = "events" if settings.mode == "events_table" else table_name(item.event_type)
+            groups.setdefault(table, []).append(item)
+        with self._connections.connection(settings.dsn, fresh=fresh) as (conn, reused):
+            try:
+                with conn.transaction():
+                    ensure_schema(conn, settings.schema)
+                    columns = existing_columns(conn, settings.schema, list(groups))
+                    for table, items in groups.items():
+                        if table not in columns:
+                            create_table(conn, settings.schema, table)
+                            columns[table] = existing_columns(conn, settings.schema, [table]).get(table, {})
+                        plan = TablePlan(columns[table])
+                        for item in items:
+                            plan.add(item)
+                        apply(conn, settings.schema, table, plan)
+            except psycopg.OperationalError as error:
+                error.kaon_reused = reused  # type: ignore[attr-defined]
+                raise
+
+
+destination = Postgres()
