@@ -4,11 +4,14 @@
 #   - chromium (/usr/bin/chromium): the browser Playwright drives for the web SDK tests
 #     (Playwright's own browser downloads are never used: no `playwright install`).
 #   - nodejs + npm: to fetch the pinned @mparticle/web-sdk into tests/.cache/websdk.
+#   - postgresql (/usr/lib/postgresql/<version>/bin/initdb): the throwaway clusters of the PostgreSQL tests
+#     (tests/support/postgres.py runs initdb and pg_ctl itself; the package's own cluster is not used).
 set -eu
 
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 
 if [ -z "$missing" ]; then
     exit 0

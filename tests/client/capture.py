@@ -1,58 +1,38 @@
-"""A local capture server standing in for Kaon's `/v2/bulkevents`: records requests, answers on demand."""
+"""A local capture server standing in for Kaon's `/v2/bulkevents`: records requests, answers on demand.
 
-import json
-import threading
-from collections import deque
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+A thin wrapper of `support.capture.VendorCapture` (which does the serving and recording) that answers
+202 with an empty body by default and reads what arrived as the client's bulk batches.
+"""
+
 from typing import Any
 
+from support.capture import Answer, Captured, VendorCapture
 
-@dataclass(frozen=True)
-class Captured:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+JSON = {"Content-Type": "application/json"}
 
 
 class CaptureServer:
     """Answers 202 with an empty body unless told to answer otherwise for the next N requests."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: list[Captured] = []
-        self._script: deque[Answer] = deque()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self.vendor = VendorCapture(default=Answer(202, {}, b""))
+        self.url = self.vendor.url
 
     def start(self) -> "CaptureServer":
-        self._thread.start()
+        self.vendor.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+        self.vendor.stop()
 
     # Scripting
     def answer_next(self, n: int, status: int, *, headers: dict[str, str] | None = None,
                     body: Any = None) -> None:
-        raw = b"" if body is None else json.dumps(body).encode()
-        with self._lock:
-            self._script.extend(Answer(status, headers or {}, raw) for _ in range(n))
+        """Queue `n` answers; a `body` is sent as JSON (with its Content-Type), none as an empty body."""
+        if body is None:
+            self.vendor.answer_next(n, status, headers=headers)
+        else:
+            self.vendor.answer_next(n, status, headers={**(headers or {}), **JSON}, body=body)
 
     def too_many_next(self, n: int, retry_after: int) -> None:
         self.answer_next(n, 429, headers={"Retry-After": str(retry_after)},
@@ -68,8 +48,7 @@ class CaptureServer:
     # Reading what arrived
     @property
     def requests(self) -> list[Captured]:
-        with self._lock:
-            return list(self._requests)
+        return self.vendor.requests()
 
     def batches(self) -> list[dict[str, Any]]:
         return [batch for request in self.requests for batch in request.json()]
@@ -79,33 +58,3 @@ class CaptureServer:
 
     def message_ids(self) -> list[str]:
         return [event["data"]["source_message_id"] for event in self.events()]
-
-    def _record(self, captured: Captured) -> Answer:
-        with self._lock:
-            self._requests.append(captured)
-            return self._script.popleft() if self._script else Answer(202, {}, b"")
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the client's httpx.Client expects
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                answer = server._record(Captured("POST", self.path, headers, body))
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                if answer.body:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler

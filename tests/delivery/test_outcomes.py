@@ -30,9 +30,10 @@ def test_events_in_no_request_are_skipped() -> None:
     assert per_event(2, [], []) == [SKIPPED, SKIPPED]
 
 
-def test_retry_part_retries_only_the_named_positions_and_delivers_the_rest() -> None:
-    part = SendResult(Outcome.RETRY_PART, "2 of 4 throttled", 429, 3.0, retry_indices=(1, 3))
-    # Positions are within the request: the request carries events 5, 2, 7, 0 of the transformed list.
+def test_retry_part_retries_only_the_named_events_and_delivers_the_rest() -> None:
+    # Indices name events as the request's `event_indices` do (positions in the list given to `transform`),
+    # not positions within the request.
+    part = SendResult(Outcome.RETRY_PART, "2 of 4 throttled", 429, 3.0, retry_indices=(2, 0))
     out = per_event(8, [request(5, 2, 7, 0)], [part])
     assert outcomes([out[5], out[2], out[7], out[0]]) == [
         Outcome.DELIVERED, Outcome.RETRY, Outcome.DELIVERED, Outcome.RETRY]
@@ -42,14 +43,19 @@ def test_retry_part_retries_only_the_named_positions_and_delivers_the_rest() -> 
 
 
 def test_failed_indices_abort_only_those_events() -> None:
-    some_rejected = SendResult(Outcome.DELIVERED, "2 rejected", 200, failed_indices=(0, 2))
+    some_rejected = SendResult(Outcome.DELIVERED, "2 rejected", 200, failed_indices=(0, 1))
     out = per_event(3, [request(2, 1, 0)], [some_rejected])
-    assert outcomes(out) == [Outcome.ABORT, Outcome.DELIVERED, Outcome.ABORT]
+    assert outcomes(out) == [Outcome.ABORT, Outcome.ABORT, Outcome.DELIVERED]
     assert out[0].message == "2 rejected" and out[0].status == 200
     unnamed = per_event(2, [request(0, 1)], [SendResult(Outcome.DELIVERED, status=200, failed_indices=(1,))])
     assert unnamed[1].message == "rejected by the destination"
     abort_some = per_event(2, [request(0, 1)], [SendResult(Outcome.ABORT, "bad", 400, failed_indices=(1,))])
     assert outcomes(abort_some) == [Outcome.DELIVERED, Outcome.ABORT]
+    # Across several requests each result names its own events.
+    two = per_event(4, [request(0, 1), request(2, 3)], [
+        SendResult(Outcome.DELIVERED, "x", 200, failed_indices=(1,)),
+        SendResult(Outcome.RETRY_PART, "y", 429, retry_indices=(2,))])
+    assert outcomes(two) == [Outcome.DELIVERED, Outcome.ABORT, Outcome.RETRY, Outcome.DELIVERED]
 
 
 def test_waiting_requests_stay_waiting_for_each_of_their_events() -> None:

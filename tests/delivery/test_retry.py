@@ -1,6 +1,7 @@
 """The retry policy: capped exponential backoff with jitter, Retry-After honoured, give up on both limits."""
 
 import pytest
+
 from kaon.delivery.retry import RetryPolicy
 
 POLICY = RetryPolicy(base_s=1.0, cap_s=60.0, max_attempts=5, window_s=3_600.0)

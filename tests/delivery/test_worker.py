@@ -96,7 +96,7 @@ def enqueue(db: Database, mpid: int, name: str) -> int:
 def attempts(db: Database, job_id: int) -> list[tuple[int, str, int | None, str | None]]:
     rows = db.conn().execute("SELECT attempt, state, status, error FROM delivery_attempts WHERE job_id = ? ORDER BY id",
                              (job_id,))
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 def queued(db: Database) -> int:

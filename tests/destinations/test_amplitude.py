@@ -1,8 +1,6 @@
 """Amplitude: HTTP API v2 mapping, batching, error classes, and RudderStack's am fixtures."""
 
 import json
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,22 +11,10 @@ from kaon.delivery.send import send
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
 from kaon.model.batch import DeviceInfo
-from kaon.model.events import (
-    CommerceEvent,
-    CommerceEventData,
-    CustomEvent,
-    CustomEventData,
-    Product,
-    ProductAction,
-    ScreenView,
-    ScreenViewData,
-    UserAttributeChange,
-    UserAttributeChangeData,
-)
+from kaon.model.events import Product
 from support.capture import VendorCapture
 from support.events import T0, attribute_change, custom, every_kind, purchase, screen
-
-FIXTURES = Path("/work/shared/conformance/rudderstack/amplitude.json")
+from support.rudderstack import fixture_case, identify_events, purchase_event, screen_event, segment_fields, track_event
 
 
 class TestAmplitude(DestinationConformance):
@@ -134,51 +120,32 @@ class TestAmplitude(DestinationConformance):
 
 # RudderStack fixtures (am_input.json / am_output.json at the last MIT commit).
 
-def _ms(message: dict[str, Any]) -> int:
-    raw = message.get("timestamp") or message.get("originalTimestamp")
-    return int(datetime.fromisoformat(str(raw)).timestamp() * 1000)
-
-
 def from_segment(message: dict[str, Any]) -> list[DeliveryEvent]:
     """The canonical events for a Segment-spec message (track, screen, identify; order completed)."""
     context = message.get("context", {})
-    common: dict[str, Any] = dict(
-        workspace_id="ws", input_id="in", mpid=1, source_message_id=message["messageId"], timestamp_ms=_ms(message),
-        ip=context.get("ip"), user_identities={"customer_id": message.get("userId") or None},
-        device_info=DeviceInfo(amp_id=message.get("anonymousId")))
+    common = segment_fields(message, ip=context.get("ip"),
+                            user_identities={"customer_id": message.get("userId") or None},
+                            device_info=DeviceInfo(amp_id=message.get("anonymousId")))
     properties = message.get("properties", {})
     kind = message["type"]
     if kind == "track" and message["event"] == "Order Completed":
         products = [Product(id=p.get("product_id"), name=p.get("name"), price=p.get("price"),
                             quantity=p.get("quantity")) for p in properties.get("products", [])]
-        event: Any = CommerceEvent(data=CommerceEventData(currency_code=properties.get("currency"), product_action=(
-            ProductAction(action="purchase", transaction_id=properties.get("order_id"),
-                          total_amount=properties.get("revenue"), products=products))))
+        event = purchase_event(properties.get("currency"), products, transaction_id=properties.get("order_id"),
+                               total_amount=properties.get("revenue"))
         return [DeliveryEvent(event_id=0, event=event, **common)]
     if kind == "track":
-        event = CustomEvent(data=CustomEventData(event_name=message["event"], custom_attributes=properties))
-        return [DeliveryEvent(event_id=0, event=event, **common)]
+        return [DeliveryEvent(event_id=0, event=track_event(message), **common)]
     if kind == "screen":
-        return [DeliveryEvent(event_id=0, event=ScreenView(data=ScreenViewData(
-            screen_name=message.get("name") or properties["name"])),
-                              **common)]
+        return [DeliveryEvent(event_id=0, event=screen_event(message.get("name") or properties["name"]), **common)]
     assert kind == "identify"
-    traits = message.get("traits") or context.get("traits", {})
-    return [DeliveryEvent(event_id=n, event=UserAttributeChange(data=UserAttributeChangeData(
-        user_attribute_name=k, new=v)), **common) for n, (k, v) in enumerate(traits.items())]
-
-
-def _cases(*names: str) -> list[dict[str, Any]]:
-    if not FIXTURES.exists():
-        pytest.skip("RudderStack conformance fixtures not available")
-    cases = {c["name"]: c for c in json.loads(FIXTURES.read_text())}
-    return [cases[n] for n in names]
+    return identify_events(message, common)
 
 
 @pytest.mark.parametrize("case", ["am_input.json#5", "am_input.json#39", "am_input.json#22", "am_input.json#2",
                                   "am_input.json#30"])
 def test_rudderstack_fixture(case: str) -> None:
-    [fixture] = _cases(case)
+    fixture = fixture_case("amplitude.json", case)
     expected = fixture["expected"]
     message = fixture["input"]["message"]
     suite = TestAmplitude()

@@ -3,30 +3,27 @@
 import json
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from destinations.conformance import DestinationConformance
 from kaon.delivery.send import send
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
-from kaon.model.events import (
-    CommerceEvent,
-    CommerceEventData,
-    CustomEvent,
-    CustomEventData,
-    Product,
-    ProductAction,
-    UserAttributeChange,
-    UserAttributeChangeData,
-)
+from kaon.model.events import Product
 from support.capture import VendorCapture
-from support.events import attribute_change, custom, every_kind, purchase, screen
-
-FIXTURES = Path("/work/shared/conformance/rudderstack/braze.json")
+from support.events import attribute_change, custom, every_kind, screen
+from support.rudderstack import (
+    SEGMENT_TRAITS,
+    fixture_case,
+    identify_events,
+    purchase_event,
+    segment_fields,
+    track_event,
+)
 
 
 class TestBraze(DestinationConformance):
@@ -59,8 +56,7 @@ class TestBraze(DestinationConformance):
         assert renamed["attributes"] == [{"external_id": "cust-1", "home_city": "Paris"}]
 
     def test_anonymous_users_get_an_alias(self) -> None:
-        anonymous = DeliveryEvent(**{**{f: getattr(screen(), f) for f in screen().__struct_fields__},
-                                     "user_identities": {}})
+        anonymous = msgspec.structs.replace(screen(), user_identities={})
         [event] = self.body([anonymous])["events"]
         assert event["user_alias"] == {"alias_name": "8675311", "alias_label": "mpid"}
         assert event["_update_existing_only"] is False
@@ -91,37 +87,24 @@ class TestBraze(DestinationConformance):
 
 # RudderStack fixtures (braze_input.json / braze_output.json at the last MIT commit).
 
-SEGMENT_TRAITS = {"city": "$city", "country": "$country", "firstName": "$firstname", "lastName": "$lastname"}
-
-
-def _ms(message: dict[str, Any]) -> int:
-    return int(datetime.fromisoformat(message.get("timestamp") or message["originalTimestamp"]).timestamp() * 1000)
-
-
 def from_segment(message: dict[str, Any]) -> list[DeliveryEvent]:
-    common: dict[str, Any] = dict(workspace_id="ws", input_id="in", mpid=1, source_message_id=message["messageId"],
-                                  timestamp_ms=_ms(message), user_identities={"customer_id": message["userId"]})
+    common = segment_fields(message, user_identities={"customer_id": message["userId"]})
     properties = message.get("properties", {})
     if message["type"] == "identify":
-        traits = message.get("traits") or message["context"].get("traits", {})
-        return [DeliveryEvent(event_id=n, event=UserAttributeChange(data=UserAttributeChangeData(
-            user_attribute_name=SEGMENT_TRAITS.get(k, k), new=v)), **common) for n, (k, v) in enumerate(traits.items())]
+        return identify_events(message, common, SEGMENT_TRAITS)
     if message["event"] == "Order Completed":
         products = [Product(id=p["product_id"], price=p["price"], quantity=p["quantity"])
                     for p in properties["products"]]
-        event: Any = CommerceEvent(data=CommerceEventData(currency_code=properties["currency"], product_action=(
-            ProductAction(action="purchase", products=products))))
+        event: Any = purchase_event(properties["currency"], products)
     else:
-        event = CustomEvent(data=CustomEventData(event_name=message["event"], custom_attributes=properties))
+        event = track_event(message)
     return [DeliveryEvent(event_id=0, event=event, **common)]
 
 
 @pytest.mark.parametrize(("case", "user_id"), [
     ("braze_input.json#2", "mickeyMouse"), ("braze_input.json#11", "user-1"), ("braze_input.json#5", "user-1")])
 def test_rudderstack_fixture(case: str, user_id: str) -> None:
-    if not FIXTURES.exists():
-        pytest.skip("RudderStack conformance fixtures not available")
-    fixture = {c["name"]: c for c in json.loads(FIXTURES.read_text())}[case]
+    fixture = fixture_case("braze.json", case)
     message, expected = dict(fixture["input"]["message"]), fixture["expected"]
     message["userId"] = message.get("userId") or user_id  # anonymous cases use RudderStack's alias convention
     host = expected["endpoint"].removesuffix("/users/track")

@@ -1,8 +1,6 @@
 """GA4 Measurement Protocol: mapping, name rules, per-user batching, error classes, RudderStack's ga4 fixtures."""
 
 import json
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,26 +13,15 @@ from kaon.delivery.send import send
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.ga4 import event_name
 from kaon.destinations.outcome import Outcome
-from kaon.model.events import (
-    CommerceEvent,
-    CommerceEventData,
-    CustomEvent,
-    CustomEventData,
-    Product,
-    ProductAction,
-    ScreenView,
-    ScreenViewData,
-)
+from kaon.model.events import Product
 from support.capture import VendorCapture
 from support.events import T0, attribute_change, custom, every_kind, purchase, screen
+from support.rudderstack import fixture_case, purchase_event, screen_event, segment_ms, track_event
 
 
 def one_user(events: list[DeliveryEvent]) -> list[DeliveryEvent]:
     """The builders give each event its own mpid; GA4 batches per user."""
     return [msgspec.structs.replace(e, mpid=8675310) for e in events]
-
-
-FIXTURES = Path("/work/shared/conformance/rudderstack/ga4.json")
 
 
 class TestGa4(DestinationConformance):
@@ -80,16 +67,14 @@ class TestGa4(DestinationConformance):
         assert self.transformed([custom(name="ad_click")]) == []
 
     def test_client_id_identity(self) -> None:
-        event = DeliveryEvent(**{**{f: getattr(custom(), f) for f in custom().__struct_fields__},
-                                 "user_identities": {"other": "123.456"}})
+        event = msgspec.structs.replace(custom(), user_identities={"other": "123.456"})
         [body] = self.bodies([event], client_id_identity="other", send_user_id=False)
         assert body["client_id"] == "123.456" and "user_id" not in body
 
     def test_at_most_25_events_per_request_and_split_by_user(self) -> None:
         requests = self.transformed(one_user([custom(n) for n in range(60)]))
         assert [len(json.loads(r.body)["events"]) for r in requests] == [25, 25, 10]
-        other = DeliveryEvent(**{**{f: getattr(custom(), f) for f in custom().__struct_fields__},
-                                 "user_identities": {"customer_id": "cust-2"}})
+        other = msgspec.structs.replace(custom(), user_identities={"customer_id": "cust-2"})
         assert len(self.transformed(one_user([custom(), other, custom()]))) == 3
 
     def test_validate_mode_uses_the_debug_endpoint(self, capture: VendorCapture) -> None:
@@ -120,33 +105,29 @@ class TestGa4(DestinationConformance):
 # RudderStack fixtures (ga4.json at the last MIT commit; clock pinned to 2022-04-29T05:17:09Z).
 
 def from_segment(message: dict[str, Any]) -> DeliveryEvent:
-    ms = int(datetime.fromisoformat(message.get("timestamp") or message["originalTimestamp"]).timestamp() * 1000)
     client_id = message.get("anonymousId") or message.get("rudderId")
     properties = message.get("properties", {})
     event: Any
     if message["type"] == "page":
-        event = ScreenView(data=ScreenViewData(screen_name=message.get("name") or "page"))
+        event = screen_event(message.get("name") or "page")
     elif message["event"] == "order completed":
         products = [Product(id=p["product_id"], name=p["name"], category=p["category"], brand=p["brand"],
                             variant=p["variant"], price=float(p["price"]), quantity=float(p["quantity"]),
                             position=int(p["position"]), coupon_code=p["coupon"]) for p in properties["products"]]
-        event = CommerceEvent(data=CommerceEventData(currency_code=properties["currency"], product_action=(
-            ProductAction(action="purchase", transaction_id=properties["order_id"], total_amount=properties["total"],
-                          tax_amount=properties["tax"], shipping_amount=properties["shipping"],
-                          coupon_code=properties["coupon"], affiliation=properties["affiliation"],
-                          products=products))))
+        event = purchase_event(properties["currency"], products, transaction_id=properties["order_id"],
+                               total_amount=properties["total"], tax_amount=properties["tax"],
+                               shipping_amount=properties["shipping"], coupon_code=properties["coupon"],
+                               affiliation=properties["affiliation"])
     else:
-        event = CustomEvent(data=CustomEventData(event_name=message["event"], custom_attributes=properties))
+        event = track_event(message)
     return DeliveryEvent(event_id=0, workspace_id="ws", input_id="in", mpid=1, event=event,
-                         source_message_id=message.get("messageId", "m"), timestamp_ms=ms,
+                         source_message_id=message.get("messageId", "m"), timestamp_ms=segment_ms(message),
                          user_identities={"other": client_id})
 
 
 @pytest.mark.parametrize("case", ["ga4.json#15", "ga4.json#63", "ga4.json#69", "ga4.json#25"])
 def test_rudderstack_fixture(case: str) -> None:
-    if not FIXTURES.exists():
-        pytest.skip("RudderStack conformance fixtures not available")
-    fixture = {c["name"]: c for c in json.loads(FIXTURES.read_text())}[case]
+    fixture = fixture_case("ga4.json", case)
     message, expected = fixture["input"]["message"], fixture["expected"]
     config = fixture["input"]["destination"]["Config"]
     destination = TestGa4().destination

@@ -5,7 +5,6 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +20,9 @@ from kaon.destinations.outcome import Outcome
 from kaon.model.segment import decode_segment, to_batches
 from support.capture import VendorCapture
 from support.events import T0, attribute_change, custom, every_kind, purchase, screen
+from support.rudderstack import read_cases
 
-FIXTURES = Path("/work/shared/conformance/rudderstack/facebook_conversions.json")
+FIXTURES = "facebook_conversions.json"
 NOW_S = T0 // 1000 + 3600
 
 
@@ -176,7 +176,7 @@ def fixture_events(message: dict[str, Any]) -> list[DeliveryEvent]:
 
 
 def fixture_cases() -> list[Any]:
-    cases = json.loads(FIXTURES.read_text())
+    cases = read_cases(FIXTURES)
     return [pytest.param(c, id=c["name"].split("#")[1]) for c in cases
             if int(c["name"].split("#")[1]) not in NOT_COMPARABLE]
 
@@ -223,7 +223,7 @@ def test_matches_rudderstack_fixture_on_vendor_facts(case: dict[str, Any], monke
 def test_identify_fixture_hashes_agree_except_names() -> None:
     """#3 (identify with advanced mapping): em, ph, ge and external_id hash alike; RudderStack hashes `fn`/`ln`
     without lowercasing ("Rudder"), while Meta's rules (and we) lowercase first."""
-    case = next(c for c in json.loads(FIXTURES.read_text()) if c["name"].endswith("#3"))
+    case = next(c for c in read_cases(FIXTURES) if c["name"].endswith("#3"))
     want = json.loads(case["expected"]["body"]["FORM"]["data"][0])["user_data"]
     traits = case["input"]["message"]["context"]["traits"]
     item = msgspec.structs.replace(

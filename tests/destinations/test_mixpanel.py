@@ -3,8 +3,6 @@
 import base64
 import json
 import re
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +12,9 @@ from destinations.conformance import DestinationConformance
 from kaon.delivery.send import send
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
-from kaon.model.events import CustomEvent, CustomEventData, UserAttributeChange, UserAttributeChangeData
 from support.capture import VendorCapture
 from support.events import T0, attribute_change, custom, every_kind, purchase, screen
-
-FIXTURES = Path("/work/shared/conformance/rudderstack/mixpanel.json")
+from support.rudderstack import SEGMENT_TRAITS, fixture_case, identify_events, segment_fields, track_event
 
 
 class TestMixpanel(DestinationConformance):
@@ -95,25 +91,12 @@ class TestMixpanel(DestinationConformance):
 
 # RudderStack fixtures (mp_input.json / mp_output.json at the last MIT commit; clock pinned to 2020-01-25).
 
-def _ms(message: dict[str, Any]) -> int:
-    raw = message.get("timestamp") or message.get("originalTimestamp")
-    return int(datetime.fromisoformat(str(raw)).timestamp() * 1000)
-
-
-# Segment trait names as mParticle reserved user attributes.
-SEGMENT_TRAITS = {"city": "$city", "country": "$country", "firstName": "$firstname", "lastName": "$lastname"}
-
-
 def from_segment(message: dict[str, Any]) -> list[DeliveryEvent]:
-    common: dict[str, Any] = dict(
-        workspace_id="ws", input_id="in", mpid=1, source_message_id=message["messageId"], timestamp_ms=_ms(message),
-        ip=message.get("context", {}).get("ip"), user_identities={"customer_id": message.get("userId") or None})
+    common = segment_fields(message, ip=message.get("context", {}).get("ip"),
+                            user_identities={"customer_id": message.get("userId") or None})
     if message["type"] == "track":
-        return [DeliveryEvent(event_id=0, event=CustomEvent(data=CustomEventData(
-            event_name=message["event"], custom_attributes=message.get("properties", {}))), **common)]
-    traits = message.get("traits") or message["context"].get("traits", {})
-    return [DeliveryEvent(event_id=n, event=UserAttributeChange(data=UserAttributeChangeData(
-        user_attribute_name=SEGMENT_TRAITS.get(k, k), new=v)), **common) for n, (k, v) in enumerate(traits.items())]
+        return [DeliveryEvent(event_id=0, event=track_event(message), **common)]
+    return identify_events(message, common, SEGMENT_TRAITS)
 
 
 @pytest.mark.parametrize(("case", "settings"), [
@@ -122,9 +105,7 @@ def from_segment(message: dict[str, Any]) -> list[DeliveryEvent]:
     ("mp_input.json#5", {}),
 ])
 def test_rudderstack_fixture(case: str, settings: dict[str, Any]) -> None:
-    if not FIXTURES.exists():
-        pytest.skip("RudderStack conformance fixtures not available")
-    fixture = {c["name"]: c for c in json.loads(FIXTURES.read_text())}[case]
+    fixture = fixture_case("mixpanel.json", case)
     message, [expected] = fixture["input"]["message"], fixture["expected"]
     config = fixture["input"]["destination"]["Config"]
     destination = TestMixpanel().destination

@@ -4,29 +4,14 @@ Each test uses its own random mpid, so its events are found among the shared wor
 batches' user identities and attributes (not in the admin API) are read-only from the SQLite store.
 """
 
-import json
 import random
-import sqlite3
-import time
 import uuid
 from typing import Any
 
 from kaon.client import Kaon, Product, RejectedError
 from support.server import KaonServer
+from support.stored import marker_stored, new_tag, now_ms, stored_batch
 from support.waiting import eventually
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def stored_batch(server: KaonServer, batch_id: int) -> dict[str, Any]:
-    uri = f"file:{server.data_dir / 'kaon.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=30) as conn:
-        row = conn.execute("SELECT body FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    assert row is not None, f"batch {batch_id} not in the store"
-    body: dict[str, Any] = json.loads(bytes(row[0]))
-    return body
 
 
 def events_of(server: KaonServer, mpid: int, count: int) -> list[dict[str, Any]]:
@@ -42,7 +27,7 @@ def events_of(server: KaonServer, mpid: int, count: int) -> list[dict[str, Any]]
 
 def test_every_call_is_stored_for_the_identified_user(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     mpid = random.randrange(1, 2**62)
     before = now_ms()
     client = Kaon(server.server_key, server.server_secret, host=server.url, flush_interval=0.05)
@@ -101,7 +86,7 @@ def test_every_call_is_stored_for_the_identified_user(kaon_server: KaonServer) -
 
 def test_wrong_secret_is_reported_not_raised_and_nothing_is_stored(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     reported: list[Exception] = []
     client = Kaon(server.server_key, "not-the-secret", host=server.url, flush_interval=0.05,
                   max_retries=0, on_error=reported.append)
@@ -120,6 +105,6 @@ def test_wrong_secret_is_reported_not_raised_and_nothing_is_stored(kaon_server: 
 
     with Kaon(server.server_key, server.server_secret, host=server.url, flush_interval=0.05) as good:
         good.log_event(f"marker-{tag}")
-    eventually(lambda: server.events_named(f"marker-{tag}"), timeout=20, what="marker event stored")
+    marker_stored(server, tag)
     assert server.events_named(f"refused-{tag}") == []
     assert server.events_named(f"refused-screen-{tag}") == []

@@ -6,8 +6,6 @@ from the SQLite store the server wrote (read-only), by the `batch_id` the admin 
 """
 
 import json
-import sqlite3
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -18,13 +16,10 @@ from mparticle.models import UserAttributeChangeEvent
 from mparticle.rest import ApiException
 
 from support.server import KaonServer
+from support.stored import marker_stored, new_tag, now_ms, stored_batch
 from support.waiting import eventually
 
 FIXED_TS = 1_700_000_002_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def events_api(server: KaonServer, secret: str | None = None) -> mparticle.EventsApi:
@@ -33,16 +28,6 @@ def events_api(server: KaonServer, secret: str | None = None) -> mparticle.Event
     cfg.api_secret = server.server_secret if secret is None else secret
     cfg.host = f"{server.url}/v2"
     return mparticle.EventsApi(cfg)
-
-
-def stored_batch(server: KaonServer, batch_id: int) -> dict[str, Any]:
-    """The batch context Kaon stored (identities, consent, data plan, ...), read-only from its store."""
-    uri = f"file:{server.data_dir / 'kaon.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=30) as conn:
-        row = conn.execute("SELECT body FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    assert row is not None, f"batch {batch_id} not in the store"
-    body: dict[str, Any] = json.loads(bytes(row[0]))
-    return body
 
 
 def batch_events(server: KaonServer, anchor_name: str, count: int) -> list[dict[str, Any]]:
@@ -69,7 +54,7 @@ def user(tag: str, mpid: int) -> tuple[mparticle.UserIdentities, int]:
 
 def test_upload_events_stores_every_sdk_event_class(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     name, screen = f"hello-{tag}", f"home-{tag}"
 
     batch = mparticle.Batch()
@@ -191,7 +176,7 @@ def test_upload_events_stores_every_sdk_event_class(kaon_server: KaonServer) -> 
 
 def test_bulk_upload_events_stores_each_batch_for_its_own_user(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tags = [uuid.uuid4().hex[:12] for _ in range(2)]
+    tags = [new_tag() for _ in range(2)]
     batches = []
     for n, tag in enumerate(tags):
         batch = mparticle.Batch()
@@ -227,7 +212,7 @@ def test_bulk_upload_events_stores_each_batch_for_its_own_user(kaon_server: Kaon
 
 def test_wrong_secret_raises_api_exception_401_and_stores_nothing(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     refused = mparticle.Batch()
     refused.environment = "development"
     refused.events = [mparticle.AppEvent(f"refused-{tag}")]
@@ -241,7 +226,7 @@ def test_wrong_secret_raises_api_exception_401_and_stores_nothing(kaon_server: K
     marker.environment = "development"
     marker.events = [mparticle.AppEvent(f"marker-{tag}")]
     events_api(server).upload_events(marker)
-    eventually(lambda: server.events_named(f"marker-{tag}"), timeout=20, what="marker event stored")
+    marker_stored(server, tag)
     assert server.events_named(f"refused-{tag}") == []
 
 
@@ -260,7 +245,7 @@ def _stats_for(server: KaonServer, input_id: str) -> dict[str, Any]:
 def test_same_batch_sent_twice_is_stored_once_and_counted(fresh_server: KaonServer) -> None:
     server = fresh_server.start()
     input_id = server.input("server")["id"]
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     batch = mparticle.Batch()
     batch.environment = "production"
     batch.user_identities, batch.mpid = user(tag, 77)

@@ -4,42 +4,15 @@ It speaks the Segment spec to `{dataPlaneUrl}/v1/batch`, gzips its bodies, authe
 as the Basic user, and puts identify traits in `context.traits` (not at the call's top level).
 """
 
-import json
-import sqlite3
-import time
-import uuid
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 import rudderstack.analytics as rudder_analytics
 from rudderstack.analytics import Client
 
 from support.server import KaonServer
-from support.waiting import eventually
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def stored_batch(server: KaonServer, batch_id: int) -> dict[str, Any]:
-    uri = f"file:{server.data_dir / 'kaon.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=30) as conn:
-        row = conn.execute("SELECT body FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    assert row is not None, f"batch {batch_id} not in the store"
-    body: dict[str, Any] = json.loads(bytes(row[0]))
-    return body
-
-
-def stored_by_message_id(server: KaonServer, message_ids: set[str]) -> dict[str, dict[str, Any]]:
-    def probe() -> dict[str, dict[str, Any]]:
-        got = {e["source_message_id"]: e for e in server.events() if e["source_message_id"] in message_ids}
-        assert set(got) == message_ids, f"missing {sorted(message_ids - set(got))}"
-        return got
-
-    return eventually(probe, timeout=20, what="every call's events stored")
+from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 
 
 @pytest.fixture
@@ -58,7 +31,7 @@ def rudder(kaon_server: KaonServer) -> Iterator[ModuleType]:
 
 def test_every_call_is_stored(kaon_server: KaonServer, rudder: ModuleType) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     user_id = f"ruser-{tag}"
     mid = {call: f"rudder-{tag}-{call}" for call in ("track", "identify", "page", "screen", "group", "alias")}
     before = now_ms()
@@ -107,7 +80,7 @@ def test_every_call_is_stored(kaon_server: KaonServer, rudder: ModuleType) -> No
 
 def test_identify_traits_become_user_attributes(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     client = Client(server.web_key, host=server.url, sync_mode=True, max_retries=0)
     message_id = f"rudder-{tag}-traits"
     client.identify(f"ruser-{tag}", {"plan": "pro", "email": f"{tag}@example.com"}, message_id=message_id)
@@ -134,15 +107,15 @@ def _refused_track(server: KaonServer, event: str) -> list[Exception]:
 
 def test_server_input_key_is_refused_and_nothing_stored(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     assert len(_refused_track(server, f"refused-{tag}")) == 1
 
     Client(server.web_key, host=server.url, sync_mode=True).track(f"u-{tag}", f"marker-{tag}")
-    eventually(lambda: server.events_named(f"marker-{tag}"), timeout=20, what="marker event stored")
+    marker_stored(server, tag)
     assert server.events_named(f"refused-{tag}") == []
 
 
 def test_refusal_reaches_on_error_as_api_error_401(kaon_server: KaonServer) -> None:
-    errors = _refused_track(kaon_server, f"refused-{uuid.uuid4().hex[:12]}")
+    errors = _refused_track(kaon_server, f"refused-{new_tag()}")
     assert [type(e).__name__ for e in errors] == ["APIError"]
     assert [getattr(e, "status", None) for e in errors] == [401]

@@ -5,10 +5,6 @@ stored: events through the admin API; the batch's user identities and attributes
 does not show) read-only from the SQLite store, by the `batch_id` the admin API reports.
 """
 
-import json
-import sqlite3
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,29 +13,7 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from support.server import KaonServer
-from support.waiting import eventually
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def stored_batch(server: KaonServer, batch_id: int) -> dict[str, Any]:
-    uri = f"file:{server.data_dir / 'kaon.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=30) as conn:
-        row = conn.execute("SELECT body FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    assert row is not None, f"batch {batch_id} not in the store"
-    body: dict[str, Any] = json.loads(bytes(row[0]))
-    return body
-
-
-def stored_by_message_id(server: KaonServer, message_ids: set[str]) -> dict[str, dict[str, Any]]:
-    def probe() -> dict[str, dict[str, Any]]:
-        got = {e["source_message_id"]: e for e in server.events() if e["source_message_id"] in message_ids}
-        assert set(got) == message_ids, f"missing {sorted(message_ids - set(got))}"
-        return got
-
-    return eventually(probe, timeout=20, what="every call's events stored")
+from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 
 
 @pytest.fixture(params=["sync_mode", "queued_then_flush"])
@@ -54,7 +28,7 @@ def segment(request: pytest.FixtureRequest, kaon_server: KaonServer) -> Iterator
 
 def test_every_call_is_mapped_and_message_id_is_kept(kaon_server: KaonServer, segment: Client) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
     user_id = f"user-{tag}"
     before = now_ms()
     sent: dict[str, dict[str, Any]] = {}
@@ -132,7 +106,7 @@ def test_every_call_is_mapped_and_message_id_is_kept(kaon_server: KaonServer, se
 
 def test_server_input_key_as_write_key_is_refused_with_401(kaon_server: KaonServer) -> None:
     server = kaon_server
-    tag = uuid.uuid4().hex[:12]
+    tag = new_tag()
 
     with pytest.raises(APIError) as raised:
         Client(server.server_key, host=server.url, sync_mode=True).track(f"u-{tag}", f"refused-sync-{tag}")
@@ -152,6 +126,6 @@ def test_server_input_key_as_write_key_is_refused_with_401(kaon_server: KaonServ
     assert [m["event"] for m in batch] == [f"refused-queued-{tag}"]
 
     Client(server.web_key, host=server.url, sync_mode=True).track(f"u-{tag}", f"marker-{tag}")
-    eventually(lambda: server.events_named(f"marker-{tag}"), timeout=20, what="marker event stored")
+    marker_stored(server, tag)
     assert server.events_named(f"refused-sync-{tag}") == []
     assert server.events_named(f"refused-queued-{tag}") == []

@@ -1,8 +1,7 @@
 """PostgreSQL: events as rows, one column per event attribute, the schema evolving as attributes appear."""
 
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -16,9 +15,10 @@ from kaon.destinations.postgres_schema import identifier as table_name
 
 CONNECT_TIMEOUT_S: Final = 10
 IDLE_PER_DSN: Final = 2
-# Refusals that waiting will not cure: authentication (28), no such database (3D) or schema (3F), missing
-# rights (42501), names PostgreSQL will not take (42601, 42622, 42939).
-ABORT_CLASSES: Final = frozenset({"28", "3D", "3F"})
+# Refusals that waiting will not cure: bad data (22, 23 but for a unique violation, which a concurrent
+# CREATE TABLE can raise), authentication (28), no such database (3D) or schema (3F), missing rights
+# (42501), names PostgreSQL will not take (42601, 42622, 42939). Everything else is retried.
+ABORT_CLASSES: Final = frozenset({"22", "23", "28", "3D", "3F"})
 ABORT_CODES: Final = frozenset({"42501", "42601", "42622", "42939"})
 # Connection failures carry no SQLSTATE: these messages mean the settings (credentials, names) are wrong.
 ABORT_MESSAGES: Final = ("authentication failed", "does not exist", "no pg_hba.conf entry", "invalid dsn",
@@ -41,9 +41,11 @@ class PostgresSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 def classify(error: psycopg.Error) -> SendResult:
     state = error.sqlstate or ""
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    permanent = (state[:2] in ABORT_CLASSES or state in ABORT_CODES or isinstance(error, psycopg.ProgrammingError)
-                 if state else isinstance(error, psycopg.ProgrammingError) or any(
-                     m in str(error).lower() for m in ABORT_MESSAGES))
+    if state:
+        permanent = (state[:2] in ABORT_CLASSES or state in ABORT_CODES) and state != "23505"
+    else:
+        permanent = isinstance(error, psycopg.ProgrammingError) or any(
+            m in str(error).lower() for m in ABORT_MESSAGES)
     return SendResult(Outcome.ABORT if permanent else Outcome.RETRY, f"{type(error).__name__}: {message}")
 
 
@@ -54,20 +56,15 @@ class _Connections:
         self._idle: dict[str, list[psycopg.Connection[Any]]] = {}
         self._lock = threading.Lock()
 
-    @contextmanager
-    def connection(self, dsn: str, *, fresh: bool = False) -> Iterator[tuple[psycopg.Connection[Any], bool]]:
-        """A connection and whether it was reused (a reused one may have been cut by a server restart)."""
+    def take(self, dsn: str) -> tuple[psycopg.Connection[Any], bool]:
+        """A connection and whether it was idle here (then a server restart may have cut it)."""
         with self._lock:
-            idle = self._idle.get(dsn, [])
-            conn = idle.pop() if idle and not fresh else None
-        reused = conn is not None
-        if conn is None:
-            conn = psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="kaon")
-        try:
-            yield conn, reused
-        except BaseException:
-            conn.close()
-            raise
+            idle = self._idle.get(dsn)
+            if idle:
+                return idle.pop(), True
+        return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="kaon"), False
+
+    def give(self, dsn: str, conn: psycopg.Connection[Any]) -> None:
         with self._lock:
             idle = self._idle.setdefault(dsn, [])
             if len(idle) < IDLE_PER_DSN and not conn.closed:
@@ -98,8 +95,9 @@ class Postgres(Destination):
         "NOTHING`, so re-delivery writes no duplicates. Errors: the server unreachable, restarting, read-only "
         "or out of resources is retried; bad credentials, an unknown database and missing rights (e.g. to "
         "create the schema, a table or a column) abort; a batch refused for its data is retried event by "
-        "event so that only the offending events abort. Kaon needs CREATE on the database (or an existing "
-        "schema) and on the schema, or tables created beforehand with the columns above."
+        "event so that only the offending events abort. Rights: CREATE on the database (unless the schema "
+        "exists) and on the schema, to create tables, and ownership of them to add columns; with tables made "
+        "beforehand, USAGE on the schema and SELECT and INSERT on the tables suffice for known attributes."
     )
     mapping_notes = (
         ("Every event type", "One row in `events` (or in the table named for its event type)"),
@@ -114,44 +112,51 @@ class Postgres(Destination):
 
     def deliver(self, events: Sequence[DeliveryEvent], settings: Any) -> list[SendResult]:
         assert isinstance(settings, PostgresSettings)
-        if not events:
-            return []
+        groups: dict[str, list[DeliveryEvent]] = {}
+        for item in events:
+            table = "events" if settings.mode == "events_table" else table_name(item.event_type)
+            groups.setdefault(table, []).append(item)
         try:
-            try:
-                self._write(events, settings, fresh=False)
-            except psycopg.OperationalError as error:
-                if not getattr(error, "kaon_reused", False):
-                    raise
-                self._write(events, settings, fresh=True)  # the pooled connection was stale: once more
-        except psycopg.DataError if len(events) > 1 else ():  # type: ignore[misc]
-            return [result for item in events for result in self.deliver([item], settings)]
-        except psycopg.IntegrityError if len(events) > 1 else ():  # type: ignore[misc]
+            self._write(groups, settings)
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
+            if len(events) == 1:
+                return [classify(error)]
+            # One event's data must not hold back the others: find it, one event per transaction.
             return [result for item in events for result in self.deliver([item], settings)]
         except psycopg.Error as error:
             return [classify(error)] * len(events)
         return [SendResult(Outcome.DELIVERED)] * len(events)
 
-    def _write(self, events: Sequence[DeliveryEvent], settings: PostgresSettings, *, fresh: bool) -> None:
-        groups: dict[str, list[DeliveryEvent]] = {}
-        for item in events:
-            table = "events" if settings.mode == "events_table" else table_name(item.event_type)
-            groups.setdefault(table, []).append(item)
-        with self._connections.connection(settings.dsn, fresh=fresh) as (conn, reused):
+    def _write(self, groups: dict[str, list[DeliveryEvent]], settings: PostgresSettings) -> None:
+        conn, reused = self._connections.take(settings.dsn)
+        while True:
             try:
                 with conn.transaction():
-                    ensure_schema(conn, settings.schema)
-                    columns = existing_columns(conn, settings.schema, list(groups))
-                    for table, items in groups.items():
-                        if table not in columns:
-                            create_table(conn, settings.schema, table)
-                            columns[table] = existing_columns(conn, settings.schema, [table]).get(table, {})
-                        plan = TablePlan(columns[table])
-                        for item in items:
-                            plan.add(item)
-                        apply(conn, settings.schema, table, plan)
-            except psycopg.OperationalError as error:
-                error.kaon_reused = reused  # type: ignore[attr-defined]
+                    self._insert(conn, groups, settings.schema)
+            except psycopg.OperationalError:
+                conn.close()
+                if not reused:
+                    raise
+                conn, reused = self._connections.take(settings.dsn)  # the idle one was cut: try a fresh one
+                continue
+            except BaseException:
+                conn.close()
                 raise
+            self._connections.give(settings.dsn, conn)
+            return
+
+    @staticmethod
+    def _insert(conn: psycopg.Connection[Any], groups: dict[str, list[DeliveryEvent]], schema: str) -> None:
+        ensure_schema(conn, schema)
+        columns = existing_columns(conn, schema, list(groups))
+        for table, items in groups.items():
+            if table not in columns:
+                create_table(conn, schema, table)
+                columns[table] = existing_columns(conn, schema, [table]).get(table, {})
+            plan = TablePlan(columns[table])
+            for item in items:
+                plan.add(item)
+            apply(conn, schema, table, plan)
 
 
 destination = Postgres()

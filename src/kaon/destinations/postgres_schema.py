@@ -30,6 +30,15 @@ _NOT_IDENTIFIER: Final = re.compile(r"[^a-z0-9_]+")
 _encoder = msgspec.json.Encoder()
 
 
+def _dumps(value: Any) -> str:
+    # msgspec writes non-finite floats as null; json.dumps would write `Infinity`, which jsonb refuses.
+    return _encoder.encode(value).decode()
+
+
+def json_value(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
 def identifier(raw: str) -> str:
     """Lower snake case of [a-z0-9_], not starting with a digit, at most 63 characters."""
     name = _NOT_IDENTIFIER.sub("_", raw.lower()).strip("_") or "attribute"
@@ -77,7 +86,7 @@ def as_text(value: Any) -> str:
 
 def adapt(value: Any, column_type: str) -> Any:
     if column_type == "jsonb":
-        return Jsonb(value)
+        return json_value(value)
     if column_type == "text":
         return as_text(value)
     if column_type == "double precision":
@@ -114,7 +123,7 @@ class TablePlan:
 
     def add(self, item: DeliveryEvent) -> None:
         standard = clean(event_row(item))
-        row: dict[str, Any] = {name: Jsonb(standard[name]) if name in JSON_COLUMNS else standard[name]
+        row: dict[str, Any] = {name: json_value(standard[name]) if name in JSON_COLUMNS else standard[name]
                                for name in COLUMNS}
         row["timestamp"] = moment(item.timestamp_ms)
         for raw, value in sorted(standard["attributes"].items()):

@@ -96,6 +96,10 @@ class OutputStore:
             current = self.output(output_id)
             merged = current.settings if settings is None else {**current.settings, **settings}
             validate_settings(current.destination, merged)
+            # Fix: a rename onto another output's name hit the UNIQUE constraint as a raw IntegrityError.
+            if name and name != current.name and self.conn.execute(
+                    "SELECT 1 FROM outputs WHERE workspace_id = ? AND name = ?", (self.ws, name)).fetchone():
+                raise Conflict(f"output {name!r} already exists")
             self.conn.execute(
                 "UPDATE outputs SET name = ?, settings = ?, enabled = ?, updated_ms = ? WHERE id = ?",
                 (name or current.name, _json.encode(merged), int(current.enabled if enabled is None else enabled),

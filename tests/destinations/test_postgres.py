@@ -1,0 +1,183 @@
+"""The PostgreSQL destination against a real throwaway cluster."""
+
+import copy
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from destinations.conformance import DestinationConformance
+from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.outcome import Outcome
+from support.events import custom, every_kind, purchase, screen
+from support.postgres import PostgresCluster, free_port, running_cluster
+
+_schemas = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[PostgresCluster]:
+    with running_cluster() as running:
+        yield running
+
+
+@pytest.fixture
+def schema() -> str:
+    """A schema of the test's own, so tests sharing the cluster do not see each other's tables."""
+    return f"t{next(_schemas)}"
+
+
+def deliver(destination: Any, events: list[DeliveryEvent], **settings: Any) -> list[Outcome]:
+    results = destination.deliver(events, destination.parse_settings(settings))
+    assert len(results) == len(events)
+    return [r.outcome for r in results]
+
+
+def query(cluster: PostgresCluster, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(cluster.dsn()) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def columns(cluster: PostgresCluster, schema: str, table: str = "events") -> dict[str, str]:
+    found = query(cluster, "SELECT column_name, data_type FROM information_schema.columns"
+                           " WHERE table_schema = %s AND table_name = %s", schema, table)
+    return {name: kind for name, kind in found}
+
+
+class TestPostgres(DestinationConformance):
+    name = "postgres"
+
+    def settings(self, base_url: str) -> dict[str, Any]:
+        return {"dsn": "postgresql://kaon:secret@db.internal/analytics", "schema": "kaon"}
+
+    # The HTTP conformance tests, in their database equivalents.
+
+    def test_settings_are_documented_and_have_a_base_url(self) -> None:
+        schema = self.destination.settings_schema()
+        props = schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
+        assert "base_url" not in props and "dsn" in props, "a database destination names a DSN"
+        for field, spec in props.items():
+            assert spec.get("title") and spec.get("description"), f"setting {field} needs title and description"
+        assert self.destination.title and self.destination.description and self.destination.category
+
+    def test_transform_is_pure(self, cluster: PostgresCluster, schema: str) -> None:
+        """`deliver` replaces `transform`: it leaves the events as they were."""
+        events = every_kind()
+        before = copy.deepcopy([msgspec.to_builtins(e) for e in events])
+        assert deliver(self.destination, events, dsn=cluster.dsn(), schema=schema) == [Outcome.DELIVERED] * 4
+        assert [msgspec.to_builtins(e) for e in events] == before
+
+    def test_requests_go_to_the_base_url_and_cover_events_once(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, every_kind(), dsn=cluster.dsn(), schema=schema)
+        assert query(cluster, f"SELECT event_id FROM {schema}.events ORDER BY event_id") == [(1,), (2,), (3,), (4,)]
+
+    def test_delivers_to_the_vendor(self, cluster: PostgresCluster, schema: str) -> None:
+        """Rows read back through psycopg (no psql) hold the standard columns."""
+        events = every_kind()
+        deliver(self.destination, events, dsn=cluster.dsn(), schema=schema)
+        got = query(cluster, "SELECT source_message_id, event_type, event_name, mpid, identities, data,"
+                             f" timestamp_ms, extract(epoch FROM \"timestamp\") * 1000 FROM {schema}.events"
+                             " ORDER BY event_id")
+        assert [(r[1], r[2]) for r in got] == [("custom_event", "Clicked Button"), ("screen_view", "Home"),
+                                               ("commerce_event", "purchase"), ("user_attribute_change", None)]
+        first = got[0]
+        assert first[0] == events[0].source_message_id and first[3] == "8675310"
+        assert first[4]["email"] == "jane@example.com" and first[5]["custom_event_type"] == "navigation"
+        assert first[6] == events[0].timestamp_ms == int(first[7])
+
+    def test_retry_classes(self, cluster: PostgresCluster, schema: str) -> None:
+        """A server that does not answer is retried; bad credentials and a missing database abort."""
+        down = f"postgresql://postgres:x@127.0.0.1:{free_port()}/kaon"
+        assert deliver(self.destination, [custom()], dsn=down, schema=schema) == [Outcome.RETRY]
+        for dsn in (cluster.dsn(password="wrong"), cluster.dsn(user="nobody"), cluster.dsn(database="nodb")):
+            assert deliver(self.destination, [custom()], dsn=dsn, schema=schema) == [Outcome.ABORT], dsn
+
+    # PostgreSQL proper.
+
+    def test_attributes_become_typed_columns(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, [custom(1, attributes={"Plan Name": "pro", "seats": 3, "trial": True,
+                                                         "tags": ["a", "b"], "event_type": "x"})],
+                dsn=cluster.dsn(), schema=schema)
+        got = columns(cluster, schema)
+        assert {k: got[k] for k in ("plan_name", "seats", "trial", "tags", "attr_event_type")} == {
+            "plan_name": "text", "seats": "double precision", "trial": "boolean", "tags": "jsonb",
+            "attr_event_type": "text"}
+        assert query(cluster, f"SELECT plan_name, seats, trial, tags, attr_event_type, event_type"
+                              f" FROM {schema}.events") == [("pro", 3.0, True, ["a", "b"], "x", "custom_event")]
+
+    def test_a_new_attribute_adds_a_column(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, [custom(1, attributes={"color": "blue"})], dsn=cluster.dsn(), schema=schema)
+        assert "size" not in columns(cluster, schema)
+        deliver(self.destination, [custom(2, attributes={"color": "red", "size": 42})],
+                dsn=cluster.dsn(), schema=schema)
+        assert columns(cluster, schema)["size"] == "double precision"
+        assert query(cluster, f"SELECT color, size FROM {schema}.events ORDER BY event_id") == [
+            ("blue", None), ("red", 42.0)]
+
+    def test_type_conflicts_keep_the_column_and_use_text(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, [custom(1, attributes={"label": "a", "count": 1, "meta": {"k": 1}})],
+                dsn=cluster.dsn(), schema=schema)
+        deliver(self.destination, [custom(2, attributes={"label": 7, "count": "many", "meta": "plain"})],
+                dsn=cluster.dsn(), schema=schema)
+        got = columns(cluster, schema)
+        assert (got["label"], got["count"], got["count_str"], got["meta"]) == (
+            "text", "double precision", "text", "jsonb")
+        assert "label_str" not in got and "meta_str" not in got
+        assert query(cluster, f"SELECT label, count, count_str, meta FROM {schema}.events ORDER BY event_id") == [
+            ("a", 1.0, None, {"k": 1}), ("7", None, "many", "plain")]
+
+    def test_table_per_event_type(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, every_kind(), dsn=cluster.dsn(), schema=schema, mode="table_per_event_type")
+        tables = query(cluster, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+                                " ORDER BY 1", schema)
+        assert tables == [("commerce_event",), ("custom_event",), ("screen_view",), ("user_attribute_change",)]
+        assert query(cluster, f"SELECT event_name, color FROM {schema}.custom_event") == [("Clicked Button", "blue")]
+        assert "color" not in columns(cluster, schema, "screen_view")
+
+    def test_redelivery_writes_no_duplicates(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, [custom(1), screen(2)], dsn=cluster.dsn(), schema=schema)
+        again = deliver(self.destination, [screen(2), custom(1), purchase(3)], dsn=cluster.dsn(), schema=schema)
+        assert again == [Outcome.DELIVERED] * 3
+        assert query(cluster, f"SELECT event_id FROM {schema}.events ORDER BY event_id") == [(1,), (2,), (3,)]
+
+    def test_one_transaction_per_batch(self, cluster: PostgresCluster, schema: str) -> None:
+        """An event PostgreSQL refuses (here by a CHECK added by hand) rolls its batch back; the batch is then
+        written event by event, so only that event aborts."""
+        deliver(self.destination, [custom(1)], dsn=cluster.dsn(), schema=schema)
+        query(cluster, f"ALTER TABLE {schema}.events ADD CONSTRAINT named CHECK (event_name <> 'Bad')")
+        outcomes = deliver(self.destination, [custom(2), custom(3, name="Bad"), custom(4)],
+                           dsn=cluster.dsn(), schema=schema)
+        assert outcomes == [Outcome.DELIVERED, Outcome.ABORT, Outcome.DELIVERED]
+        assert query(cluster, f"SELECT event_id FROM {schema}.events ORDER BY event_id") == [(1,), (2,), (4,)]
+
+    def test_missing_rights_abort(self, cluster: PostgresCluster, schema: str) -> None:
+        cluster.sql("DO $$ BEGIN CREATE ROLE reader LOGIN PASSWORD 'reader'; "
+                    "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        dsn = cluster.dsn(user="reader", password="reader")
+        assert deliver(self.destination, [custom()], dsn=dsn, schema=schema) == [Outcome.ABORT]
+        deliver(self.destination, [custom(1)], dsn=cluster.dsn(), schema=schema)
+        cluster.sql(f"GRANT USAGE ON SCHEMA {schema} TO reader; GRANT SELECT, INSERT ON {schema}.events TO reader")
+        # SELECT and INSERT suffice for known columns (ON CONFLICT reads the key); a new attribute needs ALTER
+        # TABLE, which only the owner may run.
+        results = self.destination.deliver([custom(2)], self.destination.parse_settings({"dsn": dsn, "schema": schema}))
+        assert results is not None and [r.outcome for r in results] == [Outcome.DELIVERED], results
+        assert deliver(self.destination, [custom(3, attributes={"fresh": 1})], dsn=dsn, schema=schema) == [
+            Outcome.ABORT]
+
+    def test_a_restarted_server_is_reconnected(self, cluster: PostgresCluster, schema: str) -> None:
+        deliver(self.destination, [custom(1)], dsn=cluster.dsn(), schema=schema)
+        cluster.stop()
+        try:
+            assert deliver(self.destination, [custom(2)], dsn=cluster.dsn(), schema=schema) == [Outcome.RETRY]
+        finally:
+            cluster.start()
+        assert deliver(self.destination, [custom(3)], dsn=cluster.dsn(), schema=schema) == [Outcome.DELIVERED]
+        # A restart between two batches cuts the idle connection: the next batch reconnects at once.
+        cluster.stop()
+        cluster.start()
+        assert deliver(self.destination, [custom(4)], dsn=cluster.dsn(), schema=schema) == [Outcome.DELIVERED]
+        assert query(cluster, f"SELECT event_id FROM {schema}.events ORDER BY event_id") == [(1,), (3,), (4,)]
