@@ -123,6 +123,16 @@ class Capture:
         return True
 
 
+BAD_EXITS: list[str] = []
+
+
+def stop_all(scenario: str, instance: Instance, *captures: Capture) -> None:
+    """SIGTERM every server of a scenario; an exit status other than 0 fails the bench."""
+    for name, status in [("kaon", instance.stop()), *((c.server.name, c.server.stop()) for c in captures)]:
+        if status != 0:
+            BAD_EXITS.append(f"{scenario}: {name} exited {status}")
+
+
 # --- load -------------------------------------------------------------------------------------------------
 
 def body(first_seq: int, events: int, user: int, timed: bool) -> bytes:
@@ -270,9 +280,7 @@ def throughput(args: argparse.Namespace, work: Path, name: str, destination: str
         return Throughput(name, args.events, ingested - start, processed - start, delivered_then,
                           max(0.0, last - processed), last - start, int(stats["requests"]), complete)
     finally:
-        for status in (instance.stop(), capture.server.stop()):
-            if status != 0:
-                print(f"  {name}: a server exited {status}")
+        stop_all(name, instance, capture)
 
 
 @dataclass(frozen=True)
@@ -295,8 +303,7 @@ def latency(args: argparse.Namespace, work: Path) -> Latency:
         ms = [(arrived - sent) * 1000 for arrived, sent in stats["sent"]]
         return Latency(ms, tally.accepted, int(stats["unique"]), tally.late)
     finally:
-        instance.stop()
-        capture.server.stop()
+        stop_all("latency", instance, capture)
 
 
 @dataclass(frozen=True)
@@ -357,9 +364,7 @@ def isolation(args: argparse.Namespace, work: Path) -> Isolation:
         return Isolation(baseline, outage, int(a.stats()["rejected"]), a_recovered_s, instance.status(a_id),
                          instance.status(b_id))
     finally:
-        instance.stop()
-        a.server.stop()
-        b.server.stop()
+        stop_all("isolation", instance, a, b)
 
 
 # --- report -----------------------------------------------------------------------------------------------
@@ -450,7 +455,8 @@ def main() -> int:
         if "isolation" in only:
             ok = print_isolation(isolation(args, work), args) and ok
     print(f"\nload average after {os.getloadavg()[0]:.2f} (other work on the machine skews the numbers)")
-    return 0 if ok else 1
+    print("SIGTERM: " + ("every server exited 0" if not BAD_EXITS else "; ".join(BAD_EXITS)))
+    return 0 if ok and not BAD_EXITS else 1
 
 
 if __name__ == "__main__":

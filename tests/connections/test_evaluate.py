@@ -234,12 +234,20 @@ def test_filters_see_the_name_before_transformations() -> None:
     assert event_name(kept(decide(rules)).event) == "Click"
 
 
-def test_evaluation_does_not_mutate_the_input_event() -> None:
+TRANSFORMS = [{"op": "rename", "from": "color", "to": "colour"}, {"op": "hash", "attribute": "email"},
+              {"op": "set", "attribute": "x", "value": 1}, {"op": "drop", "attribute": "ssn"},
+              {"op": "map_event_name", "from": "Clicked Button", "to": "Click"}]
+
+
+@pytest.mark.parametrize("rules", [
+    {"transformations": TRANSFORMS},
+    {"filters": {"attributes": {"deny": ["ssn"]}}, "transformations": TRANSFORMS},
+])
+def test_evaluation_does_not_mutate_the_input_event(rules: dict[str, Any]) -> None:
     item = custom(attributes={"color": "blue", "ssn": "1", "email": "A@B.C"})
     before = msgspec.json.encode(item)
-    decide({"filters": {"attributes": {"deny": ["ssn"]}},
-            "transformations": [{"op": "rename", "from": "color", "to": "colour"}, {"op": "hash", "attribute": "email"},
-                                {"op": "set", "attribute": "x", "value": 1}, {"op": "drop", "attribute": "x"},
-                                {"op": "map_event_name", "from": "Clicked Button", "to": "Click"}]}, item)
+    out = kept(decide(rules, item))
+    assert out.attributes() == {"colour": "blue", "email": hashlib.sha256(b"a@b.c").hexdigest(), "x": 1}
     assert msgspec.json.encode(item) == before
     assert item.event.data.custom_attributes == {"color": "blue", "ssn": "1", "email": "A@B.C"}
+    assert event_name(item.event) == "Clicked Button"

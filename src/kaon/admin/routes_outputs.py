@@ -117,7 +117,7 @@ def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Worksp
     try:
         return _output(OutputStore(db.conn(), workspace_id).update_output(
             output_id, name=body.name, settings=body.settings, enabled=body.enabled))
-    except (NotFound, msgspec.ValidationError, ValueError) as error:
+    except (NotFound, Conflict, msgspec.ValidationError, ValueError) as error:
         raise _bad("INVALID_SETTINGS", error) from None
 
 

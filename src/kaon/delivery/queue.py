@@ -116,9 +116,17 @@ def replay(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms
 
 def dead_letter_pending(conn: sqlite3.Connection, output_id: str, reason: str, now_ms: int) -> int:
     """Dead-letter every queued job of an output (when it is deleted with force), visibly."""
-    rows = conn.execute("SELECT job_id, attempts FROM delivery_pending WHERE output_id = ?", (output_id,)).fetchall()
+    rows = conn.execute(
+        "SELECT p.job_id, p.attempts, j.workspace_id, j.connection_id FROM delivery_pending p"
+        " JOIN delivery_jobs j ON j.id = p.job_id WHERE p.output_id = ?", (output_id,)).fetchall()
     conn.executemany(
         "INSERT INTO delivery_attempts (job_id, output_id, attempt, state, terminal, at_ms, error)"
-        " VALUES (?, ?, ?, 'dead', 1, ?, ?)", [(j, output_id, a + 1, now_ms, reason) for j, a in rows])
+        " VALUES (?, ?, ?, 'dead', 1, ?, ?)", [(j, output_id, a + 1, now_ms, reason) for j, a, _, _ in rows])
+    counts: Counter[tuple[str, str, str, int, str, str]] = Counter(
+        (ws, output_id, connection, hour_of(now_ms), "dead_lettered", "") for _, _, ws, connection in rows)
+    conn.executemany(
+        "INSERT INTO output_stats (workspace_id, output_id, connection_id, hour_ms, metric, reason, count)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, output_id, connection_id, hour_ms, metric,"
+        " reason) DO UPDATE SET count = count + excluded.count", [(*key, n) for key, n in counts.items()])
     conn.execute("DELETE FROM delivery_pending WHERE output_id = ?", (output_id,))
     return len(rows)

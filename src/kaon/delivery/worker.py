@@ -43,7 +43,8 @@ class OutputWorker:
 
     def stop(self) -> None:
         self.stop_event.set()
-        self.thread.join(timeout=60)
+        if self.thread.is_alive():
+            self.thread.join(timeout=60)
         self._pool.shutdown(wait=True)
         self._client.close()
 
