@@ -445,8 +445,9 @@ def main() -> int:
                 rows.append(throughput(args, work, name, destination, settings))
                 print(f"  {name}: drain {rows[-1].drain_rate:,.0f} events/s, total {rows[-1].total_rate:,.0f}")
             print_throughput(rows)
-            print("  amplitude: batch size is the destination's policy (up to 2,000 events per request, 100 "
-                  "requests/s); it cannot be set per output")
+            if any(r.name == AMPLITUDE for r in rows):
+                print("  amplitude: batch size is the destination's policy (up to 2,000 events per request, 100 "
+                      "requests/s); it cannot be set per output")
             ok = ok and all(r.complete for r in rows)
         if "latency" in only:
             found = latency(args, work)

@@ -57,6 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dead-lettered jobs only (default) or every job")
     replay.add_argument("--no-wait", action="store_true", help="queue and return; do not show progress")
     replay.add_argument("--timeout", type=float, default=600, help="seconds to wait for the queue to drain")
+    quarantine = sub.add_parser("quarantine", help="list data a plan blocked, or run it through processing again")
+    qsub = quarantine.add_subparsers(dest="action", required=True)
+    qlist = qsub.add_parser("list", help="list quarantined batches, newest first")
+    qlist.add_argument("--limit", type=int, default=100, help="how many (default 100)")
+    qreplay = qsub.add_parser("replay", help="re-run quarantined batches (after the plan is fixed)")
+    qreplay.add_argument("ids", nargs="*", help="quarantine ids")
+    qreplay.add_argument("--all", action="store_true", help="every quarantined batch of the workspace")
+    for leaf in (qlist, qreplay):
+        _common(leaf)
+        leaf.add_argument("--workspace", default="default", help="workspace name (default: default)")
+        leaf.add_argument("--json", action="store_true", help="print JSON")
+    dsr = sub.add_parser("dsr", help="data subject requests (OpenDSR): submit one, show its status")
+    _common(dsr)
+    dsr.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    dsub = dsr.add_subparsers(dest="action", required=True)
+    submit = dsub.add_parser("submit", help="queue a request (a running `kaon serve` processes it)")
+    submit.add_argument("--type", required=True, choices=("erasure", "access", "portability"))
+    submit.add_argument("--email", help="the person's email")
+    submit.add_argument("--customer-id", help="the person's customer id")
+    submit.add_argument("--mpid", help="the person's mpid (must be the only identity)")
+    submit.add_argument("--regulation", choices=("gdpr", "ccpa"), default="gdpr")
+    submit.add_argument("--id", help="subject_request_id, a UUID (default: a new one)")
+    submit.add_argument("--skip-waiting-period", action="store_true",
+                        help="erase without the waiting period ($KAON_DSR_WAITING_DAYS, default 0)")
+    status = dsub.add_parser("status", help="a request's OpenDSR status as JSON")
+    status.add_argument("request_id")
     return parser
 
 
@@ -74,6 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(settings)
             return 0
+        if args.command == "quarantine":
+            from kaon.commands.quarantine import run_quarantine
+
+            return run_quarantine(settings, args)
+        if args.command == "dsr":
+            from kaon.commands.dsr import run_dsr
+
+            return run_dsr(settings, args)
         if args.command == "replay":
             from kaon.commands.replay import run_replay
 

@@ -20,6 +20,7 @@ class KaonApp:
         self.runtime = runtime
         self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready)
         self.admin.state.sealer = runtime.sealer
+        self.admin.state.log_dir = runtime.settings.log_dir
         runtime.collect.fallback = self.admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,10 +9,13 @@ from starlette.exceptions import HTTPException
 
 from kaon import __version__
 from kaon.admin import (
+    routes_catalog,
     routes_delivery,
     routes_events,
     routes_inputs,
+    routes_opendsr,
     routes_outputs,
+    routes_plans,
     routes_profiles,
     routes_stats,
     routes_userprofile,
@@ -36,9 +39,12 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
             return JSONResponse({"status": "starting"}, status_code=503)
         return Health(status="ok")
 
-    for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery):
+    for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery,
+                   routes_catalog):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(routes_plans.router, prefix=PREFIX)
     app.include_router(routes_userprofile.router)
+    routes_opendsr.install(app)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:

@@ -69,6 +69,8 @@ class StatsRow(BaseModel):
     profiles_created: int = 0
     profiles_merged: int = 0
     identity_links_skipped: int = 0
+    # Identities not linked because a data subject request erased them (kaon.governance.dsr_suppress).
+    identity_suppressed: int = 0
     rejected: dict[str, int]
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from kaon.governance.dsr_suppress import is_suppressed
 from kaon.identity.extract import Identity
 from kaon.identity.policy import IdentityPolicy
 from kaon.identity.store import ProfileStore
@@ -25,7 +26,7 @@ class Resolution(msgspec.Struct, kw_only=True):
     # Identities of the request that an existing profile already held (IDSync's matched_identities).
     matched: list[Identity] = []
     merged: list[int] = []
-    # (type, value, reason) of links not made: unique_conflict, limit, held_elsewhere.
+    # (type, value, reason) of links not made: unique_conflict, limit, held_elsewhere, suppressed.
     skipped: list[tuple[str, str, str]] = []
 
 
@@ -139,7 +140,9 @@ class Resolver:
                 if owner != target:
                     result.skipped.append((*identity, "held_elsewhere"))
                 continue
-            refusal = self.refuse_link(target, identity)
+            # An identity erased by a data subject request is not linked again while it is suppressed.
+            refusal = "suppressed" if is_suppressed(store.conn, store.ws, *identity, now_ms) else None
+            refusal = refusal or self.refuse_link(target, identity)
             if refusal is not None:
                 result.skipped.append((*identity, refusal))
                 continue

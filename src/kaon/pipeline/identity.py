@@ -27,3 +27,5 @@ class ResolveIdentity:
                 work.count(item.entry, "profiles_merged", len(resolution.merged))
             for _type, _value, reason in resolution.skipped:
                 work.count(item.entry, "identity_links_skipped", 1, reason)
+                if reason == "suppressed":
+                    work.count(item.entry, "identity_suppressed")

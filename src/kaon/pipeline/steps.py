@@ -1,10 +1,13 @@
 """The ordered list of process-stage steps; a new step is one module plus one line here."""
 
+from kaon.governance.dsr_worker import ensure_worker
 from kaon.identity.alias import run_due_aliases
+from kaon.pipeline.catalog import ObserveCatalog
 from kaon.pipeline.dedup import Dedup
 from kaon.pipeline.fanout import Fanout
 from kaon.pipeline.identity import ResolveIdentity
 from kaon.pipeline.normalize import Normalize
+from kaon.pipeline.plans import ApplyPlans
 from kaon.pipeline.profiles import UpdateProfiles
 from kaon.pipeline.runner import Chore
 from kaon.pipeline.step import Step
@@ -16,9 +19,11 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
     return [
         Normalize(),
         Dedup(dedup_window_ms),
+        ApplyPlans(),
         ResolveIdentity(),
         UpdateProfiles(),
         StoreEvents(),
+        ObserveCatalog(),
         Fanout(),
     ]
 
@@ -28,4 +33,5 @@ def default_chores(*, dedup_window_ms: int) -> list[Chore]:
     return [
         run_due_aliases,
         lambda conn, now: DedupStore(conn, dedup_window_ms).expire(now),
+        ensure_worker,  # data subject requests run on their own thread (kaon.governance.dsr_worker)
     ]

@@ -1,6 +1,6 @@
 """The SQLite schema of the main store, applied idempotently at open."""
 
-SCHEMA = (
+SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS workspaces (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
@@ -222,4 +222,143 @@ SCHEMA = (
         count INTEGER NOT NULL,
         PRIMARY KEY (workspace_id, output_id, connection_id, hour_ms, metric, reason)
     ) WITHOUT ROWID""",
+    # Data catalog (kaon.governance.catalog_store): data points; their counts per input and environment with
+    # the attributes' stats packed as JSON; example values kept apart so that erasure can delete them.
+    """CREATE TABLE IF NOT EXISTS catalog_points (
+        workspace_id TEXT NOT NULL,
+        point_id TEXT NOT NULL,
+        point_type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        custom_event_type TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, point_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS catalog_stats (
+        workspace_id TEXT NOT NULL,
+        point_id TEXT NOT NULL,
+        input_id TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        attributes TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, point_id, input_id, environment)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS catalog_examples (
+        workspace_id TEXT NOT NULL,
+        point_id TEXT NOT NULL,
+        attribute TEXT NOT NULL,
+        value TEXT NOT NULL,
+        seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, point_id, attribute, value)
+    ) WITHOUT ROWID""",
+)
+# Data subject requests (OpenDSR v3; kaon.governance.dsr_*). Raw identities are held only until a request is
+# done (then `identities` becomes '{}'); `digests` and the suppression table hold keyed hashes, not values.
+SCHEMA += (
+    """CREATE TABLE IF NOT EXISTS dsr_requests (
+        id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        request_type TEXT NOT NULL,
+        regulation TEXT NOT NULL,
+        group_id TEXT,
+        status TEXT NOT NULL,
+        identities TEXT NOT NULL,
+        identity_types TEXT NOT NULL,
+        digests TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        callback_urls TEXT NOT NULL,
+        base_url TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        due_ms INTEGER NOT NULL,
+        expected_ms INTEGER,
+        updated_ms INTEGER NOT NULL,
+        results_expires_ms INTEGER,
+        extensions TEXT NOT NULL DEFAULT '[]',
+        summary TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX IF NOT EXISTS dsr_requests_by_status ON dsr_requests (status, due_ms)",
+    "CREATE INDEX IF NOT EXISTS dsr_requests_by_group ON dsr_requests (workspace_id, group_id)",
+    """CREATE TABLE IF NOT EXISTS dsr_status_log (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS dsr_callbacks (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_ms INTEGER NOT NULL,
+        done_ms INTEGER,
+        last_status INTEGER,
+        last_error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS dsr_callbacks_due ON dsr_callbacks (done_ms, next_ms)",
+    """CREATE TABLE IF NOT EXISTS suppressed_identities (
+        workspace_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        identity_type TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, digest)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS dsr_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+)
+# Data plans (kaon.governance.plans_store): a plan's versions hold the document and blocking settings;
+# the plan report counts violations per hour; the quarantine holds blocked data (kaon.governance.quarantine).
+SCHEMA += (
+    """CREATE TABLE IF NOT EXISTS plans (
+        workspace_id TEXT NOT NULL,
+        plan_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, plan_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS plan_versions (
+        workspace_id TEXT NOT NULL,
+        plan_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        description TEXT,
+        activated_environment TEXT NOT NULL,
+        document TEXT NOT NULL,
+        blocking TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, plan_id, version)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS plan_report (
+        workspace_id TEXT NOT NULL,
+        plan_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data_point TEXT NOT NULL,
+        violation TEXT NOT NULL,
+        hour_ms INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, plan_id, hour_ms, version, data_point, violation)
+    ) WITHOUT ROWID""",
+    # Blocked data with its original batch (governance/quarantine.py); a row leaves when its replay is processed.
+    # AUTOINCREMENT: an id is never reused, so a late replay entry can only ever match its own row.
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id TEXT NOT NULL,
+        input_id TEXT NOT NULL,
+        plan_id TEXT NOT NULL,
+        plan_version INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        quarantined_ms INTEGER NOT NULL,
+        reasons TEXT NOT NULL,
+        blocked_events TEXT NOT NULL,
+        batch BLOB NOT NULL,
+        replay_requested_ms INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS quarantine_by_workspace ON quarantine (workspace_id, id)",
 )

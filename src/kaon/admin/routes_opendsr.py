@@ -1,0 +1,174 @@
+"""OpenDSR v3 (wire formats §7): data subject requests submitted by a controller with Basic key:secret auth.
+
+Auth: the key and secret of any enabled input of the workspace that has a secret (server inputs), checked
+against the stored hash like the collection doors do; the workspace is the OpenDSR controller.
+"""
+
+import base64
+import binascii
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from kaon.clock import now_ms
+from kaon.governance import dsr_export
+from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
+from kaon.governance.dsr_model import API_VERSION, REQUEST_TYPES, TOP_LEVEL, DsrError, iso, parse_submission
+from kaon.governance.dsr_store import DsrRow, DsrStore, results_url, status_body
+from kaon.store.config import ConfigStore, secret_matches
+from kaon.store.db import Database
+from kaon.store.tx import transaction
+
+PREFIX = "/opendsr/v3"
+DAY_MS = 86_400_000
+router = APIRouter(prefix=PREFIX, tags=["opendsr"])
+_json = msgspec.json.Encoder()
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _now(request: Request) -> int:
+    clock = getattr(request.app.state, "dsr_clock", None)
+    return int(clock()) if clock is not None else now_ms()
+
+
+def _keys(request: Request) -> tuple[SigningKey, Path]:
+    found: tuple[SigningKey, Path] | None = getattr(request.app.state, "dsr_keys", None)
+    if found is None:
+        data_dir = data_dir_of(_db(request).url.path)
+        found = (SigningKey.for_data_dir(data_dir), data_dir)
+        request.app.state.dsr_keys = found
+    return found
+
+
+def _error(error: DsrError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Basic realm="opendsr"'} if error.status == 401 else None
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def controller(request: Request) -> str:
+    """The workspace whose input key:secret came as Basic credentials (DsrError 401 otherwise)."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError
+        key, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise DsrError(401, "Basic authentication with a workspace key and secret is required.",
+                       reason="AuthenticationException", domain="Authentication") from None
+    for item, secret_hash, _sealed in ConfigStore(_db(request).conn()).credentials_table():
+        if item.key == key and item.enabled and secret_hash and secret_matches(secret, secret_hash):
+            return item.workspace_id
+    raise DsrError(401, "Unknown key or wrong secret.", reason="AuthenticationException", domain="Authentication")
+
+
+Controller = Annotated[str, Depends(controller)]
+
+
+def _status(request: Request, row: DsrRow) -> dict[str, Any]:
+    keys, _ = _keys(request)
+    token = keys.link_token(row.id, row.results_expires_ms) if row.results_expires_ms else None
+    return status_body(row, results_url(row, token))
+
+
+@router.post("/requests/", status_code=201)
+@router.post("/requests", status_code=201, include_in_schema=False)
+async def submit(request: Request, workspace: Controller) -> Response:
+    body = await request.body()
+    submission = parse_submission(body)
+    now = _now(request)
+    waiting = 0 if submission.skip_waiting_period else int(float(os.environ.get("KAON_DSR_WAITING_DAYS") or 0)
+                                                            * DAY_MS)
+    conn = _db(request).conn()
+    base = str(request.base_url).rstrip("/")
+    with transaction(conn):
+        row = DsrStore(conn).create(workspace, submission, base, now, now + waiting, now + waiting)
+    answer = _json.encode({"expected_completion_time": iso(row.expected_ms), "received_time": iso(row.received_ms),
+                           "encoded_request": base64.b64encode(body).decode(), "subject_request_id": row.id,
+                           "controller_id": workspace})
+    keys, _ = _keys(request)
+    return Response(answer, status_code=201, media_type="application/json",
+                    headers={"X-OpenDSR-Processor-Domain": DOMAIN, "X-OpenDSR-Signature": keys.sign(answer)})
+
+
+@router.get("/requests/{request_id}")
+def status(request: Request, request_id: str, workspace: Controller) -> dict[str, Any]:
+    row = DsrStore(_db(request).conn()).get(request_id, workspace)
+    if row is None:
+        raise DsrError(404, "Subject request not found.", reason="NotFoundException")
+    return _status(request, row)
+
+
+@router.get("/requests")
+@router.get("/requests/", include_in_schema=False)
+def by_group(request: Request, workspace: Controller, group_id: str | None = None) -> list[dict[str, Any]]:
+    if not group_id:
+        raise DsrError(400, "`group_id` is required.")
+    return [_status(request, row) for row in DsrStore(_db(request).conn()).by_group(workspace, group_id)]
+
+
+@router.delete("/requests/{request_id}")
+def cancel(request: Request, request_id: str, workspace: Controller) -> dict[str, Any]:
+    conn = _db(request).conn()
+    store = DsrStore(conn)
+    with transaction(conn):
+        row = store.get(request_id, workspace)
+        if row is None:
+            raise DsrError(404, "Subject request not found.", reason="NotFoundException")
+        if row.status != "pending":
+            raise DsrError(400, f"Only a pending request can be cancelled; this one is {row.status}.",
+                           reason="InvalidOperationException")
+        row = store.set_status(row, "cancelled", _now(request), expected_ms=None)
+    return {"expected_completion_time": None, "received_time": iso(row.received_ms), "subject_request_id": row.id,
+            "controller_id": workspace}
+
+
+@router.get("/discovery/")
+@router.get("/discovery", include_in_schema=False)
+def discovery(request: Request) -> dict[str, Any]:
+    return {"api_version": API_VERSION,
+            "supported_identities": [{"identity_type": t, "identity_format": "raw"} for t in TOP_LEVEL],
+            "supported_subject_request_types": list(REQUEST_TYPES),
+            "processor_certificate": f"{str(request.base_url).rstrip('/')}{PREFIX}/cert.pem"}
+
+
+@router.get("/cert.pem", response_class=PlainTextResponse)
+def certificate(request: Request) -> PlainTextResponse:
+    keys, _ = _keys(request)
+    return PlainTextResponse(keys.certificate_pem.decode(), media_type="application/x-pem-file")
+
+
+@router.get("/results/{request_id}")
+def results(request: Request, request_id: str, token: str = "", format: str = "json") -> Response:
+    """The access/portability download: the signed link itself is the credential (410 once it expired)."""
+    keys, data_dir = _keys(request)
+    verdict = keys.check_link(request_id, token, _now(request))
+    if verdict == "invalid":
+        raise DsrError(403, "Invalid results link.", reason="AuthenticationException", domain="Authentication")
+    if verdict == "expired":
+        raise DsrError(410, "This results link has expired.", reason="ExpiredException")
+    suffix = ".csv" if format == "csv" else ".json"
+    path = dsr_export.results_dir(data_dir) / f"{request_id.lower()}{suffix}"
+    if not path.exists():
+        raise DsrError(404, "No results for this request in that format.", reason="NotFoundException")
+    media = "text/csv" if suffix == ".csv" else "application/json"
+    return Response(path.read_bytes(), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{request_id}{suffix}"'})
+
+
+async def _dsr_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DsrError)
+    return _error(exc)
+
+
+def install(app: FastAPI) -> None:
+    """Routes and the OpenDSR error shape on the admin app."""
+    app.include_router(router)
+    app.add_exception_handler(DsrError, _dsr_error)

@@ -1,0 +1,85 @@
+"""Access and portability: everything held about a person as JSON (and CSV for portability), in the data dir."""
+
+import csv
+import io
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kaon.governance.dsr_erase import Subject, _ids
+
+_decode = msgspec.json.Decoder()
+
+
+def _decoded(raw: bytes | str) -> Any:
+    try:
+        return _decode.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def collect(conn: sqlite3.Connection, subject: Subject) -> dict[str, Any]:
+    ws, mpids = subject.workspace_id, _ids(subject.mpids)
+    profiles = [{"mpid": str(m), "created_ms": c, "first_seen_ms": f, "last_seen_ms": last, "session_count": n,
+                 "is_opted_out": bool(o), "consent": _decoded(consent), "merged_into": None if into is None
+                 else str(into)} for m, c, f, last, n, o, consent, into in conn.execute(
+        "SELECT mpid, created_ms, first_seen_ms, last_seen_ms, session_count, is_opted_out, consent, merged_into"
+        " FROM profiles WHERE workspace_id = ? AND mpid IN (SELECT value FROM json_each(?)) ORDER BY created_ms",
+        (ws, mpids))]
+    identities = [{"mpid": str(m), "identity_type": t, "value": v, "first_seen_ms": s} for m, t, v, s in conn.execute(
+        "SELECT mpid, identity_type, value, first_seen_ms FROM identities WHERE workspace_id = ? AND mpid IN"
+        " (SELECT value FROM json_each(?)) ORDER BY identity_type, value", (ws, mpids))]
+    attributes = [{"mpid": str(m), "name": n, "value": _decoded(v), "updated_ms": u} for m, n, v, u in conn.execute(
+        "SELECT mpid, name, value, updated_ms FROM profile_attributes WHERE workspace_id = ? AND mpid IN"
+        " (SELECT value FROM json_each(?)) ORDER BY name", (ws, mpids))]
+    events = [{"event_id": i, "mpid": None if m is None else str(m), "input_id": inp, "event_type": t,
+               "event_name": n, "timestamp_ms": ts, "received_ms": r, "environment": env, "data": _decoded(body)}
+              for i, m, inp, t, n, ts, r, env, body in conn.execute(
+        "SELECT id, mpid, input_id, event_type, event_name, timestamp_ms, received_ms, environment, body FROM events"
+        " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", (_ids(subject.event_ids),))]
+    return {"workspace_id": ws, "profiles": profiles, "identities": identities, "attributes": attributes,
+            "consent": [{"mpid": p["mpid"], "consent": p["consent"]} for p in profiles], "events": events}
+
+
+def to_csv(export: dict[str, Any]) -> str:
+    """One table: `section, mpid, name, value, timestamp_ms` (values of nested data as JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["section", "mpid", "name", "value", "timestamp_ms"])
+    for p in export["profiles"]:
+        writer.writerow(["profile", p["mpid"], "consent", json.dumps(p["consent"]), p["last_seen_ms"]])
+    for i in export["identities"]:
+        writer.writerow(["identity", i["mpid"], i["identity_type"], i["value"], i["first_seen_ms"]])
+    for a in export["attributes"]:
+        writer.writerow(["attribute", a["mpid"], a["name"], json.dumps(a["value"]), a["updated_ms"]])
+    for e in export["events"]:
+        writer.writerow(["event", e["mpid"], f"{e['event_type']}:{e['event_name'] or ''}", json.dumps(e["data"]),
+                         e["timestamp_ms"]])
+    return out.getvalue()
+
+
+def results_dir(data_dir: Path) -> Path:
+    return data_dir / "dsr" / "results"
+
+
+def write(data_dir: Path, request_id: str, export: dict[str, Any], portability: bool) -> None:
+    directory = results_dir(data_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = {f"{request_id}.json": json.dumps(export, indent=1).encode()}
+    if portability:
+        files[f"{request_id}.csv"] = to_csv(export).encode()
+    for name, payload in files.items():
+        temp = directory / f".{name}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(temp, directory / name)
+
+
+def remove(data_dir: Path, request_id: str) -> None:
+    for suffix in (".json", ".csv"):
+        (results_dir(data_dir) / f"{request_id}{suffix}").unlink(missing_ok=True)

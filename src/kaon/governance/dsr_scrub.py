@@ -1,0 +1,130 @@
+"""Erasure outside the main store: the ingest log partitions, and rows the files and PostgreSQL outputs wrote."""
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from kaon.governance.dsr_erase import Subject
+from kaon.store.outputs import Output
+
+
+def _matches(text: str, needles: list[str]) -> bool:
+    lowered = text.lower()
+    # JSON may escape `/` and non-ASCII characters; look for both spellings.
+    return any(n in lowered or json.dumps(n)[1:-1] in lowered for n in needles)
+
+
+def scrub_log(log_dir: Path, subject: Subject) -> int:
+    """Delete not-yet-truncated ingest log entries that hold any of the person's identity values.
+
+    Each partition belongs to one writer (the serving process): a short transaction here waits on SQLite's
+    lock, so appends are never lost. Entries match on strong identifiers only, never on attribute values.
+    """
+    needles = subject.needles()
+    if not needles or not log_dir.exists():
+        return 0
+    removed = 0
+    for path in sorted(log_dir.glob("ingest-*.db")):
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA secure_delete=ON")
+            doomed = [seq for seq, body in conn.execute("SELECT seq, body FROM entries")
+                      if _matches(bytes(body).decode("utf-8", "replace"), needles)]
+            if doomed:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("DELETE FROM entries WHERE seq = ?", [(s,) for s in doomed])
+                conn.execute("COMMIT")
+                removed += len(doomed)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    return removed
+
+
+def _row_is_theirs(row: dict[str, Any], line: str, subject: Subject, mpids: set[str], ids: set[int]) -> bool:
+    return row.get("event_id") in ids or str(row.get("mpid")) in mpids or _matches(line, subject.needles())
+
+
+def _replace(path: Path, payload: bytes | None) -> None:
+    if payload is None:
+        path.unlink()
+        return
+    temp = path.with_name(f".{path.name}.dsr.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _scrub_jsonl(path: Path, subject: Subject, mpids: set[str], ids: set[int]) -> int:
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and not _row_is_theirs(json.loads(line), line, subject, mpids, ids)]
+    if len(kept) != len([line for line in lines if line.strip()]):
+        _replace(path, "".join(f"{line}\n" for line in kept).encode() if kept else None)
+    return len(lines) - len(kept)
+
+
+def _scrub_parquet(path: Path, subject: Subject, mpids: set[str], ids: set[int]) -> int:
+    import io
+
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    keep = [not _row_is_theirs(r, json.dumps(r, default=str), subject, mpids, ids) for r in rows]
+    if all(keep):
+        return 0
+    if any(keep):
+        out = io.BytesIO()
+        pq.write_table(table.filter(keep), out, compression="zstd")
+        _replace(path, out.getvalue())
+    else:
+        _replace(path, None)
+    return keep.count(False)
+
+
+def scrub_files(output: Output, subject: Subject) -> int:
+    """Rewrite (or remove) the part files of a files output that hold the person's rows."""
+    root = Path(str(output.settings.get("directory", "")))
+    if not root.is_dir():
+        return 0
+    mpids, ids = {str(m) for m in subject.mpids}, set(subject.event_ids)
+    removed = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            path.unlink()  # a crashed write's leftover; the part is written again on redelivery
+        elif path.suffix == ".jsonl":
+            removed += _scrub_jsonl(path, subject, mpids, ids)
+        elif path.suffix == ".parquet":
+            removed += _scrub_parquet(path, subject, mpids, ids)
+    return removed
+
+
+def scrub_postgres(output: Output, subject: Subject) -> int:
+    """Delete the person's rows from every table of a PostgreSQL output's schema (by mpid and event id)."""
+    schema = str(output.settings.get("schema", "kaon"))
+    mpids, ids = [str(m) for m in subject.mpids], list(subject.event_ids)
+    patterns = [f"%{n}%" for n in subject.needles()]
+    removed = 0
+    with psycopg.connect(str(output.settings["dsn"]), connect_timeout=10, application_name="kaon-dsr") as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'mpid'",
+            (schema,))]
+        for table in tables:
+            cursor = conn.execute(
+                sql.SQL("DELETE FROM {}.{} WHERE mpid = ANY(%s) OR event_id = ANY(%s)"
+                        " OR lower(identities::text) LIKE ANY(%s)").format(sql.Identifier(schema),
+                                                                            sql.Identifier(table)),
+                (mpids, ids, patterns))
+            removed += cursor.rowcount
+    return removed

@@ -1,0 +1,188 @@
+"""Running data subject requests: pending → in_progress → completed, and their signed status callbacks.
+
+The process stage's chore starts one worker thread per process (`ensure_worker`); the worker uses its own
+connection with `secure_delete` on and short transactions, so vendor calls and file rewrites never hold the
+stage's write transaction. The erasure of the main store (and the suppression of the erased identities) is
+one transaction, so the identity step sees either the person or their suppression, never half of each.
+"""
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from kaon.clock import Clock, now_ms
+from kaon.governance import dsr_export
+from kaon.governance.dsr_erase import Subject, erase, find_subject
+from kaon.governance.dsr_forward import forward, supports
+from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
+from kaon.governance.dsr_scrub import scrub_files, scrub_log, scrub_postgres
+from kaon.governance.dsr_store import DsrRow, DsrStore, results_url
+from kaon.governance.dsr_suppress import suppress
+from kaon.store.db import Database, DatabaseUrl
+from kaon.store.outputs import OutputStore
+from kaon.store.tx import transaction
+
+_log = logging.getLogger("kaon.dsr")
+DAY_MS = 86_400_000
+RESULTS_MS = 7 * DAY_MS
+CALLBACK_ATTEMPTS = 8
+CALLBACK_CAP_S = 300.0
+
+
+def _days_env(name: str, default: float) -> int:
+    value = os.environ.get(name)
+    return int(float(value) * DAY_MS) if value else int(default * DAY_MS)
+
+
+class DsrWorker:
+    def __init__(self, db: Database, data_dir: Path, *, clock: Clock = now_ms,
+                 client: httpx.Client | None = None) -> None:
+        self.db = db
+        self.data_dir = data_dir
+        self.clock = clock
+        self.client = client or httpx.Client()
+        self.keys = SigningKey.for_data_dir(data_dir)
+        self.suppress_ms = _days_env("KAON_DSR_SUPPRESS_DAYS", 30)
+        self.callback_base_s = float(os.environ.get("KAON_DSR_CALLBACK_BASE_SECONDS") or 2.0)
+        self.conn = db.connect()
+        self.conn.execute("PRAGMA secure_delete=ON")
+
+    def run_once(self) -> int:
+        done = 0
+        for row in DsrStore(self.conn).due(self.clock()):
+            self.work(row)
+            done += 1
+        self.send_callbacks()
+        return done
+
+    # Requests
+    def work(self, row: DsrRow) -> None:
+        store = DsrStore(self.conn)
+        if row.status == "pending":
+            with transaction(self.conn):
+                current = store.get(row.id)
+                if current is None or current.status != "pending":
+                    return  # cancelled meanwhile
+                row = store.set_status(current, "in_progress", self.clock())
+        if row.request_type == "erasure":
+            self._erase(row)
+        else:
+            self._export(row)
+        with contextlib.suppress(sqlite3.OperationalError):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # old page images leave the WAL
+
+    def _erase(self, row: DsrRow) -> None:
+        store = DsrStore(self.conn)
+        log_dir = self.data_dir / "log"
+        before = find_subject(self.conn, row.workspace_id, row.identities)
+        summary: dict[str, Any] = {"log_entries": scrub_log(log_dir, before)}
+        with transaction(self.conn):
+            subject = find_subject(self.conn, row.workspace_id, row.identities)
+            subject.identities |= before.identities
+            subject.event_ids = sorted(set(subject.event_ids) | set(before.event_ids))
+            summary["store"] = erase(self.conn, subject)
+            now = self.clock()
+            summary["suppressed"] = suppress(self.conn, row.workspace_id, subject.identities, row.id, now,
+                                             now + self.suppress_ms)
+            earlier = [r for (r, d) in self.conn.execute(
+                "SELECT id, digests FROM dsr_requests WHERE workspace_id = ? AND id != ? AND request_type != 'erasure'",
+                (row.workspace_id, row.id)) if set(msgspec.json.decode(d)) & set(row.digests)]
+        for request_id in earlier:
+            dsr_export.remove(self.data_dir, request_id)  # an earlier access export of this person
+        outputs = OutputStore(self.conn, row.workspace_id).outputs()
+        extensions: list[dict[str, Any]] = []
+        for output in outputs:
+            try:
+                if output.destination == "files":
+                    summary[f"files:{output.id}"] = scrub_files(output, subject)
+                elif output.destination == "postgres":
+                    summary[f"postgres:{output.id}"] = scrub_postgres(output, subject)
+            except Exception as error:  # recorded; the rest of the erasure goes on
+                _log.exception("erasure in output %s failed", output.id)
+                summary[f"error:{output.id}"] = type(error).__name__
+        summary["log_entries"] += scrub_log(log_dir, subject)
+        for output in outputs:
+            if supports(output):
+                extensions.append(forward(output, subject, self.client)
+                                  if output.enabled else {"domain": output.destination, "name": output.name,
+                                                          "output_id": output.id, "status": "skipped",
+                                                          "status_message": "output disabled"})
+        with transaction(self.conn):
+            current = store.get(row.id)
+            assert current is not None
+            store.set_status(current, "completed", self.clock(), extensions=extensions, summary=summary)
+
+    def _export(self, row: DsrRow) -> None:
+        store = DsrStore(self.conn)
+        subject: Subject = find_subject(self.conn, row.workspace_id, row.identities)
+        export = dsr_export.collect(self.conn, subject)
+        dsr_export.write(self.data_dir, row.id, export, row.request_type == "portability")
+        with transaction(self.conn):
+            current = store.get(row.id)
+            assert current is not None
+            now = self.clock()
+            expires = now + RESULTS_MS
+            url = results_url(current, self.keys.link_token(row.id, expires))
+            store.set_status(current, "completed", now, url=url, results_expires_ms=expires,
+                             summary={"profiles": len(export["profiles"]), "events": len(export["events"])})
+
+    # Callbacks
+    def send_callbacks(self) -> int:
+        now = self.clock()
+        due = self.conn.execute(
+            "SELECT id, url, body, attempts FROM dsr_callbacks WHERE done_ms IS NULL AND next_ms <= ? AND attempts < ?"
+            " ORDER BY id LIMIT 100", (now, CALLBACK_ATTEMPTS)).fetchall()
+        sent = 0
+        for callback_id, url, stored, attempts in due:
+            body = bytes(stored)
+            headers = {"Content-Type": "application/json", "X-OpenDSR-Processor-Domain": DOMAIN,
+                       "X-OpenDSR-Signature": self.keys.sign(body)}
+            status: int | None = None
+            try:
+                response = self.client.post(url, content=body, headers=headers, timeout=10)
+                status, error = response.status_code, "" if response.is_success else response.text[:200]
+            except httpx.HTTPError as failure:
+                error = f"{type(failure).__name__}: {failure}"
+            attempt = attempts + 1
+            if not error:
+                sent += 1
+                self.conn.execute("UPDATE dsr_callbacks SET attempts = ?, done_ms = ?, last_status = ?,"
+                                  " last_error = NULL WHERE id = ?", (attempt, self.clock(), status, callback_id))
+                continue
+            delay_ms = int(min(self.callback_base_s * 2 ** attempts, CALLBACK_CAP_S) * 1000)
+            self.conn.execute("UPDATE dsr_callbacks SET attempts = ?, next_ms = ?, last_status = ?, last_error = ?"
+                              " WHERE id = ?", (attempt, self.clock() + delay_ms, status, error, callback_id))
+        return sent
+
+
+_started: dict[str, threading.Thread] = {}
+_lock = threading.Lock()
+
+
+def _loop(database_path: Path) -> None:
+    worker = DsrWorker(Database(DatabaseUrl.parse(f"sqlite:///{database_path}")), data_dir_of(database_path))
+    while True:
+        try:
+            worker.run_once()
+        except Exception:
+            _log.exception("data subject request worker failed; retrying")
+        time.sleep(1.0)
+
+
+def ensure_worker(conn: sqlite3.Connection, _now: int) -> None:
+    """The process-stage chore: make sure this process runs the DSR worker thread (started on first call)."""
+    path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+    with _lock:
+        thread = _started.get(str(path))
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_loop, args=(path,), name="kaon-dsr", daemon=True)
+            _started[str(path)] = thread
+            thread.start()

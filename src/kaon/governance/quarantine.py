@@ -1,0 +1,130 @@
+"""The quarantine: data a plan blocked, kept with its original batch and reasons, listed and replayed.
+
+Replay appends, per entry, the blocked part of the original batch (its blocked events, all of its user
+attributes and identities) to the `quarantine` partition of the ingest log, marked with
+`source_info.replay_request_id = "kaon-quarantine:<id>"`. The process stage then runs it through the whole
+pipeline; the plans step deletes the quarantine row in the same transaction as the replay's effects, so a
+row replayed twice (two requests, or a crash before the request was recorded) is applied once. Only entries
+of that partition, which no client can write to, are honoured as replays.
+"""
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kaon.clock import now_ms
+from kaon.log.base import KIND_MPARTICLE_BATCH, LogEntry
+from kaon.log.sqlite import SqliteLogWriter
+from kaon.model import mparticle
+from kaon.model.batch import Batch, SourceInfo
+from kaon.store.offsets import OffsetStore
+from kaon.store.tx import transaction
+
+REPLAY_PARTITION = "quarantine"
+REPLAY_PREFIX = "kaon-quarantine:"
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder()
+_blocked = msgspec.json.Decoder(list[int])
+_COLUMNS = ("id, input_id, plan_id, plan_version, received_ms, quarantined_ms, reasons, blocked_events, batch,"
+            " replay_requested_ms")
+
+
+def add(conn: sqlite3.Connection, *, workspace_id: str, input_id: str, plan_id: str, plan_version: int,
+        received_ms: int, now: int, reasons: list[dict[str, Any]], blocked_events: list[int], batch: bytes) -> int:
+    cursor = conn.execute(
+        "INSERT INTO quarantine (workspace_id, input_id, plan_id, plan_version, received_ms, quarantined_ms,"
+        " reasons, blocked_events, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (workspace_id, input_id, plan_id, plan_version, received_ms, now, _json.encode(reasons).decode(),
+         _json.encode(blocked_events).decode(), batch))
+    return int(cursor.lastrowid or 0)
+
+
+def take(conn: sqlite3.Connection, workspace_id: str, quarantine_id: int) -> bool:
+    """Remove a row whose replay is being applied; False when it was already applied (or never existed)."""
+    cursor = conn.execute("DELETE FROM quarantine WHERE id = ? AND workspace_id = ?", (quarantine_id, workspace_id))
+    return cursor.rowcount == 1
+
+
+def replay_id(batch: Batch, partition: str) -> int | None:
+    """The quarantine row a replayed batch came from (only for entries of the replay partition)."""
+    if partition != REPLAY_PARTITION or batch.source_info is None:
+        return None
+    marker = batch.source_info.replay_request_id or ""
+    if not marker.startswith(REPLAY_PREFIX) or not marker[len(REPLAY_PREFIX):].isdigit():
+        return None
+    return int(marker[len(REPLAY_PREFIX):])
+
+
+def replay_body(batch_json: bytes, blocked_events: list[int], quarantine_id: int) -> bytes:
+    """What a replay sends: the original batch minus the events that were stored the first time."""
+    batch = mparticle.decode_batch(batch_json, check_limits=False)
+    batch.events = [batch.events[i] for i in blocked_events if i < len(batch.events)]
+    if batch.source_info is None:
+        batch.source_info = SourceInfo()
+    batch.source_info.replay_request_id = f"{REPLAY_PREFIX}{quarantine_id}"
+    return _json.encode(batch)
+
+
+def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
+    qid, input_id, plan_id, version, received, quarantined, reasons, _blocked_events, batch, requested = row
+    return {"id": qid, "input_id": input_id, "plan_id": plan_id, "plan_version": version,
+            "received_unixtime_ms": received, "quarantined_unixtime_ms": quarantined,
+            "reasons": _decode.decode(reasons), "replay_requested_unixtime_ms": requested,
+            "batch": _decode.decode(bytes(batch))}
+
+
+class QuarantineStore:
+    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+        self.conn = conn
+        self.ws = workspace_id
+
+    def page(self, limit: int, cursor: int | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; the cursor is the last id seen."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM quarantine WHERE workspace_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (self.ws, cursor if cursor is not None else 2**63 - 1, limit + 1)).fetchall()
+        entries = [_entry(r) for r in rows[:limit]]
+        return entries, str(rows[limit - 1][0]) if len(rows) > limit else None
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM quarantine WHERE workspace_id = ?",
+                                     (self.ws,)).fetchone()[0])
+
+    def _chunks(self, ids: list[int] | None) -> Iterator[list[tuple[Any, ...]]]:
+        select = "SELECT id, input_id, received_ms, blocked_events, batch FROM quarantine WHERE workspace_id = ?"
+        if ids is not None:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                yield self.conn.execute(f"{select} AND id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                                        (self.ws, *chunk)).fetchall()
+            return
+        after = 0
+        while rows := self.conn.execute(f"{select} AND id > ? ORDER BY id LIMIT 500", (self.ws, after)).fetchall():
+            yield rows
+            after = rows[-1][0]
+
+    def replay(self, log_dir: Path, ids: list[int] | None) -> list[int]:
+        """Append replays of these rows (None: every row) to the log; returns the ids queued."""
+        queued: list[int] = []
+        writer = SqliteLogWriter(log_dir, REPLAY_PARTITION)
+        try:
+            # This partition has no long-lived writer: drop what the process stage has already applied.
+            writer.truncate(OffsetStore(self.conn).get(REPLAY_PARTITION))
+            for rows in self._chunks(ids):
+                if not rows:
+                    continue
+                writer.append([
+                    LogEntry(kind=KIND_MPARTICLE_BATCH, workspace_id=self.ws, input_id=input_id, received_ms=received,
+                             body=replay_body(bytes(batch), _blocked.decode(blocked), qid))
+                    for qid, input_id, received, blocked, batch in rows])
+                done = [int(r[0]) for r in rows]
+                with transaction(self.conn):
+                    self.conn.executemany("UPDATE quarantine SET replay_requested_ms = ? WHERE id = ?",
+                                          [(now_ms(), i) for i in done])
+                queued.extend(done)
+        finally:
+            writer.close()
+        return queued

@@ -1,0 +1,250 @@
+"""OpenDSR v3 end to end: a real `kaon serve`, erasure completeness over the whole data dir, callbacks, errors."""
+
+import base64
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kaon.governance.dsr_keys import verify
+from support.capture import VendorCapture
+from support.server import KaonServer
+from support.waiting import eventually
+
+ENV = {"KAON_DSR_CALLBACK_BASE_SECONDS": "0.2"}
+# Person A (erased): every value is unique so that any leftover anywhere is found by a byte search.
+A_EMAIL, A_CUSTOMER, A_DEVICE = "ada.erasable@example.org", "cust-erase-4711", "aaid-erase-9f2c"
+A_ATTRIBUTES = {"favourite_city": "Zanzibar-7781", "nickname": "Quokka-Ada-552"}
+B_EMAIL, B_CUSTOMER, B_CITY = "bob.keeper@example.org", "cust-keep-0815", "Reykjavik-3391"
+
+
+@pytest.fixture(scope="module")
+def capture() -> Iterator[VendorCapture]:
+    started = VendorCapture().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
+    running = KaonServer(tmp_path_factory.mktemp("opendsr"), env=ENV).start()
+    yield running
+    running.stop()
+
+
+def dsr(server: KaonServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, f"{server.url}/opendsr/v3{path}", headers=server.basic(), timeout=30, **kwargs)
+
+
+def request_body(kind: str = "erasure", callback: str | None = None, group: str | None = None,
+                 **identities: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "regulation": "gdpr", "subject_request_id": str(uuid.uuid4()), "subject_request_type": kind,
+        "submitted_time": "2024-11-01T15:00:00Z", "api_version": "3.0",
+        "subject_identities": {k: {"value": v, "encoding": "raw"} for k, v in identities.items()},
+    }
+    if callback:
+        body["status_callback_urls"] = [callback]
+    if group:
+        body["group_id"] = group
+    return body
+
+
+def completed(server: KaonServer, request_id: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        found: dict[str, Any] = dsr(server, "GET", f"/requests/{request_id}").json()
+        return found if found["request_status"] == "completed" else None
+    done: dict[str, Any] = eventually(probe, timeout=60, what=f"request {request_id} completed")
+    return done
+
+
+def upload(server: KaonServer, body: dict[str, Any], item: dict[str, Any] | None = None) -> None:
+    item = item or server.input("server")
+    response = httpx.post(f"{server.url}/v2/events", json={"environment": "production", **body},
+                          headers=server.basic(item["key"], item["secret"]), timeout=30)
+    assert response.status_code == 202, response.text
+
+
+def events(name: str, n: int, **attributes: str) -> list[dict[str, Any]]:
+    return [{"event_type": "custom_event", "data": {"event_name": name, "custom_event_type": "other",
+                                                    "custom_attributes": {"i": str(i), **attributes}}}
+            for i in range(n)]
+
+
+def scan(data_dir: Path, roots: list[Path], needles: list[str]) -> list[str]:
+    """Every SQLite file's every table and column, and every other file's bytes, searched for the needles."""
+    found: list[str] = []
+    lowered = [n.lower().encode() for n in needles]
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or path.name.endswith(("-wal", "-shm", "-journal")):
+                continue
+            raw = path.read_bytes()
+            if raw.startswith(b"SQLite format 3\x00"):
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in tables:
+                    for row in conn.execute(f'SELECT * FROM "{table}"'):
+                        text = b" ".join(c if isinstance(c, bytes) else str(c).encode() for c in row).lower()
+                        found += [f"{path.name}:{table}: {n!r}" for n in lowered if n in text]
+                conn.close()
+            else:
+                found += [f"{path}: {n!r}" for n in lowered if n in raw.lower()]
+    return found
+
+
+def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, capture: VendorCapture,
+                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    export_dir = tmp_path_factory.mktemp("files-output")
+    output = server.admin("POST", "/outputs", json={"name": "lake", "destination": "files",
+                                                     "settings": {"directory": str(export_dir)}}).json()
+    braze = server.admin("POST", "/outputs", json={"name": "braze", "destination": "braze", "settings": {
+        "api_key": "braze-key", "base_url": f"{capture.url}/braze"}}).json()
+    feed = server.admin("POST", "/inputs", json={"name": "crm-feed", "platform": "server"}).json()
+    for source in (server.input("server"), feed):
+        for target in (output, braze):
+            made = server.admin("POST", "/connections", json={"input_id": source["id"],
+                                                               "output_id": target["id"]})
+            assert made.status_code == 201, made.text
+    # A: a customer-id profile (server input), an email profile (a second input), then a batch linking both merges
+    # them; attributes; a device id; a rejected request whose body sample holds the email.
+    upload(server, {"user_identities": {"customer_id": A_CUSTOMER}, "user_attributes": A_ATTRIBUTES,
+                    "events": events("a-first", 3)})
+    upload(server, {"user_identities": {"email": A_EMAIL}, "device_info": {"android_advertising_id": A_DEVICE},
+                    "events": events("a-web", 2, city=A_ATTRIBUTES["favourite_city"])}, feed)
+    upload(server, {"user_identities": {"customer_id": A_CUSTOMER, "email": A_EMAIL}, "events": events("a-both", 2)})
+    bad = httpx.post(f"{server.url}/v2/events", content=json.dumps({"user_identities": {"email": A_EMAIL},
+                                                                     "events": "not-a-list"}),
+                     headers=server.basic(), timeout=30)
+    assert bad.status_code == 400
+    upload(server, {"user_identities": {"customer_id": B_CUSTOMER, "email": B_EMAIL},
+                    "user_attributes": {"favourite_city": B_CITY}, "events": events("b-only", 3)})
+    eventually(lambda: len(server.events()) == 10, timeout=30, what="10 events stored")
+    eventually(lambda: A_CUSTOMER in "".join(p.read_text() for p in export_dir.rglob("*.jsonl")), timeout=30,
+               what="the files output holds A's rows")
+    a_needles = [A_EMAIL, A_CUSTOMER, A_DEVICE, *A_ATTRIBUTES.values()]
+    assert scan(server.data_dir, [server.data_dir, export_dir], a_needles), "the scan must see A before erasure"
+
+    body = request_body(callback=f"{capture.url}/callbacks", email=A_EMAIL.upper(),
+                        controller_customer_id=A_CUSTOMER)
+    created = dsr(server, "POST", "/requests/", json=body)
+    assert created.status_code == 201, created.text
+    status = completed(server, body["subject_request_id"])
+
+    leftovers = scan(server.data_dir, [server.data_dir, export_dir], a_needles)
+    assert leftovers == []
+    assert [e["event_name"] for e in server.events()].count("b-only") == 3
+    assert B_CITY in "".join(p.read_text() for p in export_dir.rglob("*.jsonl"))
+    assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": B_EMAIL}).status_code == 200
+    assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": A_EMAIL}).status_code == 404
+    braze_status = next(e for e in status["extensions"] if e["domain"] == "braze")
+    assert braze_status["status"] == "sent", braze_status
+    deletion = next(r for r in capture.requests() if r.path == "/braze/users/delete")
+    assert deletion.headers["authorization"] == "Bearer braze-key"
+    assert deletion.json()["external_ids"] == [A_CUSTOMER]
+
+
+def test_a_late_event_is_not_linked_to_an_erased_identity(server: KaonServer) -> None:
+    email = f"late-{uuid.uuid4().hex[:6]}@example.org"
+    upload(server, {"user_identities": {"email": email}, "events": events("late-before", 1)})
+    eventually(lambda: server.admin("GET", "/profiles", params={"identity_type": "email", "value": email})
+               .status_code == 200, timeout=30, what="profile")
+    body = request_body(email=email)
+    assert dsr(server, "POST", "/requests/", json=body).status_code == 201
+    completed(server, body["subject_request_id"])
+    upload(server, {"user_identities": {"email": email}, "events": events("late-after", 1)})
+    eventually(lambda: any(e["event_name"] == "late-after" for e in server.events()), timeout=30, what="late event")
+    assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": email}).status_code == 404
+
+    def suppressed() -> int:
+        return sum(int(r["identity_suppressed"]) for r in server.admin("GET", "/stats").json()["stats"])
+    assert eventually(suppressed, timeout=10, what="identity_suppressed counted") >= 1
+
+
+def test_callbacks_are_signed_with_the_served_certificate(server: KaonServer, capture: VendorCapture) -> None:
+    capture.answer_next(1, 503)  # the first callback is retried
+    body = request_body(kind="access", callback=f"{capture.url}/cb-signed", email=B_EMAIL)
+    assert dsr(server, "POST", "/requests/", json=body).status_code == 201
+    completed(server, body["subject_request_id"])
+
+    def statuses() -> list[str]:
+        return [r.json()["request_status"] for r in capture.requests() if r.path == "/cb-signed"]
+    eventually(lambda: statuses()[-3:] == ["pending", "in_progress", "completed"] or
+               ("completed" in statuses() and len(statuses()) >= 4), timeout=30, what=f"callbacks {statuses()}")
+    discovery = httpx.get(f"{server.url}/opendsr/v3/discovery/").json()
+    cert = httpx.get(discovery["processor_certificate"]).content
+    for item in (r for r in capture.requests() if r.path == "/cb-signed"):
+        assert item.headers["x-opendsr-processor-domain"]
+        assert verify(cert, item.body, item.headers["x-opendsr-signature"])
+        assert not verify(cert, item.body + b" ", item.headers["x-opendsr-signature"])
+    last = [r for r in capture.requests() if r.path == "/cb-signed"][-1].json()
+    assert set(last) == {"controller_id", "expected_completion_time", "subject_request_id", "request_status",
+                         "api_version", "results_url", "extensions"}
+    export = httpx.get(last["results_url"]).json()
+    assert B_EMAIL in [i["value"] for i in export["identities"]]
+    assert {e["event_name"] for e in export["events"]} == {"b-only"}
+    assert {a["value"] for a in export["attributes"]} == {B_CITY}
+
+
+def test_portability_has_csv(server: KaonServer) -> None:
+    body = request_body(kind="portability", email=B_EMAIL)
+    assert dsr(server, "POST", "/requests/", json=body).status_code == 201
+    url = completed(server, body["subject_request_id"])["results_url"]
+    csv_text = httpx.get(f"{url}&format=csv").text
+    assert csv_text.startswith("section,mpid,name,value,timestamp_ms") and B_CITY in csv_text
+    assert httpx.get(url.replace("token=", "token=1")).status_code == 403
+
+
+def test_create_response_is_signed(server: KaonServer) -> None:
+    body = request_body(kind="access", group="g-" + uuid.uuid4().hex[:6], email="nobody@example.org")
+    raw = json.dumps(body).encode()
+    created = httpx.post(f"{server.url}/opendsr/v3/requests/", content=raw,
+                         headers={**server.basic(), "Content-Type": "application/json"})
+    assert created.status_code == 201
+    answer = created.json()
+    assert set(answer) == {"expected_completion_time", "received_time", "encoded_request", "subject_request_id",
+                           "controller_id"}
+    assert base64.b64decode(answer["encoded_request"]) == raw
+    cert = httpx.get(f"{server.url}/opendsr/v3/cert.pem").content
+    assert verify(cert, created.content, created.headers["x-opendsr-signature"])
+    listed = dsr(server, "GET", "/requests", params={"group_id": body["group_id"]}).json()
+    assert [r["subject_request_id"] for r in listed] == [body["subject_request_id"]]
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda b: b.update(subject_request_id="not-a-uuid"), "UUID"),
+    (lambda b: b.update(subject_request_type="delete"), "subject_request_type"),
+    (lambda b: b["subject_identities"]["email"].update(encoding="sha256"), "raw"),
+    (lambda b: b.update(extensions={"opendsr.mparticle.com": {"subject_identities": {
+        "mpid": {"value": "123", "encoding": "raw"}}}}), "only identity"),
+    (lambda b: b["subject_identities"].update(unknown_id={"value": "x", "encoding": "raw"}), "not a supported"),
+    (lambda b: b.update(subject_identities={}), "at least one"),
+])
+def test_invalid_requests_are_400_with_reasons(server: KaonServer, mutate: Any, reason: str) -> None:
+    body = request_body(email="someone@example.org")
+    body["extensions"] = {"opendsr.mparticle.com": {"subject_identities": {}}}
+    mutate(body)
+    response = dsr(server, "POST", "/requests/", json=body)
+    assert response.status_code == 400, response.text
+    answer = response.json()
+    assert answer["code"] == 400 and answer["message"]
+    assert any(reason in e["message"] for e in answer["errors"]), answer
+
+
+def test_duplicate_id_conflict_cancel_and_not_found(server: KaonServer) -> None:
+    env_waiting = request_body(email="waiting@example.org")
+    first = dsr(server, "POST", "/requests/", json=env_waiting)
+    assert first.status_code == 201
+    again = dsr(server, "POST", "/requests/", json=env_waiting)
+    assert again.status_code == 400 and again.json()["message"] == "Subject request already exists."
+    assert dsr(server, "GET", f"/requests/{uuid.uuid4()}").status_code == 404
+    assert dsr(server, "DELETE", f"/requests/{uuid.uuid4()}").status_code == 404
+    done = completed(server, env_waiting["subject_request_id"])
+    refused = dsr(server, "DELETE", f"/requests/{done['subject_request_id']}")
+    assert refused.status_code == 400 and "pending" in refused.json()["message"]
+    assert httpx.get(f"{server.url}/opendsr/v3/requests/{uuid.uuid4()}").status_code == 401

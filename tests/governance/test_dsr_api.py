@@ -1,0 +1,105 @@
+"""OpenDSR routes in-process (FastAPI TestClient): waiting period, cancel only while pending, 409, link expiry."""
+
+import base64
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+with warnings.catch_warnings():  # starlette's TestClient asks for `httpx2`; httpx works the same here
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from kaon.admin.app import create_admin_app
+from kaon.governance.dsr_worker import DsrWorker
+from kaon.store.config import ConfigStore
+from kaon.store.db import Database, DatabaseUrl
+
+DAY_MS = 86_400_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          ) -> Iterator[tuple[TestClient, Database, Clock, dict[str, str]]]:
+    monkeypatch.setenv("KAON_DSR_WAITING_DAYS", "7")
+    monkeypatch.delenv("KAON_DATA_DIR", raising=False)
+    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+    store = ConfigStore(db.conn())
+    workspace = store.create_workspace("default")
+    made = store.create_input(workspace.id, "server", "server")
+    assert made.secret is not None
+    app = create_admin_app(db)
+    clock = Clock()
+    app.state.dsr_clock = clock
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{made.input.key}:{made.secret}".encode()).decode()}
+    with TestClient(app) as client:
+        yield client, db, clock, auth
+
+
+def body(kind: str = "erasure", skip: bool = False, **identities: str) -> dict[str, Any]:
+    return {"subject_request_id": str(uuid.uuid4()), "subject_request_type": kind, "regulation": "gdpr",
+            "subject_identities": {k: {"value": v, "encoding": "raw"} for k, v in identities.items()},
+            "extensions": {"opendsr.mparticle.com": {"skip_waiting_period": skip}}}
+
+
+def test_waiting_period_cancel_while_pending_and_conflict(setup: Any) -> None:
+    client, db, clock, auth = setup
+    first = body(email="a@example.org")
+    assert client.post("/opendsr/v3/requests/", json=first, headers=auth).status_code == 201
+    dup = client.post("/opendsr/v3/requests/", json={**body(email="A@example.org"), "subject_request_id":
+                                                      str(uuid.uuid4())}, headers=auth)
+    assert dup.status_code == 409 and dup.json()["code"] == 409
+    # Another type, or other identities, is no conflict.
+    assert client.post("/opendsr/v3/requests/", json=body("access", email="a@example.org"),
+                       headers=auth).status_code == 201
+    worker = DsrWorker(db, Path(db.url.path).parent, clock=clock)
+    worker.run_once()  # seven days' wait: still pending
+    status = client.get(f"/opendsr/v3/requests/{first['subject_request_id']}", headers=auth).json()
+    assert status["request_status"] == "pending"
+    cancelled = client.delete(f"/opendsr/v3/requests/{first['subject_request_id']}", headers=auth)
+    assert cancelled.status_code == 200 and cancelled.json()["expected_completion_time"] is None
+    again = client.delete(f"/opendsr/v3/requests/{first['subject_request_id']}", headers=auth)
+    assert again.status_code == 400
+    skipping = body(skip=True, email="b@example.org")
+    assert client.post("/opendsr/v3/requests/", json=skipping, headers=auth).status_code == 201
+    worker.run_once()
+    done = client.get(f"/opendsr/v3/requests/{skipping['subject_request_id']}", headers=auth).json()
+    assert done["request_status"] == "completed"
+    assert client.delete(f"/opendsr/v3/requests/{skipping['subject_request_id']}", headers=auth).status_code == 400
+
+
+def test_results_link_expires_after_seven_days(setup: Any) -> None:
+    client, db, clock, auth = setup
+    request = body("access", skip=True, email="c@example.org")
+    assert client.post("/opendsr/v3/requests/", json=request, headers=auth).status_code == 201
+    DsrWorker(db, Path(db.url.path).parent, clock=clock).run_once()
+    url = client.get(f"/opendsr/v3/requests/{request['subject_request_id']}", headers=auth).json()["results_url"]
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    assert client.get(f"/{path}").status_code == 200
+    clock.now += 7 * DAY_MS - 1
+    assert client.get(f"/{path}").status_code == 200
+    clock.now += 1
+    expired = client.get(f"/{path}")
+    assert expired.status_code == 410 and expired.json()["code"] == 410
+
+
+def test_auth_is_required_and_checked(setup: Any) -> None:
+    client, _db, _clock, auth = setup
+    assert client.get(f"/opendsr/v3/requests/{uuid.uuid4()}").status_code == 401
+    wrong = {"Authorization": auth["Authorization"][:-4] + "AAAA"}
+    assert client.post("/opendsr/v3/requests/", json=body(email="d@example.org"), headers=wrong).status_code == 401
+    discovery = client.get("/opendsr/v3/discovery/").json()
+    assert {"identity_type": "email", "identity_format": "raw"} in discovery["supported_identities"]
+    assert discovery["processor_certificate"].endswith("/opendsr/v3/cert.pem")
+    assert client.get("/opendsr/v3/cert.pem").text.startswith("-----BEGIN CERTIFICATE-----")
