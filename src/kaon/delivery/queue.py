@@ -36,7 +36,8 @@ class Job:
 def claim(conn: sqlite3.Connection, output_id: str, now_ms: int, limit: int) -> list[Job]:
     rows = conn.execute(
         "SELECT p.job_id, j.workspace_id, j.connection_id, j.event_id, p.mpid, p.attempts, p.first_attempt_ms,"
-        " j.payload FROM delivery_pending p JOIN delivery_jobs j ON j.id = p.job_id"
+        " j.payload FROM delivery_pending p INDEXED BY delivery_pending_in_order"  # job order, no sort
+        " JOIN delivery_jobs j ON j.id = p.job_id"
         " WHERE p.output_id = ? AND p.next_attempt_ms <= ? AND NOT EXISTS ("
         "   SELECT 1 FROM delivery_pending e WHERE e.output_id = p.output_id AND e.mpid IS p.mpid"
         "   AND e.job_id < p.job_id AND e.next_attempt_ms > ?)"

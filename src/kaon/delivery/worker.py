@@ -126,4 +126,11 @@ class OutputWorker:
                 handled = 0
                 self.stop_event.wait(1.0)
             if not handled:
-                self.stop_event.wait(IDLE_S)
+                self.stop_event.wait(self._idle_s())
+
+    def _idle_s(self) -> float:
+        """Sleep until the next job is due (at least IDLE_S, at most a second: new jobs may arrive)."""
+        due = queue.next_due_ms(self.db.conn(), self.output_id)
+        if due is None:
+            return IDLE_S
+        return min(1.0, max(IDLE_S, (due - now_ms()) / 1000))

@@ -62,21 +62,23 @@ def point_of(event: EventBase) -> PointKey:
 
 
 # The attribute names and value classes of one event, in order: events of a data point mostly share a few.
-Shape = tuple[tuple[str, type], ...]
+Shape = tuple[tuple[str, ...], tuple[type, ...]]
 # Events (or batches) per data point per slice whose values are considered as examples.
 EXAMPLE_BUDGET = 8
 
 
-class AttrAgg:
-    """One attribute of one data point in one slice."""
+# Per attribute: [count, type bits, first seen ms, last seen ms] (the store keeps the same lists as JSON).
+Packed = dict[str, list[int]]
+_bits: dict[tuple[type, ...], tuple[int, ...]] = {}
 
-    __slots__ = ("count", "first_ms", "last_ms", "types")
 
-    def __init__(self, count: int, types: int, first_ms: int, last_ms: int) -> None:
-        self.count = count
-        self.types = types
-        self.first_ms = first_ms
-        self.last_ms = last_ms
+def _type_bits(classes: tuple[type, ...]) -> tuple[int, ...]:
+    found = _bits.get(classes)
+    if found is None:
+        found = tuple(TYPE_BITS.get(cls, OBJECT) for cls in classes)
+        if len(_bits) < 100_000:
+            _bits[classes] = found
+    return found
 
 
 class PointAgg:
@@ -96,19 +98,19 @@ class PointAgg:
         self.examples: dict[str, list[str]] = {}
         self.budget = EXAMPLE_BUDGET
 
-    def attrs(self) -> dict[str, AttrAgg]:
-        out: dict[str, AttrAgg] = {}
-        for shape, (count, first, last) in self.shapes.items():
-            for name, cls in shape:
-                bit = TYPE_BITS.get(cls, OBJECT)
+    def attrs(self) -> Packed:
+        """Each attribute's [count, type bits, first ms, last ms] in this slice."""
+        out: Packed = {}
+        for (names, classes), (count, first, last) in self.shapes.items():
+            for name, bit in zip(names, _type_bits(classes), strict=True):
                 found = out.get(name)
                 if found is None:
-                    out[name] = AttrAgg(count, bit, first, last)
+                    out[name] = [count, bit, first, last]
                     continue
-                found.count += count
-                found.types |= bit
-                found.first_ms = min(found.first_ms, first)
-                found.last_ms = max(found.last_ms, last)
+                found[0] += count
+                found[1] |= bit
+                found[2] = min(found[2], first)
+                found[3] = max(found[3], last)
         return out
 
 
@@ -166,7 +168,7 @@ class CatalogAggregate:
                 agg.first_ms = ms
             attrs = data.custom_attributes
             if attrs:
-                shape = tuple(zip(attrs, map(type, attrs.values()), strict=True))
+                shape = (tuple(attrs), tuple(map(type, attrs.values())))
                 seen = agg.shapes.get(shape)
                 if seen is None:
                     agg.shapes[shape] = [1, ms, ms]
@@ -206,7 +208,7 @@ class CatalogAggregate:
 
     @classmethod
     def _attrs(cls, agg: PointAgg, attrs: Mapping[str, object], ms: int, identities: set[str]) -> None:
-        shape = tuple(zip(attrs, map(type, attrs.values()), strict=True))
+        shape = (tuple(attrs), tuple(map(type, attrs.values())))
         seen = agg.shapes.get(shape)
         if seen is None:
             agg.shapes[shape] = [1, ms, ms]
@@ -238,7 +240,7 @@ class CatalogAggregate:
     @staticmethod
     def _types_only(agg: PointAgg, names: Sequence[str], ms: int) -> None:
         """Identity types: counted and typed, never an example (identity values are never kept)."""
-        shape = tuple((name, str) for name in names)
+        shape = (tuple(names), (str,) * len(names))
         seen = agg.shapes.get(shape)
         if seen is None:
             agg.shapes[shape] = [1, ms, ms]

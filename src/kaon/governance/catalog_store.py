@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from kaon.errors import NotFound
-from kaon.governance.catalog_aggregate import CatalogAggregate, point_id
+from kaon.governance.catalog_aggregate import CatalogAggregate, Packed, point_id
 from kaon.governance.catalog_values import MAX_EXAMPLES, TRUNCATED, types_of
 
 _UPSERT_POINT = (
@@ -28,8 +28,6 @@ _UPSERT_STATS = (
     " first_seen_ms = excluded.first_seen_ms, last_seen_ms = excluded.last_seen_ms,"
     " attributes = excluded.attributes"
 )
-# name → [count, type bits, first seen ms, last seen ms]
-Packed = dict[str, list[int]]
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Packed).decode
 _StatsKey = tuple[str, str, str]  # (point id, input id, environment)
@@ -58,8 +56,7 @@ def write(conn: sqlite3.Connection, aggregate: CatalogAggregate) -> None:
         for key, agg in group.items():
             pid = point_id(key)
             points[(workspace_id, pid)] = (workspace_id, pid, *key)
-            attrs = {name: [a.count, a.types, a.first_ms, a.last_ms] for name, a in agg.attrs().items()}
-            merged[(pid, input_id, environment)] = (agg.count, agg.first_ms, agg.last_ms, attrs)
+            merged[(pid, input_id, environment)] = (agg.count, agg.first_ms, agg.last_ms, agg.attrs())
             for name, shown in agg.examples.items():
                 for value in shown:
                     examples.setdefault((workspace_id, pid, name, value), agg.last_ms)
@@ -94,8 +91,11 @@ def _merge(into: Packed, new: Packed) -> Packed:
         old = into.get(name)
         if old is None:
             into[name] = [count, types, first, last]
-        else:
-            into[name] = [old[0] + count, old[1] | types, min(old[2], first), max(old[3], last)]
+            continue
+        old[0] += count
+        old[1] |= types
+        old[2] = min(old[2], first)
+        old[3] = max(old[3], last)
     return into
 
 

@@ -192,6 +192,9 @@ SCHEMA: tuple[str, ...] = (
         first_attempt_ms INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS delivery_pending_by_output ON delivery_pending (output_id, mpid, job_id)",
+    # claim walks an output's queue in job order; the idle worker asks when the next job is due
+    "CREATE INDEX IF NOT EXISTS delivery_pending_in_order ON delivery_pending (output_id, job_id)",
+    "CREATE INDEX IF NOT EXISTS delivery_pending_by_due ON delivery_pending (output_id, next_attempt_ms)",
     """CREATE TABLE IF NOT EXISTS delivery_attempts (
         id INTEGER PRIMARY KEY,
         job_id INTEGER NOT NULL,
