@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import time
 
 import msgspec
 
@@ -9,6 +10,9 @@ from kaon.collect.errors import CollectError, unauthorized
 from kaon.store.config import ConfigStore, secret_matches
 from kaon.store.db import Database
 from kaon.store.sealing import Sealer
+
+
+MISS_REFRESH_S = 0.1
 
 
 class InputInfo(msgspec.Struct, frozen=True):
@@ -46,10 +50,12 @@ class Authenticator:
         self._sealer = sealer
         self._default_rate = default_rate_limit
         self._version = -1
+        self._refreshed_at = 0.0
         self._by_key: dict[str, InputInfo] = {}
         self.refresh()
 
     def refresh(self) -> None:
+        self._refreshed_at = time.monotonic()
         store = ConfigStore(self._db.conn())
         version = store.version()
         if version == self._version:
@@ -68,6 +74,11 @@ class Authenticator:
 
     def _known(self, key: str) -> InputInfo:
         info = self._by_key.get(key)
+        if info is None and time.monotonic() - self._refreshed_at > MISS_REFRESH_S:
+            # A key created a moment ago (API or CLI) may not be in the table yet: look once more, at most
+            # every MISS_REFRESH_S, so a flood of unknown keys costs one version read per interval.
+            self.refresh()
+            info = self._by_key.get(key)
         if info is None:
             raise unauthorized("Unknown API key.")
         if not info.enabled:
