@@ -11,7 +11,6 @@ from kaon.store.config import ConfigStore, secret_matches
 from kaon.store.db import Database
 from kaon.store.sealing import Sealer
 
-
 MISS_REFRESH_S = 0.1
 
 
