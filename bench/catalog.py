@@ -111,7 +111,7 @@ def run(template: Path, events: int, with_catalog: bool) -> tuple[float, float]:
             sys.exit(f"processed {stored} of {events} events")
         if with_catalog:
             counted = conn.execute(
-                "SELECT SUM(count) FROM catalog_stats WHERE point_id IN (SELECT point_id"
+                "SELECT SUM(count) FROM catalog_counts WHERE point_id IN (SELECT point_id"
                 " FROM catalog_points WHERE point_type NOT IN ('user_attributes', 'user_identities'))").fetchone()[0]
             if counted != events:
                 sys.exit(f"catalog counted {counted} of {events} events")

@@ -2,7 +2,9 @@
 
 import base64
 import json
+import socket
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +127,27 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
     upload(server, {"user_identities": {"customer_id": B_CUSTOMER, "email": B_EMAIL},
                     "user_attributes": {"favourite_city": B_CITY}, "events": events("b-only", 3)})
     eventually(lambda: len(server.events()) == 10, timeout=30, what="10 events stored")
+    # The quarantine: a plan blocks one of A's events (batch with A's customer id), and one of a batch that names
+    # A's profile by mpid only; both original batches are kept in the quarantine until the erasure.
+    plan = {"data_plan_id": "dsr-plan", "data_plan_versions": [{
+        "activated_environment": "production", "blocking": {"unplanned_events": True},
+        "version_document": {"data_points": [{"match": {"type": "custom_event", "criteria": {
+            "event_name": "a-planned", "custom_event_type": "other"}}}]}}]}
+    assert server.admin("POST", "/plans", json=plan).status_code == 201
+    a_mpid = server.admin("GET", "/profiles", params={"identity_type": "customer_id", "value": A_CUSTOMER}
+                          ).json()["mpid"]
+    in_plan = {"data_plan": {"plan_id": "dsr-plan"}}
+    upload(server, {"user_identities": {"customer_id": A_CUSTOMER}, "context": in_plan,
+                    "events": events("a-planned", 1) + events("a-blocked", 1, mood=A_ATTRIBUTES["nickname"])})
+    upload(server, {"mpid": a_mpid, "context": in_plan,
+                    "events": events("a-blocked-by-mpid", 1, town=A_ATTRIBUTES["favourite_city"])})
+    eventually(lambda: len(server.admin("GET", "/quarantine").json()["entries"]) == 2, timeout=30,
+               what="2 batches quarantined")
+    eventually(lambda: len(server.events()) == 11, timeout=30, what="the planned event stored")
+    # Amplitude with a secret key: the erasure is forwarded to its User Privacy API.
+    amplitude = server.admin("POST", "/outputs", json={"name": "amplitude", "destination": "amplitude", "settings": {
+        "api_key": "amp-key", "secret_key": "amp-secret", "base_url": f"{capture.url}/amplitude"}})
+    assert amplitude.status_code == 201, amplitude.text
     eventually(lambda: A_CUSTOMER in "".join(p.read_text() for p in export_dir.rglob("*.jsonl")), timeout=30,
                what="the files output holds A's rows")
     a_needles = [A_EMAIL, A_CUSTOMER, A_DEVICE, *A_ATTRIBUTES.values()]
@@ -142,6 +165,13 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
     assert B_CITY in "".join(p.read_text() for p in export_dir.rglob("*.jsonl"))
     assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": B_EMAIL}).status_code == 200
     assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": A_EMAIL}).status_code == 404
+    assert server.admin("GET", "/quarantine").json()["entries"] == []
+    amplitude_status = next(e for e in status["extensions"] if e["domain"] == "amplitude")
+    assert amplitude_status["status"] == "sent", amplitude_status
+    [amp] = [r for r in capture.requests() if r.route == "/amplitude/api/2/deletions/users"]
+    assert amp.method == "POST"
+    assert amp.headers["authorization"] == "Basic " + base64.b64encode(b"amp-key:amp-secret").decode()
+    assert amp.json()["user_ids"] == [A_CUSTOMER] and amp.json()["requester"] == "kaon"
     braze_status = next(e for e in status["extensions"] if e["domain"] == "braze")
     assert braze_status["status"] == "sent", braze_status
     deletion = next(r for r in capture.requests() if r.path == "/braze/users/delete")
@@ -248,3 +278,46 @@ def test_duplicate_id_conflict_cancel_and_not_found(server: KaonServer) -> None:
     refused = dsr(server, "DELETE", f"/requests/{done['subject_request_id']}")
     assert refused.status_code == 400 and "pending" in refused.json()["message"]
     assert httpx.get(f"{server.url}/opendsr/v3/requests/{uuid.uuid4()}").status_code == 401
+
+
+def test_an_erasure_in_progress_when_the_server_is_killed_completes_after_restart(
+        fresh_server: KaonServer, capture: VendorCapture) -> None:
+    """Killed while forwarding (after the main store was erased): on restart the request resumes and still
+    forwards by the customer id and mpid it found before the kill, though the store no longer holds them."""
+    server = fresh_server
+    server.env.update(ENV)
+    server.start()
+    hanging = socket.socket()  # accepts connections (backlog) but never answers
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(16)
+    email, customer = f"crash-{uuid.uuid4().hex[:6]}@example.org", f"cust-crash-{uuid.uuid4().hex[:6]}"
+    try:
+        for name, base in (("braze-hangs", f"http://127.0.0.1:{hanging.getsockname()[1]}"),
+                           ("braze-ok", f"{capture.url}/crash-braze")):
+            made = server.admin("POST", "/outputs", json={"name": name, "destination": "braze",
+                                                           "settings": {"api_key": "k", "base_url": base}})
+            assert made.status_code == 201, made.text
+            time.sleep(0.01)  # forwarding goes through outputs in creation order
+        upload(server, {"user_identities": {"email": email, "customer_id": customer}, "events": events("crash", 2)})
+        def profile() -> dict[str, Any] | None:
+            found = server.admin("GET", "/profiles", params={"identity_type": "email", "value": email})
+            return found.json() if found.status_code == 200 else None
+        mpid = str(eventually(profile, timeout=30, what="profile")["mpid"])
+        body = request_body(email=email)  # the customer id is known only from the profile
+        assert dsr(server, "POST", "/requests/", json=body).status_code == 201
+        eventually(lambda: dsr(server, "GET", f"/requests/{body['subject_request_id']}").json()["request_status"]
+                   == "in_progress", timeout=30, what="in progress")
+        eventually(lambda: server.admin("GET", "/profiles", params={"identity_type": "email", "value": email})
+                   .status_code == 404, timeout=30, what="main store erased")
+        server.kill()
+    finally:
+        hanging.close()
+    assert not [r for r in capture.requests() if r.route.startswith("/crash-braze")]
+    server.start()
+    status = completed(server, body["subject_request_id"])
+    [deletion] = [r for r in capture.requests() if r.route == "/crash-braze/users/delete"]
+    assert deletion.json()["external_ids"] == [customer]
+    assert [a["alias_name"] for a in deletion.json()["user_aliases"]] == [mpid]
+    statuses = {e["name"]: e["status"] for e in status["extensions"]}
+    assert statuses == {"braze-hangs": "failed", "braze-ok": "sent"}
+    assert scan(server.data_dir, [server.data_dir], [email, customer]) == []

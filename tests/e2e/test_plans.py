@@ -148,3 +148,47 @@ def test_validate_endpoint_returns_mparticle_results(kaon_server: KaonServer) ->
     assert second["validation_errors"] == [{"validation_error_type": "unplanned", "key": "Nope", "error_pointer": "#"}]
     bad = kaon_server.admin("POST", "/plans/validate", json={"document": document, "batch": {"events": 3}})
     assert bad.status_code == 400
+
+
+def test_an_inputs_default_plan_applies_when_a_batch_names_none(kaon_server: KaonServer) -> None:
+    plan_id = unique("default")
+    buy, spy = unique("Buy"), unique("Spy")
+    create(kaon_server, plan_id, version([buy], unplanned_events=True))
+    item = kaon_server.admin("POST", "/inputs", json={"name": unique("in"), "platform": "server"}).json()
+    unknown = kaon_server.admin("PATCH", f"/inputs/{item['id']}", json={"default_plan_id": unique("nope")})
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["code"] == "UNKNOWN_PLAN"
+    patched = kaon_server.admin("PATCH", f"/inputs/{item['id']}",
+                                json={"default_plan_id": plan_id, "default_plan_version": None})
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["default_plan_id"], patched.json()["default_plan_version"]) == (plan_id, None)
+    assert kaon_server.admin("GET", f"/inputs/{item['id']}").json()["default_plan_id"] == plan_id
+    body = {"environment": "production", "user_identities": {"customer_id": unique("c")},
+            "events": [{"event_type": "custom_event", "data": {"event_name": n, "custom_event_type": "other"}}
+                       for n in (buy, spy)]}
+    answer = httpx.post(f"{kaon_server.url}/v2/events", json=body, timeout=30,
+                        headers=kaon_server.basic(item["key"], item["secret"]))
+    assert answer.status_code == 202, answer.text
+    eventually(lambda: kaon_server.events_named(buy), what="planned event stored")
+    [entry] = eventually(lambda: quarantined(kaon_server, plan_id), what="unplanned event quarantined by default")
+    assert entry["input_id"] == item["id"] and kaon_server.events_named(spy) == []
+    # Cleared: the input's batches pass unvalidated again.
+    cleared = kaon_server.admin("PATCH", f"/inputs/{item['id']}", json={"default_plan_id": None})
+    assert cleared.status_code == 200 and cleared.json()["default_plan_id"] is None
+    other = unique("Spy")
+    body["events"] = [{"event_type": "custom_event", "data": {"event_name": other, "custom_event_type": "other"}}]
+    httpx.post(f"{kaon_server.url}/v2/events", json=body, timeout=30,
+               headers=kaon_server.basic(item["key"], item["secret"])).raise_for_status()
+    eventually(lambda: kaon_server.events_named(other), what="unvalidated event stored")
+
+
+def test_a_plan_over_10_mb_is_refused(kaon_server: KaonServer) -> None:
+    plan_id = unique("huge")
+    big = version(["Buy"])
+    big["version_description"] = "x" * (10 * 1024 * 1024)
+    answer = kaon_server.admin("POST", "/plans", json={"data_plan_id": plan_id, "data_plan_versions": [big]})
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["errors"][0]["code"] == "PLAN_TOO_LARGE"
+    create(kaon_server, plan_id, version(["Buy"]))
+    added = kaon_server.admin("POST", f"/plans/{plan_id}/versions", json=big)
+    assert added.status_code == 400 and added.json()["errors"][0]["code"] == "PLAN_TOO_LARGE"
+    assert len(kaon_server.admin("GET", f"/plans/{plan_id}").json()["data_plan_versions"]) == 1

@@ -124,7 +124,8 @@ def test_no_person_value_is_kept_anywhere_in_the_catalog(world: World) -> None:
                user_attributes={"first_name": "Annabel", "ref": "cust-1"},
                user_identities={"customer_id": "cust-1", "email": "ann@example.com"})
     world.process()
-    dump = "\n".join(str(row) for table in ("catalog_points", "catalog_stats", "catalog_examples")
+    dump = "\n".join(str(row) for table in ("catalog_points", "catalog_counts", "catalog_types",
+                                                                  "catalog_examples")
                      for row in world.db.conn().execute(f"SELECT * FROM {table}"))
     for secret in ("ann@example.com", "555 123", "cust-1", "Annabel"):
         assert secret not in dump
@@ -167,17 +168,29 @@ class CountingConnection:
 
 
 def test_a_slice_is_written_with_a_few_statements_whatever_its_size(world: World) -> None:
-    for i in range(50):
+    for i in range(100):
         world.send(*[play(f"m{i}-{j}", song=f"s{j}", secs=j) for j in range(10)],
                    user_attributes={"plan": "pro"}, input_id=f"in_{i % 3}")
     conn = world.db.conn()
     counting = CountingConnection(conn)
-    work = Slice(tx=cast(sqlite3.Connection, counting), entries=world.reader.read("0", 0, 100), now_ms=NOW)
+    step = ObserveCatalog()
+    first = Slice(tx=cast(sqlite3.Connection, counting), entries=world.reader.read("0", 0, 50), now_ms=NOW)
     with transaction(conn):
-        Normalize().run(work)
+        Normalize().run(first)
         counting.calls.clear()
-        ObserveCatalog().run(work)
-    # Which attributes have enough examples, the stored stats of the slice's data points, three upserts:
-    # five statements for 500 events.
-    assert len(counting.calls) == 5
+        step.run(first)
+    # Which attributes have enough examples; the slice's points (read, then the new ones added); the counts; the
+    # types (read, then the new ones added); the examples: seven statements for 500 events.
+    assert len(counting.calls) == 7
     assert catalog_store.point(conn, WS, PLAY)["count"] == 500
+    # The next slice confirms what the first one added (one read each for points and types); from then on,
+    # with nothing new, a slice adds to the counts, plus the examples of `plan` (one value: never full).
+    for n, after in enumerate((50, 75), start=1):
+        work = Slice(tx=cast(sqlite3.Connection, counting), entries=world.reader.read("0", after, 25), now_ms=NOW + n)
+        with transaction(conn):
+            Normalize().run(work)
+            counting.calls.clear()
+            step.run(work)
+    assert [sql.split()[0:3] for sql in counting.calls] == [
+        ["INSERT", "INTO", "catalog_counts"], ["INSERT", "OR", "IGNORE"]]
+    assert catalog_store.point(conn, WS, PLAY)["count"] == 1000

@@ -1,6 +1,7 @@
 """OpenDSR routes in-process (FastAPI TestClient): waiting period, cancel only while pending, 409, link expiry."""
 
 import base64
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ with warnings.catch_warnings():  # starlette's TestClient asks for `httpx2`; htt
     from fastapi.testclient import TestClient
 
 from kaon.admin.app import create_admin_app
+from kaon.admin.routes_opendsr import RateLimit
+from kaon.governance.dsr_model import DsrError
 from kaon.governance.dsr_worker import DsrWorker
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database, DatabaseUrl
@@ -103,3 +106,39 @@ def test_auth_is_required_and_checked(setup: Any) -> None:
     assert {"identity_type": "email", "identity_format": "raw"} in discovery["supported_identities"]
     assert discovery["processor_certificate"].endswith("/opendsr/v3/cert.pem")
     assert client.get("/opendsr/v3/cert.pem").text.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_requests_over_the_rate_limit_get_429_with_retry_after(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, db, _clock, auth = setup
+    monkeypatch.setenv("KAON_OPENDSR_RATE_LIMIT_PER_MINUTE", "3")
+    for _ in range(3):
+        assert client.get(f"/opendsr/v3/requests/{uuid.uuid4()}", headers=auth).status_code == 404
+    limited = client.post("/opendsr/v3/requests/", json=body(email="e@example.org"), headers=auth)
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.json()["code"] == 429 and limited.json()["errors"][0]["reason"] == "TooManyRequestsException"
+    # Per workspace: another workspace's controller is not limited by this one's requests.
+    store = ConfigStore(db.conn())
+    other = store.create_input(store.create_workspace("other").id, "server", "server")
+    assert other.secret is not None
+    basic = base64.b64encode(f"{other.input.key}:{other.secret}".encode()).decode()
+    assert client.get(f"/opendsr/v3/requests/{uuid.uuid4()}",
+                      headers={"Authorization": f"Basic {basic}"}).status_code == 404
+    # The window slides: a minute later the first workspace is served again.
+    limit = client.app.state.dsr_rate_limit  # type: ignore[attr-defined]
+    limit.clock = lambda: time.monotonic() + 61
+    assert client.get(f"/opendsr/v3/requests/{uuid.uuid4()}", headers=auth).status_code == 404
+
+
+def test_rate_limit_unit() -> None:
+    now = [0.0]
+    limit = RateLimit(2, clock=lambda: now[0])
+    limit.check("w")
+    now[0] = 30
+    limit.check("w")
+    with pytest.raises(DsrError) as refused:
+        limit.check("w")
+    assert refused.value.status == 429 and refused.value.headers == {"Retry-After": "30"}
+    now[0] = 60.5  # the first request left the window
+    limit.check("w")
+    RateLimit(0).check("w")  # 0: no limit

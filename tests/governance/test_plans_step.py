@@ -112,6 +112,22 @@ def test_batches_without_a_plan_or_with_an_unknown_plan_pass(world: World) -> No
     assert world.stat("plan_not_found") == 1
 
 
+def test_an_inputs_default_plan_applies_to_batches_that_name_none(world: World) -> None:
+    conn = world.db.conn()
+    conn.execute("INSERT INTO input_default_plans (input_id, workspace_id, plan_id, plan_version)"
+                 " VALUES ('in1', ?, 'shop', NULL)", (WS,))
+    world.send(body(("Buy", {"price": 1}), ("Spy", {}), plan=None))
+    assert world.names() == ["Buy"]
+    [(blocked,)] = world.rows("SELECT blocked_events FROM quarantine WHERE plan_id = 'shop'")
+    assert json.loads(blocked) == [1]
+    # A plan named in the batch wins over the default; a default naming a missing version counts plan_not_found.
+    world.send(body(("Spy3", {}), plan="nope"))
+    conn.execute("UPDATE input_default_plans SET plan_version = 9")
+    world.send(body(("Spy4", {}), plan=None))
+    assert world.names() == ["Buy", "Spy3", "Spy4"]
+    assert world.stat("plan_not_found") == 2
+
+
 def test_replay_after_the_plan_is_fixed_stores_once_and_leaves_the_quarantine(world: World) -> None:
     world.send(body(("Buy", {"price": 1}), ("Spy", {"a": 1})))
     assert world.names() == ["Buy"]

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from kaon import __version__
 from kaon.admin import (
     routes_catalog,
+    routes_consent,
     routes_delivery,
     routes_events,
     routes_inputs,
@@ -43,6 +44,7 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
                    routes_catalog):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(routes_plans.router, prefix=PREFIX)
+    app.include_router(routes_consent.router, prefix=PREFIX)
     app.include_router(routes_userprofile.router)
     routes_opendsr.install(app)
 

@@ -1,4 +1,4 @@
-"""`/api/v1/inputs`: list, create, enable/disable, rotate the secret."""
+"""`/api/v1/inputs`: list, create, enable/disable, default data plan, rotate the secret."""
 
 from fastapi import APIRouter, HTTPException
 
@@ -10,8 +10,10 @@ from kaon.store.config import ConfigStore, Input
 router = APIRouter()
 
 
-def _out(item: Input) -> InputOut:
-    return InputOut(**{f: getattr(item, f) for f in InputOut.model_fields})
+def _out(item: Input, plans: dict[str, tuple[str, int | None]] | None = None) -> InputOut:
+    plan_id, version = (plans or {}).get(item.id, (None, None))
+    return InputOut(**{f: getattr(item, f) for f in InputOut.model_fields if hasattr(item, f)},
+                    default_plan_id=plan_id, default_plan_version=version)
 
 
 def _created(item: Input, secret: str | None) -> InputCreated:
@@ -20,7 +22,9 @@ def _created(item: Input, secret: str | None) -> InputCreated:
 
 @router.get("/inputs", response_model=list[InputOut])
 def list_inputs(db: Db, sealer: SealerDep, workspace_id: Workspace) -> list[InputOut]:
-    return [_out(item) for item in ConfigStore(db.conn(), sealer).inputs(workspace_id)]
+    store = ConfigStore(db.conn(), sealer)
+    plans = store.default_plans(workspace_id)
+    return [_out(item, plans) for item in store.inputs(workspace_id)]
 
 
 @router.post("/inputs", response_model=InputCreated, status_code=201)
@@ -37,18 +41,33 @@ def create_input(body: InputCreate, db: Db, sealer: SealerDep, workspace_id: Wor
 
 @router.get("/inputs/{input_id}", response_model=InputOut)
 def get_input(input_id: str, db: Db, sealer: SealerDep, workspace_id: Workspace) -> InputOut:
+    store = ConfigStore(db.conn(), sealer)
     try:
-        return _out(ConfigStore(db.conn(), sealer).input(input_id, workspace_id))
+        return _out(store.input(input_id, workspace_id), store.default_plans(workspace_id))
     except NotFound as error:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": str(error)}) from None
 
 
 @router.patch("/inputs/{input_id}", response_model=InputOut)
 def patch_input(input_id: str, body: InputPatch, db: Db, sealer: SealerDep, workspace_id: Workspace) -> InputOut:
+    """`enabled`, and/or `default_plan_id` (null clears it) with `default_plan_version` (null: latest active)."""
+    store = ConfigStore(db.conn(), sealer)
+    given = body.model_fields_set
+    if "default_plan_version" in given and body.default_plan_version is not None and body.default_plan_id is None:
+        raise HTTPException(400, detail={"code": "INVALID_REQUEST",
+                                         "message": "`default_plan_version` needs `default_plan_id`"})
     try:
-        return _out(ConfigStore(db.conn(), sealer).set_enabled(input_id, body.enabled, workspace_id))
+        item = store.input(input_id, workspace_id)
     except NotFound as error:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": str(error)}) from None
+    if "default_plan_id" in given:
+        try:
+            store.set_default_plan(input_id, body.default_plan_id, body.default_plan_version, workspace_id)
+        except NotFound as error:
+            raise HTTPException(400, detail={"code": "UNKNOWN_PLAN", "message": str(error)}) from None
+    if body.enabled is not None:
+        item = store.set_enabled(input_id, body.enabled, workspace_id)
+    return _out(item, store.default_plans(workspace_id))
 
 
 @router.post("/inputs/{input_id}/rotate-secret", response_model=InputCreated)

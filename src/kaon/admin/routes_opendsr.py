@@ -2,11 +2,17 @@
 
 Auth: the key and secret of any enabled input of the workspace that has a secret (server inputs), checked
 against the stored hash like the collection doors do; the workspace is the OpenDSR controller.
+Rate limit: `KAON_OPENDSR_RATE_LIMIT_PER_MINUTE` (default 1000, mParticle's; 0 turns it off) authenticated
+requests per workspace in any 60 s, per server process; beyond it 429 with `Retry-After`.
 """
 
 import base64
 import binascii
+import collections
+import math
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,8 +55,47 @@ def _keys(request: Request) -> tuple[SigningKey, Path]:
 
 
 def _error(error: DsrError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Basic realm="opendsr"'} if error.status == 401 else None
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    headers = {"WWW-Authenticate": 'Basic realm="opendsr"'} if error.status == 401 else {}
+    return JSONResponse(error.body(), status_code=error.status, headers={**headers, **error.headers})
+
+
+class RateLimit:
+    """At most `per_minute` requests per workspace in any sliding 60 s window (in this process)."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, per_minute: int, clock: Any = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._seen: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> "RateLimit":
+        return cls(int(os.environ.get("KAON_OPENDSR_RATE_LIMIT_PER_MINUTE") or 1000))
+
+    def check(self, workspace_id: str) -> None:
+        """Count one request; DsrError 429 with `Retry-After` (whole seconds) when over the limit."""
+        if self.per_minute <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            seen = self._seen.setdefault(workspace_id, collections.deque())
+            while seen and seen[0] <= now - self.WINDOW_S:
+                seen.popleft()
+            if len(seen) >= self.per_minute:
+                wait = max(1, math.ceil(seen[0] + self.WINDOW_S - now))
+                raise DsrError(429, f"Too many requests: at most {self.per_minute} per minute per workspace.",
+                               reason="TooManyRequestsException", domain="RateLimit",
+                               headers={"Retry-After": str(wait)})
+            seen.append(now)
+
+
+def _limit(request: Request) -> RateLimit:
+    found: RateLimit | None = getattr(request.app.state, "dsr_rate_limit", None)
+    if found is None:
+        found = request.app.state.dsr_rate_limit = RateLimit.from_env()
+    return found
 
 
 def controller(request: Request) -> str:
@@ -65,6 +110,7 @@ def controller(request: Request) -> str:
                        reason="AuthenticationException", domain="Authentication") from None
     for item, secret_hash, _sealed in ConfigStore(_db(request).conn()).credentials_table():
         if item.key == key and item.enabled and secret_hash and secret_matches(secret, secret_hash):
+            _limit(request).check(item.workspace_id)
             return item.workspace_id
     raise DsrError(401, "Unknown key or wrong secret.", reason="AuthenticationException", domain="Authentication")
 

@@ -22,6 +22,8 @@ from kaon.model.errors import PayloadError
 router = APIRouter(tags=["plans"])
 _encode = msgspec.json.Encoder()
 DAY_MS = 86_400_000
+# mParticle's limit for a plan document (with its 1000 data points per version, plans_document).
+MAX_PLAN_BYTES = 10 * 1024 * 1024
 
 
 class VersionPatch(BaseModel):
@@ -44,6 +46,15 @@ def _invalid(errors: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"errors": errors}, status_code=400)
 
 
+def _too_large(body: Any) -> JSONResponse | None:
+    """400 PLAN_TOO_LARGE when the document, as compact JSON, is over 10 MB (checked before anything else)."""
+    size = len(_encode.encode(body))
+    if size <= MAX_PLAN_BYTES:
+        return None
+    return _invalid([{"code": "PLAN_TOO_LARGE", "error_type": "plan_too_large", "schema_pointer": "#",
+                      "message": f"a plan document is at most {MAX_PLAN_BYTES} bytes (10 MB); this one is {size}"}])
+
+
 def _failed(error: NotFound | Conflict) -> HTTPException:
     if isinstance(error, NotFound):
         return HTTPException(404, detail={"code": "NOT_FOUND", "message": str(error)})
@@ -53,6 +64,8 @@ def _failed(error: NotFound | Conflict) -> HTTPException:
 @router.post("/plans", status_code=201, response_model=None)
 def create_plan(body: Annotated[Any, Body()], db: Db, workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Create a plan from mParticle's plan document (with any versions); refused with pointers when invalid."""
+    if (refused := _too_large(body)) is not None:
+        return refused
     plan, errors = check_plan(body)
     if plan is None:
         return _invalid(errors)
@@ -96,6 +109,8 @@ def get_plan(plan_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
 def add_version(plan_id: str, body: Annotated[Any, Body()], db: Db,
                 workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Add a version (the next number unless `version` is given); it may be activated at once."""
+    if (refused := _too_large(body)) is not None:
+        return refused
     store = PlanStore(db.conn(), workspace_id)
     version, errors = check_version(body, version=store.next_version(plan_id))
     if version is None:

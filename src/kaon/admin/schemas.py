@@ -40,6 +40,8 @@ class InputOut(BaseModel):
     enabled: bool
     rate_limit_rps: float | None
     created_ms: int
+    default_plan_id: str | None = Field(default=None, description="Data plan for batches that name none.")
+    default_plan_version: int | None = Field(default=None, description="null: the latest active version.")
 
 
 class InputCreated(InputOut):
@@ -56,7 +58,11 @@ class InputCreate(BaseModel):
 
 
 class InputPatch(BaseModel):
-    enabled: bool
+    """Each field is optional; `default_plan_id: null` removes the default plan."""
+
+    enabled: bool | None = None
+    default_plan_id: str | None = Field(default=None, min_length=1, max_length=200)
+    default_plan_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class StatsRow(BaseModel):
@@ -69,6 +75,7 @@ class StatsRow(BaseModel):
     profiles_created: int = 0
     profiles_merged: int = 0
     identity_links_skipped: int = 0
+    consent_unknown_purpose: int = 0
     # Identities not linked because a data subject request erased them (kaon.governance.dsr_suppress).
     identity_suppressed: int = 0
     rejected: dict[str, int]

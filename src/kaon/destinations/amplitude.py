@@ -31,6 +31,10 @@ ACTION_NAMES = {"purchase": "Order Completed", "refund": "Order Refunded", "add_
 class AmplitudeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_key: Annotated[Secret, msgspec.Meta(
         title="API key", description="The project's API key (Settings → Projects); sent as `api_key` in the body.")]
+    secret_key: Annotated[Secret | None, msgspec.Meta(
+        title="Secret key", description="The project's secret key (Settings → Projects). Optional: only data "
+        "subject request erasures use it, to call Amplitude's User Privacy API (`POST /api/2/deletions/users`, "
+        "Basic api_key:secret_key); without it the erasure is not forwarded to Amplitude.")] = None
     base_url: Annotated[str, msgspec.Meta(
         title="Endpoint host", description="Amplitude host; use https://api.eu.amplitude.com for EU residency.",
         examples=["https://api2.amplitude.com", "https://api.eu.amplitude.com"], pattern=r"^https?://")] = (

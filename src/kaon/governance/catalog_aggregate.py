@@ -2,8 +2,9 @@
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
-from kaon.governance.catalog_values import MAX_EXAMPLES, OBJECT, TYPE_BITS, example
+from kaon.governance.catalog_values import MAX_EXAMPLES, OBJECT, STRING, TYPE_BITS, example
 from kaon.model.batch import Batch
 from kaon.model.events import (
     CommerceEventData,
@@ -20,6 +21,8 @@ USER_IDENTITIES = "user_identities"
 # A data point: (type, name, custom event type). Type is the event type, or one of the two user kinds.
 PointKey = tuple[str, str, str]
 _NO_FULL: frozenset[str] = frozenset()
+_SPLIT = frozenset({USER_ATTRIBUTES, USER_IDENTITIES})
+_EMPTY: Mapping[str, object] = {}
 _ids: dict[PointKey, str] = {}
 _tags: dict[type, str] = {}
 
@@ -61,48 +64,120 @@ def point_of(event: EventBase) -> PointKey:
     return (tag, "", "")
 
 
-# The attribute names and value classes of one event, in order: events of a data point mostly share a few.
-Shape = tuple[tuple[str, ...], tuple[type, ...]]
 # Events (or batches) per data point per slice whose values are considered as examples.
 EXAMPLE_BUDGET = 8
 
 
-# Per attribute: [count, type bits, first seen ms, last seen ms] (the store keeps the same lists as JSON).
+# Per attribute: [count, type bits, first seen ms, last seen ms].
 Packed = dict[str, list[int]]
-_bits: dict[tuple[type, ...], tuple[int, ...]] = {}
+# One stored row's worth: (sorted attribute names, count of the point, count of the names, first ms, last ms).
+SetRow = tuple[tuple[str, ...], int, int, int, int]
+_canonical: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _type_bits(classes: tuple[type, ...]) -> tuple[int, ...]:
-    found = _bits.get(classes)
+def canonical(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names sorted (events send them in any order; the store keeps one row per set)."""
+    found = _canonical.get(names)
     if found is None:
-        found = tuple(TYPE_BITS.get(cls, OBJECT) for cls in classes)
-        if len(_bits) < 100_000:
-            _bits[classes] = found
+        found = tuple(sorted(set(names)))
+        if len(_canonical) < 100_000:
+            _canonical[names] = found
     return found
+
+
+class Bucket:
+    """The events (or batches) of one data point in one slice that carried the same attribute names, in order.
+
+    Per event only a list append and a time comparison: types are worked out once per slice (`bits`).
+    """
+
+    __slots__ = ("first_ms", "items", "last_ms", "needs", "preset")
+
+    def __init__(self, ms: int, needs: bool) -> None:
+        self.first_ms = ms
+        self.last_ms = ms
+        self.items: list[Mapping[str, object]] = []
+        self.needs = needs  # some name still wants examples
+        self.preset = 0  # type bits known without values (identity types: strings)
+
+    def bits(self, name: str) -> int:
+        if self.preset:
+            return self.preset
+        bits = 0
+        for cls in set(map(type, map(itemgetter(name), self.items))):
+            bits |= TYPE_BITS.get(cls, OBJECT)
+        return bits
 
 
 class PointAgg:
     """One data point in one slice, for one (workspace, input, environment).
 
-    Attributes are counted by shape (cheap per event) and expanded per attribute once per slice (`attrs`).
+    Events are bucketed by their attribute names (cheap per event) and expanded per attribute once per slice.
+    For the user kinds (`split`), each attribute is its own bucket: a person's set of user attributes varies.
     """
 
-    __slots__ = ("budget", "count", "examples", "first_ms", "full", "last_ms", "shapes")
+    __slots__ = ("buckets", "budget", "count", "examples", "first_ms", "full", "last_ms", "split")
 
-    def __init__(self, full: frozenset[str], ms: int) -> None:
+    def __init__(self, full: frozenset[str], ms: int, split: bool = False) -> None:
         self.full = full
         self.count = 0
         self.first_ms = ms
         self.last_ms = ms
-        self.shapes: dict[Shape, list[int]] = {}
+        self.buckets: dict[tuple[str, ...], Bucket] = {}
         self.examples: dict[str, list[str]] = {}
         self.budget = EXAMPLE_BUDGET
+        self.split = split
+
+    def bucket(self, names: tuple[str, ...], ms: int) -> Bucket:
+        found = self.buckets.get(names)
+        if found is None:
+            full = self.full
+            found = self.buckets[names] = Bucket(ms, any(n not in full for n in names))
+        elif ms > found.last_ms:
+            found.last_ms = ms
+        elif ms < found.first_ms:
+            found.first_ms = ms
+        return found
+
+    def rows(self) -> list[SetRow]:
+        """One row per set of attribute names, as stored (a split point keeps its count in the `()` row)."""
+        merged: dict[tuple[str, ...], list[int]] = {}
+        if self.split:
+            merged[()] = [self.count, 0, self.first_ms, self.last_ms]
+        for names, bucket in self.buckets.items():
+            key = canonical(names)
+            n = len(bucket.items)
+            found = merged.get(key)
+            if found is None:
+                merged[key] = [0 if self.split else n, n, bucket.first_ms, bucket.last_ms]
+                continue
+            found[0] += 0 if self.split else n
+            found[1] += n
+            found[2] = min(found[2], bucket.first_ms)
+            found[3] = max(found[3], bucket.last_ms)
+        return [(names, *values) for names, values in merged.items()]  # type: ignore[misc]
+
+    def types(self) -> dict[str, int]:
+        """Each attribute's type bits in this slice."""
+        out: dict[str, int] = {}
+        for names, bucket in self.buckets.items():
+            if bucket.preset or self.split:
+                for name in names:
+                    out[name] = out.get(name, 0) | bucket.bits(name)
+                continue
+            # An event bucket's items are the events' attributes, in the bucket's name order.
+            for classes in {tuple(map(type, item.values())) for item in bucket.items}:
+                for name, cls in zip(names, classes, strict=True):
+                    out[name] = out.get(name, 0) | TYPE_BITS.get(cls, OBJECT)
+        return out
 
     def attrs(self) -> Packed:
         """Each attribute's [count, type bits, first ms, last ms] in this slice."""
         out: Packed = {}
-        for (names, classes), (count, first, last) in self.shapes.items():
-            for name, bit in zip(names, _type_bits(classes), strict=True):
+        for names, bucket in self.buckets.items():
+            count, first, last = len(bucket.items), bucket.first_ms, bucket.last_ms
+            for name in names:
+                bit = bucket.bits(name)
                 found = out.get(name)
                 if found is None:
                     out[name] = [count, bit, first, last]
@@ -131,7 +206,8 @@ class CatalogAggregate:
     def _point(self, group: dict[PointKey, PointAgg], workspace_id: str, key: PointKey, ms: int) -> PointAgg:
         agg = group.get(key)
         if agg is None:
-            agg = group[key] = PointAgg(self.full.get((workspace_id, point_id(key)), _NO_FULL), ms)
+            agg = group[key] = PointAgg(self.full.get((workspace_id, point_id(key)), _NO_FULL), ms,
+                                        split=key[0] in _SPLIT)
         agg.count += 1
         if ms > agg.last_ms:
             agg.last_ms = ms
@@ -148,7 +224,8 @@ class CatalogAggregate:
         identities = {v for v in (batch.user_identities or {}).values() if v}
         events = batch.events
         for index in kept:
-            # The common path inlined (one call per event would cost as much as the rest of the step).
+            # The common path inlined (one call per event would cost as much as the rest of the step): per event
+            # a point lookup, a bucket lookup by attribute names and an append.
             event = events[index]
             data = event.data
             cls = type(data)
@@ -168,33 +245,34 @@ class CatalogAggregate:
                 agg.first_ms = ms
             attrs = data.custom_attributes
             if attrs:
-                shape = (tuple(attrs), tuple(map(type, attrs.values())))
-                seen = agg.shapes.get(shape)
-                if seen is None:
-                    agg.shapes[shape] = [1, ms, ms]
-                else:
-                    seen[0] += 1
-                    if ms > seen[2]:
-                        seen[2] = ms
-                    elif ms < seen[1]:
-                        seen[1] = ms
-                if agg.budget > 0:
+                names = tuple(attrs)
+                bucket = agg.buckets.get(names)
+                if bucket is None:
+                    bucket = agg.bucket(names, ms)
+                elif ms > bucket.last_ms:
+                    bucket.last_ms = ms
+                elif ms < bucket.first_ms:
+                    bucket.first_ms = ms
+                bucket.items.append(attrs)
+                if bucket.needs and agg.budget > 0:
                     self._examples(agg, attrs, identities)
-            if type(data) is UserAttributeChangeData:
+            else:
+                agg.bucket((), ms).items.append(_EMPTY)
+            if cls is UserAttributeChangeData:
                 user = self._point(group, workspace_id, (USER_ATTRIBUTES, "", ""), ms)
-                self._attrs(user, {data.user_attribute_name: data.new}, ms, identities)
-            elif type(data) is UserIdentityChangeData and data.new is not None and data.new.identity_type:
+                self._attrs(user, {data.user_attribute_name: data.new}, ms, identities)  # type: ignore[attr-defined]
+            elif cls is UserIdentityChangeData and data.new is not None and data.new.identity_type:  # type: ignore[attr-defined]
                 user = self._point(group, workspace_id, (USER_IDENTITIES, "", ""), ms)
-                self._types_only(user, [canonical_identity(data.new.identity_type)], ms)
+                self._types_only(user, [canonical_identity(data.new.identity_type)], ms)  # type: ignore[attr-defined]
         if batch.user_attributes:
             self._attrs(self._point(group, workspace_id, (USER_ATTRIBUTES, "", ""), ms),
                         batch.user_attributes, ms, identities)
-        names = [canonical_identity(k) for k, v in (batch.user_identities or {}).items() if v]
+        names_ = [canonical_identity(k) for k, v in (batch.user_identities or {}).items() if v]
         device = batch.device_info
         if device is not None:
-            names.extend(name for name in DEVICE_IDENTITY_TYPES if getattr(device, name, None))
-        if names:
-            self._types_only(self._point(group, workspace_id, (USER_IDENTITIES, "", ""), ms), names, ms)
+            names_.extend(name for name in DEVICE_IDENTITY_TYPES if getattr(device, name, None))
+        if names_:
+            self._types_only(self._point(group, workspace_id, (USER_IDENTITIES, "", ""), ms), names_, ms)
 
     def filled(self) -> dict[tuple[str, str], frozenset[str]]:
         """Per (workspace, point id), the attributes this slice offered MAX_EXAMPLES distinct examples for."""
@@ -208,17 +286,13 @@ class CatalogAggregate:
 
     @classmethod
     def _attrs(cls, agg: PointAgg, attrs: Mapping[str, object], ms: int, identities: set[str]) -> None:
-        shape = (tuple(attrs), tuple(map(type, attrs.values())))
-        seen = agg.shapes.get(shape)
-        if seen is None:
-            agg.shapes[shape] = [1, ms, ms]
-        else:
-            seen[0] += 1
-            if ms > seen[2]:
-                seen[2] = ms
-            elif ms < seen[1]:
-                seen[1] = ms
-        if agg.budget > 0:
+        """User attributes: one bucket per attribute (the `split` kinds)."""
+        needs = False
+        for name in attrs:
+            bucket = agg.bucket((name,), ms)
+            bucket.items.append(attrs)
+            needs = needs or bucket.needs
+        if needs and agg.budget > 0:
             cls._examples(agg, attrs, identities)
 
     @staticmethod
@@ -240,13 +314,7 @@ class CatalogAggregate:
     @staticmethod
     def _types_only(agg: PointAgg, names: Sequence[str], ms: int) -> None:
         """Identity types: counted and typed, never an example (identity values are never kept)."""
-        shape = (tuple(names), (str,) * len(names))
-        seen = agg.shapes.get(shape)
-        if seen is None:
-            agg.shapes[shape] = [1, ms, ms]
-        else:
-            seen[0] += 1
-            if ms > seen[2]:
-                seen[2] = ms
-            elif ms < seen[1]:
-                seen[1] = ms
+        for name in names:
+            bucket = agg.bucket((name,), ms)
+            bucket.preset = STRING
+            bucket.items.append(_EMPTY)

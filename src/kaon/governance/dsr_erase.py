@@ -25,6 +25,12 @@ class Subject(msgspec.Struct, kw_only=True):
         """Identity values, lower-cased, to look for in raw bodies (strong identifiers only)."""
         return sorted({v.lower() for _, v in self.identities if len(v) >= 3})
 
+    def mpid_needles(self) -> list[str]:
+        """How a raw or encoded batch names one of the person's profiles by mpid (`"mpid": 123` or `"123"`)."""
+        ends = ('"', ",", "}", " ", "\n")  # after the digits, so that mpid 12 does not match 123
+        return sorted(f'"mpid":{gap}{quote}{m}{end}' for m in self.mpids for gap in ("", " ")
+                      for quote, enders in (("", ends), ('"', ('"',))) for end in enders)
+
     def all_values(self) -> set[str]:
         return {v for _, v in self.identities} | self.attribute_values | {str(m) for m in self.mpids}
 
@@ -105,7 +111,16 @@ def erase(conn: sqlite3.Connection, subject: Subject) -> dict[str, int]:
         counts[name] = counts.get(name, 0) + conn.execute(sql, args).rowcount
 
     in_events = "(SELECT value FROM json_each(?))"
-    batch_match, batch_args = _contains_any("body", needles)
+    # Quarantined batches (the original batch, its reasons and blocked positions in one row): theirs if the batch
+    # or the reasons hold an identity value, the batch names their mpid, or it carries one of their events
+    # (matched by source message id, so this runs while their events are still there).
+    quarantine_match, quarantine_args = _contains_any("(CAST(batch AS TEXT) || ' ' || reasons)",
+                                                      needles + subject.mpid_needles())
+    run("quarantine", f"DELETE FROM quarantine WHERE workspace_id = ? AND ({quarantine_match} OR EXISTS (SELECT 1"
+                      f" FROM json_each(CAST(quarantine.batch AS TEXT), '$.events') AS e WHERE"
+                      f" json_extract(e.value, '$.data.source_message_id') IN (SELECT source_message_id FROM events"
+                      f" WHERE workspace_id = ? AND id IN {in_events})))", (ws, *quarantine_args, ws, events))
+    batch_match, batch_args = _contains_any("body", needles + subject.mpid_needles())
     run("message_ids", f"DELETE FROM message_ids WHERE workspace_id = ? AND source_message_id IN (SELECT"
                        f" source_message_id FROM events WHERE id IN {in_events})", (ws, events))
     run("batches", f"DELETE FROM batches WHERE id IN (SELECT batch_id FROM events WHERE id IN {in_events})"
@@ -122,6 +137,8 @@ def erase(conn: sqlite3.Connection, subject: Subject) -> dict[str, int]:
                   f" {in_events} OR {snapshot_match})", (ws, mpids, mpids, *snapshot_args))
     run("alias_requests", f"DELETE FROM alias_requests WHERE workspace_id = ? AND (source_mpid IN {in_events} OR"
                           f" destination_mpid IN {in_events})", (ws, mpids, mpids))
+    run("consent_history", f"DELETE FROM consent_history WHERE workspace_id = ? AND mpid IN {in_events}",
+        (ws, mpids))
     run("profile_attributes", f"DELETE FROM profile_attributes WHERE workspace_id = ? AND mpid IN {in_events}",
         (ws, mpids))
     run("identities", f"DELETE FROM identities WHERE workspace_id = ? AND mpid IN {in_events}", (ws, mpids))
@@ -132,9 +149,6 @@ def erase(conn: sqlite3.Connection, subject: Subject) -> dict[str, int]:
     rejection_match, rejection_args = _contains_any("body", needles)
     run("rejections", f"DELETE FROM rejections WHERE (workspace_id = ? OR workspace_id IS NULL) AND"
                       f" {rejection_match}", (ws, *rejection_args))
-    quarantine_match, quarantine_args = _contains_any("batch", needles)
-    run("quarantine", f"DELETE FROM quarantine WHERE workspace_id = ? AND {quarantine_match}",
-        (ws, *quarantine_args))
     examples = sorted(subject.all_values())
     example_match, example_args = _contains_any("value", [v.lower() for v in examples if len(v) >= 3])
     run("catalog_examples", f"DELETE FROM catalog_examples WHERE workspace_id = ? AND (value IN (SELECT value FROM"

@@ -41,8 +41,15 @@ def collect(conn: sqlite3.Connection, subject: Subject) -> dict[str, Any]:
               for i, m, inp, t, n, ts, r, env, body in conn.execute(
         "SELECT id, mpid, input_id, event_type, event_name, timestamp_ms, received_ms, environment, body FROM events"
         " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", (_ids(subject.event_ids),))]
+    history = [{"mpid": str(m), "regulation": reg, "purpose": pur, "consented": bool(c), "document": doc,
+                "timestamp_ms": ts, "location": loc, "hardware_id": hw, "received_ms": r}
+               for m, reg, pur, c, doc, ts, loc, hw, r in conn.execute(
+        "SELECT mpid, regulation, purpose, consented, document, timestamp_unixtime_ms, location, hardware_id,"
+        " received_ms FROM consent_history WHERE workspace_id = ? AND mpid IN (SELECT value FROM json_each(?))"
+        " ORDER BY timestamp_unixtime_ms, id", (ws, mpids))]
     return {"workspace_id": ws, "profiles": profiles, "identities": identities, "attributes": attributes,
-            "consent": [{"mpid": p["mpid"], "consent": p["consent"]} for p in profiles], "events": events}
+            "consent": [{"mpid": p["mpid"], "consent": p["consent"]} for p in profiles],
+            "consent_history": history, "events": events}
 
 
 def to_csv(export: dict[str, Any]) -> str:
@@ -56,6 +63,10 @@ def to_csv(export: dict[str, Any]) -> str:
         writer.writerow(["identity", i["mpid"], i["identity_type"], i["value"], i["first_seen_ms"]])
     for a in export["attributes"]:
         writer.writerow(["attribute", a["mpid"], a["name"], json.dumps(a["value"]), a["updated_ms"]])
+    for h in export.get("consent_history", []):
+        writer.writerow(["consent", h["mpid"], f"{h['regulation']}:{h['purpose']}",
+                         json.dumps({k: h[k] for k in ("consented", "document", "location", "hardware_id")}),
+                         h["timestamp_ms"]])
     for e in export["events"]:
         writer.writerow(["event", e["mpid"], f"{e['event_type']}:{e['event_name'] or ''}", json.dumps(e["data"]),
                          e["timestamp_ms"]])

@@ -47,7 +47,7 @@ def _amplitude(s: dict[str, Any], subject: Subject) -> list[Call] | str:
         return "no customer id to identify the user at Amplitude"
     return [("POST", _host(s, "https://api2.amplitude.com") + "/api/2/deletions/users",
              {"Authorization": _basic(str(s["api_key"]), str(s["secret_key"]))},
-             {"user_ids": users, "requester": "kaon-opendsr", "ignore_invalid_id": "True"})]
+             {"user_ids": users, "requester": "kaon", "ignore_invalid_id": "True"})]
 
 
 def _mixpanel(s: dict[str, Any], subject: Subject) -> list[Call] | str:

@@ -34,9 +34,11 @@ class DsrError(Exception):
     """An OpenDSR error answer: `{"code", "message", "errors": [{"domain", "reason", "message"}]}`."""
 
     def __init__(self, status: int, message: str, reason: str = "ValidationException",
-                 details: list[str] | None = None, domain: str = "Validation") -> None:
+                 details: list[str] | None = None, domain: str = "Validation",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
         self.message = message
         self.errors = [{"domain": domain, "reason": reason, "message": m} for m in (details or [message])]
 

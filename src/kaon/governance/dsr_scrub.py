@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,21 +13,26 @@ from psycopg import sql
 from kaon.governance.dsr_erase import Subject
 from kaon.store.outputs import Output
 
+_MPID = re.compile(r'"mpid"\s*:\s*"?(-?\d+)')
 
-def _matches(text: str, needles: list[str]) -> bool:
+
+def _matches(text: str, needles: list[str], mpids: set[str] | None = None) -> bool:
     lowered = text.lower()
     # JSON may escape `/` and non-ASCII characters; look for both spellings.
-    return any(n in lowered or json.dumps(n)[1:-1] in lowered for n in needles)
+    if any(n in lowered or json.dumps(n)[1:-1] in lowered for n in needles):
+        return True
+    return mpids is not None and any(m in mpids for m in _MPID.findall(text))  # a batch naming their profile by mpid
 
 
 def scrub_log(log_dir: Path, subject: Subject) -> int:
     """Delete not-yet-truncated ingest log entries that hold any of the person's identity values.
 
     Each partition belongs to one writer (the serving process): a short transaction here waits on SQLite's
-    lock, so appends are never lost. Entries match on strong identifiers only, never on attribute values.
+    lock, so appends are never lost. Entries match on strong identifiers (identity values, or a batch `mpid` of
+    one of their profiles) only, never on attribute values.
     """
-    needles = subject.needles()
-    if not needles or not log_dir.exists():
+    needles, mpids = subject.needles(), {str(m) for m in subject.mpids}
+    if not (needles or mpids) or not log_dir.exists():
         return 0
     removed = 0
     for path in sorted(log_dir.glob("ingest-*.db")):
@@ -35,7 +41,7 @@ def scrub_log(log_dir: Path, subject: Subject) -> int:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA secure_delete=ON")
             doomed = [seq for seq, body in conn.execute("SELECT seq, body FROM entries")
-                      if _matches(bytes(body).decode("utf-8", "replace"), needles)]
+                      if _matches(bytes(body).decode("utf-8", "replace"), needles, mpids)]
             if doomed:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany("DELETE FROM entries WHERE seq = ?", [(s,) for s in doomed])

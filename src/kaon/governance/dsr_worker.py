@@ -37,6 +37,18 @@ CALLBACK_ATTEMPTS = 8
 CALLBACK_CAP_S = 300.0
 
 
+_json = msgspec.json.Encoder()
+_subject = msgspec.json.Decoder(Subject)
+
+
+def _merge(into: Subject, other: Subject) -> None:
+    """Add what `other` knows of the person to `into` (before-erasure findings, or a crashed run's)."""
+    into.mpids |= other.mpids
+    into.identities |= other.identities
+    into.attribute_values |= other.attribute_values
+    into.event_ids = sorted(set(into.event_ids) | set(other.event_ids))
+
+
 def _days_env(name: str, default: float) -> int:
     value = os.environ.get(name)
     return int(float(value) * DAY_MS) if value else int(default * DAY_MS)
@@ -83,15 +95,26 @@ class DsrWorker:
         store = DsrStore(self.conn)
         log_dir = self.data_dir / "log"
         before = find_subject(self.conn, row.workspace_id, row.identities)
+        # Resumed after a crash: the main store may already be erased; the person as found then is kept.
+        saved = self.conn.execute("SELECT subject, summary FROM dsr_progress WHERE request_id = ?",
+                                  (row.id,)).fetchone()
+        earlier_summary: dict[str, Any] = {}
+        if saved is not None:
+            _merge(before, _subject.decode(saved[0]))
+            earlier_summary = msgspec.json.decode(saved[1])
         summary: dict[str, Any] = {"log_entries": scrub_log(log_dir, before)}
         with transaction(self.conn):
             subject = find_subject(self.conn, row.workspace_id, row.identities)
-            subject.identities |= before.identities
-            subject.event_ids = sorted(set(subject.event_ids) | set(before.event_ids))
+            _merge(subject, before)
             summary["store"] = erase(self.conn, subject)
             now = self.clock()
             summary["suppressed"] = suppress(self.conn, row.workspace_id, subject.identities, row.id, now,
                                              now + self.suppress_ms)
+            for key in ("store", "suppressed"):  # what the interrupted run already did
+                if earlier_summary.get(key) and not summary[key]:
+                    summary[key] = earlier_summary[key]
+            self.conn.execute("INSERT OR REPLACE INTO dsr_progress (request_id, subject, summary) VALUES (?, ?, ?)",
+                              (row.id, _json.encode(subject).decode(), _json.encode(summary).decode()))
             earlier = [r for (r, d) in self.conn.execute(
                 "SELECT id, digests FROM dsr_requests WHERE workspace_id = ? AND id != ? AND request_type != 'erasure'",
                 (row.workspace_id, row.id)) if set(msgspec.json.decode(d)) & set(row.digests)]
@@ -119,6 +142,7 @@ class DsrWorker:
             current = store.get(row.id)
             assert current is not None
             store.set_status(current, "completed", self.clock(), extensions=extensions, summary=summary)
+            self.conn.execute("DELETE FROM dsr_progress WHERE request_id = ?", (row.id,))
 
     def _export(self, row: DsrRow) -> None:
         store = DsrStore(self.conn)

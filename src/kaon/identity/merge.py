@@ -3,9 +3,9 @@
 What a merge moves to the survivor: identities; attributes (newest wins: for a name both hold, the value
 with the later update time is kept, the survivor's on a tie); consent (per purpose, the later timestamp
 wins); first seen (earliest), last seen (latest), session count (sum), opt-out (opted out if either is);
-and the event history (events are re-keyed to the survivor). The merged profile stays as a tombstone
-(`merged_into`), so its mpid keeps resolving to the survivor. The audit row keeps a snapshot of everything
-the merge changed, which `unmerge` restores.
+the event history (events are re-keyed to the survivor) and the consent history rows. The merged profile stays
+as a tombstone (`merged_into`), so its mpid keeps resolving to the survivor. The audit row keeps a snapshot of
+everything the merge changed, which `unmerge` restores.
 """
 
 import sqlite3
@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from kaon.errors import Conflict, NotFound
+from kaon.governance.consent import ConsentHistory
 from kaon.identity.store import ProfileStore
 
 _encode = msgspec.json.Encoder()
@@ -43,6 +44,8 @@ def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: in
         raise NotFound("both profiles must exist to merge")
     if keep["merged_into"] is not None or gone["merged_into"] is not None:
         raise Conflict("a merged profile cannot take part in another merge")
+    history = ConsentHistory(conn, workspace_id)
+    moved_consent = history.ids_of(merged)
     moved_events = [int(r[0]) for r in conn.execute(
         "SELECT id FROM events WHERE workspace_id = ? AND mpid = ?", (workspace_id, merged))]
     merged_attributes = [(n, v, u) for n, (v, u) in store.attributes(merged).items()]
@@ -53,6 +56,7 @@ def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: in
         "merged_identities": store.identities(merged),
         "merged_attributes": merged_attributes,
         "moved_event_ids": moved_events,
+        "moved_consent_ids": moved_consent,
     }
     conn.execute("UPDATE identities SET mpid = ? WHERE workspace_id = ? AND mpid = ?",
                  (survivor, workspace_id, merged))
@@ -71,6 +75,7 @@ def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: in
          _encode.encode(merged_consent(keep["consent"], gone["consent"])), workspace_id, survivor),
     )
     conn.execute("UPDATE events SET mpid = ? WHERE workspace_id = ? AND mpid = ?", (survivor, workspace_id, merged))
+    history.move(moved_consent, merged, survivor)
     conn.execute("UPDATE profiles SET merged_into = ? WHERE workspace_id = ? AND mpid = ?",
                  (survivor, workspace_id, merged))
     cursor = conn.execute(
@@ -141,5 +146,7 @@ def unmerge(conn: sqlite3.Connection, workspace_id: str, merge_id: int, *, actor
             f"UPDATE events SET mpid = ? WHERE workspace_id = ? AND mpid = ? AND id IN ({','.join('?' * len(chunk))})",
             (merged, workspace_id, survivor, *chunk),
         )
+    # Consent history rows the merge brought go back (snapshots from before consent history hold none).
+    ConsentHistory(conn, workspace_id).move(snap.get("moved_consent_ids", []), survivor, merged)
     conn.execute("UPDATE merges SET undone_ms = ?, undone_by = ? WHERE id = ?", (now_ms, actor, merge_id))
     return {"merge_id": merge_id, "restored": [str(survivor), str(merged)], "events_restored": len(moved)}

@@ -9,7 +9,11 @@ REFRESH_FULL_MS = 30_000
 
 
 class ObserveCatalog:
-    """Aggregates the slice in memory, then writes it with a handful of upserts (never one per event)."""
+    """Aggregates the slice in memory, then writes it with a handful of upserts (never one per event).
+
+    Keeps, per process, what it has read of the catalog (`catalog_store.Known`): in the steady state a slice
+    reads nothing and adds to its counts with one statement.
+    """
 
     name = "catalog"
 
@@ -17,6 +21,7 @@ class ObserveCatalog:
         self.refresh_full_ms = refresh_full_ms
         self._full: dict[tuple[str, str], frozenset[str]] = {}
         self._full_at: int | None = None
+        self._known = catalog_store.Known()
 
     def run(self, work: Slice) -> None:
         if not work.batches:
@@ -30,7 +35,7 @@ class ObserveCatalog:
             if not kept and item.batch.events:
                 continue  # every event dropped (a duplicate batch): nothing new was observed
             aggregate.add(item.workspace_id, item.input_id, item.entry.entry.received_ms, item.batch, kept)
-        catalog_store.write(work.tx, aggregate)
+        catalog_store.write(work.tx, aggregate, self._known)
         # Attributes offered MAX_EXAMPLES distinct examples now have that many stored: stop collecting for them
         # (if this transaction rolls back, the next refresh corrects the set).
         for key, names in aggregate.filled().items():

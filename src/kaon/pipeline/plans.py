@@ -14,6 +14,7 @@ from kaon.governance.plans_store import ActiveVersion, PlanStore, ReportKey, add
 from kaon.governance.plans_validate import CompiledPlan, Finding, check_batch, compile_plan
 from kaon.model.identities import DEVICE_IDENTITY_TYPES, idsync_name
 from kaon.pipeline.work import Slice, WorkBatch
+from kaon.store.config import ConfigStore
 from kaon.store.metrics import hour_of
 
 _encoder = msgspec.json.Encoder()
@@ -50,6 +51,7 @@ class ApplyPlans:
     def run(self, work: Slice) -> None:
         versions: dict[tuple[str, str, int | None, str], ActiveVersion | None] = {}
         report: Counter[ReportKey] = Counter()
+        defaults: dict[str, dict[str, tuple[str, int | None]]] = {}
         for item in list(work.batches):
             batch = item.batch
             replayed = quarantine.replay_id(batch, item.entry.partition)
@@ -62,15 +64,21 @@ class ApplyPlans:
                     continue
                 work.count(item.entry, "quarantine_replayed")
             plan_ref = batch.context.data_plan if batch.context is not None else None
-            if plan_ref is None:
-                continue
-            key = (item.workspace_id, plan_ref.plan_id, plan_ref.plan_version, batch.environment)
+            if plan_ref is not None:
+                plan_id, plan_version = plan_ref.plan_id, plan_ref.plan_version
+            else:  # the input's default plan, if it has one
+                if item.workspace_id not in defaults:
+                    defaults[item.workspace_id] = ConfigStore(work.tx).default_plans(item.workspace_id)
+                default = defaults[item.workspace_id].get(item.input_id)
+                if default is None:
+                    continue
+                plan_id, plan_version = default
+            key = (item.workspace_id, plan_id, plan_version, batch.environment)
             if key not in versions:
-                versions[key] = PlanStore(work.tx, item.workspace_id).active(
-                    plan_ref.plan_id, plan_ref.plan_version, batch.environment)
+                versions[key] = PlanStore(work.tx, item.workspace_id).active(plan_id, plan_version, batch.environment)
             active = versions[key]
             if active is None:
-                work.count(item.entry, "plan_not_found", 1, plan_ref.plan_id)
+                work.count(item.entry, "plan_not_found", 1, plan_id)
                 continue
             findings = check_batch(self._plan(item.workspace_id, active), batch, item.keep)
             self._apply(work, item, active, findings, report if replayed is None else None)

@@ -4,6 +4,7 @@ from typing import Any
 
 import msgspec
 
+from kaon.governance.consent import ConsentHistory, ConsentSettings, Source, load_settings
 from kaon.identity.extract import normalise
 from kaon.identity.merge import merged_consent
 from kaon.identity.service import Identity
@@ -21,13 +22,20 @@ from kaon.pipeline.work import Slice, WorkBatch
 
 
 def _consent(item: WorkBatch) -> dict[str, Any]:
+    """The batch's consent records by regulation and (trimmed, lower-cased) purpose; a record without a
+    timestamp takes the batch's receive time."""
     state = item.batch.consent_state
     if state is None:
         return {}
     out: dict[str, Any] = {}
     for regulation, purposes in (("gdpr", state.gdpr), ("ccpa", state.ccpa)):
         if purposes:
-            out[regulation] = {name.strip().lower(): msgspec.to_builtins(record) for name, record in purposes.items()}
+            records = out.setdefault(regulation, {})
+            for name, record in purposes.items():
+                built = msgspec.to_builtins(record)
+                if built.get("timestamp_unixtime_ms") is None:
+                    built["timestamp_unixtime_ms"] = item.entry.entry.received_ms
+                records[name.strip().lower()] = built
     return out
 
 
@@ -52,7 +60,25 @@ class UpdateProfiles:
             kind = canonical_identity(old.identity_type)
             identity.store.unlink(mpid, (kind, normalise(kind, old.identity)))
 
+    def _record_consent(self, work: Slice, item: WorkBatch, mpid: int, consent: dict[str, Any],
+                        settings: ConsentSettings | None) -> None:
+        """Current state (newest per purpose wins), history (every distinct record) and unknown purposes."""
+        store = ProfileStore(work.tx, item.workspace_id)
+        row = store.row(mpid)
+        assert row is not None
+        store.set_consent(mpid, merged_consent(row["consent"], consent))
+        entry = item.entry
+        ConsentHistory(work.tx, item.workspace_id).append_state(mpid, consent, Source(
+            received_ms=entry.entry.received_ms, input_id=item.input_id,
+            source_request_id=item.batch.source_request_id, log_partition=entry.partition, log_seq=entry.seq))
+        if settings is not None:
+            known = settings.names()
+            for purpose in consent.get("gdpr", {}):
+                if purpose not in known:
+                    work.count(entry, "consent_unknown_purpose", 1, purpose)
+
     def run(self, work: Slice) -> None:
+        consent_settings: dict[str, ConsentSettings | None] = {}
         for item in work.batches:
             mpid = item.batch.mpid
             if mpid is None:
@@ -81,6 +107,6 @@ class UpdateProfiles:
                     self._identity_change(work, item, mpid, event.data)
             consent = _consent(item)
             if consent:
-                row = store.row(mpid)
-                assert row is not None
-                store.set_consent(mpid, merged_consent(row["consent"], consent))
+                if item.workspace_id not in consent_settings:
+                    consent_settings[item.workspace_id] = load_settings(work.tx, item.workspace_id)
+                self._record_consent(work, item, mpid, consent, consent_settings[item.workspace_id])

@@ -10,6 +10,7 @@ from kaon.clock import now_ms
 from kaon.connections.rules import parse_rules
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
+from kaon.governance.consent import check_rule_purposes
 from kaon.store.tx import transaction
 
 _json = msgspec.json.Encoder()
@@ -130,6 +131,7 @@ class OutputStore:
 
     def create_connection(self, input_id: str, output_id: str, enabled: bool, rules: dict[str, Any]) -> Connection:
         parse_rules(rules)
+        check_rule_purposes(self.conn, self.ws, rules)  # only purposes the workspace lists
         now = now_ms()
         connection = Connection(id=f"con_{uuid.uuid4().hex[:16]}", workspace_id=self.ws, input_id=input_id,
                                 output_id=output_id, enabled=enabled, rules=rules, created_ms=now, updated_ms=now)
@@ -147,6 +149,7 @@ class OutputStore:
                           rules: dict[str, Any] | None = None) -> Connection:
         if rules is not None:
             parse_rules(rules)
+            check_rule_purposes(self.conn, self.ws, rules)  # only purposes the workspace lists
         with transaction(self.conn):
             current = self.connection(connection_id)
             self.conn.execute("UPDATE connections SET enabled = ?, rules = ?, updated_ms = ? WHERE id = ?",

@@ -225,8 +225,9 @@ SCHEMA: tuple[str, ...] = (
         count INTEGER NOT NULL,
         PRIMARY KEY (workspace_id, output_id, connection_id, hour_ms, metric, reason)
     ) WITHOUT ROWID""",
-    # Data catalog (kaon.governance.catalog_store): data points; their counts per input and environment with
-    # the attributes' stats packed as JSON; example values kept apart so that erasure can delete them.
+    # Data catalog (kaon.governance.catalog_store): data points; their counts per input, environment and set of
+    # attribute names (a slice adds to a few hundred narrow rows); each attribute's type bits, touched only when a
+    # new type appears; example values kept apart so that erasure can delete them.
     """CREATE TABLE IF NOT EXISTS catalog_points (
         workspace_id TEXT NOT NULL,
         point_id TEXT NOT NULL,
@@ -235,16 +236,26 @@ SCHEMA: tuple[str, ...] = (
         custom_event_type TEXT NOT NULL,
         PRIMARY KEY (workspace_id, point_id)
     ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS catalog_stats (
+    """CREATE TABLE IF NOT EXISTS catalog_counts (
         workspace_id TEXT NOT NULL,
         point_id TEXT NOT NULL,
         input_id TEXT NOT NULL,
         environment TEXT NOT NULL,
+        attributes TEXT NOT NULL,
         count INTEGER NOT NULL,
+        attribute_count INTEGER NOT NULL,
         first_seen_ms INTEGER NOT NULL,
         last_seen_ms INTEGER NOT NULL,
-        attributes TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, point_id, input_id, environment)
+        PRIMARY KEY (workspace_id, point_id, input_id, environment, attributes)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS catalog_types (
+        workspace_id TEXT NOT NULL,
+        point_id TEXT NOT NULL,
+        input_id TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        attribute TEXT NOT NULL,
+        types INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, point_id, input_id, environment, attribute)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS catalog_examples (
         workspace_id TEXT NOT NULL,
@@ -364,4 +375,47 @@ SCHEMA += (
         replay_requested_ms INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS quarantine_by_workspace ON quarantine (workspace_id, id)",
+)
+# Consent history (kaon.governance.consent): every consent record a batch carried for a profile, older ones
+# included (the profile's `consent` column holds the current state: the newest record per purpose).
+SCHEMA += (
+    """CREATE TABLE IF NOT EXISTS consent_history (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        mpid INTEGER NOT NULL,
+        regulation TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        consented INTEGER NOT NULL,
+        document TEXT,
+        timestamp_unixtime_ms INTEGER NOT NULL,
+        location TEXT,
+        hardware_id TEXT,
+        received_ms INTEGER NOT NULL,
+        input_id TEXT,
+        source_request_id TEXT,
+        log_partition TEXT,
+        log_seq INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS consent_history_by_profile ON consent_history"
+    " (workspace_id, mpid, regulation, purpose, timestamp_unixtime_ms)",
+)
+# An input's default data plan (kaon.store.config.set_default_plan): applied by the plans step
+# (kaon.pipeline.plans) to batches of that input that name no plan in `context.data_plan`.
+SCHEMA += (
+    """CREATE TABLE IF NOT EXISTS input_default_plans (
+        input_id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        plan_id TEXT NOT NULL,
+        plan_version INTEGER
+    ) WITHOUT ROWID""",
+)
+# An erasure between its main-store transaction and completion (kaon.governance.dsr_worker): the person as found
+# before their rows were deleted, so a request resumed after a crash still scrubs outputs and forwards the
+# deletion by their mpids and identities. Removed in the completing transaction.
+SCHEMA += (
+    """CREATE TABLE IF NOT EXISTS dsr_progress (
+        request_id TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        summary TEXT NOT NULL
+    ) WITHOUT ROWID""",
 )

@@ -1,0 +1,174 @@
+"""Consent: the workspace's GDPR purposes (settings) and every profile's consent history.
+
+The profile's `consent` column is the current state (per regulation and purpose, the record with the newest
+`timestamp_unixtime_ms` wins). `consent_history` keeps every distinct record a batch carried, older ones
+included, so what was consented to, when and where, can be shown and audited. An identical record sent again
+(the web SDK repeats its consent state on every upload) is not appended twice.
+
+Purposes: until the workspace saves its purpose list (`PUT /api/v1/settings/consent`) nothing is checked;
+once saved, a connection's consent rule may only name listed purposes, and batches carrying other purposes
+are still stored but counted (`consent_unknown_purpose`, reason = the purpose).
+"""
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from kaon.errors import NotFound
+from kaon.store.config import ConfigStore
+
+SETTING = "consent"
+MAX_PURPOSES = 200
+
+
+def normalise_purpose(name: str) -> str:
+    """As the web SDK does: trimmed and lower-cased."""
+    return name.strip().lower()
+
+
+class Purpose(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    description: str = ""
+
+
+class ConsentSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    gdpr_purposes: list[Purpose] = []
+
+    def names(self) -> set[str]:
+        return {p.name for p in self.gdpr_purposes}
+
+
+def parse_settings(raw: Any) -> ConsentSettings:
+    """Validate and normalise a settings document; ValueError/msgspec.ValidationError naming the bad field."""
+    settings = msgspec.convert(raw, ConsentSettings)
+    if len(settings.gdpr_purposes) > MAX_PURPOSES:
+        raise ValueError(f"at most {MAX_PURPOSES} purposes - at `gdpr_purposes`")
+    seen: set[str] = set()
+    out: list[Purpose] = []
+    for i, purpose in enumerate(settings.gdpr_purposes):
+        name = normalise_purpose(purpose.name)
+        if not name:
+            raise ValueError(f"a purpose needs a name - at `gdpr_purposes[{i}].name`")
+        if len(name) > 100:
+            raise ValueError(f"purpose names are at most 100 characters - at `gdpr_purposes[{i}].name`")
+        if name in seen:
+            raise ValueError(f"purpose {name!r} is listed twice - at `gdpr_purposes[{i}].name`")
+        if len(purpose.description) > 1000:
+            raise ValueError(f"descriptions are at most 1000 characters - at `gdpr_purposes[{i}].description`")
+        seen.add(name)
+        out.append(Purpose(name=name, description=purpose.description.strip()))
+    return ConsentSettings(gdpr_purposes=out)
+
+
+def load_settings(conn: sqlite3.Connection, workspace_id: str) -> ConsentSettings | None:
+    """The workspace's consent settings; None when never configured (or the workspace is gone)."""
+    try:
+        raw = ConfigStore(conn).settings(workspace_id).get(SETTING)
+    except NotFound:
+        return None
+    return None if raw is None else msgspec.convert(raw, ConsentSettings)
+
+
+def rule_purposes(rules: dict[str, Any]) -> list[str]:
+    consent = rules.get("consent")
+    purposes = (consent.get("gdpr_purposes") or []) if isinstance(consent, dict) else []
+    return [p for p in purposes if isinstance(p, str)]
+
+
+def check_rule_purposes(conn: sqlite3.Connection, workspace_id: str, rules: dict[str, Any]) -> None:
+    """Refuse (ValueError naming it) a connection consent rule that names a purpose the workspace does not list."""
+    settings = load_settings(conn, workspace_id)
+    if settings is None:
+        return
+    known = settings.names()
+    for i, purpose in enumerate(rule_purposes(rules)):
+        if normalise_purpose(purpose) not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"unknown GDPR purpose {purpose!r}: the workspace lists {listed}"
+                             f" - at `consent.gdpr_purposes[{i}]`")
+
+
+def purposes_in_use(conn: sqlite3.Connection, workspace_id: str) -> dict[str, list[str]]:
+    """Normalised purpose → ids of the connections whose consent rule names it."""
+    used: dict[str, list[str]] = {}
+    for connection_id, raw in conn.execute("SELECT id, rules FROM connections WHERE workspace_id = ? ORDER BY id",
+                                           (workspace_id,)):
+        for purpose in rule_purposes(msgspec.json.decode(raw)):
+            used.setdefault(normalise_purpose(purpose), []).append(str(connection_id))
+    return used
+
+
+class Source(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a consent record came from: the input, the batch's `source_request_id` and its log position."""
+
+    received_ms: int
+    input_id: str | None = None
+    source_request_id: str | None = None
+    log_partition: str | None = None
+    log_seq: int | None = None
+
+
+_COLUMNS = ("id, mpid, regulation, purpose, consented, document, timestamp_unixtime_ms, location, hardware_id,"
+            " received_ms, input_id, source_request_id, log_partition, log_seq")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class ConsentHistory:
+    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+        self.conn = conn
+        self.ws = workspace_id
+
+    def append(self, mpid: int, regulation: str, purpose: str, record: dict[str, Any], source: Source) -> bool:
+        """Append one record (unless this profile already holds the identical record); True when appended."""
+        consented = int(bool(record.get("consented")))
+        timestamp = int(record.get("timestamp_unixtime_ms") or source.received_ms)
+        document, location, hardware = (_text(record.get(k)) for k in ("document", "location", "hardware_id"))
+        held = self.conn.execute(
+            "SELECT 1 FROM consent_history WHERE workspace_id = ? AND mpid = ? AND regulation = ? AND purpose = ?"
+            " AND timestamp_unixtime_ms = ? AND consented = ? AND document IS ? AND location IS ?"
+            " AND hardware_id IS ?",
+            (self.ws, mpid, regulation, purpose, timestamp, consented, document, location, hardware)).fetchone()
+        if held is not None:
+            return False
+        self.conn.execute(
+            "INSERT INTO consent_history (workspace_id, mpid, regulation, purpose, consented, document,"
+            " timestamp_unixtime_ms, location, hardware_id, received_ms, input_id, source_request_id,"
+            " log_partition, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.ws, mpid, regulation, purpose, consented, document, timestamp, location, hardware,
+             source.received_ms, source.input_id, source.source_request_id, source.log_partition, source.log_seq))
+        return True
+
+    def append_state(self, mpid: int, state: dict[str, Any], source: Source) -> int:
+        """Every record of a `{regulation: {purpose: record}}` state; returns how many were appended."""
+        return sum(self.append(mpid, regulation, purpose, record, source)
+                   for regulation, purposes in state.items() for purpose, record in purposes.items())
+
+    def history(self, mpids: Iterable[int]) -> list[dict[str, Any]]:
+        """The records of these profiles, newest (by consent timestamp, then arrival) first."""
+        ids = msgspec.json.encode(sorted(set(mpids))).decode()
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM consent_history WHERE workspace_id = ? AND mpid IN (SELECT value FROM"
+            " json_each(?)) ORDER BY timestamp_unixtime_ms DESC, received_ms DESC, id DESC", (self.ws, ids))
+        return [{"id": r[0], "mpid": str(r[1]), "regulation": r[2], "purpose": r[3], "consented": bool(r[4]),
+                 "document": r[5], "timestamp_unixtime_ms": r[6], "location": r[7], "hardware_id": r[8],
+                 "received_ms": r[9], "input_id": r[10], "source_request_id": r[11],
+                 "source": None if r[12] is None else f"{r[12]}:{r[13]}"} for r in rows]
+
+    def ids_of(self, mpid: int) -> list[int]:
+        return [int(r[0]) for r in self.conn.execute(
+            "SELECT id FROM consent_history WHERE workspace_id = ? AND mpid = ? ORDER BY id", (self.ws, mpid))]
+
+    def move(self, ids: list[int], from_mpid: int, to_mpid: int) -> int:
+        """Re-key these rows (still held by `from_mpid`) to `to_mpid`; returns how many moved."""
+        moved = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            moved += self.conn.execute(
+                f"UPDATE consent_history SET mpid = ? WHERE workspace_id = ? AND mpid = ? AND id IN"
+                f" ({','.join('?' * len(chunk))})", (to_mpid, self.ws, from_mpid, *chunk)).rowcount
+        return moved
