@@ -12,15 +12,15 @@ Run: `python bench/capture_app.py --port 8082`.
 import argparse
 import signal
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import msgspec
 import uvicorn
 
+from asgi import Receive, Send, lifespan
+
 Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _OK = b"{}"
 _JSON = [(b"content-type", b"application/json")]
@@ -81,13 +81,8 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 
 async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     body = await _body(receive)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import BENCH_DIR, HOST, Kaon, Server, clean_env, free_port, machine, wait_until
+from ingest import BENCH_DIR, HOST, Kaon, Server, free_port, kaon_init, machine, server_input_of, wait_until
 
 AMPLITUDE = "amplitude"
 # Short backoff for the isolation run, so the failing output's events come back within the bench's deadline;
@@ -74,12 +74,8 @@ class Instance:
 
 def start_instance(data_dir: Path, env: dict[str, str], profile_to: Path | None) -> Instance:
     """`kaon init` + `kaon serve` (with extra KAON_* settings), optionally under `py-spy record`."""
-    init = subprocess.run([sys.executable, "-m", "kaon", "init", "--data-dir", str(data_dir), "--json"],
-                          capture_output=True, text=True, timeout=60, env=clean_env(), check=False)
-    if init.returncode != 0:
-        raise RuntimeError(f"kaon init failed: {init.stderr}")
-    created: dict[str, Any] = json.loads(init.stdout)
-    server_input = next(i for i in created["inputs"] if i["platform"] == "server")
+    created = kaon_init(data_dir)
+    server_input = server_input_of(created)
     port = free_port()
     # `env` execs the server in place: the pid stays the server's; Server() itself passes no KAON_* settings.
     command = ["env", *(f"{k}={v}" for k, v in env.items()), sys.executable, "-m", "kaon", "serve",

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,12 +19,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from identity_world import Identity, World, adversarial_world, honest_world
-from ingest import Server, clean_env, free_port, machine
+from ingest import Server, free_port, kaon_init, machine, server_input_of
 
 BULK_SIZE = 100  # batches per /v2/bulkevents request, the documented limit
 POLL_S = 0.05
@@ -46,12 +44,11 @@ class Kaon:
 
 
 def start_kaon(data_dir: Path) -> Kaon:
-    init = subprocess.run([sys.executable, "-m", "kaon", "init", "--data-dir", str(data_dir), "--json"],
-                          capture_output=True, text=True, timeout=60, env=clean_env(), check=False)
-    if init.returncode != 0:
-        raise BenchError(f"kaon init failed: {init.stderr}")
-    created: dict[str, Any] = json.loads(init.stdout)
-    server_input = next(i for i in created["inputs"] if i["platform"] == "server")
+    try:
+        created = kaon_init(data_dir)
+    except RuntimeError as error:
+        raise BenchError(str(error)) from None
+    server_input = server_input_of(created)
     port = free_port()
     server = Server("kaon", [sys.executable, "-m", "kaon", "serve", "--data-dir", str(data_dir),
                              "--port", str(port)], port, data_dir / "serve.log", "/api/v1/health", 200)

@@ -122,13 +122,24 @@ class Kaon:
             time.sleep(0.25)
 
 
-def start_kaon(data_dir: Path) -> Kaon:
+def kaon_init(data_dir: Path) -> dict[str, Any]:
+    """`kaon init --json` in `data_dir`: workspace, inputs and admin token."""
     init = subprocess.run([sys.executable, "-m", "kaon", "init", "--data-dir", str(data_dir), "--json"],
                           capture_output=True, text=True, timeout=60, env=clean_env(), check=False)
     if init.returncode != 0:
         raise RuntimeError(f"kaon init failed: {init.stderr}")
     created: dict[str, Any] = json.loads(init.stdout)
-    server_input = next(i for i in created["inputs"] if i["platform"] == "server")
+    return created
+
+
+def server_input_of(created: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(i for i in created["inputs"] if i["platform"] == "server")
+    return found
+
+
+def start_kaon(data_dir: Path) -> Kaon:
+    created = kaon_init(data_dir)
+    server_input = server_input_of(created)
     port = free_port()
     server = Server("kaon", [sys.executable, "-m", "kaon", "serve", "--data-dir", str(data_dir),
                              "--port", str(port)], port, data_dir / "serve.log", "/api/v1/health", 200)

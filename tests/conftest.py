@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from support.capture import VendorCapture
 from support.server import KaonServer
 
 
@@ -22,3 +23,11 @@ def fresh_server(tmp_path: Path) -> Iterator[KaonServer]:
     server = KaonServer(tmp_path / "data")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def capture() -> Iterator[VendorCapture]:
+    """A local stand-in for a vendor's API (answers 200 `{}` unless scripted)."""
+    started = VendorCapture().start()
+    yield started
+    started.stop()

@@ -24,13 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
     running.stop()
 
 
-@pytest.fixture
-def capture() -> Iterator[VendorCapture]:
-    started = VendorCapture().start()
-    yield started
-    started.stop()
-
-
 def granted(consented: bool, at: int, **extra: Any) -> dict[str, Any]:
     return {"gdpr": {"marketing": {"consented": consented, "timestamp_unixtime_ms": at, **extra}}}
 

@@ -24,13 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
     running.stop()
 
 
-@pytest.fixture
-def capture() -> Iterator[VendorCapture]:
-    started = VendorCapture().start()
-    yield started
-    started.stop()
-
-
 def batch(customer: str, *names: str, attributes: dict[str, Any] | None = None,
           consent: dict[str, Any] | None = None) -> bytes:
     body: dict[str, Any] = {"environment": "production", "user_identities": {"customer_id": customer},
