@@ -90,9 +90,11 @@ class CollectApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        if await self._identity(scope, receive, send, path):
-            return
         handler = self.routes.get(path)
+        # The event doors are exact paths: only other paths (and /v1/identify, shared with IDSync) pay for
+        # the identity routing's pattern matching.
+        if (handler is None or path == "/v1/identify") and await self._identity(scope, receive, send, path):
+            return
         key = None if handler is not None else self.web_key(path)
         if handler is None and key is None:
             if self.fallback is not None:
