@@ -1,14 +1,18 @@
 """Data catalog cost: the real ProcessStage over a pre-written log, with and without the catalog step.
 
-Run: `.venv/bin/python bench/catalog.py [--events 50000] [--batch 10] [--rounds 3]`.
+Run: `.venv/bin/python bench/catalog.py [--events 100000] [--batch 10] [--rounds 3] [--default-gc]`.
 Each run gets a fresh temporary store and a log holding the same entries: 60 custom event names with their own
 attributes (values varied, some null, some numbers sent as strings), 30 screens, 3 commerce actions, user
 attributes and identities in every batch, two inputs and two environments.
-Runs alternate (without, with, without, with, ...) so that machine noise hits both; the best run of each is
-compared. Exits 1 if a run did not process every event or the catalog's counts do not add up.
+Runs alternate (without, with, without, with, ...) so that machine noise hits both; the best and median runs of
+each are compared. The runs with the step also time it, so its share of the stage's time (which is its cost in
+throughput) is measured within one run, immune to the machine's drift between runs: over the whole run, and over
+its second half (the steady state, once the catalog has seen every data point and type). Exits 1 if a run did not
+process every event or the catalog's counts do not add up.
 """
 
 import argparse
+import gc
 import json
 import random
 import statistics
@@ -16,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ingest import machine
 from kaon.log.base import KIND_MPARTICLE_BATCH, LogEntry
@@ -24,6 +28,8 @@ from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.pipeline.catalog import ObserveCatalog
 from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.steps import default_steps
+from kaon.pipeline.work import Slice
+from kaon.pipeline.worker import tune_gc
 from kaon.store.db import Database, DatabaseUrl
 
 WS = "ws_bench"
@@ -88,8 +94,27 @@ def write_log(directory: Path, events: int, batch_size: int, seed: int) -> None:
     writer.close()
 
 
-def run(template: Path, events: int, with_catalog: bool) -> tuple[float, float]:
-    """Events per second of wall time, and per second of this process's CPU time (steadier on a busy machine)."""
+class TimedCatalog(ObserveCatalog):
+    """The catalog step, timing itself (so its share of the stage's time is measured within the same run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = 0.0
+
+    def run(self, work: Slice) -> None:
+        started = time.perf_counter()
+        super().run(work)
+        self.seconds += time.perf_counter() - started
+
+
+class Run(NamedTuple):
+    rate: float  # events per second of wall time
+    cpu_rate: float  # events per second of this process's CPU time
+    share: float  # the catalog step's share of the stage's time, whole run (0 without the step)
+    steady_share: float  # the same over the second half of the run's slices
+
+
+def run(template: Path, events: int, with_catalog: bool) -> Run:
     with tempfile.TemporaryDirectory(prefix="kaon-bench-catalog-") as tmp:
         root = Path(tmp)
         log_dir = root / "log"
@@ -98,11 +123,17 @@ def run(template: Path, events: int, with_catalog: bool) -> tuple[float, float]:
             (log_dir / file.name).write_bytes(file.read_bytes())
         db = Database(DatabaseUrl.parse(f"sqlite:///{root / 'kaon.db'}"))
         reader = SqliteLogReader(log_dir)
-        steps = [s for s in default_steps(dedup_window_ms=DAY) if with_catalog or not isinstance(s, ObserveCatalog)]
+        timed = TimedCatalog()
+        steps = [timed if isinstance(s, ObserveCatalog) else s for s in default_steps(dedup_window_ms=DAY)
+                 if with_catalog or not isinstance(s, ObserveCatalog)]
         stage = ProcessStage(db, reader, steps)
+        slices: list[tuple[float, float]] = []  # (stage seconds, catalog seconds) per slice
         started, cpu = time.perf_counter(), time.process_time()
-        while stage.run_once():
-            pass
+        while True:
+            before, step_before = time.perf_counter(), timed.seconds
+            if not stage.run_once():
+                break
+            slices.append((time.perf_counter() - before, timed.seconds - step_before))
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         reader.close()
         conn = db.conn()
@@ -111,43 +142,58 @@ def run(template: Path, events: int, with_catalog: bool) -> tuple[float, float]:
             sys.exit(f"processed {stored} of {events} events")
         if with_catalog:
             counted = conn.execute(
-                "SELECT SUM(count) FROM catalog_counts WHERE point_id IN (SELECT point_id"
-                " FROM catalog_points WHERE point_type NOT IN ('user_attributes', 'user_identities'))").fetchone()[0]
+                "SELECT SUM(t.count) FROM catalog_series s JOIN catalog_tallies t ON t.series_id = s.id"
+                " WHERE s.point_id IN (SELECT point_id FROM catalog_points"
+                " WHERE point_type NOT IN ('user_attributes', 'user_identities'))").fetchone()[0]
             if counted != events:
                 sys.exit(f"catalog counted {counted} of {events} events")
         conn.close()
-        return events / elapsed, events / cpu
+        late = slices[len(slices) // 2:]
+        return Run(events / elapsed, events / cpu, timed.seconds / elapsed,
+                   sum(step for _, step in late) / sum(total for total, _ in late))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10, help="events per batch (log entry)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep Python's default garbage-collector thresholds (the process stage tunes them)")
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_gc()  # as the process stage's own process does
     print(f"machine: {machine()}")
-    print(f"{args.events} events in batches of {args.batch}, {args.rounds} rounds, default slice size")
+    print(f"{args.events} events in batches of {args.batch}, {args.rounds} rounds, default slice size,"
+          f" gc thresholds {gc.get_threshold()}")
+    runs: dict[bool, list[Run]] = {False: [], True: []}
     with tempfile.TemporaryDirectory(prefix="kaon-bench-log-") as tmp:
         template = Path(tmp)
         write_log(template, args.events, args.batch, args.seed)
-        rates: dict[bool, list[float]] = {False: [], True: []}
-        cpu_rates: dict[bool, list[float]] = {False: [], True: []}
         for round_ in range(args.rounds):
             for with_catalog in (False, True):
-                rate, cpu_rate = run(template, args.events, with_catalog)
-                rates[with_catalog].append(rate)
-                cpu_rates[with_catalog].append(cpu_rate)
-                print(f"round {round_ + 1} {'with   ' if with_catalog else 'without'} catalog: {rate:,.0f} events/s,"
-                      f" {cpu_rate:,.0f} events/CPU-s")
-    for label, found in (("wall", rates), ("CPU", cpu_rates)):
-        best = {k: max(v) for k, v in found.items()}
-        median = {k: statistics.median(v) for k, v in found.items()}
+                found = run(template, args.events, with_catalog)
+                runs[with_catalog].append(found)
+                share = (f", catalog step {100 * found.share:.1f} % of the stage's time"
+                         f" ({100 * found.steady_share:.1f} % over the second half)" if with_catalog else "")
+                print(f"round {round_ + 1} {'with   ' if with_catalog else 'without'} catalog:"
+                      f" {found.rate:,.0f} events/s, {found.cpu_rate:,.0f} events/CPU-s{share}")
+    for label, field in (("wall", "rate"), ("CPU", "cpu_rate")):
+        rates = {k: [getattr(r, field) for r in v] for k, v in runs.items()}
+        best = {k: max(v) for k, v in rates.items()}
+        median = {k: statistics.median(v) for k, v in rates.items()}
         print(f"\n[{label}] without catalog: best {best[False]:,.0f} events/s, median {median[False]:,.0f}")
         print(f"[{label}] with catalog:    best {best[True]:,.0f} events/s, median {median[True]:,.0f}")
         print(f"[{label}] with/without: best {best[True] / best[False]:.3f}, median {median[True] / median[False]:.3f}"
               f" (cost {100 * (1 - best[True] / best[False]):.1f} % best,"
               f" {100 * (1 - median[True] / median[False]):.1f} % median)")
+    shares = [r.share for r in runs[True]]
+    steady = [r.steady_share for r in runs[True]]
+    print(f"\n[in-run] catalog step share of the stage's time (= its cost in throughput): median"
+          f" {100 * statistics.median(shares):.1f} % (runs: {', '.join(f'{100 * x:.1f}' for x in shares)});"
+          f" second half of each run: median {100 * statistics.median(steady):.1f} %"
+          f" (runs: {', '.join(f'{100 * x:.1f}' for x in steady)})")
 
 
 if __name__ == "__main__":

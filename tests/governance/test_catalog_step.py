@@ -124,7 +124,7 @@ def test_no_person_value_is_kept_anywhere_in_the_catalog(world: World) -> None:
                user_attributes={"first_name": "Annabel", "ref": "cust-1"},
                user_identities={"customer_id": "cust-1", "email": "ann@example.com"})
     world.process()
-    dump = "\n".join(str(row) for table in ("catalog_points", "catalog_counts", "catalog_types",
+    dump = "\n".join(str(row) for table in ("catalog_points", "catalog_series", "catalog_types",
                                                                   "catalog_examples")
                      for row in world.db.conn().execute(f"SELECT * FROM {table}"))
     for secret in ("ann@example.com", "555 123", "cust-1", "Annabel"):
@@ -179,18 +179,22 @@ def test_a_slice_is_written_with_a_few_statements_whatever_its_size(world: World
         Normalize().run(first)
         counting.calls.clear()
         step.run(first)
-    # Which attributes have enough examples; the slice's points (read, then the new ones added); the counts; the
-    # types (read, then the new ones added); the examples: seven statements for 500 events.
-    assert len(counting.calls) == 7
+    # The stored examples; the slice's points (read, then the new ones added); its series (read, the new ones
+    # added and read back, their tallies started); the tallies added to; the types (read, then the new ones
+    # added); the examples: eleven statements for 500 events.
+    assert [sql.split()[0:3] for sql in counting.calls] == [
+        ["SELECT", "workspace_id,", "point_id,"], ["SELECT", "point_id", "FROM"], ["INSERT", "OR", "IGNORE"],
+        ["SELECT", "id,", "point_id,"], ["INSERT", "INTO", "catalog_series"], ["SELECT", "id,", "point_id,"],
+        ["INSERT", "INTO", "catalog_tallies"], ["UPDATE", "catalog_tallies", "SET"],
+        ["SELECT", "point_id,", "input_id,"], ["INSERT", "INTO", "catalog_types"], ["INSERT", "OR", "IGNORE"]]
     assert catalog_store.point(conn, WS, PLAY)["count"] == 500
-    # The next slice confirms what the first one added (one read each for points and types); from then on,
-    # with nothing new, a slice adds to the counts, plus the examples of `plan` (one value: never full).
+    # The next slice confirms what the first one added (one read each for points, series and types); from then
+    # on, with nothing new, a slice adds to the tallies with one statement (`plan` has one value, already shown).
     for n, after in enumerate((50, 75), start=1):
         work = Slice(tx=cast(sqlite3.Connection, counting), entries=world.reader.read("0", after, 25), now_ms=NOW + n)
         with transaction(conn):
             Normalize().run(work)
             counting.calls.clear()
             step.run(work)
-    assert [sql.split()[0:3] for sql in counting.calls] == [
-        ["INSERT", "INTO", "catalog_counts"], ["INSERT", "OR", "IGNORE"]]
+    assert [sql.split()[0:3] for sql in counting.calls] == [["UPDATE", "catalog_tallies", "SET"]]
     assert catalog_store.point(conn, WS, PLAY)["count"] == 1000

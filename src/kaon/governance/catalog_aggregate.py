@@ -1,8 +1,20 @@
-"""One slice's observations for the data catalog, aggregated in memory (no I/O; the store writes them)."""
+"""The data catalog's observations, aggregated in memory across slices (no I/O; `catalog_store` writes them).
+
+Events are counted in *buckets*: one per (workspace, input, environment, data point, attribute names in the
+order sent). Buckets live for the life of the process, so that a slice in the steady state allocates nothing per
+event: per event it builds one key, looks up its bucket and appends the attributes. Types are worked out once
+per bucket per slice, a column at a time, and compared with the types already stored as one tuple.
+
+Example values are collected only for attributes that still want them: fewer than MAX_EXAMPLES distinct
+examples are stored, and the attribute has not kept offering values already shown (a boolean, a two-value
+plan: after SATURATED repeats it stops being offered until the next refresh).
+"""
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
+from operator import attrgetter
+from typing import Any
 
 from kaon.governance.catalog_values import MAX_EXAMPLES, OBJECT, STRING, TYPE_BITS, example
 from kaon.model.batch import Batch
@@ -20,11 +32,25 @@ USER_ATTRIBUTES = "user_attributes"
 USER_IDENTITIES = "user_identities"
 # A data point: (type, name, custom event type). Type is the event type, or one of the two user kinds.
 PointKey = tuple[str, str, str]
-_NO_FULL: frozenset[str] = frozenset()
+# (workspace, input, environment)
+GroupKey = tuple[str, str, str]
+# A bucket within a group: the point's three parts and the attribute names in the order sent.
+BucketKey = tuple[str, str, str, tuple[str, ...]]
+# Per (workspace, point id): attribute → the example values stored.
+StoredExamples = Mapping[tuple[str, str], Mapping[str, Iterable[str]]]
+
+# Events (or batches) per data point per slice whose values are offered as examples.
+EXAMPLE_BUDGET = 8
+# An attribute that offers this many values in a row that are already shown (or null) stops being offered.
+SATURATED = 64
+# Buckets kept in memory; past it, the aggregate forgets them (after a slice is written) and starts again.
+MAX_BUCKETS = 200_000
+
 _SPLIT = frozenset({USER_ATTRIBUTES, USER_IDENTITIES})
-_EMPTY: Mapping[str, object] = {}
+_EMPTY: dict[str, Any] = {}
 _ids: dict[PointKey, str] = {}
 _tags: dict[type, str] = {}
+_device_identities = attrgetter(*DEVICE_IDENTITY_TYPES)
 
 
 def point_id(key: PointKey) -> str:
@@ -64,257 +90,303 @@ def point_of(event: EventBase) -> PointKey:
     return (tag, "", "")
 
 
-# Events (or batches) per data point per slice whose values are considered as examples.
-EXAMPLE_BUDGET = 8
+class PointState:
+    """One data point in one workspace: its id, and which of its attributes still want example values."""
+
+    __slots__ = (
+        "buckets",
+        "budget",
+        "collects",
+        "confirmed",
+        "done",
+        "key",
+        "misses",
+        "new",
+        "pid",
+        "shown",
+        "workspace_id",
+    )
+
+    def __init__(self, workspace_id: str, key: PointKey, stored: Mapping[str, Iterable[str]]) -> None:
+        self.workspace_id = workspace_id
+        self.key = key
+        self.pid = point_id(key)
+        self.confirmed = False  # a read of the store returned this point (set by the store)
+        self.collects = key[0] != USER_IDENTITIES  # identity values are never kept, not even masked
+        self.buckets: list[Bucket] = []
+        self.budget = EXAMPLE_BUDGET
+        self.new: list[tuple[str, str, int]] = []  # (attribute, example, ms) found this slice
+        self.shown: dict[str, set[str]] = {}
+        self.misses: dict[str, int] = {}
+        self.done: set[str] = set()
+        self.reset_examples(stored)
+
+    def reset_examples(self, stored: Mapping[str, Iterable[str]]) -> None:
+        """Start again from the examples the store holds (after a refresh: erasures remove some)."""
+        self.shown = {name: set(values) for name, values in stored.items()}
+        self.misses = {}
+        self.done = {name for name, values in self.shown.items() if len(values) >= MAX_EXAMPLES}
+        for bucket in self.buckets:
+            bucket.needs = self.wants(bucket.names)
+
+    def wants(self, names: Sequence[str]) -> bool:
+        done = self.done
+        return self.collects and any(name not in done for name in names)
+
+    def offer(self, attrs: Mapping[str, object], identities: set[str], ms: int) -> None:
+        """Consider one event's (or batch's) values as examples; at most `budget` times per slice."""
+        self.budget -= 1
+        done, shown, finished = self.done, self.shown, False
+        for name, value in attrs.items():
+            if name in done:
+                continue
+            candidate = example(name, value, identities)
+            seen = shown.get(name)
+            if seen is None:
+                seen = shown[name] = set()
+            if candidate is None or candidate in seen:
+                misses = self.misses[name] = self.misses.get(name, 0) + 1
+                if misses >= SATURATED:
+                    done.add(name)
+                    finished = True
+                continue
+            seen.add(candidate)
+            self.misses[name] = 0
+            self.new.append((name, candidate, ms))
+            if len(seen) >= MAX_EXAMPLES:
+                done.add(name)
+                finished = True
+        if finished:
+            for bucket in self.buckets:
+                bucket.needs = self.wants(bucket.names)
 
 
-# Per attribute: [count, type bits, first seen ms, last seen ms].
-Packed = dict[str, list[int]]
-# One stored row's worth: (sorted attribute names, count of the point, count of the names, first ms, last ms).
-SetRow = tuple[tuple[str, ...], int, int, int, int]
-_canonical: dict[tuple[str, ...], tuple[str, ...]] = {}
+# Type bits per attribute packed into one integer, 6 bits apart (one comparison checks a bucket's types).
+_WIDTH = 6
 
 
-def canonical(names: tuple[str, ...]) -> tuple[str, ...]:
-    """The names sorted (events send them in any order; the store keeps one row per set)."""
-    found = _canonical.get(names)
-    if found is None:
-        found = tuple(sorted(set(names)))
-        if len(_canonical) < 100_000:
-            _canonical[names] = found
-    return found
+def unpack(packed: int, size: int) -> tuple[int, ...]:
+    """Per attribute, its type bits."""
+    mask = (1 << _WIDTH) - 1
+    return tuple((packed >> (_WIDTH * i)) & mask for i in range(size))
+
+
+def packed_bits(bits: Iterable[int]) -> int:
+    out = 0
+    for i, value in enumerate(bits):
+        out |= value << (_WIDTH * i)
+    return out
 
 
 class Bucket:
-    """The events (or batches) of one data point in one slice that carried the same attribute names, in order.
+    """The events (or batches) of one data point in one group that carried the same attribute names, in order.
 
-    Per event only a list append and a time comparison: types are worked out once per slice (`bits`).
+    Per event: first/last seen, and the class of each of its values appended to one flat list (`width` entries per
+    event: one column per attribute; a single `None` for an event without attributes or an identity set). The types
+    are worked out per column once per slice and compared, packed, with `covered`: the type bits a read of the
+    store returned. So in the steady state a bucket's types cost one integer comparison per slice.
     """
 
-    __slots__ = ("first_ms", "items", "last_ms", "needs", "preset")
+    __slots__ = ("classes", "covered", "first_ms", "group", "last_ms", "names", "needs", "out_names", "point",
+                 "preset", "series", "split", "width")
 
-    def __init__(self, ms: int, needs: bool) -> None:
-        self.first_ms = ms
-        self.last_ms = ms
-        self.items: list[Mapping[str, object]] = []
-        self.needs = needs  # some name still wants examples
-        self.preset = 0  # type bits known without values (identity types: strings)
+    def __init__(self, group: GroupKey, point: PointState, names: tuple[str, ...]) -> None:
+        self.group = group
+        self.point = point
+        self.names = names
+        kind = point.key[0]
+        self.split = kind in _SPLIT
+        # The names as stored: identity types in their canonical spelling, each once.
+        self.out_names = tuple(dict.fromkeys(map(canonical_identity, names))) if kind == USER_IDENTITIES else names
+        # Identity types are strings (their values are never looked at).
+        self.preset = packed_bits([STRING] * len(self.out_names)) if kind == USER_IDENTITIES else 0
+        self.width = len(names) if names and not self.preset else 1
+        self.first_ms = self.last_ms = 0
+        self.classes: list[type | None] = []  # this slice's; empty: not touched yet
+        self.covered = 0
+        self.needs = point.wants(names)
+        self.series: tuple[int, ...] | None = None  # the store's ids of the bucket's series, once read back
 
-    def bits(self, name: str) -> int:
-        if self.preset:
+    @property
+    def count(self) -> int:
+        """Events (or batches) this slice."""
+        return len(self.classes) // self.width
+
+    def packed(self) -> int:
+        """This slice's type bits per attribute, packed."""
+        if self.preset or not self.names:
             return self.preset
-        bits = 0
-        for cls in set(map(type, map(itemgetter(name), self.items))):
-            bits |= TYPE_BITS.get(cls, OBJECT)
-        return bits
+        out, classes, width = 0, self.classes, self.width
+        for i in range(width):
+            for cls in set(classes[i::width]):
+                out |= TYPE_BITS.get(cls, OBJECT) << (_WIDTH * i)  # type: ignore[arg-type]
+        return out
+
+    def bits(self) -> tuple[int, ...]:
+        """This slice's type bits per name in `out_names`."""
+        return unpack(self.packed(), len(self.out_names))
 
 
-class PointAgg:
-    """One data point in one slice, for one (workspace, input, environment).
+class PointSummary:
+    """One data point's observations in one slice and group, added up over its buckets (for inspection)."""
 
-    Events are bucketed by their attribute names (cheap per event) and expanded per attribute once per slice.
-    For the user kinds (`split`), each attribute is its own bucket: a person's set of user attributes varies.
-    """
-
-    __slots__ = ("buckets", "budget", "count", "examples", "first_ms", "full", "last_ms", "split")
-
-    def __init__(self, full: frozenset[str], ms: int, split: bool = False) -> None:
-        self.full = full
+    def __init__(self) -> None:
         self.count = 0
-        self.first_ms = ms
-        self.last_ms = ms
-        self.buckets: dict[tuple[str, ...], Bucket] = {}
+        self.first_ms = self.last_ms = 0
+        self.attrs: dict[str, list[int]] = {}  # name → [count, type bits, first ms, last ms]
         self.examples: dict[str, list[str]] = {}
-        self.budget = EXAMPLE_BUDGET
-        self.split = split
-
-    def bucket(self, names: tuple[str, ...], ms: int) -> Bucket:
-        found = self.buckets.get(names)
-        if found is None:
-            full = self.full
-            found = self.buckets[names] = Bucket(ms, any(n not in full for n in names))
-        elif ms > found.last_ms:
-            found.last_ms = ms
-        elif ms < found.first_ms:
-            found.first_ms = ms
-        return found
-
-    def rows(self) -> list[SetRow]:
-        """One row per set of attribute names, as stored (a split point keeps its count in the `()` row)."""
-        merged: dict[tuple[str, ...], list[int]] = {}
-        if self.split:
-            merged[()] = [self.count, 0, self.first_ms, self.last_ms]
-        for names, bucket in self.buckets.items():
-            key = canonical(names)
-            n = len(bucket.items)
-            found = merged.get(key)
-            if found is None:
-                merged[key] = [0 if self.split else n, n, bucket.first_ms, bucket.last_ms]
-                continue
-            found[0] += 0 if self.split else n
-            found[1] += n
-            found[2] = min(found[2], bucket.first_ms)
-            found[3] = max(found[3], bucket.last_ms)
-        return [(names, *values) for names, values in merged.items()]  # type: ignore[misc]
-
-    def types(self) -> dict[str, int]:
-        """Each attribute's type bits in this slice."""
-        out: dict[str, int] = {}
-        for names, bucket in self.buckets.items():
-            if bucket.preset or self.split:
-                for name in names:
-                    out[name] = out.get(name, 0) | bucket.bits(name)
-                continue
-            # An event bucket's items are the events' attributes, in the bucket's name order.
-            for classes in {tuple(map(type, item.values())) for item in bucket.items}:
-                for name, cls in zip(names, classes, strict=True):
-                    out[name] = out.get(name, 0) | TYPE_BITS.get(cls, OBJECT)
-        return out
-
-    def attrs(self) -> Packed:
-        """Each attribute's [count, type bits, first ms, last ms] in this slice."""
-        out: Packed = {}
-        for names, bucket in self.buckets.items():
-            count, first, last = len(bucket.items), bucket.first_ms, bucket.last_ms
-            for name in names:
-                bit = bucket.bits(name)
-                found = out.get(name)
-                if found is None:
-                    out[name] = [count, bit, first, last]
-                    continue
-                found[0] += count
-                found[1] |= bit
-                found[2] = min(found[2], first)
-                found[3] = max(found[3], last)
-        return out
-
-
-# (workspace, input, environment) → data point → its aggregate.
-Groups = dict[tuple[str, str, str], dict[PointKey, PointAgg]]
 
 
 class CatalogAggregate:
-    """Counts, types, first/last seen and example candidates of one slice, per input and environment.
+    """Counts, types, first/last seen and new example values, per input and environment.
 
-    `full` names, per (workspace, point id), the attributes that already have enough examples stored.
+    Per slice: `add` each batch, let the store write `touched`, then `clear`.
     """
 
-    def __init__(self, full: Mapping[tuple[str, str], frozenset[str]]) -> None:
-        self.full = full
-        self.groups: Groups = {}
+    def __init__(self, stored: StoredExamples | None = None) -> None:
+        self.groups: dict[GroupKey, dict[BucketKey, Bucket]] = {}
+        self.points: dict[tuple[str, PointKey], PointState] = {}
+        self.touched: list[Bucket] = []
+        self.examined: list[PointState] = []  # points that offered examples this slice
+        self.stored: StoredExamples = stored or {}
+        self.size = 0
 
-    def _point(self, group: dict[PointKey, PointAgg], workspace_id: str, key: PointKey, ms: int) -> PointAgg:
-        agg = group.get(key)
-        if agg is None:
-            agg = group[key] = PointAgg(self.full.get((workspace_id, point_id(key)), _NO_FULL), ms,
-                                        split=key[0] in _SPLIT)
-        agg.count += 1
-        if ms > agg.last_ms:
-            agg.last_ms = ms
-        elif ms < agg.first_ms:
-            agg.first_ms = ms
-        return agg
+    def clear(self) -> None:
+        """Forget the current slice's observations (after each write, and before a slice in case one failed)."""
+        for bucket in self.touched:
+            bucket.classes = []
+        for point in self.examined:
+            point.budget = EXAMPLE_BUDGET
+            point.new = []
+        self.touched = []
+        self.examined = []
+        if self.size > MAX_BUCKETS:
+            self.groups, self.points, self.size = {}, {}, 0
 
-    def add(self, workspace_id: str, input_id: str, received_ms: int, batch: Batch, kept: Sequence[int]) -> None:
-        """Observe one batch: its kept events, user attributes and identity types."""
-        group = self.groups.get((workspace_id, input_id, batch.environment))
+    def refresh(self, stored: StoredExamples) -> None:
+        """Take the examples the store holds now (and forget saturation: values may have changed)."""
+        self.stored = stored
+        for (workspace_id, _), point in self.points.items():
+            point.reset_examples(stored.get((workspace_id, point.pid), {}))
+
+    def add(self, workspace_id: str, input_id: str, received_ms: int, batch: Batch,
+            keep: Sequence[bool] | None = None) -> None:
+        """Observe one batch: its kept events (`keep`, by position; default all), user attributes, identity types."""
+        gkey = (workspace_id, input_id, batch.environment)
+        group = self.groups.get(gkey)
         if group is None:
-            group = self.groups[(workspace_id, input_id, batch.environment)] = {}
+            group = self.groups[gkey] = {}
         ms = received_ms
-        identities = {v for v in (batch.user_identities or {}).values() if v}
-        events = batch.events
-        for index in kept:
-            # The common path inlined (one call per event would cost as much as the rest of the step): per event
-            # a point lookup, a bucket lookup by attribute names and an append.
-            event = events[index]
+        identities: set[str] | None = None
+        for event in batch.events if keep is None else compress(batch.events, keep):
+            # The common path inlined: per event a key, a bucket lookup and an extend.
             data = event.data
             cls = type(data)
+            attrs = data.custom_attributes or _EMPTY
             if cls is CustomEventData:
-                key: PointKey = ("custom_event", data.event_name, data.custom_event_type)  # type: ignore[attr-defined]
+                key: BucketKey = ("custom_event", data.event_name, data.custom_event_type, tuple(attrs))  # type: ignore[attr-defined]
             elif cls is ScreenViewData:
-                key = ("screen_view", data.screen_name, "")  # type: ignore[attr-defined]
+                key = ("screen_view", data.screen_name, "", tuple(attrs))  # type: ignore[attr-defined]
             else:
-                key = point_of(event)
-            agg = group.get(key)
-            if agg is None:
-                agg = group[key] = PointAgg(self.full.get((workspace_id, point_id(key)), _NO_FULL), ms)
-            agg.count += 1
-            if ms > agg.last_ms:
-                agg.last_ms = ms
-            elif ms < agg.first_ms:
-                agg.first_ms = ms
-            attrs = data.custom_attributes
+                self._other(group, gkey, event, attrs, ms, batch)
+                continue
+            bucket = group.get(key)
+            if bucket is None or not bucket.classes:
+                bucket = self._touch(group, gkey, key, bucket, ms)
+            elif ms > bucket.last_ms:
+                bucket.last_ms = ms
+            elif ms < bucket.first_ms:
+                bucket.first_ms = ms
             if attrs:
-                names = tuple(attrs)
-                bucket = agg.buckets.get(names)
-                if bucket is None:
-                    bucket = agg.bucket(names, ms)
-                elif ms > bucket.last_ms:
-                    bucket.last_ms = ms
-                elif ms < bucket.first_ms:
-                    bucket.first_ms = ms
-                bucket.items.append(attrs)
-                if bucket.needs and agg.budget > 0:
-                    self._examples(agg, attrs, identities)
+                bucket.classes.extend(map(type, attrs.values()))
             else:
-                agg.bucket((), ms).items.append(_EMPTY)
-            if cls is UserAttributeChangeData:
-                user = self._point(group, workspace_id, (USER_ATTRIBUTES, "", ""), ms)
-                self._attrs(user, {data.user_attribute_name: data.new}, ms, identities)  # type: ignore[attr-defined]
-            elif cls is UserIdentityChangeData and data.new is not None and data.new.identity_type:  # type: ignore[attr-defined]
-                user = self._point(group, workspace_id, (USER_IDENTITIES, "", ""), ms)
-                self._types_only(user, [canonical_identity(data.new.identity_type)], ms)  # type: ignore[attr-defined]
-        if batch.user_attributes:
-            self._attrs(self._point(group, workspace_id, (USER_ATTRIBUTES, "", ""), ms),
-                        batch.user_attributes, ms, identities)
-        names_ = [canonical_identity(k) for k, v in (batch.user_identities or {}).items() if v]
+                bucket.classes.append(None)
+            if bucket.needs and bucket.point.budget > 0:
+                if identities is None:
+                    identities = _identity_values(batch)
+                self._offer(bucket.point, attrs, identities, ms)
+        users = batch.user_attributes
+        if users:
+            self._observe(group, gkey, (USER_ATTRIBUTES, "", "", tuple(users)), users, ms, batch)
+        ids = batch.user_identities
+        names = [name for name, value in ids.items() if value] if ids else []
         device = batch.device_info
         if device is not None:
-            names_.extend(name for name in DEVICE_IDENTITY_TYPES if getattr(device, name, None))
-        if names_:
-            self._types_only(self._point(group, workspace_id, (USER_IDENTITIES, "", ""), ms), names_, ms)
+            names.extend(compress(DEVICE_IDENTITY_TYPES, _device_identities(device)))
+        if names:
+            self._observe(group, gkey, (USER_IDENTITIES, "", "", tuple(names)), _EMPTY, ms, None)
 
-    def filled(self) -> dict[tuple[str, str], frozenset[str]]:
-        """Per (workspace, point id), the attributes this slice offered MAX_EXAMPLES distinct examples for."""
-        found: dict[tuple[str, str], set[str]] = {}
-        for (workspace_id, _, _), group in self.groups.items():
-            for key, agg in group.items():
-                names = [n for n, shown in agg.examples.items() if len(shown) >= MAX_EXAMPLES]
-                if names:
-                    found.setdefault((workspace_id, point_id(key)), set()).update(names)
-        return {key: frozenset(names) for key, names in found.items()}
+    def _other(self, group: dict[BucketKey, Bucket], gkey: GroupKey, event: EventBase, attrs: dict[str, Any],
+               ms: int, batch: Batch) -> None:
+        """An event other than a custom event or a screen view; user attribute and identity changes also count
+        towards the user kinds."""
+        self._observe(group, gkey, (*point_of(event), tuple(attrs)), attrs, ms, batch)
+        data = event.data
+        if type(data) is UserAttributeChangeData:
+            change = {data.user_attribute_name: data.new}
+            self._observe(group, gkey, (USER_ATTRIBUTES, "", "", tuple(change)), change, ms, batch)
+        elif type(data) is UserIdentityChangeData and data.new is not None and data.new.identity_type:
+            self._observe(group, gkey, (USER_IDENTITIES, "", "", (data.new.identity_type,)), _EMPTY, ms, None)
 
-    @classmethod
-    def _attrs(cls, agg: PointAgg, attrs: Mapping[str, object], ms: int, identities: set[str]) -> None:
-        """User attributes: one bucket per attribute (the `split` kinds)."""
-        needs = False
-        for name in attrs:
-            bucket = agg.bucket((name,), ms)
-            bucket.items.append(attrs)
-            needs = needs or bucket.needs
-        if needs and agg.budget > 0:
-            cls._examples(agg, attrs, identities)
+    def summary(self) -> dict[tuple[GroupKey, PointKey], PointSummary]:
+        """This slice's observations per group and data point (what the store adds for them)."""
+        out: dict[tuple[GroupKey, PointKey], PointSummary] = {}
+        for bucket in self.touched:
+            point = out.get((bucket.group, bucket.point.key))
+            count, first, last = bucket.count, bucket.first_ms, bucket.last_ms
+            if point is None:
+                point = out[(bucket.group, bucket.point.key)] = PointSummary()
+                point.first_ms, point.last_ms = first, last
+                point.examples = {name: [v for n, v, _ in bucket.point.new if n == name]
+                                  for name, _, _ in bucket.point.new}
+            point.count += count
+            point.first_ms, point.last_ms = min(point.first_ms, first), max(point.last_ms, last)
+            for name, bits in zip(bucket.out_names, bucket.bits(), strict=True):
+                found = point.attrs.get(name)
+                if found is None:
+                    point.attrs[name] = [count, bits, first, last]
+                    continue
+                found[0] += count
+                found[1] |= bits
+                found[2], found[3] = min(found[2], first), max(found[3], last)
+        return out
 
-    @staticmethod
-    def _examples(agg: PointAgg, attrs: Mapping[str, object], identities: set[str]) -> None:
-        agg.budget -= 1
-        full, examples = agg.full, agg.examples
-        for name, value in attrs.items():
-            if name in full:
-                continue
-            shown = examples.get(name)
-            if shown is None:
-                shown = examples[name] = []
-            elif len(shown) >= MAX_EXAMPLES:
-                continue
-            candidate = example(name, value, identities)
-            if candidate is not None and candidate not in shown:
-                shown.append(candidate)
+    def _touch(self, group: dict[BucketKey, Bucket], gkey: GroupKey, key: BucketKey, bucket: Bucket | None,
+               ms: int) -> Bucket:
+        if bucket is None:
+            point_key: PointKey = key[:3]
+            point = self.points.get((gkey[0], point_key))
+            if point is None:
+                point = self.points[(gkey[0], point_key)] = PointState(
+                    gkey[0], point_key, self.stored.get((gkey[0], point_id(point_key)), {}))
+            bucket = group[key] = Bucket(gkey, point, key[3])
+            point.buckets.append(bucket)
+            self.size += 1
+        bucket.first_ms = bucket.last_ms = ms
+        self.touched.append(bucket)
+        return bucket
 
-    @staticmethod
-    def _types_only(agg: PointAgg, names: Sequence[str], ms: int) -> None:
-        """Identity types: counted and typed, never an example (identity values are never kept)."""
-        for name in names:
-            bucket = agg.bucket((name,), ms)
-            bucket.preset = STRING
-            bucket.items.append(_EMPTY)
+    def _observe(self, group: dict[BucketKey, Bucket], gkey: GroupKey, key: BucketKey, attrs: dict[str, Any],
+                 ms: int, batch: Batch | None) -> None:
+        bucket = group.get(key)
+        if bucket is None or not bucket.classes:
+            bucket = self._touch(group, gkey, key, bucket, ms)
+        elif ms > bucket.last_ms:
+            bucket.last_ms = ms
+        elif ms < bucket.first_ms:
+            bucket.first_ms = ms
+        if attrs:
+            bucket.classes.extend(map(type, attrs.values()))
+        else:
+            bucket.classes.append(None)
+        if bucket.needs and bucket.point.budget > 0 and batch is not None:
+            self._offer(bucket.point, attrs, _identity_values(batch), ms)
+
+    def _offer(self, point: PointState, attrs: Mapping[str, object], identities: set[str], ms: int) -> None:
+        if point.budget == EXAMPLE_BUDGET:
+            self.examined.append(point)
+        point.offer(attrs, identities, ms)
+
+
+def _identity_values(batch: Batch) -> set[str]:
+    return {value for value in (batch.user_identities or {}).values() if value}

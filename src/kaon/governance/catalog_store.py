@@ -1,9 +1,10 @@
 """The data catalog's tables: a slice's aggregate written with a few narrow upserts, read back for the admin API.
 
-`catalog_points` names each data point. `catalog_counts` counts it per input, environment and set of attribute
-names (`attributes`: a JSON array, sorted), with first/last seen: an attribute's count is the sum over the sets
-holding it, so a slice adds to one narrow row per set (`count = count + ?`) instead of one per attribute. The
-user kinds keep one row per attribute (`attribute_count`) and their own count in the `[]` row. `catalog_types`
+`catalog_points` names each data point. A *series* (`catalog_series`) is a data point's events per input,
+environment and set of attribute names (`attributes`: a JSON array, sorted); its tally (`catalog_tallies`: counts,
+first/last seen) is kept apart under the series' integer id. An attribute's count is the sum over the sets holding
+it, so a slice adds to one narrow row per set (`count = count + ?` by rowid) instead of one per attribute. The
+user kinds keep one series per attribute (`attribute_count`) and their own count in the `[]` series. `catalog_types`
 holds each attribute's type bits per input and environment, written only when a new type appears.
 `catalog_examples` keeps at most MAX_EXAMPLES short, masked example values per attribute, apart from the
 counts, so that a data subject request can remove them (`forget_values`).
@@ -16,21 +17,27 @@ from typing import Any
 import msgspec
 
 from kaon.errors import NotFound
-from kaon.governance.catalog_aggregate import CatalogAggregate, point_id
+from kaon.governance.catalog_aggregate import Bucket, CatalogAggregate, PointState, packed_bits, unpack
 from kaon.governance.catalog_values import MAX_EXAMPLES, TRUNCATED, types_of
 
 _ADD_POINT = (
     "INSERT OR IGNORE INTO catalog_points (workspace_id, point_id, point_type, name, custom_event_type)"
     " VALUES (?, ?, ?, ?, ?)"
 )
-_ADD_COUNTS = (
-    "INSERT INTO catalog_counts (workspace_id, point_id, input_id, environment, attributes, count, attribute_count,"
-    " first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (workspace_id, point_id, input_id, environment, attributes) DO UPDATE SET"
-    " count = count + excluded.count, attribute_count = attribute_count + excluded.attribute_count,"
-    " first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),"
-    " last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)"
+_ADD_SERIES = (
+    "INSERT INTO catalog_series (workspace_id, point_id, input_id, environment, attributes) VALUES (?, ?, ?, ?, ?)"
 )
+_NEVER = 2**63 - 1  # a new tally's first seen, before its first addition
+_NEW_TALLY = (
+    "INSERT INTO catalog_tallies (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
+    f" VALUES (?, 0, 0, {_NEVER}, 0)"
+)
+_ADD_TALLY = (
+    "UPDATE catalog_tallies SET count = count + ?, attribute_count = attribute_count + ?,"
+    " first_seen_ms = min(first_seen_ms, ?), last_seen_ms = max(last_seen_ms, ?) WHERE series_id = ?"
+)
+# (workspace, point id, input, environment, attribute names as stored)
+SeriesKey = tuple[str, str, str, str, str]
 _ADD_TYPES = (
     "INSERT INTO catalog_types (workspace_id, point_id, input_id, environment, attribute, types)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, point_id, input_id, environment, attribute)"
@@ -39,7 +46,7 @@ _ADD_TYPES = (
 _encode_names = msgspec.json.Encoder().encode
 _decode_names = msgspec.json.Decoder(list[str]).decode
 _CHUNK = 500  # point ids per read (well under SQLite's parameter limit)
-_CACHE_LIMIT = 1_000_000  # entries per cache: past it, the cache is dropped and rebuilt lazily
+_CACHE_LIMIT = 1_000_000  # entries in the type cache: past it, the cache is dropped and rebuilt lazily
 _names_json: dict[tuple[str, ...], str] = {}
 
 # Only while the attribute has fewer than MAX_EXAMPLES examples; the same value twice is one example.
@@ -50,74 +57,154 @@ _ADD_EXAMPLE = (
 )
 
 
-def _names(names: tuple[str, ...]) -> str:
-    found = _names_json.get(names)
+def _names(names: Iterable[str]) -> str:
+    """The stored spelling of a set of attribute names: a JSON array, sorted, each name once."""
+    key = tuple(names)
+    found = _names_json.get(key)
     if found is None:
-        found = _encode_names(list(names)).decode()
+        found = _encode_names(sorted(set(key))).decode()
         if len(_names_json) < 100_000:
-            _names_json[names] = found
+            _names_json[key] = found
     return found
 
 
 class Known:
-    """What one process has *read* from the catalog tables: data points and attributes' type bits.
+    """The attributes' type bits one process has *read* from the catalog (so the steady state reads nothing).
 
-    Only an optimisation, so that the steady state reads nothing: it only ever holds what a read returned (never
-    what this process wrote, which could roll back), and the tables only grow, so it cannot claim too much.
+    Only ever holds what a read returned (never what this process wrote, which could roll back), and the table
+    only grows, so it cannot claim too much.
     """
 
     def __init__(self) -> None:
-        self.points: set[tuple[str, str]] = set()
         # (workspace, point id, input, environment, attribute) → type bits stored.
         self.types: dict[tuple[str, str, str, str, str], int] = {}
 
     def trim(self) -> None:
-        if len(self.points) > _CACHE_LIMIT:
-            self.points.clear()
         if len(self.types) > _CACHE_LIMIT:
             self.types.clear()
 
 
-def write(conn: sqlite3.Connection, aggregate: CatalogAggregate, known: Known | None = None) -> None:
-    """Apply one slice's aggregate with a few statements, whatever the number of events.
+def _series_keys(bucket: Bucket) -> tuple[SeriesKey, ...]:
+    """A bucket's series: one per set of names, or for the user kinds the `[]` one and one per attribute."""
+    workspace_id, input_id, environment = bucket.group
+    pid = bucket.point.pid
+    if bucket.split:
+        return ((workspace_id, pid, input_id, environment, "[]"),
+                *((workspace_id, pid, input_id, environment, _names((name,))) for name in bucket.out_names))
+    return ((workspace_id, pid, input_id, environment, _names(bucket.names)),)
 
-    Steady state (every point and type already known): one `executemany` adding to the counts, and one adding
-    examples if any. New points or types cost one read and one upsert each. Counts are exact: they are added in
-    the caller's write transaction, so concurrent stages cannot lose them.
+
+def write(conn: sqlite3.Connection, aggregate: CatalogAggregate, known: Known | None = None) -> None:
+    """Apply one slice's observations with a few statements, whatever the number of events.
+
+    Steady state (every point, series and type already read back): one `executemany` adding to the tallies, and
+    one adding examples if any. New points, series or types cost one read and one insert each. Counts are exact:
+    they are added in the caller's write transaction, so concurrent stages cannot lose them.
     """
     known = known if known is not None else Known()
     known.trim()
-    points: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
-    counts = []
-    types: dict[tuple[str, str, str, str, str], int] = {}
-    examples: dict[tuple[str, str, str, str], int] = {}
-    for (workspace_id, input_id, environment), group in aggregate.groups.items():
-        for key, agg in group.items():
-            pid = point_id(key)
-            if (workspace_id, pid) not in known.points:
-                points[(workspace_id, pid)] = (workspace_id, pid, *key)
-            for names, count, named, first, last in agg.rows():
-                counts.append((workspace_id, pid, input_id, environment, _names(names), count, named, first, last))
-            for name, bits in agg.types().items():
-                type_key = (workspace_id, pid, input_id, environment, name)
-                if bits & ~known.types.get(type_key, 0):
-                    types[type_key] = types.get(type_key, 0) | bits
-            for name, shown in agg.examples.items():
-                for value in shown:
-                    examples.setdefault((workspace_id, pid, name, value), agg.last_ms)
+    points: dict[tuple[str, str], PointState] = {}
+    unresolved: list[Bucket] = []
+    typed: list[tuple[Bucket, int]] = []
+    for bucket in aggregate.touched:
+        point = bucket.point
+        if not point.confirmed:
+            points[(point.workspace_id, point.pid)] = point
+        if bucket.series is None:
+            unresolved.append(bucket)
+        if bucket.out_names:
+            packed = bucket.packed()
+            if packed & ~bucket.covered:
+                typed.append((bucket, packed))
     if points:
-        _read_points(conn, known, points)
-        new_points = [row for key, row in points.items() if key not in known.points]
-        if new_points:
-            conn.executemany(_ADD_POINT, new_points)
-    conn.executemany(_ADD_COUNTS, counts)
-    if types:
-        _read_types(conn, known, {(k[0], k[1]) for k in types})
-        new_types = [(*k, bits) for k, bits in types.items() if bits & ~known.types.get(k, 0)]
-        if new_types:
-            conn.executemany(_ADD_TYPES, new_types)
+        for key in _read_points(conn, points):
+            points.pop(key).confirmed = True
+        if points:
+            conn.executemany(_ADD_POINT, [(p.workspace_id, p.pid, *p.key) for p in points.values()])
+    ids = _resolve(conn, unresolved) if unresolved else {}
+    tallies: list[tuple[int, int, int, int, int]] = []
+    for bucket in aggregate.touched:
+        series = bucket.series or tuple(ids[key] for key in _series_keys(bucket))
+        n, first, last = bucket.count, bucket.first_ms, bucket.last_ms
+        if bucket.split:
+            tallies.append((n, 0, first, last, series[0]))
+            tallies.extend((0, n, first, last, sid) for sid in series[1:])
+        else:
+            tallies.append((n, n, first, last, series[0]))
+    conn.executemany(_ADD_TALLY, tallies)
+    if typed:
+        _write_types(conn, known, typed)
+    examples = [(p.workspace_id, p.pid, name, value, ms) for p in aggregate.examined for name, value, ms in p.new]
     if examples:
-        conn.executemany(_ADD_EXAMPLE, [(*k, ms) for k, ms in examples.items()])
+        conn.executemany(_ADD_EXAMPLE, examples)
+
+
+def _resolve(conn: sqlite3.Connection, buckets: list[Bucket]) -> dict[SeriesKey, int]:
+    """The series ids of buckets that have none yet: read, and the missing ones added (with an empty tally).
+
+    A bucket keeps its ids (`series`) only when the read found them all: an id this transaction assigned could be
+    given to another series if the transaction rolled back.
+    """
+    wanted = {key: bucket for bucket in buckets for key in _series_keys(bucket)}
+    ids = _read_series(conn, wanted)
+    for bucket in buckets:
+        keys = _series_keys(bucket)
+        if all(key in ids for key in keys):
+            bucket.series = tuple(ids[key] for key in keys)
+    missing = [key for key in wanted if key not in ids]
+    if missing:
+        conn.executemany(_ADD_SERIES, missing)
+        added = _read_series(conn, missing)
+        conn.executemany(_NEW_TALLY, [(added[key],) for key in missing])
+        ids.update(added)
+    return ids
+
+
+def _read_series(conn: sqlite3.Connection, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
+    found: dict[SeriesKey, int] = {}
+    for workspace_id, pids in _by_workspace((key[0], key[1]) for key in keys).items():
+        unique = sorted(set(pids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start:start + _CHUNK]
+            for sid, pid, input_id, environment, attributes in conn.execute(
+                "SELECT id, point_id, input_id, environment, attributes FROM catalog_series"
+                f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})", [workspace_id, *chunk],
+            ):
+                found[(workspace_id, pid, input_id, environment, attributes)] = sid
+    return found
+
+
+def _write_types(conn: sqlite3.Connection, known: Known, typed: list[tuple[Bucket, int]]) -> None:
+    """Check a slice's possibly new types against the stored ones; add the types that are new.
+
+    What earlier reads returned is checked first; the store is read (once per slice) only for what that does not
+    cover. A bucket's `covered` bits only ever come from a read, never from this process's own writes.
+    """
+    unread = [(bucket, packed) for bucket, packed in typed if not _covered(bucket, packed, known)]
+    if not unread:
+        return
+    _read_types(conn, known, {(bucket.group[0], bucket.point.pid) for bucket, _ in unread})
+    new: dict[tuple[str, str, str, str, str], int] = {}
+    for bucket, packed in unread:
+        if _covered(bucket, packed, known):
+            continue
+        for key, bits in zip(_type_keys(bucket), unpack(packed, len(bucket.out_names)), strict=True):
+            if bits & ~known.types.get(key, 0):
+                new[key] = new.get(key, 0) | bits
+    if new:
+        conn.executemany(_ADD_TYPES, [(*key, bits) for key, bits in new.items()])
+
+
+def _type_keys(bucket: Bucket) -> list[tuple[str, str, str, str, str]]:
+    workspace_id, input_id, environment = bucket.group
+    return [(workspace_id, bucket.point.pid, input_id, environment, name) for name in bucket.out_names]
+
+
+def _covered(bucket: Bucket, packed: int, known: Known) -> bool:
+    """Whether the types read so far hold the bucket's types (`covered` is updated from them)."""
+    types = known.types
+    bucket.covered = packed_bits(types.get(key, 0) for key in _type_keys(bucket))
+    return not packed & ~bucket.covered
 
 
 def _by_workspace(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -127,13 +214,15 @@ def _by_workspace(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return out
 
 
-def _read_points(conn: sqlite3.Connection, known: Known, keys: Iterable[tuple[str, str]]) -> None:
+def _read_points(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
     for workspace_id, ids in _by_workspace(keys).items():
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
-            known.points.update((workspace_id, pid) for (pid,) in conn.execute(
+            found.update((workspace_id, pid) for (pid,) in conn.execute(
                 "SELECT point_id FROM catalog_points"
                 f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})", [workspace_id, *chunk]))
+    return found
 
 
 def _read_types(conn: sqlite3.Connection, known: Known, keys: Iterable[tuple[str, str]]) -> None:
@@ -147,15 +236,13 @@ def _read_types(conn: sqlite3.Connection, known: Known, keys: Iterable[tuple[str
                 known.types[(workspace_id, pid, input_id, environment, attribute)] = bits
 
 
-def full_attributes(conn: sqlite3.Connection) -> dict[tuple[str, str], frozenset[str]]:
-    """Per (workspace, point id), the attributes that already have MAX_EXAMPLES examples."""
-    found: dict[tuple[str, str], set[str]] = {}
-    for workspace_id, pid, attribute in conn.execute(
-        "SELECT workspace_id, point_id, attribute FROM catalog_examples GROUP BY workspace_id, point_id, attribute"
-        f" HAVING COUNT(*) >= {MAX_EXAMPLES}"
-    ):
-        found.setdefault((workspace_id, pid), set()).add(attribute)
-    return {key: frozenset(names) for key, names in found.items()}
+def stored_examples(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """Per (workspace, point id), each attribute's stored example values."""
+    found: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for workspace_id, pid, attribute, value in conn.execute(
+            "SELECT workspace_id, point_id, attribute, value FROM catalog_examples"):
+        found.setdefault((workspace_id, pid), {}).setdefault(attribute, []).append(value)
+    return found
 
 
 def forget_values(conn: sqlite3.Connection, workspace_id: str, values: set[str]) -> int:
@@ -194,8 +281,9 @@ def list_points(conn: sqlite3.Connection, workspace_id: str, *, q: str | None = 
     where, args = _filters(input_id, environment)
     sql = (
         "SELECT p.point_id, p.point_type, p.name, p.custom_event_type, s.input_id, s.environment, s.attributes,"
-        " s.count, s.first_seen_ms, s.last_seen_ms FROM catalog_points p JOIN catalog_counts s"
-        f" ON s.workspace_id = p.workspace_id AND s.point_id = p.point_id WHERE p.workspace_id = ?{where}"
+        " t.count, t.first_seen_ms, t.last_seen_ms FROM catalog_points p JOIN catalog_series s"
+        " ON s.workspace_id = p.workspace_id AND s.point_id = p.point_id JOIN catalog_tallies t ON t.series_id = s.id"
+        f" WHERE p.workspace_id = ?{where}"
     )
     params: list[object] = [workspace_id, *args]
     if type_ is not None:
@@ -245,8 +333,9 @@ def point(conn: sqlite3.Connection, workspace_id: str, pid: str, *, input_id: st
     # attribute → (input, environment) → its entry
     seen: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
     for input_, env, attrs, count, named, first, last in conn.execute(
-        "SELECT input_id, environment, attributes, count, attribute_count, first_seen_ms, last_seen_ms"
-        f" FROM catalog_counts s WHERE workspace_id = ? AND point_id = ?{where}", [workspace_id, pid, *args],
+        "SELECT s.input_id, s.environment, s.attributes, t.count, t.attribute_count, t.first_seen_ms, t.last_seen_ms"
+        " FROM catalog_series s JOIN catalog_tallies t ON t.series_id = s.id"
+        f" WHERE s.workspace_id = ? AND s.point_id = ?{where}", [workspace_id, pid, *args],
     ):
         if count:
             _add(own, (input_, env), count, first, last)

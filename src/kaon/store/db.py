@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaon.errors import ConfigError
-from kaon.store.schema import SCHEMA
+from kaon.store.schema import SCHEMA, migrate
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Database:
         conn = self.connect()
         for statement in SCHEMA:
             conn.execute(statement)
+        migrate(conn)
 
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.url.path, isolation_level=None, check_same_thread=False, timeout=30)

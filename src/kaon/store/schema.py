@@ -1,4 +1,6 @@
-"""The SQLite schema of the main store, applied idempotently at open."""
+"""The SQLite schema of the main store, applied idempotently at open, and the migrations of older stores."""
+
+import sqlite3
 
 SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS workspaces (
@@ -236,18 +238,24 @@ SCHEMA: tuple[str, ...] = (
         custom_event_type TEXT NOT NULL,
         PRIMARY KEY (workspace_id, point_id)
     ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS catalog_counts (
+    # A series: one data point's events per input, environment and set of attribute names; its tally is kept
+    # apart under the integer id so that a slice's additions are narrow updates by rowid.
+    """CREATE TABLE IF NOT EXISTS catalog_series (
+        id INTEGER PRIMARY KEY,
         workspace_id TEXT NOT NULL,
         point_id TEXT NOT NULL,
         input_id TEXT NOT NULL,
         environment TEXT NOT NULL,
         attributes TEXT NOT NULL,
+        UNIQUE (workspace_id, point_id, input_id, environment, attributes)
+    )""",
+    """CREATE TABLE IF NOT EXISTS catalog_tallies (
+        series_id INTEGER PRIMARY KEY,
         count INTEGER NOT NULL,
         attribute_count INTEGER NOT NULL,
         first_seen_ms INTEGER NOT NULL,
-        last_seen_ms INTEGER NOT NULL,
-        PRIMARY KEY (workspace_id, point_id, input_id, environment, attributes)
-    ) WITHOUT ROWID""",
+        last_seen_ms INTEGER NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS catalog_types (
         workspace_id TEXT NOT NULL,
         point_id TEXT NOT NULL,
@@ -419,3 +427,27 @@ SCHEMA += (
         summary TEXT NOT NULL
     ) WITHOUT ROWID""",
 )
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an earlier release up to SCHEMA (each step checks whether it is needed)."""
+    old_counts = "SELECT 1 FROM pragma_table_info('catalog_counts') WHERE name = 'attributes'"
+    if conn.execute(old_counts).fetchone() is not None:  # catalog counts keyed by text: series and their tallies
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute(old_counts).fetchone() is None:  # another process migrated it meanwhile
+                conn.execute("COMMIT")
+                return
+            conn.execute(
+                "INSERT OR IGNORE INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
+                " SELECT workspace_id, point_id, input_id, environment, attributes FROM catalog_counts")
+            conn.execute(
+                "INSERT OR REPLACE INTO catalog_tallies"
+                " (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
+                " SELECT s.id, c.count, c.attribute_count, c.first_seen_ms, c.last_seen_ms FROM catalog_counts c"
+                " JOIN catalog_series s USING (workspace_id, point_id, input_id, environment, attributes)")
+            conn.execute("DROP TABLE catalog_counts")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
