@@ -161,9 +161,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--default-gc", action="store_true",
                         help="keep Python's default garbage-collector thresholds (the process stage tunes them)")
+    parser.add_argument("--only", choices=("with", "without", "none"),
+                        help="one run only, with or without the step, or none (only the log is written): for counting"
+                             " instructions under valgrind, see docs/performance.md")
     args = parser.parse_args()
     if not args.default_gc:
         tune_gc()  # as the process stage's own process does
+    if args.only is not None:
+        with tempfile.TemporaryDirectory(prefix="kaon-bench-log-") as tmp:
+            write_log(Path(tmp), args.events, args.batch, args.seed)
+            if args.only != "none":
+                print(run(Path(tmp), args.events, args.only == "with"))
+        return
     print(f"machine: {machine()}")
     print(f"{args.events} events in batches of {args.batch}, {args.rounds} rounds, default slice size,"
           f" gc thresholds {gc.get_threshold()}")

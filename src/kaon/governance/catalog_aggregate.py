@@ -182,13 +182,14 @@ class Bucket:
     """The events (or batches) of one data point in one group that carried the same attribute names, in order.
 
     Per event: first/last seen, and the class of each of its values appended to one flat list (`width` entries per
-    event: one column per attribute; a single `None` for an event without attributes or an identity set). The types
-    are worked out per column once per slice and compared, packed, with `covered`: the type bits a read of the
-    store returned. So in the steady state a bucket's types cost one integer comparison per slice.
+    event: one column per attribute; a single `None` for an event without attributes or an identity set). Once per
+    slice the list is cut into the events' *signatures* (their classes, in order); `typed` holds the signatures
+    whose types a read of the store showed it holds (`covered`: those type bits, packed). So in the steady state a
+    bucket's types cost one subset check per slice.
     """
 
     __slots__ = ("classes", "covered", "first_ms", "group", "last_ms", "names", "needs", "out_names", "point",
-                 "preset", "series", "split", "width")
+                 "preset", "series", "split", "typed", "width")
 
     def __init__(self, group: GroupKey, point: PointState, names: tuple[str, ...]) -> None:
         self.group = group
@@ -204,6 +205,7 @@ class Bucket:
         self.first_ms = self.last_ms = 0
         self.classes: list[type | None] = []  # this slice's; empty: not touched yet
         self.covered = 0
+        self.typed: set[tuple[type | None, ...]] = set()
         self.needs = point.wants(names)
         self.series: tuple[int, ...] | None = None  # the store's ids of the bucket's series, once read back
 
@@ -212,19 +214,37 @@ class Bucket:
         """Events (or batches) this slice."""
         return len(self.classes) // self.width
 
-    def packed(self) -> int:
-        """This slice's type bits per attribute, packed."""
+    def signatures(self) -> set[tuple[type | None, ...]]:
+        """This slice's distinct signatures (for an identity set or no attributes: `(None,)`)."""
+        classes = iter(self.classes)
+        return set(zip(*[classes] * self.width, strict=True))
+
+    def packed(self, signatures: Iterable[tuple[type | None, ...]] | None = None) -> int:
+        """The type bits per attribute of the given signatures (default: this slice's), packed."""
         if self.preset or not self.names:
             return self.preset
-        out, classes, width = 0, self.classes, self.width
-        for i in range(width):
-            for cls in set(classes[i::width]):
-                out |= TYPE_BITS.get(cls, OBJECT) << (_WIDTH * i)  # type: ignore[arg-type]
+        out = 0
+        for signature in self.signatures() if signatures is None else signatures:
+            out |= _pack(signature)
         return out
 
     def bits(self) -> tuple[int, ...]:
         """This slice's type bits per name in `out_names`."""
         return unpack(self.packed(), len(self.out_names))
+
+
+_packed: dict[tuple[type | None, ...], int] = {}
+
+
+def _pack(signature: tuple[type | None, ...]) -> int:
+    found = _packed.get(signature)
+    if found is None:
+        found = 0
+        for i, cls in enumerate(signature):
+            found |= TYPE_BITS.get(cls, OBJECT) << (_WIDTH * i)  # type: ignore[arg-type]
+        if len(_packed) < 100_000:
+            _packed[signature] = found
+    return found
 
 
 class PointSummary:
@@ -309,8 +329,11 @@ class CatalogAggregate:
         if users:
             self._observe(group, gkey, (USER_ATTRIBUTES, "", "", tuple(users)), users, ms, batch)
         ids = batch.user_identities
-        names = [name for name, value in ids.items() if value] if ids else []
         device = batch.device_info
+        if device is None and ids and all(ids.values()):
+            self._observe(group, gkey, (USER_IDENTITIES, "", "", tuple(ids)), _EMPTY, ms, None)
+            return
+        names = [name for name, value in ids.items() if value] if ids else []
         if device is not None:
             names.extend(compress(DEVICE_IDENTITY_TYPES, _device_identities(device)))
         if names:

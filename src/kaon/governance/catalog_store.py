@@ -105,17 +105,25 @@ def write(conn: sqlite3.Connection, aggregate: CatalogAggregate, known: Known | 
     known.trim()
     points: dict[tuple[str, str], PointState] = {}
     unresolved: list[Bucket] = []
-    typed: list[tuple[Bucket, int]] = []
+    typed: list[tuple[Bucket, int, set[tuple[type | None, ...]]]] = []
     for bucket in aggregate.touched:
         point = bucket.point
         if not point.confirmed:
             points[(point.workspace_id, point.pid)] = point
         if bucket.series is None:
             unresolved.append(bucket)
-        if bucket.out_names:
-            packed = bucket.packed()
-            if packed & ~bucket.covered:
-                typed.append((bucket, packed))
+        if bucket.preset:
+            if bucket.preset & ~bucket.covered:
+                typed.append((bucket, bucket.preset, set()))
+        elif bucket.names:
+            signatures = bucket.signatures()
+            if not signatures <= bucket.typed:
+                signatures -= bucket.typed
+                packed = bucket.packed(signatures)
+                if packed & ~bucket.covered:
+                    typed.append((bucket, packed, signatures))
+                else:
+                    bucket.typed |= signatures
     if points:
         for key in _read_points(conn, points):
             points.pop(key).confirmed = True
@@ -174,19 +182,20 @@ def _read_series(conn: sqlite3.Connection, keys: Iterable[SeriesKey]) -> dict[Se
     return found
 
 
-def _write_types(conn: sqlite3.Connection, known: Known, typed: list[tuple[Bucket, int]]) -> None:
+def _write_types(conn: sqlite3.Connection, known: Known,
+                 typed: list[tuple[Bucket, int, set[tuple[type | None, ...]]]]) -> None:
     """Check a slice's possibly new types against the stored ones; add the types that are new.
 
     What earlier reads returned is checked first; the store is read (once per slice) only for what that does not
     cover. A bucket's `covered` bits only ever come from a read, never from this process's own writes.
     """
-    unread = [(bucket, packed) for bucket, packed in typed if not _covered(bucket, packed, known)]
+    unread = [item for item in typed if not _covered(*item, known)]
     if not unread:
         return
-    _read_types(conn, known, {(bucket.group[0], bucket.point.pid) for bucket, _ in unread})
+    _read_types(conn, known, {(bucket.group[0], bucket.point.pid) for bucket, _, _ in unread})
     new: dict[tuple[str, str, str, str, str], int] = {}
-    for bucket, packed in unread:
-        if _covered(bucket, packed, known):
+    for bucket, packed, signatures in unread:
+        if _covered(bucket, packed, signatures, known):
             continue
         for key, bits in zip(_type_keys(bucket), unpack(packed, len(bucket.out_names)), strict=True):
             if bits & ~known.types.get(key, 0):
@@ -200,11 +209,14 @@ def _type_keys(bucket: Bucket) -> list[tuple[str, str, str, str, str]]:
     return [(workspace_id, bucket.point.pid, input_id, environment, name) for name in bucket.out_names]
 
 
-def _covered(bucket: Bucket, packed: int, known: Known) -> bool:
-    """Whether the types read so far hold the bucket's types (`covered` is updated from them)."""
+def _covered(bucket: Bucket, packed: int, signatures: set[tuple[type | None, ...]], known: Known) -> bool:
+    """Whether the types read so far hold these types (`covered` is updated; if so, the signatures are `typed`)."""
     types = known.types
     bucket.covered = packed_bits(types.get(key, 0) for key in _type_keys(bucket))
-    return not packed & ~bucket.covered
+    if packed & ~bucket.covered:
+        return False
+    bucket.typed |= signatures
+    return True
 
 
 def _by_workspace(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
