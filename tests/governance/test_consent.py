@@ -7,11 +7,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.webhook import event_json
 from kaon.governance.consent import (
     SETTING,
     ConsentHistory,
     Source,
     check_rule_purposes,
+    consent_changes,
     load_settings,
     parse_settings,
     purposes_in_use,
@@ -40,7 +43,9 @@ class World:
     def __init__(self, tmp: Path) -> None:
         self.db = Database(DatabaseUrl.parse(f"sqlite:///{tmp / 'kaon.db'}"))
         self.conn = self.db.conn()
-        self.ws = ConfigStore(self.conn).create_workspace("w").id
+        config = ConfigStore(self.conn)
+        self.ws = config.create_workspace("w").id
+        self.input_id = config.create_input(self.ws, "app", "server").input.id
         self.writer = SqliteLogWriter(tmp / "log", "0")
         steps = [s for s in default_steps(dedup_window_ms=DAY) if s.name != "catalog"]  # not needed here
         self.stage = ProcessStage(self.db, SqliteLogReader(tmp / "log"), steps, clock=lambda: NOW)
@@ -50,7 +55,7 @@ class World:
         self.received += 1
         body = {"environment": "production", "user_identities": {"customer_id": customer},
                 "consent_state": consent, "events": [], **batch}
-        self.writer.append([LogEntry(kind=KIND_MPARTICLE_BATCH, workspace_id=self.ws, input_id="in1",
+        self.writer.append([LogEntry(kind=KIND_MPARTICLE_BATCH, workspace_id=self.ws, input_id=self.input_id,
                                      received_ms=self.received, body=json.dumps(body).encode())])
         self.stage.drain(NOW + 1)
 
@@ -132,7 +137,7 @@ def test_older_record_is_kept_in_history_but_newest_stays_current(world: World) 
     newest = history[0]
     assert (newest["document"], newest["location"], newest["hardware_id"], newest["regulation"]) == (
         "v2", "web", "h1", "gdpr")
-    assert newest["input_id"] == "in1" and newest["received_ms"] == world.received - 1 and newest["source"]
+    assert newest["input_id"] == world.input_id and newest["received_ms"] == world.received - 1 and newest["source"]
 
 
 def test_newer_record_becomes_current_and_repeats_are_not_appended(world: World) -> None:
@@ -210,3 +215,50 @@ def test_history_append_is_idempotent_per_identical_record(world: World) -> None
         assert not history.append(7, "gdpr", "x", record(True, 1), source)
         assert history.append(7, "gdpr", "x", record(True, 1, location="elsewhere"), source)
     assert len(history.history([7])) == 2
+
+
+# Consent changes forwarded with the batch's events (mParticle's outbound `system_notifications`)
+
+def test_consent_changes_name_the_purpose_with_current_and_old_records() -> None:
+    old = {"gdpr": {"marketing": record(True, 1_000, document="v1")}}
+    new = {"gdpr": {"marketing": record(False, 2_000, document="v2"), "analytics": record(True, 2_000)},
+           "ccpa": {"data_sale_opt_out": record(True, 2_000)}}
+    changes = {(c["type"], c["data"]["purpose"]): c["data"] for c in consent_changes(old, new)}
+    assert set(changes) == {("gdpr_change", "marketing"), ("gdpr_change", "analytics"),
+                            ("ccpa_change", "data_sale_opt_out")}
+    marketing = changes[("gdpr_change", "marketing")]
+    assert marketing["current"] == {"regulation": "gdpr", "document": "v2", "consented": False,
+                                    "timestamp_unixtime_ms": 2_000, "location": None, "hardware_id": None}
+    assert marketing["old"]["consented"] is True and marketing["old"]["document"] == "v1"
+    assert changes[("gdpr_change", "analytics")]["old"] is None
+    assert consent_changes(new, new) == []
+
+
+def test_forwarded_events_carry_the_consent_changes_of_their_batch(world: World) -> None:
+    outputs = OutputStore(world.conn, world.ws)
+    hook = outputs.create_output("hook", "webhook", {"base_url": "http://127.0.0.1:9/hook"}, True)
+    outputs.create_connection(world.input_id, hook.id, True, {})
+    play = [{"event_type": "custom_event", "data": {"event_name": "Play", "custom_event_type": "media"}}]
+
+    world.send({"gdpr": {"marketing": record(True, 1_000)}}, events=play)
+    world.send({"gdpr": {"marketing": record(True, 1_000)}}, events=play)  # the same state again: no change
+    world.send({"gdpr": {"marketing": record(False, 500)}}, events=play)  # older: history only, no change
+    world.send({"gdpr": {"marketing": record(False, 2_000)}}, events=play)
+
+    jobs = [msgspec.msgpack.decode(row[0], type=DeliveryEvent) for row in world.conn.execute(
+        "SELECT payload FROM delivery_jobs ORDER BY id")]
+    assert [len(job.system_notifications) for job in jobs] == [1, 0, 0, 1]
+    first, last = jobs[0].system_notifications[0], jobs[3].system_notifications[0]
+    assert (first["type"], first["data"]["purpose"], first["data"]["old"]) == ("gdpr_change", "marketing", None)
+    assert (last["data"]["current"]["consented"], last["data"]["old"]["consented"]) == (False, True)
+    assert event_json(jobs[3])["system_notifications"] == [last]
+    assert "system_notifications" not in event_json(jobs[1])
+
+
+def test_history_records_name_the_stored_batch_they_came_in(world: World) -> None:
+    world.send({"gdpr": {"marketing": record(True, 1_000)}})
+    world.send({"gdpr": {"marketing": record(False, 2_000)}, "ccpa": {"data_sale_opt_out": record(True, 2_000)}})
+    batches = [row[0] for row in world.conn.execute("SELECT id FROM batches ORDER BY id")]
+    history = world.history(world.mpid())
+    assert sorted((h["batch_id"], h["regulation"]) for h in history) == [
+        (batches[0], "gdpr"), (batches[1], "ccpa"), (batches[1], "gdpr")]

@@ -24,6 +24,8 @@ class DeliveryEvent(msgspec.Struct, frozen=True, kw_only=True):
     device_info: DeviceInfo | None = None
     application_info: ApplicationInfo | None = None
     consent_state: ConsentState | None = None
+    # The consent changes the event's batch made to the profile (mParticle's outbound `system_notifications`).
+    system_notifications: list[dict[str, Any]] = []
 
     @property
     def event_type(self) -> str:

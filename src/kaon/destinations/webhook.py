@@ -31,7 +31,7 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def event_json(item: DeliveryEvent) -> dict[str, Any]:
     """The canonical event with its profile context, as the webhook body carries it."""
     body: dict[str, Any] = msgspec.to_builtins(item.event)
-    return {
+    out = {
         "event_id": item.event_id,
         "source_message_id": item.source_message_id,
         "event_type": item.event_type,
@@ -43,6 +43,9 @@ def event_json(item: DeliveryEvent) -> dict[str, Any]:
         "user_attributes": item.user_attributes,
         "data": body.get("data", {}),
     }
+    if item.system_notifications:  # the batch changed the profile's consent (mParticle's outbound field)
+        out["system_notifications"] = item.system_notifications
+    return out
 
 
 class Webhook(Destination):

@@ -111,7 +111,34 @@ class Source(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _COLUMNS = ("id, mpid, regulation, purpose, consented, document, timestamp_unixtime_ms, location, hardware_id,"
-            " received_ms, input_id, source_request_id, log_partition, log_seq")
+            " received_ms, input_id, source_request_id, log_partition, log_seq, batch_id")
+
+
+# mParticle's system notification per regulation (on the outbound batch when a batch changes a profile's consent).
+NOTIFICATION_TYPES = {"gdpr": "gdpr_change", "ccpa": "ccpa_change"}
+_RECORD_FIELDS = ("document", "consented", "timestamp_unixtime_ms", "location", "hardware_id")
+
+
+def consent_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """mParticle's `system_notifications` for the purposes whose current record differs between two states:
+    `{"type": "gdpr_change", "data": {"purpose", "current": {regulation, document, consented,
+    timestamp_unixtime_ms, location, hardware_id}, "old": {…} or null}}`."""
+    out = []
+    for regulation, purposes in new.items():
+        kind = NOTIFICATION_TYPES.get(regulation)
+        if kind is None:
+            continue
+        for purpose, record in purposes.items():
+            before = old.get(regulation, {}).get(purpose)
+            current = _notified(regulation, record)
+            previous = None if before is None else _notified(regulation, before)
+            if current != previous:
+                out.append({"type": kind, "data": {"purpose": purpose, "current": current, "old": previous}})
+    return out
+
+
+def _notified(regulation: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {"regulation": regulation, **{name: record.get(name) for name in _RECORD_FIELDS}}
 
 
 def _text(value: Any) -> str | None:
@@ -123,8 +150,8 @@ class ConsentHistory:
         self.conn = conn
         self.ws = workspace_id
 
-    def append(self, mpid: int, regulation: str, purpose: str, record: dict[str, Any], source: Source) -> bool:
-        """Append one record (unless this profile already holds the identical record); True when appended."""
+    def append(self, mpid: int, regulation: str, purpose: str, record: dict[str, Any], source: Source) -> int | None:
+        """Append one record (unless this profile already holds the identical record); the new row's id."""
         consented = int(bool(record.get("consented")))
         timestamp = int(record.get("timestamp_unixtime_ms") or source.received_ms)
         document, location, hardware = (_text(record.get(k)) for k in ("document", "location", "hardware_id"))
@@ -134,19 +161,27 @@ class ConsentHistory:
             " AND hardware_id IS ?",
             (self.ws, mpid, regulation, purpose, timestamp, consented, document, location, hardware)).fetchone()
         if held is not None:
-            return False
-        self.conn.execute(
+            return None
+        cursor = self.conn.execute(
             "INSERT INTO consent_history (workspace_id, mpid, regulation, purpose, consented, document,"
             " timestamp_unixtime_ms, location, hardware_id, received_ms, input_id, source_request_id,"
             " log_partition, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.ws, mpid, regulation, purpose, consented, document, timestamp, location, hardware,
              source.received_ms, source.input_id, source.source_request_id, source.log_partition, source.log_seq))
-        return True
+        return cursor.lastrowid
 
-    def append_state(self, mpid: int, state: dict[str, Any], source: Source) -> int:
-        """Every record of a `{regulation: {purpose: record}}` state; returns how many were appended."""
-        return sum(self.append(mpid, regulation, purpose, record, source)
-                   for regulation, purposes in state.items() for purpose, record in purposes.items())
+    def append_state(self, mpid: int, state: dict[str, Any], source: Source) -> list[int]:
+        """Every record of a `{regulation: {purpose: record}}` state; returns the ids of those appended."""
+        ids = (self.append(mpid, regulation, purpose, record, source)
+               for regulation, purposes in state.items() for purpose, record in purposes.items())
+        return [i for i in ids if i is not None]
+
+    def set_batch(self, ids: list[int], batch_id: int) -> None:
+        """Name the stored batch the records came in (known once the batch is stored, later in the slice)."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            self.conn.execute(f"UPDATE consent_history SET batch_id = ? WHERE workspace_id = ? AND id IN"
+                              f" ({','.join('?' * len(chunk))})", (batch_id, self.ws, *chunk))
 
     def history(self, mpids: Iterable[int]) -> list[dict[str, Any]]:
         """The records of these profiles, newest (by consent timestamp, then arrival) first."""
@@ -157,7 +192,7 @@ class ConsentHistory:
         return [{"id": r[0], "mpid": str(r[1]), "regulation": r[2], "purpose": r[3], "consented": bool(r[4]),
                  "document": r[5], "timestamp_unixtime_ms": r[6], "location": r[7], "hardware_id": r[8],
                  "received_ms": r[9], "input_id": r[10], "source_request_id": r[11],
-                 "source": None if r[12] is None else f"{r[12]}:{r[13]}"} for r in rows]
+                 "source": None if r[12] is None else f"{r[12]}:{r[13]}", "batch_id": r[14]} for r in rows]
 
     def ids_of(self, mpid: int) -> list[int]:
         return [int(r[0]) for r in self.conn.execute(

@@ -33,6 +33,7 @@ def delivery_event(item: WorkBatch, index: int, event_id: int) -> DeliveryEvent:
         user_identities={k: v for k, v in (batch.user_identities or {}).items() if v is not None},
         user_attributes=dict(batch.user_attributes), device_info=batch.device_info,
         application_info=batch.application_info, consent_state=batch.consent_state,
+        system_notifications=item.system_notifications,
     )
 
 

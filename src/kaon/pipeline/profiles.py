@@ -4,7 +4,7 @@ from typing import Any
 
 import msgspec
 
-from kaon.governance.consent import ConsentHistory, ConsentSettings, Source, load_settings
+from kaon.governance.consent import ConsentHistory, ConsentSettings, Source, consent_changes, load_settings
 from kaon.identity.extract import normalise
 from kaon.identity.merge import merged_consent
 from kaon.identity.service import Identity
@@ -66,11 +66,13 @@ class UpdateProfiles:
         store = ProfileStore(work.tx, item.workspace_id)
         row = store.row(mpid)
         assert row is not None
-        store.set_consent(mpid, merged_consent(row["consent"], consent))
+        merged = merged_consent(row["consent"], consent)
+        store.set_consent(mpid, merged)
+        item.system_notifications.extend(consent_changes(row["consent"], merged))
         entry = item.entry
-        ConsentHistory(work.tx, item.workspace_id).append_state(mpid, consent, Source(
+        item.consent_history_ids.extend(ConsentHistory(work.tx, item.workspace_id).append_state(mpid, consent, Source(
             received_ms=entry.entry.received_ms, input_id=item.input_id,
-            source_request_id=item.batch.source_request_id, log_partition=entry.partition, log_seq=entry.seq))
+            source_request_id=item.batch.source_request_id, log_partition=entry.partition, log_seq=entry.seq)))
         if settings is not None:
             known = settings.names()
             for purpose in consent.get("gdpr", {}):

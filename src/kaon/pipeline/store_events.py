@@ -2,6 +2,7 @@
 
 import msgspec
 
+from kaon.governance.consent import ConsentHistory
 from kaon.model.events import event_name
 from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.events import EventStore, StoredEvent
@@ -25,6 +26,8 @@ class StoreEvents:
             item.batch_id = store.insert_batch(
                 item.workspace_id, item.input_id, item.entry.entry.received_ms, _encoder.encode(context)
             )
+            if item.consent_history_ids:
+                ConsentHistory(work.tx, item.workspace_id).set_batch(item.consent_history_ids, item.batch_id)
             for index in kept:
                 event = batch.events[index]
                 data = event.data

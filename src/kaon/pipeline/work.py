@@ -3,6 +3,7 @@
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from kaon.log.base import StoredEntry
 from kaon.model.batch import Batch
@@ -21,6 +22,10 @@ class WorkBatch:
     batch_id: int | None = None
     # Stored event ids by position in `batch.events` (set by store_events; fan-out uses them).
     event_ids: dict[int, int] = field(default_factory=dict)
+    # Consent history rows this batch appended (store_events names the batch in them), and the consent changes it
+    # made to the profile, forwarded with its events as mParticle's `system_notifications` (set by profiles).
+    consent_history_ids: list[int] = field(default_factory=list)
+    system_notifications: list[dict[str, Any]] = field(default_factory=list)
 
     def kept(self) -> list[int]:
         return [i for i, k in enumerate(self.keep) if k]

@@ -402,7 +402,8 @@ SCHEMA += (
         input_id TEXT,
         source_request_id TEXT,
         log_partition TEXT,
-        log_seq INTEGER
+        log_seq INTEGER,
+        batch_id INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS consent_history_by_profile ON consent_history"
     " (workspace_id, mpid, regulation, purpose, timestamp_unixtime_ms)",
@@ -431,6 +432,12 @@ SCHEMA += (
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring a store written by an earlier release up to SCHEMA (each step checks whether it is needed)."""
+    if conn.execute("SELECT 1 FROM pragma_table_info('consent_history') WHERE name = 'batch_id'").fetchone() is None:
+        try:
+            conn.execute("ALTER TABLE consent_history ADD COLUMN batch_id INTEGER")
+        except sqlite3.OperationalError as error:  # another process added it meanwhile
+            if "duplicate column" not in str(error):
+                raise
     old_counts = "SELECT 1 FROM pragma_table_info('catalog_counts') WHERE name = 'attributes'"
     if conn.execute(old_counts).fetchone() is not None:  # catalog counts keyed by text: series and their tallies
         conn.execute("BEGIN IMMEDIATE")
