@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -184,8 +185,8 @@ def test_a_slice_is_written_with_a_few_statements_whatever_its_size(world: World
     # added); the examples: eleven statements for 500 events.
     assert [sql.split()[0:3] for sql in counting.calls] == [
         ["SELECT", "workspace_id,", "point_id,"], ["SELECT", "point_id", "FROM"], ["INSERT", "OR", "IGNORE"],
-        ["SELECT", "id,", "point_id,"], ["INSERT", "INTO", "catalog_series"], ["SELECT", "id,", "point_id,"],
-        ["INSERT", "INTO", "catalog_tallies"], ["UPDATE", "catalog_tallies", "SET"],
+        ["SELECT", "id,", "point_id,"], ["INSERT", "OR", "IGNORE"], ["SELECT", "id,", "point_id,"],
+        ["INSERT", "OR", "IGNORE"], ["UPDATE", "catalog_tallies", "SET"],
         ["SELECT", "point_id,", "input_id,"], ["INSERT", "INTO", "catalog_types"], ["INSERT", "OR", "IGNORE"]]
     assert catalog_store.point(conn, WS, PLAY)["count"] == 500
     # The next slice confirms what the first one added (one read each for points, series and types); from then
@@ -198,3 +199,33 @@ def test_a_slice_is_written_with_a_few_statements_whatever_its_size(world: World
             step.run(work)
     assert [sql.split()[0:3] for sql in counting.calls] == [["UPDATE", "catalog_tallies", "SET"]]
     assert catalog_store.point(conn, WS, PLAY)["count"] == 1000
+
+
+def test_two_process_stages_writing_at_once_keep_exact_counts_and_types(world: World, tmp_path: Path) -> None:
+    # Two stages (each with its own step and caches, as two processes would have) drain the same two log
+    # partitions at once; each slice is claimed by one of them. New points, series and types race.
+    second = SqliteLogWriter(tmp_path / "log", "1")
+    for i in range(150):
+        for writer, part in ((world.writer, "a"), (second, "b")):
+            body = json.dumps({"environment": "production", "events": [
+                play(f"{part}{i}-{j}", song=f"s{j}", secs=j if (i + j) % 3 else str(j)) for j in range(4)]})
+            writer.append([LogEntry(kind=KIND_MPARTICLE_BATCH, workspace_id=WS, input_id=f"in_{i % 2}",
+                                    received_ms=NOW + i, ip="10.0.0.1", body=body.encode())])
+    second.close()
+
+    def drain() -> None:
+        stage = ProcessStage(world.db, SqliteLogReader(tmp_path / "log"), default_steps(dedup_window_ms=DAY),
+                             slice_size=7, clock=lambda: NOW)
+        while stage.run_once():
+            pass
+
+    threads = [threading.Thread(target=drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    point = catalog_store.point(world.db.conn(), WS, PLAY)
+    assert point["count"] == 2 * 150 * 4
+    assert {(s["input_id"], s["count"]) for s in point["seen"]} == {("in_0", 600), ("in_1", 600)}
+    assert attribute(point, "secs")["types"] == ["string", "number"]
+    assert attribute(point, "song")["count"] == 1200

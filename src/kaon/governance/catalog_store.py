@@ -25,11 +25,13 @@ _ADD_POINT = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _ADD_SERIES = (
-    "INSERT INTO catalog_series (workspace_id, point_id, input_id, environment, attributes) VALUES (?, ?, ?, ?, ?)"
+    # OR IGNORE: another process stage may have added it since this one read (it is read back either way).
+    "INSERT OR IGNORE INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 _NEVER = 2**63 - 1  # a new tally's first seen, before its first addition
 _NEW_TALLY = (
-    "INSERT INTO catalog_tallies (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
+    "INSERT OR IGNORE INTO catalog_tallies (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
     f" VALUES (?, 0, 0, {_NEVER}, 0)"
 )
 _ADD_TALLY = (
