@@ -136,3 +136,13 @@ def test_point_ids_are_stable_and_url_safe() -> None:
     assert point_id(key) == point_id(tuple(key))  # type: ignore[arg-type]
     assert point_id(key) != point_id(("custom_event", "Add to cart / ünïcode?", "other"))
     assert point_id(key).removeprefix("dp_").isalnum()
+
+
+def test_a_slices_examples_are_reported_for_the_group_they_came_from() -> None:
+    aggregate = CatalogAggregate()
+    aggregate.add(WS, "in_web", 1, a_batch(custom("Play", song="web-only")))
+    aggregate.add(WS, "in_ios", 1, a_batch(custom("Play", song="ios-only")))
+    summary = aggregate.summary()
+    key = ("custom_event", "Play", "other")
+    assert summary[((WS, "in_web", "production"), key)].examples == {"song": ["web-only"]}
+    assert summary[((WS, "in_ios", "production"), key)].examples == {"song": ["ios-only"]}

@@ -229,3 +229,20 @@ def test_two_process_stages_writing_at_once_keep_exact_counts_and_types(world: W
     assert {(s["input_id"], s["count"]) for s in point["seen"]} == {("in_0", 600), ("in_1", 600)}
     assert attribute(point, "secs")["types"] == ["string", "number"]
     assert attribute(point, "song")["count"] == 1200
+
+
+def test_a_series_removed_under_the_cache_fails_the_slice_once_and_the_retry_counts_exactly(world: World) -> None:
+    steps = default_steps(dedup_window_ms=DAY)  # one step instance, so its cached series ids carry over
+    world.send(play("m1", song="a"))
+    world.process(steps)
+    world.send(play("m2", song="b"))
+    world.process(steps)  # this slice read the series back: their ids are now cached
+    conn = world.db.conn()
+    with transaction(conn):  # something removes the catalog's rows behind the step's back
+        conn.execute("DELETE FROM catalog_tallies")
+        conn.execute("DELETE FROM catalog_series")
+    world.send(play("m3", song="c"), play("m4", song="d"))
+    world.process(steps)
+    assert catalog_store.point(conn, WS, PLAY)["count"] == 2  # the two events after the removal, once each
+    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 4
+    assert conn.execute("SELECT COUNT(*) FROM rejections").fetchone()[0] == 0  # nothing PROCESS_FAILED

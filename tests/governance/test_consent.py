@@ -262,3 +262,17 @@ def test_history_records_name_the_stored_batch_they_came_in(world: World) -> Non
     history = world.history(world.mpid())
     assert sorted((h["batch_id"], h["regulation"]) for h in history) == [
         (batches[0], "gdpr"), (batches[1], "ccpa"), (batches[1], "gdpr")]
+
+
+def test_a_state_restated_without_timestamps_is_no_change(world: World) -> None:
+    outputs = OutputStore(world.conn, world.ws)
+    hook = outputs.create_output("hook", "webhook", {"base_url": "http://127.0.0.1:9/hook"}, True)
+    outputs.create_connection(world.input_id, hook.id, True, {})
+    play = [{"event_type": "custom_event", "data": {"event_name": "Play", "custom_event_type": "media"}}]
+    for _ in range(3):  # a server feed that sends no timestamps: each record takes its batch's receive time
+        world.send({"gdpr": {"marketing": {"consented": True, "document": "v1"}}}, events=play)
+    world.send({"gdpr": {"marketing": {"consented": True, "document": "v2"}}}, events=play)
+    jobs = [msgspec.msgpack.decode(row[0], type=DeliveryEvent) for row in world.conn.execute(
+        "SELECT payload FROM delivery_jobs ORDER BY id")]
+    assert [len(job.system_notifications) for job in jobs] == [1, 0, 0, 1]
+    assert jobs[3].system_notifications[0]["data"]["old"]["document"] == "v1"

@@ -115,7 +115,8 @@ class PointState:
         self.collects = key[0] != USER_IDENTITIES  # identity values are never kept, not even masked
         self.buckets: list[Bucket] = []
         self.budget = EXAMPLE_BUDGET
-        self.new: list[tuple[str, str, int]] = []  # (attribute, example, ms) found this slice
+        # (attribute, example, ms, the group it came from) found this slice; stored per point, whatever the group.
+        self.new: list[tuple[str, str, int, GroupKey]] = []
         self.shown: dict[str, set[str]] = {}
         self.misses: dict[str, int] = {}
         self.done: set[str] = set()
@@ -133,7 +134,7 @@ class PointState:
         done = self.done
         return self.collects and any(name not in done for name in names)
 
-    def offer(self, attrs: Mapping[str, object], identities: set[str], ms: int) -> None:
+    def offer(self, attrs: Mapping[str, object], identities: set[str], ms: int, group: GroupKey) -> None:
         """Consider one event's (or batch's) values as examples; at most `budget` times per slice."""
         self.budget -= 1
         done, shown, finished = self.done, self.shown, False
@@ -152,7 +153,7 @@ class PointState:
                 continue
             seen.add(candidate)
             self.misses[name] = 0
-            self.new.append((name, candidate, ms))
+            self.new.append((name, candidate, ms, group))
             if len(seen) >= MAX_EXAMPLES:
                 done.add(name)
                 finished = True
@@ -283,6 +284,12 @@ class CatalogAggregate:
         if self.size > MAX_BUCKETS:
             self.groups, self.points, self.size = {}, {}, 0
 
+    def forget_series(self) -> None:
+        """Drop every cached series id (they are read again when next needed)."""
+        for group in self.groups.values():
+            for bucket in group.values():
+                bucket.series = None
+
     def refresh(self, stored: StoredExamples) -> None:
         """Take the examples the store holds now (and forget saturation: values may have changed)."""
         self.stored = stored
@@ -324,7 +331,7 @@ class CatalogAggregate:
             if bucket.needs and bucket.point.budget > 0:
                 if identities is None:
                     identities = _identity_values(batch)
-                self._offer(bucket.point, attrs, identities, ms)
+                self._offer(bucket, attrs, identities, ms)
         users = batch.user_attributes
         if users:
             self._observe(group, gkey, (USER_ATTRIBUTES, "", "", tuple(users)), users, ms, batch)
@@ -360,8 +367,8 @@ class CatalogAggregate:
             if point is None:
                 point = out[(bucket.group, bucket.point.key)] = PointSummary()
                 point.first_ms, point.last_ms = first, last
-                point.examples = {name: [v for n, v, _ in bucket.point.new if n == name]
-                                  for name, _, _ in bucket.point.new}
+                mine = [(name, value) for name, value, _, group in bucket.point.new if group == bucket.group]
+                point.examples = {name: [v for n, v in mine if n == name] for name, _ in mine}
             point.count += count
             point.first_ms, point.last_ms = min(point.first_ms, first), max(point.last_ms, last)
             for name, bits in zip(bucket.out_names, bucket.bits(), strict=True):
@@ -403,12 +410,13 @@ class CatalogAggregate:
         else:
             bucket.classes.append(None)
         if bucket.needs and bucket.point.budget > 0 and batch is not None:
-            self._offer(bucket.point, attrs, _identity_values(batch), ms)
+            self._offer(bucket, attrs, _identity_values(batch), ms)
 
-    def _offer(self, point: PointState, attrs: Mapping[str, object], identities: set[str], ms: int) -> None:
+    def _offer(self, bucket: Bucket, attrs: Mapping[str, object], identities: set[str], ms: int) -> None:
+        point = bucket.point
         if point.budget == EXAMPLE_BUDGET:
             self.examined.append(point)
-        point.offer(attrs, identities, ms)
+        point.offer(attrs, identities, ms, bucket.group)
 
 
 def _identity_values(batch: Batch) -> set[str]:

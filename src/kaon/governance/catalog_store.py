@@ -141,10 +141,14 @@ def write(conn: sqlite3.Connection, aggregate: CatalogAggregate, known: Known | 
             tallies.extend((0, n, first, last, sid) for sid in series[1:])
         else:
             tallies.append((n, n, first, last, series[0]))
-    conn.executemany(_ADD_TALLY, tallies)
+    if conn.executemany(_ADD_TALLY, tallies).rowcount != len(tallies):
+        # A series this process had read is gone (nothing deletes them today): forget every cached id and fail
+        # the slice; the runner retries it, and the retry reads (or adds) the series again.
+        aggregate.forget_series()
+        raise RuntimeError("catalog tallies missing for cached series; series ids re-read on retry")
     if typed:
         _write_types(conn, known, typed)
-    examples = [(p.workspace_id, p.pid, name, value, ms) for p in aggregate.examined for name, value, ms in p.new]
+    examples = [(p.workspace_id, p.pid, name, value, ms) for p in aggregate.examined for name, value, ms, _ in p.new]
     if examples:
         conn.executemany(_ADD_EXAMPLE, examples)
 

@@ -117,10 +117,13 @@ _COLUMNS = ("id, mpid, regulation, purpose, consented, document, timestamp_unixt
 # mParticle's system notification per regulation (on the outbound batch when a batch changes a profile's consent).
 NOTIFICATION_TYPES = {"gdpr": "gdpr_change", "ccpa": "ccpa_change"}
 _RECORD_FIELDS = ("document", "consented", "timestamp_unixtime_ms", "location", "hardware_id")
+# What makes a record a change: the same consent re-stated later (a newer timestamp only) is none.
+_CHANGE_FIELDS = ("document", "consented", "location", "hardware_id")
 
 
 def consent_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """mParticle's `system_notifications` for the purposes whose current record differs between two states:
+    """mParticle's `system_notifications` for the purposes whose current record differs between two states
+    (in consent, document, location or hardware id; not only in its timestamp):
     `{"type": "gdpr_change", "data": {"purpose", "current": {regulation, document, consented,
     timestamp_unixtime_ms, location, hardware_id}, "old": {…} or null}}`."""
     out = []
@@ -130,10 +133,10 @@ def consent_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, 
             continue
         for purpose, record in purposes.items():
             before = old.get(regulation, {}).get(purpose)
-            current = _notified(regulation, record)
-            previous = None if before is None else _notified(regulation, before)
-            if current != previous:
-                out.append({"type": kind, "data": {"purpose": purpose, "current": current, "old": previous}})
+            if before is not None and all(before.get(name) == record.get(name) for name in _CHANGE_FIELDS):
+                continue
+            out.append({"type": kind, "data": {"purpose": purpose, "current": _notified(regulation, record),
+                                               "old": None if before is None else _notified(regulation, before)}})
     return out
 
 

@@ -448,11 +448,16 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR IGNORE INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
                 " SELECT workspace_id, point_id, input_id, environment, attributes FROM catalog_counts")
+            # Added to, not replaced: an older release may have counted into a re-created catalog_counts after an
+            # earlier migration (a downgrade, or an old process still running).
             conn.execute(
-                "INSERT OR REPLACE INTO catalog_tallies"
-                " (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
+                "INSERT INTO catalog_tallies (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
                 " SELECT s.id, c.count, c.attribute_count, c.first_seen_ms, c.last_seen_ms FROM catalog_counts c"
-                " JOIN catalog_series s USING (workspace_id, point_id, input_id, environment, attributes)")
+                " JOIN catalog_series s USING (workspace_id, point_id, input_id, environment, attributes) WHERE true"
+                " ON CONFLICT (series_id) DO UPDATE SET count = count + excluded.count,"
+                " attribute_count = attribute_count + excluded.attribute_count,"
+                " first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),"
+                " last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)")
             conn.execute("DROP TABLE catalog_counts")
             conn.execute("COMMIT")
         except BaseException:
