@@ -44,7 +44,7 @@ EXAMPLE_BUDGET = 8
 # An attribute that offers this many values in a row that are already shown (or null) stops being offered.
 SATURATED = 64
 # Buckets kept in memory; past it, the aggregate forgets them (after a slice is written) and starts again.
-MAX_BUCKETS = 50_000  # about 25 MB
+MAX_BUCKETS = 50_000  # about 40 MB (measured with 3 attributes per bucket)
 
 _SPLIT = frozenset({USER_ATTRIBUTES, USER_IDENTITIES})
 _EMPTY: dict[str, Any] = {}
