@@ -1,9 +1,9 @@
 """The data catalog's observations, aggregated in memory across slices (no I/O; `catalog_store` writes them).
 
 Events are counted in *buckets*: one per (workspace, input, environment, data point, attribute names in the
-order sent). Buckets live for the life of the process, so that a slice in the steady state allocates nothing per
-event: per event it builds one key, looks up its bucket and appends the attributes. Types are worked out once
-per bucket per slice, a column at a time, and compared with the types already stored as one tuple.
+order sent). Buckets live for the life of the process, so that a slice in the steady state allocates no bucket:
+per event the step builds one key, looks its bucket up and appends the classes of the event's values. Once per
+bucket per slice those are cut into type signatures and checked against the signatures known to be stored.
 
 Example values are collected only for attributes that still want them: fewer than MAX_EXAMPLES distinct
 examples are stored, and the attribute has not kept offering values already shown (a boolean, a two-value
