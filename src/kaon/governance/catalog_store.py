@@ -11,7 +11,7 @@ counts, so that a data subject request can remove them (`forget_values`).
 """
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -175,17 +175,10 @@ def _resolve(conn: sqlite3.Connection, buckets: list[Bucket]) -> dict[SeriesKey,
 
 
 def _read_series(conn: sqlite3.Connection, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
-    found: dict[SeriesKey, int] = {}
-    for workspace_id, pids in _by_workspace((key[0], key[1]) for key in keys).items():
-        unique = sorted(set(pids))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
-            for sid, pid, input_id, environment, attributes in conn.execute(
-                "SELECT id, point_id, input_id, environment, attributes FROM catalog_series"
-                f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})", [workspace_id, *chunk],
-            ):
-                found[(workspace_id, pid, input_id, environment, attributes)] = sid
-    return found
+    return {(workspace_id, pid, input_id, environment, attributes): sid
+            for workspace_id, (pid, input_id, environment, attributes, sid) in _rows_of_points(
+                conn, "point_id, input_id, environment, attributes, id", "catalog_series",
+                ((key[0], key[1]) for key in keys))}
 
 
 def _write_types(conn: sqlite3.Connection, known: Known,
@@ -225,33 +218,30 @@ def _covered(bucket: Bucket, packed: int, signatures: set[tuple[type | None, ...
     return True
 
 
-def _by_workspace(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def _rows_of_points(conn: sqlite3.Connection, columns: str, table: str,
+                    keys: Iterable[tuple[str, str]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(workspace, row) for every row of `table` belonging to the given (workspace, point id) pairs."""
+    by_workspace: dict[str, set[str]] = {}
     for workspace_id, pid in keys:
-        out.setdefault(workspace_id, []).append(pid)
-    return out
+        by_workspace.setdefault(workspace_id, set()).add(pid)
+    for workspace_id, pids in by_workspace.items():
+        ids = sorted(pids)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            for row in conn.execute(f"SELECT {columns} FROM {table}"
+                                    f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})",
+                                    [workspace_id, *chunk]):
+                yield workspace_id, row
 
 
 def _read_points(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for workspace_id, ids in _by_workspace(keys).items():
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            found.update((workspace_id, pid) for (pid,) in conn.execute(
-                "SELECT point_id FROM catalog_points"
-                f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})", [workspace_id, *chunk]))
-    return found
+    return {(workspace_id, pid) for workspace_id, (pid,) in _rows_of_points(conn, "point_id", "catalog_points", keys)}
 
 
 def _read_types(conn: sqlite3.Connection, known: Known, keys: Iterable[tuple[str, str]]) -> None:
-    for workspace_id, ids in _by_workspace(keys).items():
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            for pid, input_id, environment, attribute, bits in conn.execute(
-                "SELECT point_id, input_id, environment, attribute, types FROM catalog_types"
-                f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})", [workspace_id, *chunk],
-            ):
-                known.types[(workspace_id, pid, input_id, environment, attribute)] = bits
+    for workspace_id, (pid, input_id, environment, attribute, bits) in _rows_of_points(
+            conn, "point_id, input_id, environment, attribute, types", "catalog_types", keys):
+        known.types[(workspace_id, pid, input_id, environment, attribute)] = bits
 
 
 def stored_examples(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, list[str]]]:

@@ -181,10 +181,8 @@ class ConsentHistory:
 
     def set_batch(self, ids: list[int], batch_id: int) -> None:
         """Name the stored batch the records came in (known once the batch is stored, later in the slice)."""
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            self.conn.execute(f"UPDATE consent_history SET batch_id = ? WHERE workspace_id = ? AND id IN"
-                              f" ({','.join('?' * len(chunk))})", (batch_id, self.ws, *chunk))
+        self.conn.execute("UPDATE consent_history SET batch_id = ? WHERE workspace_id = ? AND id IN"
+                          " (SELECT value FROM json_each(?))", (batch_id, self.ws, msgspec.json.encode(ids).decode()))
 
     def history(self, mpids: Iterable[int]) -> list[dict[str, Any]]:
         """The records of these profiles, newest (by consent timestamp, then arrival) first."""

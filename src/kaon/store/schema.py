@@ -2,6 +2,8 @@
 
 import sqlite3
 
+from kaon.store.tx import transaction
+
 SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS workspaces (
         id TEXT PRIMARY KEY,
@@ -439,12 +441,10 @@ def migrate(conn: sqlite3.Connection) -> None:
             if "duplicate column" not in str(error):
                 raise
     old_counts = "SELECT 1 FROM pragma_table_info('catalog_counts') WHERE name = 'attributes'"
-    if conn.execute(old_counts).fetchone() is not None:  # catalog counts keyed by text: series and their tallies
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute(old_counts).fetchone() is None:  # another process migrated it meanwhile
-                conn.execute("COMMIT")
-                return
+    if conn.execute(old_counts).fetchone() is None:
+        return
+    with transaction(conn):  # catalog counts keyed by text: series and their tallies
+        if conn.execute(old_counts).fetchone() is not None:  # (another process may have migrated it meanwhile)
             conn.execute(
                 "INSERT OR IGNORE INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
                 " SELECT workspace_id, point_id, input_id, environment, attributes FROM catalog_counts")
@@ -459,7 +459,3 @@ def migrate(conn: sqlite3.Connection) -> None:
                 " first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),"
                 " last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)")
             conn.execute("DROP TABLE catalog_counts")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
