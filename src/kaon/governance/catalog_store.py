@@ -176,8 +176,8 @@ def _resolve(conn: sqlite3.Connection, buckets: list[Bucket]) -> dict[SeriesKey,
 
 def _read_series(conn: sqlite3.Connection, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
     return {(workspace_id, pid, input_id, environment, attributes): sid
-            for workspace_id, (pid, input_id, environment, attributes, sid) in _rows_of_points(
-                conn, "point_id, input_id, environment, attributes, id", "catalog_series",
+            for workspace_id, (sid, pid, input_id, environment, attributes) in _rows_of_points(
+                conn, "id, point_id, input_id, environment, attributes", "catalog_series",
                 ((key[0], key[1]) for key in keys))}
 
 
