@@ -306,7 +306,8 @@ class CatalogAggregate:
         ms = received_ms
         identities: set[str] | None = None
         for event in batch.events if keep is None else compress(batch.events, keep):
-            # The common path inlined: per event a key, a bucket lookup and an extend.
+            # `_observe` inlined for custom events and screens (a call per event costs as much as its body):
+            # per event a key, a bucket lookup and an extend. Keep the two in step.
             data = event.data
             cls = type(data)
             attrs = data.custom_attributes or _EMPTY
