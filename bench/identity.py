@@ -2,9 +2,12 @@
 
 Run: `.venv/bin/python bench/identity.py [--people 2000] [--seed 1] [--orders 0,1] [--check]`.
 For each shuffle order, the honest and the adversarial world (bench/identity_world.py) each go to a fresh Kaon
-through `POST /v2/bulkevents`; once every event is processed the partition is read from `kaon.db`
-(`identities`, read-only) and compared: the honest world must match its connected components exactly, and in
-the adversarial world no profile may hold two customer ids. `--check` exits 1 when either fails.
+through `POST /v2/bulkevents` (bulk requests of 100 batches, so merges happen inside one processed slice);
+once every event is processed the partition, the events and the attributes are read from `kaon.db`
+(read-only) and compared: the honest world must match its connected components exactly, every event must be
+on its component's profile and every profile's `last_batch` attribute must be its component's newest batch;
+in both worlds nothing may be stored on a merged-away profile, and in the adversarial world no profile may
+hold two customer ids. `--check` exits 1 when any of these fails.
 Loopback only; every wait has a deadline.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from identity_world import Identity, World, adversarial_world, honest_world
+from identity_world import LAST_BATCH, Identity, World, adversarial_world, honest_world
 from ingest import Server, free_port, kaon_init, machine, server_input_of
 
 BULK_SIZE = 100  # batches per /v2/bulkevents request, the documented limit
@@ -82,6 +85,35 @@ def send_and_settle(kaon: Kaon, world: World, timeout_s: float) -> tuple[int, fl
                                  f"(server log: {kaon.server.log_path})")
             time.sleep(POLL_S)
         return sent, time.monotonic() - start
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the store put events and attributes: by message id and by profile, with the merged-away profiles."""
+
+    event_owner: dict[str, int]  # source_message_id -> mpid as stored
+    last_batch: dict[int, str]  # mpid -> its `last_batch` attribute
+    attribute_owners: set[int]  # every mpid holding any attribute row
+    tombstones: set[int]
+
+
+def read_placement(kaon: Kaon) -> Placement:
+    """Events and attributes as stored (not followed through merges: a row on a merged profile is a bug)."""
+    conn = sqlite3.connect(f"file:{kaon.data_dir / 'kaon.db'}?mode=ro", uri=True)
+    try:
+        ws = (kaon.workspace_id,)
+        events = {str(m): int(p) for m, p in conn.execute(
+            "SELECT source_message_id, mpid FROM events WHERE workspace_id = ?", ws)}
+        last = {int(p): json.loads(v) for p, v in conn.execute(
+            "SELECT mpid, value FROM profile_attributes WHERE workspace_id = ? AND name = ? AND deleted = 0",
+            (kaon.workspace_id, LAST_BATCH))}
+        owners = {int(p) for (p,) in conn.execute(
+            "SELECT DISTINCT mpid FROM profile_attributes WHERE workspace_id = ?", ws)}
+        tombstones = {int(p) for (p,) in conn.execute(
+            "SELECT mpid FROM profiles WHERE workspace_id = ? AND merged_into IS NOT NULL", ws)}
+    finally:
+        conn.close()
+    return Placement(events, last, owners, tombstones)
 
 
 def read_profiles(kaon: Kaon) -> dict[Identity, int]:
@@ -156,13 +188,41 @@ class Result:
     extra: int  # stored identities the truth does not know (a blocked value stored, a normalisation mismatch)
     multi_customer_profiles: int  # profiles holding two or more customer ids
     profiles_per_person: Counter[int]  # people with a customer id -> how many profiles hold their own identities
+    events_stored: int
+    events_on_merged: int  # events stored with the mpid of a merged-away profile
+    attributes_on_merged: int  # merged-away profiles still holding attribute rows
+    # Honest world only (None otherwise): events not on the profile holding their batch's component, and
+    # components whose profile's `last_batch` is not the component's newest batch (ties excluded).
+    events_misplaced: int | None
+    attributes_wrong: int | None
+    attributes_checked: int | None
+
+    @property
+    def placement_exact(self) -> bool:
+        return (self.events_on_merged == 0 and self.attributes_on_merged == 0 and not self.events_misplaced
+                and not self.attributes_wrong)
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def score(world: World, found: dict[Identity, int], events: int, seconds: float) -> Result:
+def placement_scores(world: World, found: dict[Identity, int], placed: Placement) -> tuple[int, int, int]:
+    """(events misplaced, components with a wrong `last_batch`, components checked) against the components."""
+    misplaced = 0
+    for message_id, group in world.component_of_batches().items():
+        owner = placed.event_owner.get(message_id)
+        misplaced += owner is None or owner != found.get(min(group))
+    wrong = checked = 0
+    for group, newest in world.newest_batches().items():
+        if newest is None:
+            continue
+        checked += 1
+        wrong += placed.last_batch.get(found.get(min(group), 0)) != newest
+    return misplaced, wrong, checked
+
+
+def score(world: World, found: dict[Identity, int], placed: Placement, events: int, seconds: float) -> Result:
     groups: dict[int, set[Identity]] = {}
     for identity, mpid in found.items():
         groups.setdefault(mpid, set()).add(identity)
@@ -173,9 +233,13 @@ def score(world: World, found: dict[Identity, int], events: int, seconds: float)
     customers = Counter(mpid for (kind, _), mpid in found.items() if kind == "customer_id")
     spread = Counter(len({profile(found, i) for i in p.identities - world.shared})
                      for p in world.people if p.customer_id)
+    honest = world.name == "honest"
+    misplaced, wrong, checked = placement_scores(world, found, placed) if honest else (None, None, None)
     return Result(world.name, world.order, events, seconds, partition, partition == world.expected, precision,
                   recall, len(known - found.keys()), len(found.keys() - known),
-                  sum(1 for count in customers.values() if count >= 2), spread)
+                  sum(1 for count in customers.values() if count >= 2), spread, len(placed.event_owner),
+                  sum(1 for mpid in placed.event_owner.values() if mpid in placed.tombstones),
+                  len(placed.attribute_owners & placed.tombstones), misplaced, wrong, checked)
 
 
 def run(world: World, work: Path, timeout_s: float) -> Result:
@@ -183,11 +247,12 @@ def run(world: World, work: Path, timeout_s: float) -> Result:
     try:
         events, seconds = send_and_settle(kaon, world, timeout_s)
         found = read_profiles(kaon)
+        placed = read_placement(kaon)
     finally:
         status = kaon.server.stop()
     if status != 0:
         print(f"  note: kaon exited {status} on SIGTERM")
-    return score(world, found, events, seconds)
+    return score(world, found, placed, events, seconds)
 
 
 def report(result: Result) -> None:
@@ -201,6 +266,12 @@ def report(result: Result) -> None:
         print(f"  exact partition match: {'yes' if result.exact else 'NO'}")
     print(f"  profiles holding >=2 customer ids: {result.multi_customer_profiles}; "
           f"profiles per logged-in person {{{spread}}}")
+    print(f"  events stored {result.events_stored:,}; on merged-away profiles {result.events_on_merged}; "
+          f"merged-away profiles holding attributes {result.attributes_on_merged}")
+    if result.events_misplaced is not None:
+        print(f"  events not on their component's profile: {result.events_misplaced}; newest-batch attribute wrong "
+              f"on {result.attributes_wrong} of {result.attributes_checked} components; "
+              f"placement exact: {'yes' if result.placement_exact else 'NO'}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -243,10 +314,11 @@ def main() -> int:
             print(f"order independence, {world.name} over orders {orders}: "
                   f"{'same' if len(whole) == 1 else 'different'} partition; "
                   f"{'same' if len(own) == 1 else 'different'} partition of unshared identities")
-    failed = [r for r in results if (r.world == "honest" and not r.exact) or r.multi_customer_profiles]
+    failed = [r for r in results
+              if (r.world == "honest" and not r.exact) or r.multi_customer_profiles or not r.placement_exact]
     for r in failed:
         print(f"CHECK FAILED: {r.world} order {r.order}: exact {r.exact}, "
-              f"profiles with >=2 customer ids {r.multi_customer_profiles}")
+              f"profiles with >=2 customer ids {r.multi_customer_profiles}, placement exact {r.placement_exact}")
     return 1 if args.check and failed else 0
 
 

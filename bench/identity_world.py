@@ -32,6 +32,7 @@ ZEROED_AD_ID = "00000000-0000-0000-0000-000000000000"
 # What broken clients send; all blocked (case and padding included on purpose).
 JUNK_VALUES = ("null", "undefined", "", "test@test.com", "NULL", " Undefined ", "anonymous", "-1", "none", "0")
 
+LAST_BATCH = "last_batch"  # the user attribute every batch sets to its own message id
 START_MS = 1_735_689_600_000  # 2025-01-01
 WINDOW_MS = 30 * 24 * 3600 * 1000
 HOUSEHOLD_SHARE = 0.06  # of people, in households of 2-3 sharing one tablet (adversarial world)
@@ -118,6 +119,27 @@ class World:
     def events(self) -> int:
         return sum(len(batch["events"]) for batch in self.batches)
 
+    def newest_batches(self) -> dict[frozenset[Identity], str | None]:
+        """Per connected component, the message id of its newest batch (None when two share the newest time)."""
+        component = {identity: group for group in self.expected for identity in group}
+        newest: dict[frozenset[Identity], tuple[int, str | None]] = {}
+        for batch in self.batches:
+            data = batch["events"][0]["data"]
+            group = component[batch_identities(batch)[0]]
+            at, message_id = int(data["timestamp_unixtime_ms"]), str(data["source_message_id"])
+            held = newest.get(group)
+            if held is None or at > held[0]:
+                newest[group] = (at, message_id)
+            elif at == held[0]:
+                newest[group] = (at, None)
+        return {group: message_id for group, (_, message_id) in newest.items()}
+
+    def component_of_batches(self) -> dict[str, frozenset[Identity]]:
+        """Message id -> the connected component its batch belongs to."""
+        component = {identity: group for group in self.expected for identity in group}
+        return {str(b["events"][0]["data"]["source_message_id"]): component[batch_identities(b)[0]]
+                for b in self.batches}
+
     def person_partition(self) -> frozenset[frozenset[Identity]]:
         """Each person's own identities (shared ones left out): the truth a safe resolver should approach."""
         return frozenset(own for p in self.people if (own := p.identities - self.shared))
@@ -198,8 +220,11 @@ class _Builder:
         event = {"event_type": "custom_event",
                  "data": {"event_name": "e", "custom_event_type": "other", "timestamp_unixtime_ms": ts,
                           "source_message_id": f"{self.name}-{self.seed}-{self.serial:08d}"}}
+        # Each batch sets `last_batch` to its own message id at its event's time: newest wins, so a profile must
+        # end with the id of its component's newest batch, whatever the arrival order (bench/identity.py checks).
         return {"environment": "production", "user_identities": user, "device_info": info,
-                "mp_deviceid": stamp, "events": [event]}
+                "mp_deviceid": stamp, "user_attributes": {LAST_BATCH: event["data"]["source_message_id"]},
+                "events": [event]}
 
     def known(self, person: _Profile, key_only: bool = False) -> dict[str, str]:
         """The person-level identities one identified batch carries: customer id (if any) or another key."""

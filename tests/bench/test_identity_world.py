@@ -167,3 +167,21 @@ def test_adversarial_components_join_people_with_different_customer_ids(adversar
 def test_without_shared_identities_the_adversarial_components_are_the_people(adversarial: World) -> None:
     assert set(connected_components(adversarial.batches, ignore=adversarial.shared)) == set(
         adversarial.person_partition())
+
+
+def test_every_batch_sets_last_batch_and_each_component_has_one_newest(honest: World) -> None:
+    from identity_world import LAST_BATCH
+
+    for b in honest.batches:
+        assert b["user_attributes"] == {LAST_BATCH: b["events"][0]["data"]["source_message_id"]}
+    newest = honest.newest_batches()
+    assert set(newest) == set(honest.expected)
+    owner = honest.component_of_batches()
+    times = {str(b["events"][0]["data"]["source_message_id"]): b["events"][0]["data"]["timestamp_unixtime_ms"]
+             for b in honest.batches}
+    for group, message_id in newest.items():
+        if message_id is None:
+            continue
+        assert owner[message_id] == group
+        assert times[message_id] == max(t for m, t in times.items() if owner[m] == group)
+    assert newest == honest.reordered(1).newest_batches()
