@@ -54,7 +54,8 @@ def system_alerts(db: Db, workspace_id: Workspace, page: Paging, since: Since = 
     return Alerts(alerts=[Alert(**row) for row in shown], next_cursor=next_cursor)
 
 
-@router.get("/events/{event_id}/trace", response_model=Trace)
+# A route's fields that do not apply to its result (an output for a filtered event) are left out.
+@router.get("/events/{event_id}/trace", response_model=Trace, response_model_exclude_unset=True)
 def event_trace(event_id: int, db: Db, workspace_id: Workspace) -> Trace:
     found = trace(db.conn(), workspace_id, event_id) if 0 <= event_id < 2**62 else None
     if found is None:
