@@ -4,11 +4,11 @@ Conventions (docs/api/conventions.md): a point in time is `*_unixtime_ms`; a lis
 "next_cursor": ...}`; mpids are strings (64-bit integers do not survive JavaScript's numbers).
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-NextCursor = Field(description="Pass as `cursor` for the next page; null on the last page.")
+NextCursor = Annotated[str | None, Field(description="Pass as `cursor` for the next page; null on the last page.")]
 
 
 class Health(BaseModel):
@@ -31,7 +31,7 @@ class EventOut(BaseModel):
 
 class EventPage(BaseModel):
     events: list[EventOut]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class InputOut(BaseModel):
@@ -52,7 +52,7 @@ class InputOut(BaseModel):
 
 class Inputs(BaseModel):
     inputs: list[InputOut]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class InputCreated(InputOut):
@@ -94,7 +94,7 @@ class StatsRow(BaseModel):
 
 class Stats(BaseModel):
     stats: list[StatsRow]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Rejection(BaseModel):
@@ -110,7 +110,7 @@ class Rejection(BaseModel):
 
 class Rejections(BaseModel):
     rejections: list[Rejection]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class UnknownPurpose(BaseModel):
@@ -122,4 +122,4 @@ class UnknownPurpose(BaseModel):
 
 class UnknownPurposes(BaseModel):
     unknown_purposes: list[UnknownPurpose]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor

@@ -34,7 +34,7 @@ class Output(BaseModel):
 
 class Outputs(BaseModel):
     outputs: list[Output]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class OutputDeleted(BaseModel):
@@ -86,7 +86,7 @@ class Connection(ConnectionRules):
 
 class Connections(BaseModel):
     connections: list[Connection]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Deleted(BaseModel):
@@ -103,7 +103,7 @@ class DestinationInfo(BaseModel):
 
 class Directory(BaseModel):
     destinations: list[DestinationInfo]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class StatusHour(BaseModel):
@@ -124,7 +124,7 @@ class OutputStatus(BaseModel):
     queue_depth: int
     oldest_queued_unixtime_ms: int | None
     hours: list[StatusHour]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Alert(BaseModel):
@@ -139,7 +139,7 @@ class Alert(BaseModel):
 
 class Alerts(BaseModel):
     alerts: list[Alert]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class TraceAttempt(BaseModel):

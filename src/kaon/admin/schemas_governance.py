@@ -33,7 +33,7 @@ class Plan(BaseModel):
 
 class Plans(BaseModel):
     plans: list[Plan]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Validation(BaseModel):
@@ -53,7 +53,7 @@ class PlanReport(BaseModel):
     since_unixtime_ms: int
     until_unixtime_ms: int | None
     violations: list[Violation]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class QuarantineEntry(BaseModel):
@@ -70,7 +70,7 @@ class QuarantineEntry(BaseModel):
 
 class Quarantine(BaseModel):
     entries: list[QuarantineEntry]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
     total: int = Field(description="Entries in the quarantine now (all pages).")
 
 
@@ -94,7 +94,7 @@ class CatalogPoint(BaseModel):
 
 class DataPoints(BaseModel):
     data_points: list[CatalogPoint]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Seen(BaseModel):

@@ -29,7 +29,7 @@ class Profile(BaseModel):
 
 class Profiles(BaseModel):
     profiles: list[Profile]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Merge(BaseModel):
@@ -45,7 +45,7 @@ class Merge(BaseModel):
 
 class Merges(BaseModel):
     merges: list[Merge]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
 
 
 class Unmerge(BaseModel):
@@ -97,4 +97,4 @@ class ProfileConsent(BaseModel):
     current: dict[str, Any]
     is_opted_out: bool
     history: list[ConsentRecord]
-    next_cursor: str | None = NextCursor
+    next_cursor: NextCursor
