@@ -59,7 +59,7 @@ class World:
                                  " consent, merged_into FROM profiles WHERE workspace_id = ?", (self.ws,))),
             "identities": sorted(q("SELECT identity_type, value, mpid, first_seen_ms FROM identities"
                                    " WHERE workspace_id = ?", (self.ws,))),
-            "attributes": sorted(q("SELECT mpid, name, value, updated_ms FROM profile_attributes"
+            "attributes": sorted(q("SELECT mpid, name, value, updated_ms, deleted FROM profile_attributes"
                                    " WHERE workspace_id = ?", (self.ws,))),
             "events": sorted(q("SELECT id, mpid FROM events WHERE workspace_id = ?", (self.ws,))),
         }
@@ -93,6 +93,10 @@ def two_profiles(world: World) -> tuple[int, int]:
         s.set_attribute(anon, "plan", ["a", "b"], 3_000)  # only on anon: moves
         s.set_attribute(known, "tie", "survivor", 7_000)
         s.set_attribute(anon, "tie", "merged", 7_000)
+        s.set_attribute(known, "nickname", "K", 2_000)
+        s.delete_attribute(anon, "nickname", 8_000)  # a newer removal on the merged side: the survivor loses it
+        s.set_attribute(anon, "mood", "happy", 6_000)
+        s.delete_attribute(known, "mood", 6_500)  # a newer removal on the survivor: the older value stays gone
         s.set_consent(known, {"gdpr": {"ads": gdpr(True, 1_000), "email": gdpr(True, 5_000)}})
         s.set_consent(anon, {"gdpr": {"ads": gdpr(False, 2_000), "email": gdpr(False, 4_000)},
                              "ccpa": {"data_sale_opt_out": gdpr(True, 3_000)}})
@@ -116,6 +120,7 @@ def test_merge_moves_everything_to_the_survivor_with_an_audit_row(world: World) 
     attributes = {n: v for n, (v, _) in s.attributes(known).items()}
     assert attributes == {"tier": "silver", "city": "Paris", "plan": ["a", "b"], "tie": "survivor"}
     assert s.attributes(anon) == {}
+    assert {r[0]: r[2:] for r in s.attribute_rows(known) if r[3]} == {"nickname": (8_000, True), "mood": (6_500, True)}
     row = s.row(known)
     assert row is not None
     assert (row["first_seen_ms"], row["last_seen_ms"], row["session_count"]) == (10_000, last_seen, 5)

@@ -55,3 +55,26 @@ def test_counts_an_older_release_made_after_a_migration_are_added_not_replaced(t
 
     point = catalog_store.point(conn, "ws", "dp_1")
     assert (point["count"], point["first_seen_unixtime_ms"], point["last_seen_unixtime_ms"]) == (1002, 100, 960)
+
+
+def test_profile_attributes_gain_removals_and_keep_their_values(tmp_path: Path) -> None:
+    from kaon.identity.store import ProfileStore
+
+    path = tmp_path / "kaon.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE profile_attributes (workspace_id TEXT NOT NULL, mpid INTEGER NOT NULL, name TEXT NOT NULL,
+            value TEXT NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (workspace_id, mpid, name)) WITHOUT ROWID;
+        INSERT INTO profile_attributes VALUES ('ws', 7, 'tier', '"gold"', 100);
+    """)
+    old.commit()
+    old.close()
+
+    conn = Database(DatabaseUrl.parse(f"sqlite:///{path}")).conn()
+
+    store = ProfileStore(conn, "ws")
+    assert store.attributes(7) == {"tier": ("gold", 100)}
+    store.delete_attribute(7, "tier", 200)
+    store.set_attribute(7, "tier", "silver", 150)  # older than the removal: stays removed
+    assert store.attributes(7) == {}
+    assert store.attribute_rows(7) == [("tier", None, 200, True)]

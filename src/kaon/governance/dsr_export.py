@@ -34,8 +34,8 @@ def collect(conn: sqlite3.Connection, subject: Subject) -> dict[str, Any]:
         "SELECT mpid, identity_type, value, first_seen_ms FROM identities WHERE workspace_id = ? AND mpid IN"
         " (SELECT value FROM json_each(?)) ORDER BY identity_type, value", (ws, mpids))]
     attributes = [{"mpid": str(m), "name": n, "value": _decoded(v), "updated_ms": u} for m, n, v, u in conn.execute(
-        "SELECT mpid, name, value, updated_ms FROM profile_attributes WHERE workspace_id = ? AND mpid IN"
-        " (SELECT value FROM json_each(?)) ORDER BY name", (ws, mpids))]
+        "SELECT mpid, name, value, updated_ms FROM profile_attributes WHERE workspace_id = ? AND deleted = 0 AND mpid"
+        " IN (SELECT value FROM json_each(?)) ORDER BY name", (ws, mpids))]
     events = [{"event_id": i, "mpid": None if m is None else str(m), "input_id": inp, "event_type": t,
                "event_name": n, "timestamp_ms": ts, "received_ms": r, "environment": env, "data": _decoded(body)}
               for i, m, inp, t, n, ts, r, env, body in conn.execute(

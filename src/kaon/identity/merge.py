@@ -1,7 +1,7 @@
 """Merging two profiles in one transaction (with an audit row) and undoing a merge from that row.
 
 What a merge moves to the survivor: identities; attributes (newest wins: for a name both hold, the value
-with the later update time is kept, the survivor's on a tie); consent (per purpose, the later timestamp
+or removal with the later update time is kept, the survivor's on a tie); consent (per purpose, the later timestamp
 wins); first seen (earliest), last seen (latest), session count (sum), opt-out (opted out if either is);
 the event history (events are re-keyed to the survivor) and the consent history rows. The merged profile stays
 as a tombstone (`merged_into`), so its mpid keeps resolving to the survivor. The audit row keeps a snapshot of
@@ -15,7 +15,7 @@ import msgspec
 
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent import ConsentHistory
-from kaon.identity.store import ProfileStore
+from kaon.identity.store import AttributeRow, ProfileStore
 
 _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -35,6 +35,12 @@ def merged_consent(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _row(raw: list[Any]) -> AttributeRow:
+    """A snapshot's attribute row; snapshots written before removals were kept have no `deleted` flag."""
+    name, value, updated = raw[0], raw[1], raw[2]
+    return (str(name), value, int(updated), bool(raw[3]) if len(raw) > 3 else False)
+
+
 def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: int, *, reason: str,
           actor: str, now_ms: int) -> int:
     """Move `merged` into `survivor`; returns the audit row id. Call inside a transaction."""
@@ -48,24 +54,26 @@ def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: in
     moved_consent = history.ids_of(merged)
     moved_events = [int(r[0]) for r in conn.execute(
         "SELECT id FROM events WHERE workspace_id = ? AND mpid = ?", (workspace_id, merged))]
-    merged_attributes = [(n, v, u) for n, (v, u) in store.attributes(merged).items()]
+    merged_attributes = store.attribute_rows(merged)
+    survivor_rows = store.attribute_rows(survivor)
     snapshot = {
         "survivor": keep,
-        "survivor_attributes": [[n, v, u] for n, (v, u) in store.attributes(survivor).items()],
+        "survivor_attributes": [list(row) for row in survivor_rows],
         "merged": gone,
         "merged_identities": store.identities(merged),
-        "merged_attributes": merged_attributes,
+        "merged_attributes": [list(row) for row in merged_attributes],
         "moved_event_ids": moved_events,
         "moved_consent_ids": moved_consent,
     }
     conn.execute("UPDATE identities SET mpid = ? WHERE workspace_id = ? AND mpid = ?",
                  (survivor, workspace_id, merged))
-    survivor_attributes = store.attributes(survivor)
-    for name, value, updated in merged_attributes:
-        held = survivor_attributes.get(name)
-        # Fix: the survivor's value wins a tie, as documented (set_attribute lets an equal time overwrite).
-        if held is None or updated > held[1]:
-            store.set_attribute(survivor, name, value, updated)
+    survivor_times = {name: updated for name, _, updated, _ in survivor_rows}
+    for row in merged_attributes:
+        held = survivor_times.get(row[0])
+        # The survivor's value wins a tie, as documented; removals (tombstones) take part like values, so a
+        # newer removal on either side wins over an older value on the other.
+        if held is None or row[2] > held:
+            store.put_attribute_row(survivor, row)
     conn.execute("DELETE FROM profile_attributes WHERE workspace_id = ? AND mpid = ?", (workspace_id, merged))
     conn.execute(
         "UPDATE profiles SET first_seen_ms = ?, last_seen_ms = ?, session_count = ?, is_opted_out = ?,"
@@ -111,18 +119,17 @@ def unmerge(conn: sqlite3.Connection, workspace_id: str, merge_id: int, *, actor
     for identity_type, value, _ in snap["merged_identities"]:
         conn.execute("UPDATE identities SET mpid = ? WHERE workspace_id = ? AND identity_type = ? AND value = ?"
                      " AND mpid = ?", (merged, workspace_id, identity_type, value, survivor))
-    survivor_before = {n: (v, u) for n, v, u in snap["survivor_attributes"]}
-    for name, value, updated in snap["merged_attributes"]:
-        store.set_attribute(merged, name, value, updated)
-        now = store.attributes(survivor).get(name)
-        if now is not None and now[1] == updated and now[0] == value:  # untouched since the merge brought it
+    survivor_before = {row[0]: _row(row) for row in snap["survivor_attributes"]}
+    survivor_now = {row[0]: row for row in store.attribute_rows(survivor)}
+    for raw_row in snap["merged_attributes"]:
+        row = _row(raw_row)
+        name = row[0]
+        store.put_attribute_row(merged, row)
+        if survivor_now.get(name) == row:  # untouched since the merge brought it
             if name in survivor_before:
-                old_value, old_updated = survivor_before[name]
-                conn.execute("UPDATE profile_attributes SET value = ?, updated_ms = ? WHERE workspace_id = ?"
-                             " AND mpid = ? AND name = ?",
-                             (_encode.encode(old_value), old_updated, workspace_id, survivor, name))
+                store.put_attribute_row(survivor, survivor_before[name])
             else:
-                store.delete_attribute(survivor, name, updated)
+                store.forget_attribute(survivor, name)
     conn.execute(
         "UPDATE profiles SET merged_into = NULL, first_seen_ms = ?, last_seen_ms = ?, session_count = ?,"
         " is_opted_out = ?, consent = ? WHERE workspace_id = ? AND mpid = ?",

@@ -137,24 +137,56 @@ class ProfileStore:
             "SELECT value FROM identities WHERE workspace_id = ? AND mpid = ? AND identity_type = ?",
             (self.ws, mpid, identity_type))}
 
-    # Attributes: newest wins (an update older than the stored value is ignored)
+    # Attributes: newest wins (an update older than the stored value is ignored). A removal is kept as a
+    # tombstone row (`deleted = 1`) with its time, so a set that is older than the removal but arrives after it
+    # does not bring the attribute back: the result does not depend on arrival order.
     def set_attribute(self, mpid: int, name: str, value: object, updated_ms: int) -> None:
         self.conn.execute(
-            "INSERT INTO profile_attributes (workspace_id, mpid, name, value, updated_ms) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO profile_attributes (workspace_id, mpid, name, value, updated_ms, deleted)"
+            " VALUES (?, ?, ?, ?, ?, 0)"
             " ON CONFLICT (workspace_id, mpid, name) DO UPDATE SET value = excluded.value,"
-            " updated_ms = excluded.updated_ms WHERE excluded.updated_ms >= profile_attributes.updated_ms",
+            " updated_ms = excluded.updated_ms, deleted = 0 WHERE excluded.updated_ms >= profile_attributes.updated_ms",
             (self.ws, mpid, name, _json.encode(value), updated_ms),
         )
 
     def delete_attribute(self, mpid: int, name: str, updated_ms: int) -> None:
         self.conn.execute(
-            "DELETE FROM profile_attributes WHERE workspace_id = ? AND mpid = ? AND name = ? AND updated_ms <= ?",
-            (self.ws, mpid, name, updated_ms),
+            "INSERT INTO profile_attributes (workspace_id, mpid, name, value, updated_ms, deleted)"
+            " VALUES (?, ?, ?, ?, ?, 1)"
+            " ON CONFLICT (workspace_id, mpid, name) DO UPDATE SET value = excluded.value,"
+            " updated_ms = excluded.updated_ms, deleted = 1 WHERE excluded.updated_ms >= profile_attributes.updated_ms",
+            (self.ws, mpid, name, _json.encode(None), updated_ms),
         )
 
+    def put_attribute_row(self, mpid: int, row: "AttributeRow") -> None:
+        """Write a row exactly as given (merge and unmerge restore snapshots with it)."""
+        name, value, updated_ms, deleted = row
+        self.conn.execute(
+            "INSERT INTO profile_attributes (workspace_id, mpid, name, value, updated_ms, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, mpid, name) DO UPDATE SET value = excluded.value,"
+            " updated_ms = excluded.updated_ms, deleted = excluded.deleted",
+            (self.ws, mpid, name, _json.encode(value), updated_ms, int(deleted)),
+        )
+
+    def forget_attribute(self, mpid: int, name: str) -> None:
+        """Remove the row itself, tombstone included (unmerge of an attribute the survivor never had)."""
+        self.conn.execute("DELETE FROM profile_attributes WHERE workspace_id = ? AND mpid = ? AND name = ?",
+                          (self.ws, mpid, name))
+
     def attributes(self, mpid: int) -> dict[str, tuple[Any, int]]:
-        """name → (value, updated_ms)."""
+        """name → (value, updated_ms) of the attributes the profile holds (removed ones left out)."""
         return {name: (_decode.decode(value), int(updated)) for name, value, updated in self.conn.execute(
             "SELECT name, value, updated_ms FROM profile_attributes WHERE workspace_id = ? AND mpid = ?"
-            " ORDER BY name", (self.ws, mpid),
+            " AND deleted = 0 ORDER BY name", (self.ws, mpid),
         )}
+
+    def attribute_rows(self, mpid: int) -> list["AttributeRow"]:
+        """Every attribute row of the profile, removals (tombstones) included, by name."""
+        return [(str(name), _decode.decode(value), int(updated), bool(deleted))
+                for name, value, updated, deleted in self.conn.execute(
+                    "SELECT name, value, updated_ms, deleted FROM profile_attributes WHERE workspace_id = ?"
+                    " AND mpid = ? ORDER BY name", (self.ws, mpid))]
+
+
+# (name, value, updated_ms, deleted): one row of `profile_attributes`.
+AttributeRow = tuple[str, Any, int, bool]

@@ -1,8 +1,15 @@
-"""Step: resolve every batch to a profile (`mpid`) from its identities; merges happen here (unify)."""
+"""Step: resolve every batch to a profile (`mpid`) from its identities; merges happen here (unify).
+
+A merge later in a slice can make an mpid resolved earlier in the same slice a tombstone (batch 1 creates P1,
+batch 2 merges P1 into P0). Every later step writes through `batch.mpid`, so once the whole slice is resolved
+each batch is pointed at its live profile: no event, attribute, consent record or delivery job of the slice
+ever belongs to a merged-away profile.
+"""
 
 from kaon.identity.extract import batch_identities
 from kaon.identity.policy import IdentityPolicy
 from kaon.identity.service import Identity, load_policy
+from kaon.identity.store import ProfileStore
 from kaon.pipeline.work import Slice
 
 
@@ -11,6 +18,7 @@ class ResolveIdentity:
 
     def run(self, work: Slice) -> None:
         policies: dict[str, IdentityPolicy] = {}
+        merged: dict[str, set[int]] = {}
         for item in work.batches:
             policy = policies.get(item.workspace_id)
             if policy is None:
@@ -25,7 +33,24 @@ class ResolveIdentity:
                 work.count(item.entry, "profiles_created")
             if resolution.merged:
                 work.count(item.entry, "profiles_merged", len(resolution.merged))
+                merged.setdefault(item.workspace_id, set()).update(resolution.merged)
             for _type, _value, reason in resolution.skipped:
                 work.count(item.entry, "identity_links_skipped", 1, reason)
                 if reason == "suppressed":
                     work.count(item.entry, "identity_suppressed")
+        if merged:
+            self._point_at_live_profiles(work, merged)
+
+    @staticmethod
+    def _point_at_live_profiles(work: Slice, merged: dict[str, set[int]]) -> None:
+        live: dict[tuple[str, int], int | None] = {}
+        for item in work.batches:
+            mpid = item.batch.mpid
+            if mpid is None or mpid not in merged.get(item.workspace_id, ()):
+                continue
+            key = (item.workspace_id, mpid)
+            if key not in live:
+                live[key] = ProfileStore(work.tx, item.workspace_id).live(mpid)
+            survivor = live[key]
+            assert survivor is not None, f"merged profile {mpid} has no live survivor"
+            item.batch.mpid = survivor

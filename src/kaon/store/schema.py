@@ -121,6 +121,8 @@ SCHEMA: tuple[str, ...] = (
         name TEXT NOT NULL,
         value TEXT NOT NULL,
         updated_ms INTEGER NOT NULL,
+        -- 1: removed at updated_ms (a tombstone, so an older set arriving later does not bring it back)
+        deleted INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (workspace_id, mpid, name)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS merges (
@@ -434,14 +436,20 @@ SCHEMA += (
 )
 
 
+def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+    if conn.execute(f"SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?", (column,)).fetchone() is not None:
+        return
+    try:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    except sqlite3.OperationalError as error:  # another process added it meanwhile
+        if "duplicate column" not in str(error):
+            raise
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring a store written by an earlier release up to SCHEMA (each step checks whether it is needed)."""
-    if conn.execute("SELECT 1 FROM pragma_table_info('consent_history') WHERE name = 'batch_id'").fetchone() is None:
-        try:
-            conn.execute("ALTER TABLE consent_history ADD COLUMN batch_id INTEGER")
-        except sqlite3.OperationalError as error:  # another process added it meanwhile
-            if "duplicate column" not in str(error):
-                raise
+    _add_column(conn, "consent_history", "batch_id", "INTEGER")
+    _add_column(conn, "profile_attributes", "deleted", "INTEGER NOT NULL DEFAULT 0")
     old_counts = "SELECT 1 FROM pragma_table_info('catalog_counts') WHERE name = 'attributes'"
     if conn.execute(old_counts).fetchone() is None:
         return
