@@ -40,12 +40,12 @@ def test_what_is_not_a_cursor_is_invalid_cursor(cursor: str) -> None:
 
 
 def test_a_position_of_another_shape_is_invalid_cursor() -> None:
-    page = Page(limit=10, filters=FILTERS, position=[5, "x"], _given=True)
+    page = Page(limit=10, filters=FILTERS, position=[5, "x"], continued=True)
     assert page.after(int, str) == (5, "x")
     for types in ((int,), (str, str), (int, int)):
         with pytest.raises(HTTPException):
             page.after(*types)
-    assert Page(limit=1, filters=FILTERS, position=[None], _given=True).after((str, type(None))) == (None,)
+    assert Page(limit=1, filters=FILTERS, position=[None], continued=True).after((str, type(None))) == (None,)
 
 
 def test_pins_are_resolved_once_and_carried_by_the_cursor() -> None:
@@ -54,7 +54,7 @@ def test_pins_are_resolved_once_and_carried_by_the_cursor() -> None:
     rows, cursor = first.take([{"k": 1}, {"k": 2}], lambda row: (row["k"],))
     assert rows == [{"k": 1}] and cursor is not None
     made_for, position, pins = decode(cursor)
-    later = Page(limit=1, filters=made_for, position=position, pins=pins, _given=True)
+    later = Page(limit=1, filters=made_for, position=position, pins=pins, continued=True)
     assert later.pin("since", lambda: 999) == 100, "the next page re-resolved `since`"
     with pytest.raises(HTTPException):
         later.pin("until", lambda: 1)

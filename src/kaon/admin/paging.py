@@ -79,7 +79,7 @@ class Page:
     filters: str
     position: list[Any] | None = None
     pins: dict[str, int | None] = field(default_factory=dict)
-    _given: bool = False
+    continued: bool = False  # a cursor was given: pins come from it
 
     def after(self, *types: type | tuple[type, ...]) -> Key | None:
         """The position to continue after, checked against the list's key types (None on the first page); a key
@@ -93,7 +93,7 @@ class Page:
 
     def pin(self, name: str, resolve: Callable[[], int | None]) -> int | None:
         """A point in time resolved once, on the first page, and carried by the cursor to the next ones."""
-        if self._given:
+        if self.continued:
             if name not in self.pins:
                 raise invalid_cursor("`cursor` was made for another list")
             return self.pins[name]
@@ -123,7 +123,7 @@ def paging(
     made_for, position, pins = decode(cursor)
     if made_for != filters:
         raise invalid_cursor("`cursor` was made for another list or other filters")
-    return Page(limit=limit, filters=filters, position=position, pins=pins, _given=True)
+    return Page(limit=limit, filters=filters, position=position, pins=pins, continued=True)
 
 
 Paging = Annotated[Page, Depends(paging)]
