@@ -61,7 +61,8 @@ class Instance:
         return str(output["id"])
 
     def status(self, output_id: str) -> dict[str, Any]:
-        found = api(self.kaon, "GET", f"/api/v1/outputs/{output_id}/status")
+        # The default window (24 h) holds at most 25 hours: one page of 1000.
+        found = api(self.kaon, "GET", f"/api/v1/outputs/{output_id}/status?limit=1000")
         totals = {k: sum(int(h[k]) for h in found["hours"]) for k in ("sent", "failed", "dead_lettered")}
         return {"queue_depth": found["queue_depth"], **totals}
 

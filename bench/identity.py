@@ -60,10 +60,17 @@ def start_kaon(data_dir: Path) -> Kaon:
 
 
 def processed_events(client: httpx.Client, kaon: Kaon) -> int:
-    response = client.get("/api/v1/stats", headers={"Authorization": f"Bearer {kaon.admin_token}"})
-    if response.status_code != 200:
-        raise BenchError(f"GET /api/v1/stats answered {response.status_code}: {response.text[:200]}")
-    return sum(int(row["events_processed"]) for row in response.json()["stats"])
+    """Events processed, summed over every row of `/api/v1/stats` (following its cursors)."""
+    total, params = 0, {"limit": "1000"}
+    while True:
+        response = client.get("/api/v1/stats", params=params, headers={"Authorization": f"Bearer {kaon.admin_token}"})
+        if response.status_code != 200:
+            raise BenchError(f"GET /api/v1/stats answered {response.status_code}: {response.text[:200]}")
+        page = response.json()
+        total += sum(int(row["events_processed"]) for row in page["stats"])
+        if not page["next_cursor"]:
+            return total
+        params = {"limit": "1000", "cursor": page["next_cursor"]}
 
 
 def send_and_settle(kaon: Kaon, world: World, timeout_s: float) -> tuple[int, float]:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,22 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def get_all(base_url: str, path: str, key: str, token: str) -> list[dict[str, Any]]:
+    """Every item of an admin API list (`{key: [...], "next_cursor": ...}`), following its cursors."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = urllib.parse.urlencode({"limit": 1000, **({"cursor": cursor} if cursor else {})})
+        status, body = http_get(f"{base_url}{path}?{query}", token)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body[:200]!r}")
+        page = json.loads(body)
+        items.extend(page[key])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -100,10 +117,7 @@ class Kaon:
 
     def counts(self) -> tuple[int, int]:
         """(events_received, events_processed) summed over the workspace's stats rows."""
-        status, body = http_get(self.server.url + "/api/v1/stats", self.admin_token)
-        if status != 200:
-            raise RuntimeError(f"GET /api/v1/stats answered {status}: {body[:200]!r}")
-        rows: list[dict[str, Any]] = json.loads(body)["stats"]
+        rows = get_all(self.server.url, "/api/v1/stats", "stats", self.admin_token)
         return (sum(int(r["events_received"]) for r in rows), sum(int(r["events_processed"]) for r in rows))
 
     def settle(self, acknowledged: int, timeout_s: float) -> tuple[int, float]:

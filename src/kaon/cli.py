@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--workspace", default="default", help="workspace name (default: default)")
     replay.add_argument("--output", required=True, help="output id")
     replay.add_argument("--since", required=True, help="unix ms, ISO-8601 time, or a duration back (6h, 2d)")
+    replay.add_argument("--until", help="only jobs created before: the same forms (default: now)")
     replay.add_argument("--status", choices=("dead", "all"), default="dead",
                         help="dead-lettered jobs only (default) or every job")
     replay.add_argument("--no-wait", action="store_true", help="queue and return; do not show progress")

@@ -25,10 +25,7 @@ def mparticle_batch(name: str, environment: str, **attrs: Any) -> dict[str, Any]
 
 
 def find(server: KaonServer, **params: str) -> list[dict[str, Any]]:
-    response = server.admin("GET", "/catalog", params=params)
-    assert response.status_code == 200, response.text
-    points: list[dict[str, Any]] = response.json()["data_points"]
-    return points
+    return server.listed("/catalog", "data_points", **params)
 
 
 def test_mparticle_and_segment_data_points_with_types_examples_and_inputs(kaon_server: KaonServer) -> None:
@@ -63,7 +60,7 @@ def test_mparticle_and_segment_data_points_with_types_examples_and_inputs(kaon_s
     assert detail["count"] == 3
     assert {(s["input_id"], s["environment"], s["count"]) for s in detail["seen"]} == {
         (server_input, "production", 2), (server_input, "development", 1)}
-    assert detail["first_seen_ms"] <= detail["last_seen_ms"]
+    assert detail["first_seen_unixtime_ms"] <= detail["last_seen_unixtime_ms"]
     attrs = {a["name"]: a for a in detail["attributes"]}
     assert attrs["total"]["types"] == ["string", "number", "null"]
     assert attrs["total"]["count"] == 3

@@ -46,9 +46,9 @@ def opt_out(opted_out: bool) -> dict[str, Any]:
 
 
 def consent_of(server: KaonServer, customer: str) -> dict[str, Any]:
-    found = server.admin("GET", "/profiles", params={"identity_type": "customer_id", "value": customer})
-    assert found.status_code == 200, found.text
-    shown = server.admin("GET", f"/profiles/{found.json()['mpid']}/consent")
+    found = server.profile("customer_id", customer)
+    assert found is not None, customer
+    shown = server.admin("GET", f"/profiles/{found['mpid']}/consent")
     assert shown.status_code == 200, shown.text
     result: dict[str, Any] = shown.json()
     return result
@@ -88,7 +88,7 @@ def test_an_older_revocation_is_history_but_the_newer_grant_stays_current(server
         True, "v2", "web", "IDFA:1")
     assert (older["consented"], older["document"], older["timestamp_unixtime_ms"]) == (False, "v1", 1_000_000)
     assert newest["regulation"] == "gdpr" and newest["purpose"] == "marketing"
-    assert newest["input_id"] == server.input("server")["id"] and newest["received_ms"] > 0
+    assert newest["input_id"] == server.input("server")["id"] and newest["received_unixtime_ms"] > 0
 
 
 def test_segment_category_preferences_update_consent(server: KaonServer) -> None:

@@ -109,10 +109,10 @@ def test_dead_letter_after_attempts_and_window_then_replay(server: KaonServer, c
         return sum(h["dead_lettered"] for h in hours) == 1
 
     eventually(dead, timeout=30, what="dead-lettered after 3 attempts and 1 s")
-    alert = [a for a in server.admin("GET", "/alerts").json()["alerts"] if a["output_id"] == output_id]
+    alert = [a for a in server.listed("/alerts", "alerts") if a["output_id"] == output_id]
     assert alert and alert[0]["dead_lettered"] == 1 and "HTTP 500" in alert[0]["error"]
     capture.reset_answers()  # the vendor is back
-    replayed = server.admin("POST", f"/outputs/{output_id}/replay", json={"since_ms": 0, "status": "dead"})
+    replayed = server.admin("POST", f"/outputs/{output_id}/replay", json={"since": "1h", "status": "dead"})
     assert replayed.json()["replayed"] == 1
     eventually(lambda: capture.requests()[-1].json()["data"]["event_name"] == f"doomed-{tag}"
                and capture.requests()[-1] is not None and len(capture.requests()) >= 4, timeout=20,

@@ -416,7 +416,7 @@ def test_every_refusal_is_recorded_and_every_acceptance_stored(kaon_server: Kaon
         assert response.json()["errors"][0]["code"] == code
 
     def recorded() -> dict[str, int]:
-        rows = kaon_server.admin("GET", "/rejections", params={"limit": 1000}).json()["rejections"]
+        rows = kaon_server.listed("/rejections", "rejections")
         mine = [r for r in rows if r["input_id"] == item["id"]]
         counts: dict[str, int] = {}
         for row in mine:
@@ -425,12 +425,12 @@ def test_every_refusal_is_recorded_and_every_acceptance_stored(kaon_server: Kaon
 
     got = eventually(lambda: len(recorded()) == len(refusals) and recorded(), what="every refusal recorded")
     assert got == dict.fromkeys(refusals, 1)
-    rows = kaon_server.admin("GET", "/rejections", params={"limit": 1000}).json()["rejections"]
+    rows = kaon_server.listed("/rejections", "rejections")
     sample = next(r for r in rows if r["input_id"] == item["id"] and r["code"] == "INVALID_SHAPE")
     assert sample["status"] == 400 and sample["body_sample"] == '{"events": 1}'
 
     def stats() -> dict[str, Any]:
-        rows = kaon_server.admin("GET", "/stats").json()["stats"]
+        rows = kaon_server.listed("/stats", "stats")
         mine = [r for r in rows if r["input_id"] == item["id"]]
         total: dict[str, Any] = {"events_processed": 0, "rejected": {}}
         for row in mine:
@@ -451,7 +451,7 @@ def test_wrong_secret_on_a_known_key_is_visible_in_rejections(kaon_server: KaonS
     assert response.status_code == 401
 
     def seen() -> bool:
-        rows = kaon_server.admin("GET", "/rejections", params={"limit": 1000}).json()["rejections"]
+        rows = kaon_server.listed("/rejections", "rejections")
         return any(r["input_id"] == item["id"] and r["code"] == "UNAUTHORIZED" for r in rows)
 
     eventually(seen, timeout=3, what="401 for a known key recorded")

@@ -134,14 +134,13 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
         "version_document": {"data_points": [{"match": {"type": "custom_event", "criteria": {
             "event_name": "a-planned", "custom_event_type": "other"}}}]}}]}
     assert server.admin("POST", "/plans", json=plan).status_code == 201
-    a_mpid = server.admin("GET", "/profiles", params={"identity_type": "customer_id", "value": A_CUSTOMER}
-                          ).json()["mpid"]
+    a_mpid = (server.profile("customer_id", A_CUSTOMER) or {})["mpid"]
     in_plan = {"data_plan": {"plan_id": "dsr-plan"}}
     upload(server, {"user_identities": {"customer_id": A_CUSTOMER}, "context": in_plan,
                     "events": events("a-planned", 1) + events("a-blocked", 1, mood=A_ATTRIBUTES["nickname"])})
     upload(server, {"mpid": a_mpid, "context": in_plan,
                     "events": events("a-blocked-by-mpid", 1, town=A_ATTRIBUTES["favourite_city"])})
-    eventually(lambda: len(server.admin("GET", "/quarantine").json()["entries"]) == 2, timeout=30,
+    eventually(lambda: len(server.listed("/quarantine", "entries")) == 2, timeout=30,
                what="2 batches quarantined")
     eventually(lambda: len(server.events()) == 11, timeout=30, what="the planned event stored")
     # Amplitude with a secret key: the erasure is forwarded to its User Privacy API.
@@ -163,8 +162,8 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
     assert leftovers == []
     assert [e["event_name"] for e in server.events()].count("b-only") == 3
     assert B_CITY in "".join(p.read_text() for p in export_dir.rglob("*.jsonl"))
-    assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": B_EMAIL}).status_code == 200
-    assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": A_EMAIL}).status_code == 404
+    assert server.profile("email", B_EMAIL) is not None
+    assert server.profile("email", A_EMAIL) is None
     assert server.admin("GET", "/quarantine").json()["entries"] == []
     amplitude_status = next(e for e in status["extensions"] if e["domain"] == "amplitude")
     assert amplitude_status["status"] == "sent", amplitude_status
@@ -182,17 +181,16 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
 def test_a_late_event_is_not_linked_to_an_erased_identity(server: KaonServer) -> None:
     email = f"late-{uuid.uuid4().hex[:6]}@example.org"
     upload(server, {"user_identities": {"email": email}, "events": events("late-before", 1)})
-    eventually(lambda: server.admin("GET", "/profiles", params={"identity_type": "email", "value": email})
-               .status_code == 200, timeout=30, what="profile")
+    eventually(lambda: server.profile("email", email), timeout=30, what="profile")
     body = request_body(email=email)
     assert dsr(server, "POST", "/requests/", json=body).status_code == 201
     completed(server, body["subject_request_id"])
     upload(server, {"user_identities": {"email": email}, "events": events("late-after", 1)})
     eventually(lambda: any(e["event_name"] == "late-after" for e in server.events()), timeout=30, what="late event")
-    assert server.admin("GET", "/profiles", params={"identity_type": "email", "value": email}).status_code == 404
+    assert server.profile("email", email) is None
 
     def suppressed() -> int:
-        return sum(int(r["identity_suppressed"]) for r in server.admin("GET", "/stats").json()["stats"])
+        return sum(int(r["identity_suppressed"]) for r in server.listed("/stats", "stats"))
     assert eventually(suppressed, timeout=10, what="identity_suppressed counted") >= 1
 
 
@@ -299,16 +297,12 @@ def test_an_erasure_in_progress_when_the_server_is_killed_completes_after_restar
             assert made.status_code == 201, made.text
             time.sleep(0.01)  # forwarding goes through outputs in creation order
         upload(server, {"user_identities": {"email": email, "customer_id": customer}, "events": events("crash", 2)})
-        def profile() -> dict[str, Any] | None:
-            found = server.admin("GET", "/profiles", params={"identity_type": "email", "value": email})
-            return found.json() if found.status_code == 200 else None
-        mpid = str(eventually(profile, timeout=30, what="profile")["mpid"])
+        mpid = str(eventually(lambda: server.profile("email", email), timeout=30, what="profile")["mpid"])
         body = request_body(email=email)  # the customer id is known only from the profile
         assert dsr(server, "POST", "/requests/", json=body).status_code == 201
         eventually(lambda: dsr(server, "GET", f"/requests/{body['subject_request_id']}").json()["request_status"]
                    == "in_progress", timeout=30, what="in progress")
-        eventually(lambda: server.admin("GET", "/profiles", params={"identity_type": "email", "value": email})
-                   .status_code == 404, timeout=30, what="main store erased")
+        eventually(lambda: server.profile("email", email) is None, timeout=30, what="main store erased")
         server.kill()
     finally:
         hanging.close()

@@ -34,12 +34,12 @@ def send(server: KaonServer, plan_id: str, *events: tuple[str, dict[str, Any]]) 
 
 
 def quarantined(server: KaonServer, plan_id: str) -> list[dict[str, Any]]:
-    entries = server.admin("GET", "/quarantine", params={"limit": 1000}).json()["entries"]
+    entries = server.listed("/quarantine", "entries")
     return [e for e in entries if e["plan_id"] == plan_id]
 
 
 def report(server: KaonServer, plan_id: str) -> dict[tuple[str, str], int]:
-    rows = server.admin("GET", f"/plans/{plan_id}/report", params={"since": "1d"}).json()["report"]
+    rows = server.listed(f"/plans/{plan_id}/report", "violations", since="1d")
     return {(r["data_point"], r["violation"]): r["count"] for r in rows}
 
 
@@ -62,7 +62,7 @@ def test_malformed_plans_are_refused_with_pointers(kaon_server: KaonServer) -> N
     assert errors == {("unsupported_keyword", f"{root}/0/validator/definition/properties/data/anyOf"),
                       ("missing_criteria", f"{root}/1/match/criteria/screen_name")}
     assert answer.json()["errors"][0]["match_key"] == "custom_event:other:Buy"
-    assert all(not p["data_plan_id"].startswith("bad-") for p in kaon_server.admin("GET", "/plans").json()["plans"])
+    assert all(not p["data_plan_id"].startswith("bad-") for p in kaon_server.listed("/plans", "plans"))
 
 
 def test_blocked_data_is_quarantined_invalid_data_counted_and_replay_stores_it(kaon_server: KaonServer) -> None:

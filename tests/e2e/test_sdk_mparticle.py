@@ -231,7 +231,7 @@ def test_wrong_secret_raises_api_exception_401_and_stores_nothing(kaon_server: K
 
 
 def _stats_for(server: KaonServer, input_id: str) -> dict[str, Any]:
-    rows = [r for r in server.admin("GET", "/stats").json()["stats"] if r["input_id"] == input_id]
+    rows = server.listed("/stats", "stats", input_id=input_id)
     total: dict[str, Any] = {"batches_received": 0, "events_received": 0, "events_processed": 0,
                              "events_duplicate": 0, "rejected": Counter()}
     for row in rows:

@@ -226,9 +226,8 @@ def test_identify_log_login_log_logout(web_page: WebPage) -> None:
     web_page.upload()
 
     # Kaon holds the customer id on the profile the SDK was logged in as.
-    found = server.admin("GET", "/profiles", params={"identity_type": "customer_id", "value": customer_id})
-    assert found.status_code == 200, found.text
-    assert found.json()["mpid"] == logged_in_mpid, found.text
+    found = server.profile("customer_id", customer_id)
+    assert found is not None and found["mpid"] == logged_in_mpid, found
     profile = server.admin("GET", f"/profiles/{logged_in_mpid}")
     assert profile.status_code == 200, profile.text
     assert profile.json()["mpid"] == logged_in_mpid, profile.text

@@ -77,8 +77,8 @@ def test_types_counts_and_first_last_seen_per_input_and_environment(world: World
     conn = world.db.conn()
     point = catalog_store.point(conn, WS, PLAY)
     assert (point["type"], point["name"], point["custom_event_type"]) == ("custom_event", "Play", "media")
-    assert (point["count"], point["first_seen_ms"], point["last_seen_ms"]) == (4, NOW + 5, NOW + 20)
-    assert {(s["input_id"], s["environment"]): (s["count"], s["first_seen_ms"], s["last_seen_ms"])
+    assert (point["count"], point["first_seen_unixtime_ms"], point["last_seen_unixtime_ms"]) == (4, NOW + 5, NOW + 20)
+    assert {(s["input_id"], s["environment"]): (s["count"], s["first_seen_unixtime_ms"], s["last_seen_unixtime_ms"])
             for s in point["seen"]} == {
         ("in_web", "production"): (1, NOW + 10, NOW + 10),
         ("in_ios", "production"): (2, NOW + 20, NOW + 20),

@@ -1,13 +1,14 @@
-"""Store units over a real SQLite database: message-id dedup windows and newest-first event paging."""
+"""Store units over a real SQLite database: message-id dedup windows and newest-first, filtered event paging."""
 
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.dedup import DedupStore
-from kaon.store.events import EventStore, StoredEvent
-from kaon.types import EventId
+from kaon.store.events import EventFilters, EventStore, StoredEvent
 
 
 @pytest.fixture
@@ -51,13 +52,45 @@ def test_event_pages_are_newest_first_and_cover_every_event_once(db: Database) -
     store.insert_events([row(n) for n in range(25)] + [row(99, "other")])
     assert store.count("ws") == 25
     seen: list[str] = []
-    before = None
+    after = None
     while True:
-        page = store.page("ws", 10, before)
+        page = store.page("ws", 10, after)
         if not page:
             break
         seen.extend(e["event_name"] for e in page)
-        before = EventId(page[-1]["id"])
+        after = (page[-1]["received_unixtime_ms"], page[-1]["id"])
     assert seen == [f"e{n}" for n in reversed(range(25))]
     first = store.page("ws", 1, None)[0]
     assert first["mpid"] == "24" and first["data"] == {"n": 24}
+
+
+def test_event_pages_order_by_receive_time_then_id(db: Database) -> None:
+    """A slice processed late (another partition) still lists by when Kaon received it; ties go by id."""
+    store = EventStore(db.conn())
+    store.insert_events([row(5), row(3), row(5), row(4)])
+    listed = store.page("ws", 10)
+    assert [(e["received_unixtime_ms"], e["id"]) for e in listed] == [(5, 3), (5, 1), (4, 4), (3, 2)]
+    assert [e["id"] for e in store.page("ws", 10, (5, 3))] == [1, 4, 2]
+
+
+def test_event_filters_each_narrow_the_list(db: Database) -> None:
+    store = EventStore(db.conn())
+    base = row(0)
+    store.insert_events([
+        msgspec.structs.replace(base, mpid=1, event_name="Buy", received_ms=10),
+        msgspec.structs.replace(base, mpid=2, event_name="Buy", received_ms=20, input_id="other-in"),
+        msgspec.structs.replace(base, mpid=1, event_type="screen_view", event_name="Home", received_ms=30),
+        msgspec.structs.replace(base, mpid=1, event_name="Buy", received_ms=40),
+    ])
+
+    def names(**filters: Any) -> list[tuple[str | None, int]]:
+        return [(e["event_name"], e["received_unixtime_ms"])
+                for e in store.page("ws", 10, filters=EventFilters(**filters))]
+
+    assert names(event_name="Buy") == [("Buy", 40), ("Buy", 20), ("Buy", 10)]
+    assert names(event_type="screen_view") == [("Home", 30)]
+    assert names(mpid=1) == [("Buy", 40), ("Home", 30), ("Buy", 10)]
+    assert names(input_id="other-in") == [("Buy", 20)]
+    assert names(since_ms=20, until_ms=40) == [("Home", 30), ("Buy", 20)]
+    assert names(mpid=1, event_name="Buy", since_ms=11) == [("Buy", 40)]
+    assert [e["received_unixtime_ms"] for e in store.page("ws", 1, (40, 4), filters=EventFilters(mpid=1))] == [30]

@@ -28,7 +28,7 @@ def test_catalog_counts_keyed_by_text_become_series_and_tallies(tmp_path: Path) 
 
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'catalog_counts'").fetchone() is None
     point = catalog_store.point(conn, "ws", "dp_1")
-    assert (point["count"], point["first_seen_ms"], point["last_seen_ms"]) == (9, 50, 900)
+    assert (point["count"], point["first_seen_unixtime_ms"], point["last_seen_unixtime_ms"]) == (9, 50, 900)
     assert [(a["name"], a["count"]) for a in point["attributes"]] == [("song", 7)]
     # Opening it again finds nothing left to migrate.
     Database(DatabaseUrl.parse(f"sqlite:///{path}"))
@@ -54,7 +54,7 @@ def test_counts_an_older_release_made_after_a_migration_are_added_not_replaced(t
     Database(DatabaseUrl.parse(f"sqlite:///{path}"))
 
     point = catalog_store.point(conn, "ws", "dp_1")
-    assert (point["count"], point["first_seen_ms"], point["last_seen_ms"]) == (1002, 100, 960)
+    assert (point["count"], point["first_seen_unixtime_ms"], point["last_seen_unixtime_ms"]) == (1002, 100, 960)
 
 
 def test_profile_attributes_gain_removals_and_keep_their_values(tmp_path: Path) -> None:

@@ -101,19 +101,32 @@ class KaonServer:
         headers = {"Authorization": f"Bearer {self.admin_token}", **kwargs.pop("headers", {})}
         return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
 
-    def events(self, limit: int = 1000) -> list[dict[str, Any]]:
-        """Every stored event, newest first (follows cursors)."""
+    def listed(self, path: str, key: str, limit: int = 1000, **params: Any) -> list[dict[str, Any]]:
+        """Every item of an admin list (`{key: [...], "next_cursor": ...}`), following the cursors."""
         out: list[dict[str, Any]] = []
         cursor = None
         while True:
-            params: dict[str, Any] = {"limit": limit}
+            query: dict[str, Any] = {**params, "limit": limit}
             if cursor:
-                params["cursor"] = cursor
-            page = self.admin("GET", "/events", params=params).json()
-            out.extend(page["events"])
+                query["cursor"] = cursor
+            response = self.admin("GET", path, params=query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            out.extend(page[key])
             cursor = page["next_cursor"]
             if not cursor:
                 return out
 
+    def events(self, limit: int = 1000, **filters: Any) -> list[dict[str, Any]]:
+        """Every stored event (matching the filters), newest first (follows cursors)."""
+        return self.listed("/events", "events", limit, **filters)
+
+    def profile(self, identity_type: str, value: str) -> dict[str, Any] | None:
+        """The profile holding this identity, or None."""
+        response = self.admin("GET", "/profiles", params={"identity_type": identity_type, "value": value})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()["profiles"]
+        return found[0] if found else None
+
     def events_named(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events() if e.get("event_name") == name]
+        return self.events(event_name=name)

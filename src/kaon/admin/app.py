@@ -1,10 +1,13 @@
 """The admin API application (FastAPI; kept off the collection hot path)."""
 
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from kaon import __version__
@@ -21,39 +24,60 @@ from kaon.admin import (
     routes_stats,
     routes_userprofile,
 )
+from kaon.admin.query_guard import reject_unknown_parameters
 from kaon.admin.schemas import Health
 from kaon.store.db import Database
 
 PREFIX = "/api/v1"
+# Swagger UI, vendored by scripts/vendor-swagger-ui.sh: the docs page loads nothing from other hosts.
+SWAGGER_UI = Path(__file__).parent / "static" / "swagger-ui"
+ASSETS = f"{PREFIX}/docs/assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    app.mount(ASSETS, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
+
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{PREFIX}/openapi.json", title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon-32x32.png",
+            # Swagger UI's default asks validator.swagger.io to badge the document: no call leaves the server.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
 
 def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
     app = FastAPI(
         title="Kaon admin API", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs", redoc_url=None,
+        docs_url=None, redoc_url=None,
     )
     app.state.db = db
+    # Kaon's own routes refuse query parameters they do not declare; the vendor routes keep their vendors' ways.
+    guarded = [Depends(reject_unknown_parameters)]
 
-    @app.get(f"{PREFIX}/health", response_model=Health, tags=["health"])
+    @app.get(f"{PREFIX}/health", response_model=Health, tags=["health"], dependencies=guarded)
     def health() -> Health | JSONResponse:
         if not is_ready():
             return JSONResponse({"status": "starting"}, status_code=503)
         return Health(status="ok")
 
     for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery,
-                   routes_catalog):
-        app.include_router(module.router, prefix=PREFIX)
-    app.include_router(routes_plans.router, prefix=PREFIX)
-    app.include_router(routes_consent.router, prefix=PREFIX)
+                   routes_catalog, routes_plans, routes_consent):
+        app.include_router(module.router, prefix=PREFIX, dependencies=guarded)
     app.include_router(routes_userprofile.router)
     routes_opendsr.install(app)
+    _install_docs(app)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-        detail = exc.detail if isinstance(exc.detail, dict) else {
-            "code": codes.get(exc.status_code, "HTTP_ERROR"), "message": str(exc.detail)}
-        return JSONResponse({"errors": [detail]}, status_code=exc.status_code, headers=exc.headers)
+        detail = exc.detail
+        errors = detail if isinstance(detail, list) else [detail if isinstance(detail, dict) else {
+            "code": codes.get(exc.status_code, "HTTP_ERROR"), "message": str(detail)}]
+        return JSONResponse({"errors": errors}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,28 +3,32 @@
 from fastapi import APIRouter, HTTPException
 
 from kaon.admin.deps import Db, SealerDep, Workspace
-from kaon.admin.schemas import InputCreate, InputCreated, InputOut, InputPatch
+from kaon.admin.paging import Paging
+from kaon.admin.schemas import InputCreate, InputCreated, InputOut, InputPatch, Inputs
 from kaon.errors import Conflict, NotFound
 from kaon.store.config import ConfigStore, Input
 
-router = APIRouter()
+router = APIRouter(tags=["inputs"])
 
 
 def _out(item: Input, plans: dict[str, tuple[str, int | None]] | None = None) -> InputOut:
     plan_id, version = (plans or {}).get(item.id, (None, None))
     return InputOut(**{f: getattr(item, f) for f in InputOut.model_fields if hasattr(item, f)},
-                    default_plan_id=plan_id, default_plan_version=version)
+                    created_unixtime_ms=item.created_ms, default_plan_id=plan_id, default_plan_version=version)
 
 
 def _created(item: Input, secret: str | None) -> InputCreated:
     return InputCreated(**_out(item).model_dump(), secret=secret)
 
 
-@router.get("/inputs", response_model=list[InputOut])
-def list_inputs(db: Db, sealer: SealerDep, workspace_id: Workspace) -> list[InputOut]:
+@router.get("/inputs", response_model=Inputs)
+def list_inputs(db: Db, sealer: SealerDep, workspace_id: Workspace, page: Paging) -> Inputs:
+    """Oldest first."""
     store = ConfigStore(db.conn(), sealer)
     plans = store.default_plans(workspace_id)
-    return [_out(item, plans) for item in store.inputs(workspace_id)]
+    rows = store.inputs_page(workspace_id, page.limit + 1, page.after(int, str))
+    shown, next_cursor = page.take(rows, lambda item: (item.created_ms, item.id))
+    return Inputs(inputs=[_out(item, plans) for item in shown], next_cursor=next_cursor)
 
 
 @router.post("/inputs", response_model=InputCreated, status_code=201)

@@ -1,13 +1,28 @@
 """Outputs, the destination directory and connections: `/api/v1/outputs`, `/directory`, `/connections`."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import msgspec
 from fastapi import APIRouter, Body, HTTPException, Query
-from pydantic import BaseModel, Field
 
 from kaon.admin.deps import Db, Workspace
+from kaon.admin.paging import Paging
+from kaon.admin.schemas_delivery import (
+    Connection,
+    ConnectionIn,
+    ConnectionPatch,
+    Connections,
+    Deleted,
+    DestinationInfo,
+    Directory,
+    Output,
+    OutputDeleted,
+    OutputIn,
+    OutputPatch,
+    Outputs,
+    OutputTestResult,
+)
 from kaon.clock import now_ms
 from kaon.delivery.outcomes import per_event
 from kaon.delivery.queue import dead_letter_pending
@@ -17,44 +32,12 @@ from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.registry import destination, destinations
 from kaon.errors import Conflict, NotFound
 from kaon.model.events import CustomEvent, CustomEventData
-from kaon.store.outputs import Connection, Output, OutputStore
+from kaon.store import outputs as stored
+from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 
 router = APIRouter(tags=["outputs"])
-
-
-class OutputIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    destination: str = Field(min_length=1, max_length=100)
-    settings: dict[str, Any] = {}
-    enabled: bool = True
-
-
-class OutputPatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    settings: dict[str, Any] | None = None
-    enabled: bool | None = None
-
-
-class ConnectionIn(BaseModel):
-    input_id: str = Field(min_length=1, max_length=100)
-    output_id: str = Field(min_length=1, max_length=100)
-    enabled: bool = True
-    filters: dict[str, Any] | None = None
-    forwarding: list[dict[str, Any]] | None = None
-    logged_in_only: bool | None = None
-    consent: dict[str, Any] | None = None
-    sampling_percent: float | None = None
-    transformations: list[dict[str, Any]] | None = None
-
-    def rules(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"input_id", "output_id", "enabled"}, exclude_none=True)
-
-
-class ConnectionPatch(ConnectionIn):
-    input_id: str = ""
-    output_id: str = ""
-    enabled: bool | None = None  # type: ignore[assignment]
+InputFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
 
 
 def _bad(code: str, error: Exception) -> HTTPException:
@@ -62,38 +45,48 @@ def _bad(code: str, error: Exception) -> HTTPException:
     return HTTPException(status, detail={"code": "NOT_FOUND" if status == 404 else code, "message": str(error)})
 
 
-def _output(output: Output) -> dict[str, Any]:
-    shown: dict[str, Any] = msgspec.to_builtins(output)
-    shown["settings"] = redact(destination(output.destination), output.settings)
-    return shown
+def _output(output: stored.Output) -> Output:
+    return Output(id=output.id, workspace_id=output.workspace_id, name=output.name, destination=output.destination,
+                  settings=redact(destination(output.destination), output.settings), enabled=output.enabled,
+                  created_unixtime_ms=output.created_ms, updated_unixtime_ms=output.updated_ms)
 
 
-def _connection(connection: Connection) -> dict[str, Any]:
-    shown: dict[str, Any] = msgspec.to_builtins(connection)
-    shown.update(shown.pop("rules"))
-    return shown
+def _connection(connection: stored.Connection) -> Connection:
+    return Connection(id=connection.id, workspace_id=connection.workspace_id, input_id=connection.input_id,
+                      output_id=connection.output_id, enabled=connection.enabled,
+                      created_unixtime_ms=connection.created_ms, updated_unixtime_ms=connection.updated_ms,
+                      **connection.rules)
 
 
-@router.get("/directory")
-def directory(q: Annotated[str | None, Query(max_length=100)] = None,
-              category: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
-    out = []
-    for name, found in destinations().items():
-        text = f"{name} {found.title} {found.description}".lower()
-        if (q and q.lower() not in text) or (category and category.lower() != found.category.lower()):
+@router.get("/directory", response_model=Directory)
+def directory(page: Paging, q: Annotated[str | None, Query(max_length=100)] = None,
+              category: Annotated[str | None, Query(max_length=100)] = None) -> Directory:
+    """The installed destinations by name (built-ins and plugins), with their settings' JSON Schema."""
+    after = page.after(str)
+    found = []
+    for name, item in sorted(destinations().items()):
+        text = f"{name} {item.title} {item.description}".lower()
+        if (q and q.lower() not in text) or (category and category.lower() != item.category.lower()):
             continue
-        out.append({"name": name, "title": found.title, "category": found.category,
-                    "description": found.description, "settings_schema": found.settings_schema()})
-    return {"destinations": out}
+        if after is None or name > after[0]:
+            found.append(DestinationInfo(name=name, title=item.title, category=item.category,
+                                         description=item.description, settings_schema=item.settings_schema()))
+        if len(found) > page.limit:
+            break
+    shown, next_cursor = page.take(found, lambda info: (info.name,))
+    return Directory(destinations=shown, next_cursor=next_cursor)
 
 
-@router.get("/outputs")
-def list_outputs(db: Db, workspace_id: Workspace) -> dict[str, Any]:
-    return {"outputs": [_output(o) for o in OutputStore(db.conn(), workspace_id).outputs()]}
+@router.get("/outputs", response_model=Outputs)
+def list_outputs(db: Db, workspace_id: Workspace, page: Paging) -> Outputs:
+    """Oldest first; settings with secrets redacted."""
+    rows = OutputStore(db.conn(), workspace_id).outputs_page(page.limit + 1, page.after(int, str))
+    shown, next_cursor = page.take(rows, lambda output: (output.created_ms, output.id))
+    return Outputs(outputs=[_output(o) for o in shown], next_cursor=next_cursor)
 
 
-@router.post("/outputs", status_code=201)
-def create_output(body: OutputIn, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.post("/outputs", status_code=201, response_model=Output)
+def create_output(body: OutputIn, db: Db, workspace_id: Workspace) -> Output:
     try:
         return _output(OutputStore(db.conn(), workspace_id).create_output(body.name, body.destination, body.settings,
                                                                            body.enabled))
@@ -104,16 +97,16 @@ def create_output(body: OutputIn, db: Db, workspace_id: Workspace) -> dict[str, 
         raise _bad("INVALID_SETTINGS", error) from None
 
 
-@router.get("/outputs/{output_id}")
-def get_output(output_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.get("/outputs/{output_id}", response_model=Output)
+def get_output(output_id: str, db: Db, workspace_id: Workspace) -> Output:
     try:
         return _output(OutputStore(db.conn(), workspace_id).output(output_id))
     except NotFound as error:
         raise _bad("NOT_FOUND", error) from None
 
 
-@router.patch("/outputs/{output_id}")
-def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.patch("/outputs/{output_id}", response_model=Output)
+def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Workspace) -> Output:
     try:
         return _output(OutputStore(db.conn(), workspace_id).update_output(
             output_id, name=body.name, settings=body.settings, enabled=body.enabled))
@@ -121,8 +114,8 @@ def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Worksp
         raise _bad("INVALID_SETTINGS", error) from None
 
 
-@router.delete("/outputs/{output_id}")
-def delete_output(output_id: str, db: Db, workspace_id: Workspace, force: bool = False) -> dict[str, Any]:
+@router.delete("/outputs/{output_id}", response_model=OutputDeleted)
+def delete_output(output_id: str, db: Db, workspace_id: Workspace, force: bool = False) -> OutputDeleted:
     """Refused while jobs are queued unless `force=true`, which dead-letters them (visibly) first."""
     conn = db.conn()
     store = OutputStore(conn, workspace_id)
@@ -137,11 +130,11 @@ def delete_output(output_id: str, db: Db, workspace_id: Workspace, force: bool =
     with transaction(conn):
         dead = dead_letter_pending(conn, output_id, "output deleted", now_ms())
     store.delete_output(output_id)
-    return {"deleted": output_id, "dead_lettered": dead}
+    return OutputDeleted(deleted=output_id, dead_lettered=dead)
 
 
-@router.post("/outputs/{output_id}/test")
-def test_output(output_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.post("/outputs/{output_id}/test", response_model=OutputTestResult)
+def test_output(output_id: str, db: Db, workspace_id: Workspace) -> OutputTestResult:
     """Send one sample event through the destination and report the vendor's answer."""
     try:
         output = OutputStore(db.conn(), workspace_id).output(output_id)
@@ -157,17 +150,22 @@ def test_output(output_id: str, db: Db, workspace_id: Workspace) -> dict[str, An
     with httpx.Client() as client:
         results = [send(client, found, r, found.policy.timeout_s) for r in requests]
     result = per_event(1, requests, results)[0]
-    return {"outcome": result.outcome.value, "status": result.status, "message": result.message,
-            "response": result.response_body[:2000], "requests": len(requests)}
+    return OutputTestResult(outcome=result.outcome.value, status=result.status, message=result.message,
+                            response=result.response_body[:2000], requests=len(requests))
 
 
-@router.get("/connections")
-def list_connections(db: Db, workspace_id: Workspace) -> dict[str, Any]:
-    return {"connections": [_connection(c) for c in OutputStore(db.conn(), workspace_id).connections()]}
+@router.get("/connections", response_model=Connections)
+def list_connections(db: Db, workspace_id: Workspace, page: Paging, input_id: InputFilter = None,
+                     output_id: InputFilter = None) -> Connections:
+    """Oldest first; of one input and/or output when given."""
+    rows = OutputStore(db.conn(), workspace_id).connections_page(page.limit + 1, page.after(int, str),
+                                                                 input_id=input_id, output_id=output_id)
+    shown, next_cursor = page.take(rows, lambda connection: (connection.created_ms, connection.id))
+    return Connections(connections=[_connection(c) for c in shown], next_cursor=next_cursor)
 
 
-@router.post("/connections", status_code=201)
-def create_connection(body: ConnectionIn, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.post("/connections", status_code=201, response_model=Connection)
+def create_connection(body: ConnectionIn, db: Db, workspace_id: Workspace) -> Connection:
     try:
         return _connection(OutputStore(db.conn(), workspace_id).create_connection(
             body.input_id, body.output_id, body.enabled, body.rules()))
@@ -175,17 +173,17 @@ def create_connection(body: ConnectionIn, db: Db, workspace_id: Workspace) -> di
         raise _bad("INVALID_RULES", error) from None
 
 
-@router.get("/connections/{connection_id}")
-def get_connection(connection_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.get("/connections/{connection_id}", response_model=Connection)
+def get_connection(connection_id: str, db: Db, workspace_id: Workspace) -> Connection:
     try:
         return _connection(OutputStore(db.conn(), workspace_id).connection(connection_id))
     except NotFound as error:
         raise _bad("NOT_FOUND", error) from None
 
 
-@router.patch("/connections/{connection_id}")
+@router.patch("/connections/{connection_id}", response_model=Connection)
 def patch_connection(connection_id: str, db: Db, workspace_id: Workspace,
-                     body: Annotated[ConnectionPatch, Body()]) -> dict[str, Any]:
+                     body: Annotated[ConnectionPatch, Body()]) -> Connection:
     rules = body.rules()
     try:
         return _connection(OutputStore(db.conn(), workspace_id).update_connection(
@@ -194,10 +192,10 @@ def patch_connection(connection_id: str, db: Db, workspace_id: Workspace,
         raise _bad("INVALID_RULES", error) from None
 
 
-@router.delete("/connections/{connection_id}")
-def delete_connection(connection_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.delete("/connections/{connection_id}", response_model=Deleted)
+def delete_connection(connection_id: str, db: Db, workspace_id: Workspace) -> Deleted:
     try:
         OutputStore(db.conn(), workspace_id).delete_connection(connection_id)
     except NotFound as error:
         raise _bad("NOT_FOUND", error) from None
-    return {"deleted": connection_id}
+    return Deleted(deleted=connection_id)

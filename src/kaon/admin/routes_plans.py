@@ -4,14 +4,25 @@ import pathlib
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from kaon.admin.deps import Db, Workspace
+from kaon.admin.paging import Paging
+from kaon.admin.schemas_governance import (
+    Plan,
+    PlanReport,
+    Plans,
+    Quarantine,
+    QuarantineEntry,
+    QuarantineReplay,
+    Validation,
+    Violation,
+)
+from kaon.admin.times import Since, Until, point
 from kaon.clock import now_ms
-from kaon.commands.replay import parse_since
-from kaon.errors import ConfigError, Conflict, NotFound
+from kaon.errors import Conflict, NotFound
 from kaon.governance.plans_document import MAX_VERSION, check_plan, check_version, check_version_document
 from kaon.governance.plans_store import PlanStore
 from kaon.governance.plans_validate import check_batch, compile_plan, results
@@ -61,7 +72,7 @@ def _failed(error: NotFound | Conflict) -> HTTPException:
     return HTTPException(409, detail={"code": "CONFLICT", "message": str(error)})
 
 
-@router.post("/plans", status_code=201, response_model=None)
+@router.post("/plans", status_code=201, response_model=Plan)
 def create_plan(body: Annotated[Any, Body()], db: Db, workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Create a plan from mParticle's plan document (with any versions); refused with pointers when invalid."""
     if (refused := _too_large(body)) is not None:
@@ -75,13 +86,17 @@ def create_plan(body: Annotated[Any, Body()], db: Db, workspace_id: Workspace) -
         raise _failed(error) from None
 
 
-@router.get("/plans")
-def list_plans(db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.get("/plans", response_model=Plans)
+def list_plans(db: Db, workspace_id: Workspace, page: Paging) -> Plans:
+    """In plan id order, each with every version."""
     store = PlanStore(db.conn(), workspace_id)
-    return {"plans": [store.plan(p) for p in store.plan_ids()]}
+    after = page.after(str)
+    ids, next_cursor = page.take(store.plan_ids(page.limit + 1, None if after is None else after[0]),
+                                 lambda plan_id: (plan_id,))
+    return Plans(plans=[Plan(**store.plan(p)) for p in ids], next_cursor=next_cursor)
 
 
-@router.post("/plans/validate", response_model=None)
+@router.post("/plans/validate", response_model=Validation)
 def validate_plan(body: ValidateIn) -> dict[str, Any] | JSONResponse:
     """Validate an Events API batch against a version document: mParticle's validation results."""
     errors = check_version_document(body.document, "#/document")
@@ -97,7 +112,7 @@ def validate_plan(body: ValidateIn) -> dict[str, Any] | JSONResponse:
     return {"results": results(findings, batch)}
 
 
-@router.get("/plans/{plan_id}")
+@router.get("/plans/{plan_id}", response_model=Plan)
 def get_plan(plan_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
     try:
         return PlanStore(db.conn(), workspace_id).plan(plan_id)
@@ -105,7 +120,7 @@ def get_plan(plan_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
         raise _failed(error) from None
 
 
-@router.post("/plans/{plan_id}/versions", status_code=201, response_model=None)
+@router.post("/plans/{plan_id}/versions", status_code=201, response_model=Plan)
 def add_version(plan_id: str, body: Annotated[Any, Body()], db: Db,
                 workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Add a version (the next number unless `version` is given); it may be activated at once."""
@@ -121,7 +136,7 @@ def add_version(plan_id: str, body: Annotated[Any, Body()], db: Db,
         raise _failed(error) from None
 
 
-@router.patch("/plans/{plan_id}/versions/{version}")
+@router.patch("/plans/{plan_id}/versions/{version}", response_model=Plan)
 def patch_version(plan_id: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], body: VersionPatch, db: Db,
                   workspace_id: Workspace) -> dict[str, Any]:
     """Activate a version for an environment (or `none`) and/or change its blocking settings: one transaction."""
@@ -138,30 +153,33 @@ def patch_version(plan_id: str, version: Annotated[int, Path(ge=1, le=MAX_VERSIO
         raise _failed(error) from None
 
 
-@router.get("/plans/{plan_id}/report")
-def plan_report(plan_id: str, db: Db, workspace_id: Workspace,
-                since: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
-    """Violations per hour, data point and type (unplanned_event, invalid_value, missing_required, ...)."""
+@router.get("/plans/{plan_id}/report", response_model=PlanReport)
+def plan_report(plan_id: str, db: Db, workspace_id: Workspace, page: Paging, since: Since = None,
+                until: Until = None) -> PlanReport:
+    """Violations per hour, data point and type (unplanned_event, invalid_value, missing_required, ...), oldest
+    hour first; the window defaults to the last 24 hours."""
+    now = now_ms()
+    since_ms = page.pin("since", lambda: point("since", since, now) if since is not None else now - DAY_MS) or 0
+    until_ms = page.pin("until", lambda: point("until", until, now))
     try:
-        since_ms = now_ms() - DAY_MS if since is None else max(-(2**62), min(parse_since(since), 2**62))
-    except ConfigError as error:
-        raise HTTPException(400, detail={"code": "INVALID_SINCE", "message": str(error)}) from None
-    try:
-        return {"plan_id": plan_id, "since_unixtime_ms": since_ms,
-                "report": PlanStore(db.conn(), workspace_id).report(plan_id, since_ms)}
+        rows = PlanStore(db.conn(), workspace_id).report(
+            plan_id, since_ms, until_ms, after=page.after(int, int, str, str), limit=page.limit + 1)
     except NotFound as error:
         raise _failed(error) from None
+    shown, next_cursor = page.take(rows, lambda r: (r["hour_start_unixtime_ms"], r["version"], r["data_point"],
+                                                    r["violation"]))
+    return PlanReport(plan_id=plan_id, since_unixtime_ms=since_ms, until_unixtime_ms=until_ms,
+                      violations=[Violation(**r) for r in shown], next_cursor=next_cursor)
 
 
-@router.get("/quarantine")
-def list_quarantine(db: Db, workspace_id: Workspace, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    cursor: Annotated[str | None, Query(max_length=18)] = None) -> dict[str, Any]:
+@router.get("/quarantine", response_model=Quarantine)
+def list_quarantine(db: Db, workspace_id: Workspace, page: Paging) -> Quarantine:
     """Blocked batches, newest first: reasons, plan and version, times and the original batch."""
-    if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
-        raise HTTPException(400, detail={"code": "INVALID_CURSOR", "message": "cursor is not valid"})
     store = QuarantineStore(db.conn(), workspace_id)
-    entries, next_cursor = store.page(limit, None if cursor is None else int(cursor))
-    return {"entries": entries, "next_cursor": next_cursor, "total": store.count()}
+    after = page.after(int)
+    entries, more = store.page(page.limit, None if after is None else after[0])
+    next_cursor = page.cursor_after((entries[-1]["id"],)) if more is not None else None
+    return Quarantine(entries=[QuarantineEntry(**e) for e in entries], next_cursor=next_cursor, total=store.count())
 
 
 def log_dir(request: Request, db: Db) -> pathlib.Path:
@@ -175,11 +193,11 @@ def log_dir(request: Request, db: Db) -> pathlib.Path:
     return found
 
 
-@router.post("/quarantine/replay")
-def replay_quarantine(body: ReplayIn, request: Request, db: Db, workspace_id: Workspace) -> dict[str, Any]:
+@router.post("/quarantine/replay", response_model=QuarantineReplay)
+def replay_quarantine(body: ReplayIn, request: Request, db: Db, workspace_id: Workspace) -> QuarantineReplay:
     """Run quarantined batches through processing again (after the plan is fixed); each leaves the
     quarantine when its replay is processed, and is quarantined anew if the plan still blocks it."""
     if body.all == (body.ids is not None):
         raise HTTPException(400, detail={"code": "INVALID_REQUEST", "message": "give either `ids` or `all: true`"})
     queued = QuarantineStore(db.conn(), workspace_id).replay(log_dir(request, db), None if body.all else body.ids)
-    return {"queued": len(queued), "ids": queued}
+    return QuarantineReplay(queued=len(queued), ids=queued)

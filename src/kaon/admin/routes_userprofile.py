@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 
 from kaon.admin.deps import Db, Workspace
+from kaon.admin.identity_types import canonical_type
 from kaon.identity.extract import normalise
 from kaon.identity.store import ProfileStore
 from kaon.identity.views import PROFILE_API_SECTIONS, profile_api_view
-from kaon.model.identities import BATCH_ALIASES, IDSYNC_TO_CANONICAL
 
 router = APIRouter(prefix="/userprofile/v1", tags=["profile api"])
 Fields = Annotated[str, Query(description=f"comma-separated: {', '.join(PROFILE_API_SECTIONS)}")]
@@ -54,7 +54,7 @@ def resolve(
     if not identity_type or not value:
         raise HTTPException(400, detail={"code": "INVALID_SHAPE",
                                          "message": "identity needs type and value - at `$.identity`"})
-    canonical = BATCH_ALIASES.get(identity_type) or IDSYNC_TO_CANONICAL.get(identity_type, identity_type)
+    canonical = canonical_type(identity_type, "$.identity.type")
     owner = ProfileStore(db.conn(), workspace_id).owners([(canonical, normalise(canonical, value))])
     if not owner:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": f"No profile holds {identity_type}."})

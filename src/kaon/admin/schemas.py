@@ -1,8 +1,14 @@
-"""Request and response bodies of the admin API (pydantic: they generate the OpenAPI document)."""
+"""Request and response bodies of the admin API's core routes (pydantic: they generate the OpenAPI document).
 
-from typing import Any, Literal
+Conventions (docs/api/conventions.md): a point in time is `*_unixtime_ms`; a list is `{"<plural>": [...],
+"next_cursor": ...}`; mpids are strings (64-bit integers do not survive JavaScript's numbers).
+"""
+
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+NextCursor = Annotated[str | None, Field(description="Pass as `cursor` for the next page; null on the last page.")]
 
 
 class Health(BaseModel):
@@ -25,7 +31,7 @@ class EventOut(BaseModel):
 
 class EventPage(BaseModel):
     events: list[EventOut]
-    next_cursor: str | None
+    next_cursor: NextCursor
 
 
 class InputOut(BaseModel):
@@ -39,9 +45,14 @@ class InputOut(BaseModel):
     allow_key_only: bool
     enabled: bool
     rate_limit_rps: float | None
-    created_ms: int
+    created_unixtime_ms: int
     default_plan_id: str | None = Field(default=None, description="Data plan for batches that name none.")
     default_plan_version: int | None = Field(default=None, description="null: the latest active version.")
+
+
+class Inputs(BaseModel):
+    inputs: list[InputOut]
+    next_cursor: NextCursor
 
 
 class InputCreated(InputOut):
@@ -83,6 +94,7 @@ class StatsRow(BaseModel):
 
 class Stats(BaseModel):
     stats: list[StatsRow]
+    next_cursor: NextCursor
 
 
 class Rejection(BaseModel):
@@ -98,3 +110,16 @@ class Rejection(BaseModel):
 
 class Rejections(BaseModel):
     rejections: list[Rejection]
+    next_cursor: NextCursor
+
+
+class UnknownPurpose(BaseModel):
+    input_id: str
+    hour_start_unixtime_ms: int
+    purpose: str
+    count: int
+
+
+class UnknownPurposes(BaseModel):
+    unknown_purposes: list[UnknownPurpose]
+    next_cursor: NextCursor

@@ -1,12 +1,12 @@
-"""`kaon replay --output ID --since WHEN [--status dead|all]`: queue an output's jobs again, show progress."""
+"""`kaon replay --output ID --since WHEN [--until WHEN] [--status dead|all]`: queue an output's jobs again."""
 
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
 
 from kaon.clock import now_ms
 from kaon.delivery.queue import replay
+from kaon.durations import DurationError, parse_point
 from kaon.errors import ConfigError, NotFound
 from kaon.settings import Settings
 from kaon.store.config import ConfigStore
@@ -14,20 +14,12 @@ from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
 
 
-def parse_since(value: str) -> int:
-    """Unix milliseconds, an ISO-8601 time, or a duration back from now (`30m`, `6h`, `2d`)."""
-    if value.isdigit():
-        return int(value)
-    units = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    if value[:-1].isdigit() and value[-1] in units:
-        return now_ms() - int(value[:-1]) * units[value[-1]]
+def parse_since(value: str, option: str = "--since") -> int:
+    """Unix milliseconds, an ISO-8601 time, or a duration back from now (`30m`, `6h`, `2d`): kaon.durations."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--since {value!r}: give unix ms, an ISO-8601 time or a duration like 6h") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+        return parse_point(value, now_ms())
+    except DurationError as error:
+        raise ConfigError(f"{option}: {error}") from None
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -42,7 +34,9 @@ def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         raise NotFound(f"workspace {args.workspace!r} not found")
     OutputStore(conn, workspace.id).output(args.output)
     since = parse_since(args.since)
-    jobs = replay(conn, workspace.id, args.output, since, dead_only=args.status == "dead", now_ms=now_ms())
+    until = None if args.until is None else parse_since(args.until, "--until")
+    jobs = replay(conn, workspace.id, args.output, since, dead_only=args.status == "dead", now_ms=now_ms(),
+                  until_ms=until)
     total = len(jobs)
     print(f"replaying {total} jobs of output {args.output} since {since}", file=sys.stderr)
     if args.no_wait or total == 0:

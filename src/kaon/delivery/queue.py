@@ -96,17 +96,17 @@ def record(conn: sqlite3.Connection, output_id: str, outcomes: list[tuple[Job, S
 
 
 def replay(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms: int, *, dead_only: bool,
-           now_ms: int) -> list[int]:
-    """Queue jobs of this output created since `since_ms` again (only dead-lettered ones with `dead_only`);
+           now_ms: int, until_ms: int | None = None) -> list[int]:
+    """Queue jobs of this output created in [since_ms, until_ms) again (only dead-lettered ones with `dead_only`);
     returns their ids."""
     with transaction(conn):
         rows = conn.execute(
             "SELECT j.id, j.mpid FROM delivery_jobs j"
-            " WHERE j.workspace_id = ? AND j.output_id = ? AND j.created_ms >= ?"
+            " WHERE j.workspace_id = ? AND j.output_id = ? AND j.created_ms >= ? AND j.created_ms < ?"
             " AND NOT EXISTS (SELECT 1 FROM delivery_pending p WHERE p.job_id = j.id)"
             " AND (? = 0 OR (SELECT a.state FROM delivery_attempts a WHERE a.job_id = j.id ORDER BY a.id DESC LIMIT 1)"
             "     = 'dead') ORDER BY j.id",
-            (workspace_id, output_id, since_ms, int(dead_only))).fetchall()
+            (workspace_id, output_id, since_ms, 2**63 - 1 if until_ms is None else until_ms, int(dead_only))).fetchall()
         conn.executemany("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms) VALUES (?, ?, ?, ?)",
                          [(job_id, output_id, mpid, now_ms) for job_id, mpid in rows])
         conn.executemany(

@@ -4,20 +4,33 @@ import sqlite3
 from typing import Any
 
 
-def output_status(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms: int) -> dict[str, Any]:
+def output_status(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms: int,
+                  until_ms: int | None = None, *, after_hour: int | None = None, limit: int = -1) -> dict[str, Any]:
+    """The output's queue now and its hourly counters in [since, until), oldest hour first; `after_hour` is the
+    last hour shown (limit -1: every hour)."""
+    where, args = _window(since_ms, until_ms, "hour_ms")
+    if after_hour is not None:
+        where += " AND hour_ms > ?"
+        args.append(after_hour)
+    # The page's hours first: an hour gathers several counters.
+    wanted = [h for (h,) in conn.execute(
+        f"SELECT DISTINCT hour_ms FROM output_stats WHERE workspace_id = ? AND output_id = ?{where}"
+        " ORDER BY hour_ms LIMIT ?", (workspace_id, output_id, *args, limit))]
     hours: dict[int, dict[str, Any]] = {}
-    for hour, metric, reason, count in conn.execute(
-            "SELECT hour_ms, metric, reason, SUM(count) FROM output_stats WHERE workspace_id = ? AND output_id = ?"
-            " AND hour_ms >= ? GROUP BY hour_ms, metric, reason ORDER BY hour_ms", (workspace_id, output_id, since_ms)):
-        row = hours.setdefault(hour, {"hour_start_unixtime_ms": hour, "queued": 0, "sent": 0, "failed": 0,
-                                      "dead_lettered": 0, "skipped": 0, "filtered": {}, "latency_ms_total": 0})
-        if metric == "filtered":
-            row["filtered"][reason] = row["filtered"].get(reason, 0) + count
-        else:
-            row[metric] = row.get(metric, 0) + count
+    if wanted:
+        for hour, metric, reason, count in conn.execute(
+                "SELECT hour_ms, metric, reason, SUM(count) FROM output_stats WHERE workspace_id = ? AND output_id = ?"
+                " AND hour_ms >= ? AND hour_ms <= ? GROUP BY hour_ms, metric, reason ORDER BY hour_ms",
+                (workspace_id, output_id, wanted[0], wanted[-1])):
+            row = hours.setdefault(hour, {"hour_start_unixtime_ms": hour, "queued": 0, "sent": 0, "failed": 0,
+                                          "dead_lettered": 0, "skipped": 0, "filtered": {}, "latency_ms_total": 0})
+            if metric == "filtered":
+                row["filtered"][reason] = row["filtered"].get(reason, 0) + count
+            else:
+                row[metric] = row.get(metric, 0) + count
     for row in hours.values():
         total = row.pop("latency_ms_total")
-        row["latency_ms_avg"] = round(total / row["sent"], 1) if row["sent"] else None
+        row["average_latency_duration_ms"] = round(total / row["sent"], 1) if row["sent"] else None
     pending, oldest = conn.execute(
         "SELECT COUNT(*), MIN(j.created_ms) FROM delivery_pending p JOIN delivery_jobs j ON j.id = p.job_id"
         " WHERE p.output_id = ?", (output_id,)).fetchone()
@@ -25,15 +38,27 @@ def output_status(conn: sqlite3.Connection, workspace_id: str, output_id: str, s
             "hours": list(hours.values())}
 
 
-def alerts(conn: sqlite3.Connection, workspace_id: str, since_ms: int) -> list[dict[str, Any]]:
-    """One alert per output per hour with failed or dead-lettered events: how many, and the last error."""
+def _window(since_ms: int, until_ms: int | None, column: str) -> tuple[str, list[Any]]:
+    if until_ms is None:
+        return f" AND {column} >= ?", [since_ms]
+    return f" AND {column} >= ? AND {column} < ?", [since_ms, until_ms]
+
+
+def alerts(conn: sqlite3.Connection, workspace_id: str, since_ms: int, until_ms: int | None = None, *,
+           after: tuple[int, str] | None = None, limit: int = -1) -> list[dict[str, Any]]:
+    """One alert per output per hour with failed or dead-lettered events: how many, and the last error. Newest
+    hour first, then by output; `after` is the last (hour, output id) shown (limit -1: all)."""
     out = []
+    where, args = _window(since_ms, until_ms, "s.hour_ms")
+    if after is not None:
+        where += " AND s.hour_ms <= ? AND (s.hour_ms < ? OR s.output_id > ?)"
+        args.extend((after[0], after[0], after[1]))
     rows = conn.execute(
         "SELECT s.output_id, o.name, s.hour_ms, SUM(CASE WHEN s.metric = 'failed' THEN s.count ELSE 0 END),"
         " SUM(CASE WHEN s.metric = 'dead_lettered' THEN s.count ELSE 0 END) FROM output_stats s"
-        " LEFT JOIN outputs o ON o.id = s.output_id WHERE s.workspace_id = ? AND s.hour_ms >= ?"
-        " AND s.metric IN ('failed', 'dead_lettered') GROUP BY s.output_id, s.hour_ms ORDER BY s.hour_ms DESC",
-        (workspace_id, since_ms)).fetchall()
+        f" LEFT JOIN outputs o ON o.id = s.output_id WHERE s.workspace_id = ?{where}"
+        " AND s.metric IN ('failed', 'dead_lettered') GROUP BY s.output_id, s.hour_ms"
+        " ORDER BY s.hour_ms DESC, s.output_id LIMIT ?", (workspace_id, *args, limit)).fetchall()
     for output_id, name, hour, failed, dead in rows:
         last = conn.execute(
             "SELECT error, status FROM delivery_attempts WHERE output_id = ? AND at_ms >= ? AND at_ms < ?"

@@ -279,12 +279,18 @@ def _filters(input_id: str | None, environment: str | None) -> tuple[str, list[o
     return sql, args
 
 
+# A data point's place in the listing: (type, name, custom event type, id).
+PointKey = tuple[str, str, str, str]
+
+
 def list_points(conn: sqlite3.Connection, workspace_id: str, *, q: str | None = None, type_: str | None = None,
                 input_id: str | None = None, environment: str | None = None, limit: int = 1000,
-                offset: int = 0) -> list[dict[str, Any]]:
-    """Data points with their totals (over the inputs and environments asked for), ordered by type and name.
+                after: PointKey | None = None) -> list[dict[str, Any]]:
+    """Data points with their totals (over the inputs and environments asked for), ordered by type, name, custom
+    event type and id; `after` is the key (`point_key`) of the last one shown.
 
-    `q` matches the name, type, custom event type or an attribute name, case-insensitively.
+    `q` matches the name, type, custom event type or an attribute name, case-insensitively. Rows arrive grouped
+    by point, so reading stops once `limit` points matched.
     """
     where, args = _filters(input_id, environment)
     sql = (
@@ -297,35 +303,48 @@ def list_points(conn: sqlite3.Connection, workspace_id: str, *, q: str | None = 
     if type_ is not None:
         sql += " AND p.point_type = ?"
         params.append(type_)
-    sql += " ORDER BY p.point_type, p.name, p.custom_event_type"
-    found: dict[str, dict[str, Any]] = {}
-    names: dict[str, set[str]] = {}
-    for pid, kind, name, cet, input_, env, attrs, count, first, last in conn.execute(sql, params):
-        point = found.get(pid)
-        if point is None:
-            point = found[pid] = {"id": pid, "type": kind, "name": name, "custom_event_type": cet or None,
-                                  "count": 0, "first_seen_ms": first, "last_seen_ms": last,
-                                  "input_ids": [], "environments": []}
-            names[pid] = set()
-        point["count"] += count
-        point["first_seen_ms"] = min(point["first_seen_ms"], first)
-        point["last_seen_ms"] = max(point["last_seen_ms"], last)
-        for field, value in (("input_ids", input_), ("environments", env)):
-            if value not in point[field]:
-                point[field].append(value)
-        if attrs != "[]":
-            names[pid].update(_decode_names(attrs))
-    out = []
+    if after is not None:
+        sql += " AND (p.point_type, p.name, p.custom_event_type, p.point_id) > (?, ?, ?, ?)"
+        params.extend(after)
+    sql += " ORDER BY p.point_type, p.name, p.custom_event_type, p.point_id"
     needle = q.lower() if q else None
-    for pid, point in found.items():
-        if needle is not None and not any(needle in text.lower() for text in (
-                point["name"], point["type"], point["custom_event_type"] or "", *names[pid])):
-            continue
-        point["attribute_count"] = len(names[pid])
-        point["input_ids"].sort()
-        point["environments"].sort()
-        out.append(point)
-    return out[offset:offset + limit]
+    out: list[dict[str, Any]] = []
+    entry: dict[str, Any] | None = None
+    names: set[str] = set()
+
+    def done() -> None:
+        if entry is None or (needle is not None and not any(needle in text.lower() for text in (
+                entry["name"], entry["type"], entry["custom_event_type"] or "", *names))):
+            return
+        entry["attribute_count"] = len(names)
+        entry["input_ids"].sort()
+        entry["environments"].sort()
+        out.append(entry)
+
+    for pid, kind, name, cet, input_, env, attrs, count, first, last in conn.execute(sql, params):
+        if entry is None or entry["id"] != pid:
+            done()
+            if len(out) >= limit:
+                return out
+            entry = {"id": pid, "type": kind, "name": name, "custom_event_type": cet or None, "count": 0,
+                     "first_seen_unixtime_ms": first, "last_seen_unixtime_ms": last, "input_ids": [],
+                     "environments": []}
+            names = set()
+        entry["count"] += count
+        entry["first_seen_unixtime_ms"] = min(entry["first_seen_unixtime_ms"], first)
+        entry["last_seen_unixtime_ms"] = max(entry["last_seen_unixtime_ms"], last)
+        for field, value in (("input_ids", input_), ("environments", env)):
+            if value not in entry[field]:
+                entry[field].append(value)
+        if attrs != "[]":
+            names.update(_decode_names(attrs))
+    done()
+    return out[:limit]
+
+
+def point_key(point: dict[str, Any]) -> PointKey:
+    """A listed point's place in the order (what `list_points(after=...)` continues from)."""
+    return (point["type"], point["name"], point["custom_event_type"] or "", point["id"])
 
 
 def point(conn: sqlite3.Connection, workspace_id: str, pid: str, *, input_id: str | None = None,
@@ -383,15 +402,15 @@ def _add(into: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str], coun
     entry = into.get(key)
     if entry is None:
         into[key] = {"input_id": key[0], "environment": key[1], "count": count, "types": 0,
-                     "first_seen_ms": first, "last_seen_ms": last}
+                     "first_seen_unixtime_ms": first, "last_seen_unixtime_ms": last}
         return
     entry["count"] += count
-    entry["first_seen_ms"] = min(entry["first_seen_ms"], first)
-    entry["last_seen_ms"] = max(entry["last_seen_ms"], last)
+    entry["first_seen_unixtime_ms"] = min(entry["first_seen_unixtime_ms"], first)
+    entry["last_seen_unixtime_ms"] = max(entry["last_seen_unixtime_ms"], last)
 
 
 def _totals(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
     listed = list(entries)
     return {"count": sum(e["count"] for e in listed),
-            "first_seen_ms": min((e["first_seen_ms"] for e in listed), default=None),
-            "last_seen_ms": max((e["last_seen_ms"] for e in listed), default=None)}
+            "first_seen_unixtime_ms": min((e["first_seen_unixtime_ms"] for e in listed), default=None),
+            "last_seen_unixtime_ms": max((e["last_seen_unixtime_ms"] for e in listed), default=None)}

@@ -184,12 +184,17 @@ class ConsentHistory:
         self.conn.execute("UPDATE consent_history SET batch_id = ? WHERE workspace_id = ? AND id IN"
                           " (SELECT value FROM json_each(?))", (batch_id, self.ws, msgspec.json.encode(ids).decode()))
 
-    def history(self, mpids: Iterable[int]) -> list[dict[str, Any]]:
-        """The records of these profiles, newest (by consent timestamp, then arrival) first."""
+    def history(self, mpids: Iterable[int], limit: int = -1,
+                after: tuple[int, int, int] | None = None) -> list[dict[str, Any]]:
+        """The records of these profiles, newest (by consent timestamp, then arrival) first; `after` is the
+        (timestamp_unixtime_ms, received_ms, id) of the last record shown (limit -1: all)."""
         ids = msgspec.json.encode(sorted(set(mpids))).decode()
+        where, args = ("", ()) if after is None else (
+            " AND (timestamp_unixtime_ms, received_ms, id) < (?, ?, ?)", after)
         rows = self.conn.execute(
             f"SELECT {_COLUMNS} FROM consent_history WHERE workspace_id = ? AND mpid IN (SELECT value FROM"
-            " json_each(?)) ORDER BY timestamp_unixtime_ms DESC, received_ms DESC, id DESC", (self.ws, ids))
+            f" json_each(?)){where} ORDER BY timestamp_unixtime_ms DESC, received_ms DESC, id DESC LIMIT ?",
+            (self.ws, ids, *args, limit))
         return [{"id": r[0], "mpid": str(r[1]), "regulation": r[2], "purpose": r[3], "consented": bool(r[4]),
                  "document": r[5], "timestamp_unixtime_ms": r[6], "location": r[7], "hardware_id": r[8],
                  "received_ms": r[9], "input_id": r[10], "source_request_id": r[11],

@@ -45,9 +45,11 @@ class PlanStore:
         self.ws = workspace_id
 
     # Reading
-    def plan_ids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT plan_id FROM plans WHERE workspace_id = ? ORDER BY plan_id",
-                                                (self.ws,))]
+    def plan_ids(self, limit: int = -1, after: str | None = None) -> list[str]:
+        """In id order; `after` is the last id shown (limit -1: all)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT plan_id FROM plans WHERE workspace_id = ? AND plan_id > ? ORDER BY plan_id LIMIT ?",
+            (self.ws, "" if after is None else after, limit))]
 
     def plan(self, plan_id: str) -> dict[str, Any]:
         """The plan document as mParticle shows it, with every version."""
@@ -146,12 +148,22 @@ class PlanStore:
             raise NotFound(f"data plan {plan_id!r} not found")
 
     # The plan report
-    def report(self, plan_id: str, since_ms: int) -> list[dict[str, Any]]:
+    def report(self, plan_id: str, since_ms: int, until_ms: int | None = None, *,
+               after: tuple[int, int, str, str] | None = None, limit: int = -1) -> list[dict[str, Any]]:
+        """Violation counts per hour in [since, until), oldest first; `after` is the last (hour, version, data
+        point, violation) shown (limit -1: all)."""
         self.plan_or_404(plan_id)
+        where, args = "", list[object]()
+        if until_ms is not None:
+            where += " AND hour_ms < ?"
+            args.append(until_ms)
+        if after is not None:
+            where += " AND (hour_ms, version, data_point, violation) > (?, ?, ?, ?)"
+            args.extend(after)
         rows = self.conn.execute(
             "SELECT hour_ms, version, data_point, violation, count FROM plan_report WHERE workspace_id = ?"
-            " AND plan_id = ? AND hour_ms >= ? ORDER BY hour_ms, version, data_point, violation",
-            (self.ws, plan_id, since_ms))
+            f" AND plan_id = ? AND hour_ms >= ?{where} ORDER BY hour_ms, version, data_point, violation LIMIT ?",
+            (self.ws, plan_id, since_ms, *args, limit))
         return [{"hour_start_unixtime_ms": h, "version": v, "data_point": d, "violation": t, "count": c}
                 for h, v, d, t, c in rows]
 

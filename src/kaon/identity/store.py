@@ -60,6 +60,13 @@ class ProfileStore:
             current = int(row[0])
         return None
 
+    def live_page(self, limit: int, after: int | None = None) -> list[int]:
+        """Mpids of live profiles (not merged into another), in mpid order; `after` is the last mpid shown."""
+        after_sql, args = ("", ()) if after is None else (" AND mpid > ?", (after,))
+        return [int(r[0]) for r in self.conn.execute(
+            f"SELECT mpid FROM profiles WHERE workspace_id = ?{after_sql} AND merged_into IS NULL ORDER BY mpid"
+            " LIMIT ?", (self.ws, *args, limit))]
+
     def row(self, mpid: int) -> dict[str, Any] | None:
         row = self.conn.execute(
             "SELECT mpid, created_ms, first_seen_ms, last_seen_ms, session_count, is_opted_out, consent,"

@@ -78,11 +78,13 @@ def profile_api_view(conn: sqlite3.Connection, workspace_id: str, mpid: int, fie
     return out
 
 
-def merges_of(conn: sqlite3.Connection, workspace_id: str, mpid: int) -> list[dict[str, Any]]:
+def merges_of(conn: sqlite3.Connection, workspace_id: str, mpid: int, limit: int = -1,
+              after: int | None = None) -> list[dict[str, Any]]:
+    """Merges into or of this profile, newest first; `after` is the merge id last shown (limit -1: all)."""
     rows = conn.execute(
         "SELECT id, survivor_mpid, merged_mpid, reason, actor, merged_ms, undone_ms, undone_by FROM merges"
-        " WHERE workspace_id = ? AND (survivor_mpid = ? OR merged_mpid = ?) ORDER BY id DESC",
-        (workspace_id, mpid, mpid),
+        " WHERE workspace_id = ? AND (survivor_mpid = ? OR merged_mpid = ?) AND id < ? ORDER BY id DESC LIMIT ?",
+        (workspace_id, mpid, mpid, 2**63 - 1 if after is None else after, limit),
     )
     return [{"merge_id": i, "survivor_mpid": str(s), "merged_mpid": str(m), "reason": r, "actor": a,
              "merged_unixtime_ms": t, "undone_unixtime_ms": u, "undone_by": ub}

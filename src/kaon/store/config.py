@@ -134,6 +134,15 @@ class ConfigStore:
             args = (workspace_id,)
         return [_input(row) for row in self.conn.execute(sql + " ORDER BY created_ms, id", args)]
 
+    def inputs_page(self, workspace_id: str, limit: int, after: tuple[int, str] | None = None) -> list[Input]:
+        """A workspace's inputs, oldest first; `after` is the (created_ms, id) of the last one shown."""
+        sql = f"SELECT {_INPUT_COLUMNS} FROM inputs WHERE workspace_id = ?"
+        args: list[object] = [workspace_id]
+        if after is not None:
+            sql += " AND (created_ms > ? OR (created_ms = ? AND id > ?))"
+            args.extend((after[0], after[0], after[1]))
+        return [_input(row) for row in self.conn.execute(sql + " ORDER BY created_ms, id LIMIT ?", (*args, limit))]
+
     def input(self, input_id: str, workspace_id: str | None = None) -> Input:
         row = self.conn.execute(f"SELECT {_INPUT_COLUMNS} FROM inputs WHERE id = ?", (input_id,)).fetchone()
         if row is None or (workspace_id is not None and row[1] != workspace_id):

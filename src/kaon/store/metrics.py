@@ -36,16 +36,39 @@ class MetricsStore:
             (workspace_id, input_id, received_ms, status, code, message, count, body),
         )
 
-    def stats(self, workspace_id: str, since_ms: int) -> list[dict[str, Any]]:
+    def stats(self, workspace_id: str, since_ms: int = 0, until_ms: int | None = None, *, input_id: str | None = None,
+              after: tuple[int, str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """One row per (hour, input), oldest first, hours in [since, until); `after` is the last (hour, input) shown."""
+        where, args = " AND hour_ms >= ?", [workspace_id, since_ms]
+        if until_ms is not None:
+            where += " AND hour_ms < ?"
+            args.append(until_ms)
+        if input_id is not None:
+            where += " AND input_id = ?"
+            args.append(input_id)
+        if after is not None:
+            where += " AND hour_ms >= ? AND (hour_ms > ? OR input_id > ?)"
+            args.extend((after[0], after[0], after[1]))
+        keys = None
+        if limit is not None:  # the page's (hour, input) pairs first: a row gathers several counters
+            keys = self.conn.execute(
+                f"SELECT DISTINCT hour_ms, input_id FROM input_stats WHERE workspace_id = ?{where}"
+                " ORDER BY hour_ms, input_id LIMIT ?", (*args, limit)).fetchall()
+            if not keys:
+                return []
+            where += " AND hour_ms <= ?"
+            args.append(keys[-1][0])
         rows = self.conn.execute(
             "SELECT input_id, hour_ms, metric, reason, count FROM input_stats"
-            " WHERE workspace_id = ? AND hour_ms >= ? ORDER BY hour_ms, input_id, metric, reason",
-            (workspace_id, since_ms),
+            f" WHERE workspace_id = ?{where} ORDER BY hour_ms, input_id, metric, reason", args,
         )
+        wanted = None if keys is None else {(input_, hour) for hour, input_ in keys}
         table: dict[tuple[str, int], dict[str, Any]] = {}
-        for input_id, hour_ms, metric, reason, count in rows:
-            row = table.setdefault((input_id, hour_ms), {
-                "input_id": input_id, "hour_start_unixtime_ms": hour_ms, "batches_received": 0,
+        for input_id_, hour_ms, metric, reason, count in rows:
+            if wanted is not None and (input_id_, hour_ms) not in wanted:
+                continue
+            row = table.setdefault((input_id_, hour_ms), {
+                "input_id": input_id_, "hour_start_unixtime_ms": hour_ms, "batches_received": 0,
                 "events_received": 0, "events_processed": 0, "events_duplicate": 0, "rejected": {},
             })
             if metric == "rejected":
@@ -54,11 +77,28 @@ class MetricsStore:
                 row[metric] = row.get(metric, 0) + count
         return list(table.values())
 
-    def rejections(self, workspace_id: str, limit: int) -> list[dict[str, Any]]:
+    def reasons(self, workspace_id: str, metric: str, since_ms: int = 0, until_ms: int | None = None, *,
+                after: tuple[int, str, str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """One counter's rows by reason (e.g. `consent_unknown_purpose` by purpose): per hour, input and reason,
+        oldest first; `after` is the last (hour, input, reason) shown."""
+        sql = ("SELECT input_id, hour_ms, reason, count FROM input_stats WHERE workspace_id = ? AND metric = ?"
+               " AND hour_ms >= ?")
+        args: list[object] = [workspace_id, metric, since_ms]
+        if until_ms is not None:
+            sql += " AND hour_ms < ?"
+            args.append(until_ms)
+        if after is not None:
+            sql += " AND hour_ms >= ? AND (hour_ms > ? OR (input_id, reason) > (?, ?))"
+            args.extend((after[0], after[0], after[1], after[2]))
+        rows = self.conn.execute(sql + " ORDER BY hour_ms, input_id, reason LIMIT ?", (*args, limit))
+        return [{"input_id": i, "hour_start_unixtime_ms": h, "reason": r, "count": c} for i, h, r, c in rows]
+
+    def rejections(self, workspace_id: str, limit: int, after: int | None = None) -> list[dict[str, Any]]:
+        """Newest first; `after` is the id of the last rejection shown."""
         rows = self.conn.execute(
             "SELECT id, input_id, received_ms, status, code, message, count, body FROM rejections"
-            " WHERE workspace_id = ? OR workspace_id IS NULL ORDER BY id DESC LIMIT ?",
-            (workspace_id, limit),
+            " WHERE (workspace_id = ? OR workspace_id IS NULL) AND id < ? ORDER BY id DESC LIMIT ?",
+            (workspace_id, 2**63 - 1 if after is None else after, limit),
         )
         return [
             {"id": id_, "input_id": input_id, "received_unixtime_ms": received, "status": status, "code": code,

@@ -58,6 +58,13 @@ def _connection(row: tuple[Any, ...]) -> Connection:
                       rules=_decode.decode(row[5]), created_ms=row[6], updated_ms=row[7])
 
 
+def _after(after: tuple[int, str] | None) -> tuple[str, list[Any]]:
+    """The keyset condition past (created_ms, id)."""
+    if after is None:
+        return "", []
+    return " AND (created_ms > ? OR (created_ms = ? AND id > ?))", [after[0], after[0], after[1]]
+
+
 class OutputStore:
     def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
         self.conn = conn
@@ -67,6 +74,13 @@ class OutputStore:
     def outputs(self) -> list[Output]:
         rows = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ? ORDER BY created_ms, id",
                                  (self.ws,))
+        return [_output(r) for r in rows]
+
+    def outputs_page(self, limit: int, after: tuple[int, str] | None = None) -> list[Output]:
+        """Oldest first; `after` is the (created_ms, id) of the last output shown."""
+        where, args = _after(after)
+        rows = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ?{where}"
+                                 " ORDER BY created_ms, id LIMIT ?", (self.ws, *args, limit))
         return [_output(r) for r in rows]
 
     def output(self, output_id: str) -> Output:
@@ -121,6 +135,18 @@ class OutputStore:
             sql += " AND input_id = ?"
             args.append(input_id)
         return [_connection(r) for r in self.conn.execute(sql + " ORDER BY created_ms, id", args)]
+
+    def connections_page(self, limit: int, after: tuple[int, str] | None = None, *, input_id: str | None = None,
+                         output_id: str | None = None) -> list[Connection]:
+        """Oldest first, of one input and/or output if given; `after` is the (created_ms, id) last shown."""
+        where, args = _after(after)
+        for column, value in (("input_id", input_id), ("output_id", output_id)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                args.append(value)
+        rows = self.conn.execute(f"SELECT {_CON} FROM connections WHERE workspace_id = ?{where}"
+                                 " ORDER BY created_ms, id LIMIT ?", (self.ws, *args, limit))
+        return [_connection(r) for r in rows]
 
     def connection(self, connection_id: str) -> Connection:
         row = self.conn.execute(f"SELECT {_CON} FROM connections WHERE workspace_id = ? AND id = ?",

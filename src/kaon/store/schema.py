@@ -140,6 +140,8 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS merges_by_profile ON merges (workspace_id, survivor_mpid)",
     "CREATE INDEX IF NOT EXISTS merges_by_merged ON merges (workspace_id, merged_mpid)",
     "CREATE INDEX IF NOT EXISTS events_by_profile ON events (workspace_id, mpid)",
+    # The admin listing: newest first by receive time, within a time range (kaon.store.events.page).
+    "CREATE INDEX IF NOT EXISTS events_by_received ON events (workspace_id, received_ms)",
     """CREATE TABLE IF NOT EXISTS alias_requests (
         id INTEGER PRIMARY KEY,
         workspace_id TEXT NOT NULL,

@@ -1,0 +1,78 @@
+"""Hourly counters read back in pages: every (hour, input) row once, whole, in order, whatever the page size."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kaon.store.db import Database, DatabaseUrl
+from kaon.store.metrics import HOUR_MS, CounterKey, MetricsStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> MetricsStore:
+    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+    counts: Counter[CounterKey] = Counter()
+    for hour in range(4):
+        for input_id in ("in_a", "in_b", "in_c"):
+            if (hour, input_id) == (2, "in_b"):
+                continue  # an hour an input had nothing
+            counts[("ws", input_id, hour * HOUR_MS, "events_received", "")] = 10 + hour
+            counts[("ws", input_id, hour * HOUR_MS, "rejected", "INVALID_SHAPE")] = 1
+            counts[("ws", input_id, hour * HOUR_MS, "rejected", "UNAUTHORIZED")] = 2
+            counts[("ws", input_id, hour * HOUR_MS, "consent_unknown_purpose", "ads")] = 1
+            counts[("ws", input_id, hour * HOUR_MS, "consent_unknown_purpose", "maps")] = 3
+    counts[("other", "in_x", 0, "events_received", "")] = 99
+    store = MetricsStore(db.conn())
+    store.add(counts)
+    return store
+
+
+def pages(store: MetricsStore, limit: int, **window: int) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    after = None
+    while True:
+        rows = store.stats("ws", limit=limit, after=after, **window)
+        out.extend(rows)
+        if len(rows) < limit:
+            return out
+        after = (int(str(rows[-1]["hour_start_unixtime_ms"])), str(rows[-1]["input_id"]))
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 100])
+def test_stats_pages_hold_every_row_once_and_whole(store: MetricsStore, limit: int) -> None:
+    whole = store.stats("ws")
+    assert len(whole) == 11
+    assert [(r["hour_start_unixtime_ms"], r["input_id"]) for r in whole] == sorted(
+        (r["hour_start_unixtime_ms"], r["input_id"]) for r in whole)
+    assert whole[0]["rejected"] == {"INVALID_SHAPE": 1, "UNAUTHORIZED": 2} and whole[0]["events_received"] == 10
+    assert pages(store, limit) == whole
+
+
+def test_stats_window_and_input(store: MetricsStore) -> None:
+    rows = store.stats("ws", HOUR_MS, 3 * HOUR_MS, input_id="in_b")
+    assert [(r["hour_start_unixtime_ms"], r["input_id"]) for r in rows] == [(HOUR_MS, "in_b")]
+    assert pages(store, 2, since_ms=2 * HOUR_MS) == store.stats("ws", 2 * HOUR_MS)
+
+
+def test_reasons_page_by_hour_input_and_reason(store: MetricsStore) -> None:
+    whole = store.reasons("ws", "consent_unknown_purpose")
+    assert len(whole) == 22 and whole[:2] == [
+        {"input_id": "in_a", "hour_start_unixtime_ms": 0, "reason": "ads", "count": 1},
+        {"input_id": "in_a", "hour_start_unixtime_ms": 0, "reason": "maps", "count": 3}]
+    seen, after = [], None
+    while rows := store.reasons("ws", "consent_unknown_purpose", after=after, limit=3):
+        seen.extend(rows)
+        last = rows[-1]
+        after = (int(last["hour_start_unixtime_ms"]), str(last["input_id"]), str(last["reason"]))
+    assert seen == whole
+
+
+def test_rejections_page_newest_first(tmp_path: Path) -> None:
+    store = MetricsStore(Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}")).conn())
+    for n in range(5):
+        store.record_rejection(workspace_id="ws", input_id="in", received_ms=n, status=400, code=f"C{n}",
+                               message="m", count=1, body=None)
+    first = store.rejections("ws", 2)
+    assert [r["code"] for r in first] == ["C4", "C3"]
+    assert [r["code"] for r in store.rejections("ws", 10, after=int(first[-1]["id"]))] == ["C2", "C1", "C0"]
