@@ -67,8 +67,12 @@ class PageLog:
         self._answered.add(id(request))
         if not request.url.startswith(self.watch_prefix):
             return
+        try:  # the headers as sent (Origin is added by the browser's network stack, not by the page)
+            origin = request.all_headers().get("origin")
+        except Exception:
+            origin = None
         entry: dict[str, Any] = {"method": request.method, "url": request.url, "status": response.status,
-                                 "request_body": request.post_data}
+                                 "request_body": request.post_data, "origin": origin}
         try:
             entry["response_body"] = response.text()
         except Exception:  # the body of a response the page never read is gone (see _request_failed)
@@ -91,3 +95,21 @@ class PageLog:
         lines += [f"pageerror: {text}" for text in self.page_errors]
         lines += [f"requestfailed: {text}" for text in self.failed]
         return "\n".join(lines)
+
+
+@dataclass
+class VendorGuard:
+    """Lets a browser context reach 127.0.0.1 only: every other request is aborted and remembered."""
+
+    attempted: list[str] = field(default_factory=list)
+
+    def attach(self, context: Any) -> None:
+        context.route("**/*", self._route)
+
+    def _route(self, route: Any) -> None:
+        url: str = route.request.url
+        if url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")):
+            route.continue_()
+        else:
+            self.attempted.append(url)
+            route.abort()
