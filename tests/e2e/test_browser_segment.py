@@ -58,7 +58,7 @@ def sent_bodies(exchanges: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for x in exchanges:
         if x["method"] == "POST":
             body = json.loads(x["request_body"])
-            out.extend(body["batch"] if "batch" in body else [body])
+            out.extend(body.get("batch", [body]))
     return out
 
 

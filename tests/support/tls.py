@@ -40,7 +40,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     except (ConnectionError, ssl.SSLError):
         pass
     finally:
-        writer.close()
+        writer.transport.abort()
 
 
 class TlsFront:
@@ -59,9 +59,13 @@ class TlsFront:
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
-            writer.close()
+            writer.transport.abort()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:  # also when stopped: no connection outlives the front
+            writer.transport.abort()
+            up_writer.transport.abort()
 
     def start(self) -> "TlsFront":
         self.thread.start()
@@ -71,8 +75,19 @@ class TlsFront:
         self.url = f"https://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
         return self
 
+    async def _shutdown(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.server.wait_closed()
+        await asyncio.sleep(0.05)  # let aborted transports finish closing before the loop stops
+
     def stop(self) -> None:
         if self.server is not None:
-            self.server.close()
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
