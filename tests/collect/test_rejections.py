@@ -7,7 +7,13 @@ from pathlib import Path
 import msgspec
 
 from kaon.collect.errors import CollectError
-from kaon.collect.rejections import MAX_OVERFLOW_KEYS, MERGED_MESSAGE, REQUEST_LINE_BYTES, SAMPLES_PER_SECOND, Rejections
+from kaon.collect.rejections import (
+    MAX_OVERFLOW_KEYS,
+    MERGED_MESSAGE,
+    REQUEST_LINE_BYTES,
+    SAMPLES_PER_SECOND,
+    Rejections,
+)
 from kaon.log.group_commit import GroupCommitter
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.messages import RejectionRecord
