@@ -35,6 +35,7 @@ class NpmSdk:
         }
 
 
+MPARTICLE_WEBSDK_VERSION = "2.68.0"  # installed by support.websdk
 SEGMENT = NpmSdk("@segment/analytics-next", "1.84.3", "analytics-next", "dist/umd/index.js", "segment-harness.js")
 # v3's default build loads its plugins (even the XHR queue) from RudderStack's CDN at run time; the package's
 # `bundled` build carries them, so nothing is fetched but the source config.
@@ -122,8 +123,9 @@ def readme_rows() -> list[tuple[str, str]]:
          f"`rudderanalytics.load(\"{key}\", \"{url}\", {js(rudderstack_options(url))})`; batches: "
          f"`{js(rudderstack_batching(url))}`; beacon: `{js(rudderstack_beacon(url))}`"),
         (f"RudderStack v2 (`{RUDDERSTACK_V2.package}@{RUDDERSTACK_V2.version}`)",
-         f"`rudderanalytics.load(\"{key}\", \"{url}\", {js(rudderstack_options(url))})`"),
-        ("mParticle web SDK, Kaon over http", f"`mParticle.init(\"{key}\", {js(mparticle_http(url))})`"),
+         f"`rudderanalytics.load(\"{key}\", \"{url}\", {js(rudderstack_options(url))})`; beacon: "
+         f"`{js(rudderstack_beacon(url))}`"),
+        (f"mParticle web SDK (`@mparticle/web-sdk@{MPARTICLE_WEBSDK_VERSION}`), Kaon over http", f"`mParticle.init(\"{key}\", {js(mparticle_http(url))})`"),
         ("mParticle web SDK, Kaon behind https (SDK defaults otherwise)",
          f"`mParticle.init(\"{key}\", {js(mparticle_https('https://kaon.example.com'))})`"),
     ]

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from support.browser import require_npm
+from support.browser_sdks import MPARTICLE_WEBSDK_VERSION, mparticle_http
 
-WEBSDK_VERSION = "2.68.0"
+WEBSDK_VERSION = MPARTICLE_WEBSDK_VERSION
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "websdk"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SDK_PATH = Path("node_modules") / "@mparticle" / "web-sdk"
@@ -108,14 +109,9 @@ class PageServer:
 
 def sdk_options(kaon_url: str, batching_ms: int = 0) -> dict[str, Any]:
     """`mParticle.init` options pointing every SDK endpoint it uses at Kaon (scheme-less, trailing slash)."""
-    host = kaon_url.removeprefix("http://").removeprefix("https://")
     return {
         "isDevelopmentMode": True,
-        "forceHttps": False,
-        "requestConfig": False,
         "logLevel": "warning",
-        "v3SecureServiceUrl": f"{host}/v3/JS/",
-        "identityUrl": f"{host}/v1/",
-        "aliasUrl": f"{host}/v1/identity/",
         "flags": {"eventBatchingIntervalMillis": batching_ms},
+        **mparticle_http(kaon_url),  # the README's options
     }
