@@ -125,7 +125,8 @@ def readme_rows() -> list[tuple[str, str]]:
         (f"RudderStack v2 (`{RUDDERSTACK_V2.package}@{RUDDERSTACK_V2.version}`)",
          f"`rudderanalytics.load(\"{key}\", \"{url}\", {js(rudderstack_options(url))})`; beacon: "
          f"`{js(rudderstack_beacon(url))}`"),
-        (f"mParticle web SDK (`@mparticle/web-sdk@{MPARTICLE_WEBSDK_VERSION}`), Kaon over http", f"`mParticle.init(\"{key}\", {js(mparticle_http(url))})`"),
+        (f"mParticle web SDK (`@mparticle/web-sdk@{MPARTICLE_WEBSDK_VERSION}`), Kaon over http",
+         f"`mParticle.init(\"{key}\", {js(mparticle_http(url))})`"),
         ("mParticle web SDK, Kaon behind https (SDK defaults otherwise)",
          f"`mParticle.init(\"{key}\", {js(mparticle_https('https://kaon.example.com'))})`"),
     ]
