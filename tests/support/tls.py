@@ -63,7 +63,9 @@ class TlsFront:
             return
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:  # also when stopped: no connection outlives the front
+        except asyncio.CancelledError:  # stopped with the connection open (keep-alive): end it quietly
+            pass
+        finally:  # no connection outlives the front
             writer.transport.abort()
             up_writer.transport.abort()
 
