@@ -41,7 +41,7 @@ def page_server() -> Iterator[PageServer]:
 def browser() -> Iterator[Any]:
     playwright = sync_api.sync_playwright().start()
     try:
-        chromium = launch(playwright)
+        chromium = launch(playwright, offline=True)
         yield chromium
         chromium.close()
     finally:

@@ -17,7 +17,16 @@ from playwright import sync_api
 from support import browser_sdks as sdks
 from support.browser import launch
 from support.pages import StaticServer
-from support.sdk_session import SdkPage, check_stored, check_traffic, sdk_page, stored_calls, the_five_calls
+from support.sdk_session import (
+    SdkPage,
+    check_stored,
+    check_traffic,
+    rate_limited_key,
+    retried,
+    sdk_page,
+    stored_calls,
+    the_five_calls,
+)
 from support.server import KaonServer
 from support.stored import new_tag
 
@@ -36,7 +45,7 @@ def pages() -> Iterator[StaticServer]:
 def browser() -> Iterator[Any]:
     playwright = sync_api.sync_playwright().start()
     try:
-        chromium = launch(playwright)
+        chromium = launch(playwright, offline=True)
         yield chromium
         chromium.close()
     finally:
@@ -75,3 +84,24 @@ def check_source_config(page: SdkPage, exchanges: list[dict[str, Any]], kaon_ser
     fetched = [x for x in exchanges if urlsplit(x["url"]).path == SOURCE_CONFIG]
     assert len(fetched) == 1 and fetched[0]["method"] == "GET", page.describe()
     assert f"writeKey={kaon_server.web_key}" in fetched[0]["url"]
+
+
+def test_a_v3_retry_reaches_kaon_with_its_retry_headers(browser: Any, pages: StaticServer,
+                                                       kaon_server: KaonServer) -> None:
+    """An input limited to 2 requests/s answers some of the five calls 429; v3 retries them with
+    `Rsa-Retry-Attempt`, `Rsa-Retry-Reason`, `Rsa-Since-Last-Attempt` and `Rsa-Since-First-Attempt`, which the
+    CORS policy must allow for them to arrive."""
+    key = rate_limited_key(kaon_server)
+    tag = new_tag()
+    with sdk_page(browser, kaon_server, pages.url("/v3/index.html")) as page:
+        assert page.evaluate("([k, u, o]) => kaonSdk.load(k, u, o)", key, kaon_server.url,
+                             sdks.rudderstack_options(kaon_server.url)) is True, page.describe()
+        for method, args in the_five_calls(tag):
+            page.evaluate("([m, a]) => kaonSdk.call(m, a)", method, args)
+        retry = retried(page, "/v1/", "rsa-retry-attempt")
+        # The SDK's own words for why (the 429s, or a request it gave up waiting for): any of them is fine here.
+        assert retry["headers"]["rsa-retry-reason"] in ("server-429", "client-network", "client-timeout")
+        assert {"rsa-since-last-attempt", "rsa-since-first-attempt", "anonymousid", "sentat"} <= set(retry["headers"])
+        limited = next(i["id"] for i in kaon_server.admin("GET", "/inputs").json() if i["key"] == key)
+        check_stored(stored_calls(kaon_server, tag, page), tag, limited)
+        assert page.log.cors_errors() == [], page.describe()

@@ -16,7 +16,16 @@ from playwright import sync_api
 from support import browser_sdks as sdks
 from support.browser import launch
 from support.pages import StaticServer
-from support.sdk_session import SdkPage, check_stored, check_traffic, sdk_page, stored_calls, the_five_calls
+from support.sdk_session import (
+    SdkPage,
+    check_stored,
+    check_traffic,
+    rate_limited_key,
+    retried,
+    sdk_page,
+    stored_calls,
+    the_five_calls,
+)
 from support.server import KaonServer
 from support.stored import new_tag
 
@@ -34,7 +43,7 @@ def pages() -> Iterator[StaticServer]:
 def browser() -> Iterator[Any]:
     playwright = sync_api.sync_playwright().start()
     try:
-        chromium = launch(playwright)
+        chromium = launch(playwright, offline=True)
         yield chromium
         chromium.close()
     finally:
@@ -102,3 +111,17 @@ def test_batched_delivery(segment_page: SdkPage, kaon_server: KaonServer) -> Non
     assert {x["url"] for x in exchanges} == {f"{kaon_server.url}/v1/b"}, segment_page.describe()
     assert {b["type"] for b in sent_bodies(exchanges)} == {"page", "track", "identify", "group", "alias"}
     check_alias_as_sent(kaon_server, exchanges, tag)
+
+
+def test_a_retry_reaches_kaon_with_x_retry_count(segment_page: SdkPage, kaon_server: KaonServer) -> None:
+    """An input limited to 2 requests/s answers some of the five calls 429 (`Retry-After`, exposed to the page);
+    analytics-next retries them with `X-Retry-Count`, which the CORS policy must allow for them to arrive."""
+    key = rate_limited_key(kaon_server)
+    tag = new_tag()
+    load_and_call(segment_page, sdks.segment_settings(kaon_server.url, key), {}, tag)
+    retry = retried(segment_page, "/v1/", "x-retry-count")
+    assert int(retry["headers"]["x-retry-count"]) >= 1 and retry["origin"] == segment_page.origin
+    assert any(x["status"] == 429 for x in segment_page.log.exchanges), segment_page.describe()
+    limited = next(i["id"] for i in kaon_server.admin("GET", "/inputs").json() if i["key"] == key)
+    check_stored(stored_calls(kaon_server, tag, segment_page), tag, limited)
+    assert segment_page.log.cors_errors() == [], segment_page.describe()

@@ -33,10 +33,15 @@ def require_npm() -> str:
     return npm
 
 
-def launch(playwright: Any) -> Any:
+# No host name but 127.0.0.1 resolves: a vendor's CDN or control plane cannot be reached, without routing
+# requests through Playwright (whose interception answers CORS preflights itself, hiding Kaon's).
+OFFLINE_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
+def launch(playwright: Any, offline: bool = False) -> Any:
     """A headless Chromium from the Debian package (Playwright's own browser downloads are never used)."""
     return playwright.chromium.launch(executable_path=str(require_chromium()), headless=True,
-                                      args=CHROMIUM_ARGS, timeout=30_000)
+                                      args=CHROMIUM_ARGS + (OFFLINE_ARGS if offline else []), timeout=30_000)
 
 
 @dataclass
@@ -68,11 +73,12 @@ class PageLog:
         if not request.url.startswith(self.watch_prefix):
             return
         try:  # the headers as sent (Origin is added by the browser's network stack, not by the page)
-            origin = request.all_headers().get("origin")
+            headers: dict[str, str] = request.all_headers()
         except Exception:
-            origin = None
+            headers = {}
         entry: dict[str, Any] = {"method": request.method, "url": request.url, "status": response.status,
-                                 "request_body": request.post_data, "origin": origin}
+                                 "request_body": request.post_data, "origin": headers.get("origin"),
+                                 "headers": headers}
         try:
             entry["response_body"] = response.text()
         except Exception:  # the body of a response the page never read is gone (see _request_failed)
@@ -99,17 +105,15 @@ class PageLog:
 
 @dataclass
 class VendorGuard:
-    """Lets a browser context reach 127.0.0.1 only: every other request is aborted and remembered."""
+    """Remembers every request of a browser context to anywhere but 127.0.0.1 (an `offline` browser cannot
+    resolve those hosts, so none succeeds; this says whether one was tried). It does not intercept."""
 
     attempted: list[str] = field(default_factory=list)
 
     def attach(self, context: Any) -> None:
-        context.route("**/*", self._route)
+        context.on("request", self._request)
 
-    def _route(self, route: Any) -> None:
-        url: str = route.request.url
-        if url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")):
-            route.continue_()
-        else:
+    def _request(self, request: Any) -> None:
+        url: str = request.url
+        if not url.startswith(("http://127.0.0.1:", "https://127.0.0.1:", "data:", "blob:", "about:")):
             self.attempted.append(url)
-            route.abort()
