@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kaon.collect.errors import CollectError
-from kaon.collect.http import read_body
+from kaon.collect.http import MAX_QUERY_BYTES, query_param, read_body
 from kaon.model.limits import MAX_REQUEST_BYTES
 
 
@@ -104,3 +104,21 @@ def test_no_content_encoding_leaves_gzip_bytes_alone() -> None:
 def test_disconnect_before_body_end() -> None:
     error = refused(scope(), receiver(b"partial", disconnect=True))
     assert (error.status, error.code) == (400, "CLIENT_DISCONNECTED")
+
+
+def query_scope(query: bytes) -> dict[str, Any]:
+    return {"headers": [], "query_string": query}
+
+
+def test_query_param_reads_the_first_value() -> None:
+    assert query_param(query_scope(b"writeKey=abc&writeKey=def&p=npm"), "writeKey") == "abc"
+    assert query_param(query_scope(b"p=npm"), "writeKey") is None
+    assert query_param(query_scope(b""), "writeKey") is None
+    assert query_param({"headers": []}, "writeKey") is None
+
+
+@pytest.mark.parametrize("query", [b"writeKey=k&x=" + b"y" * MAX_QUERY_BYTES, b"&".join([b"a=1"] * 40)])
+def test_long_queries_are_refused_before_parsing(query: bytes) -> None:
+    with pytest.raises(CollectError) as raised:
+        query_param(query_scope(query), "writeKey")
+    assert (raised.value.status, raised.value.code) == (414, "QUERY_TOO_LONG")

@@ -33,10 +33,15 @@ def require_npm() -> str:
     return npm
 
 
-def launch(playwright: Any) -> Any:
+# No host name but 127.0.0.1 resolves: a vendor's CDN or control plane cannot be reached, without routing
+# requests through Playwright (whose interception answers CORS preflights itself, hiding Kaon's).
+OFFLINE_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
+def launch(playwright: Any, offline: bool = False) -> Any:
     """A headless Chromium from the Debian package (Playwright's own browser downloads are never used)."""
     return playwright.chromium.launch(executable_path=str(require_chromium()), headless=True,
-                                      args=CHROMIUM_ARGS, timeout=30_000)
+                                      args=CHROMIUM_ARGS + (OFFLINE_ARGS if offline else []), timeout=30_000)
 
 
 @dataclass
@@ -67,8 +72,13 @@ class PageLog:
         self._answered.add(id(request))
         if not request.url.startswith(self.watch_prefix):
             return
+        try:  # the headers as sent (Origin is added by the browser's network stack, not by the page)
+            headers: dict[str, str] = request.all_headers()
+        except Exception:
+            headers = {}
         entry: dict[str, Any] = {"method": request.method, "url": request.url, "status": response.status,
-                                 "request_body": request.post_data}
+                                 "request_body": request.post_data, "origin": headers.get("origin"),
+                                 "headers": headers}
         try:
             entry["response_body"] = response.text()
         except Exception:  # the body of a response the page never read is gone (see _request_failed)
@@ -91,3 +101,19 @@ class PageLog:
         lines += [f"pageerror: {text}" for text in self.page_errors]
         lines += [f"requestfailed: {text}" for text in self.failed]
         return "\n".join(lines)
+
+
+@dataclass
+class VendorGuard:
+    """Remembers every request of a browser context to anywhere but 127.0.0.1 (an `offline` browser cannot
+    resolve those hosts, so none succeeds; this says whether one was tried). It does not intercept."""
+
+    attempted: list[str] = field(default_factory=list)
+
+    def attach(self, context: Any) -> None:
+        context.on("request", self._request)
+
+    def _request(self, request: Any) -> None:
+        url: str = request.url
+        if not url.startswith(("http://127.0.0.1:", "https://127.0.0.1:", "data:", "blob:", "about:")):
+            self.attempted.append(url)

@@ -8,15 +8,14 @@ and the browser enforces CORS on it exactly as on a customer's site.
 import shutil
 import subprocess
 import tempfile
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from support.browser import require_npm
+from support.browser_sdks import MPARTICLE_WEBSDK_VERSION, mparticle_http
+from support.pages import HTML, JS, StaticServer
 
-WEBSDK_VERSION = "2.68.0"
+WEBSDK_VERSION = MPARTICLE_WEBSDK_VERSION
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "websdk"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SDK_PATH = Path("node_modules") / "@mparticle" / "web-sdk"
@@ -56,66 +55,30 @@ def ensure_websdk(cache_dir: Path = CACHE_DIR, version: str = WEBSDK_VERSION, ti
     return bundle
 
 
-class _Handler(BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, tuple[bytes, str]]] = {}
-
-    def do_GET(self) -> None:
-        found = self.files.get(self.path.split("?", 1)[0])
-        if found is None:
-            self.send_error(HTTPStatus.NOT_FOUND)
-            return
-        body, content_type = found
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-
-class PageServer:
+class PageServer(StaticServer):
     """Serves `/index.html`, `/harness.js` and the SDK's `/mparticle.js` on 127.0.0.1 and a port of its own."""
 
     def __init__(self, sdk_bundle: Path) -> None:
-        files = {
-            "/index.html": ((STATIC_DIR / "index.html").read_bytes(), "text/html; charset=utf-8"),
-            "/harness.js": ((STATIC_DIR / "harness.js").read_bytes(), "text/javascript; charset=utf-8"),
-            "/mparticle.js": (sdk_bundle.read_bytes(), "text/javascript; charset=utf-8"),
-            "/favicon.ico": (b"", "image/x-icon"),
-        }
-        handler = type("PageHandler", (_Handler,), {"files": files})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="websdk-page-server", daemon=True)
+        super().__init__({
+            "/index.html": ((STATIC_DIR / "index.html").read_bytes(), HTML),
+            "/harness.js": ((STATIC_DIR / "harness.js").read_bytes(), JS),
+            "/mparticle.js": (sdk_bundle.read_bytes(), JS),
+        })
 
     @property
     def page_url(self) -> str:
         return f"{self.origin}/index.html"
 
     def start(self) -> "PageServer":
-        self.thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
 
 
 def sdk_options(kaon_url: str, batching_ms: int = 0) -> dict[str, Any]:
     """`mParticle.init` options pointing every SDK endpoint it uses at Kaon (scheme-less, trailing slash)."""
-    host = kaon_url.removeprefix("http://").removeprefix("https://")
     return {
         "isDevelopmentMode": True,
-        "forceHttps": False,
-        "requestConfig": False,
         "logLevel": "warning",
-        "v3SecureServiceUrl": f"{host}/v3/JS/",
-        "identityUrl": f"{host}/v1/",
-        "aliasUrl": f"{host}/v1/identity/",
         "flags": {"eventBatchingIntervalMillis": batching_ms},
+        **mparticle_http(kaon_url),  # the README's options
     }

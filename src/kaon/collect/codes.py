@@ -19,8 +19,14 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "HISTORICAL_TOO_RECENT": ("400", "A historical event less than 72 hours old."),
     "RATE_LIMITED": ("429", "The input's requests/s limit is exceeded; `Retry-After` says when to retry."),
     "LOG_UNAVAILABLE": ("503", "The ingest log could not store the request; nothing was acknowledged."),
-    "METHOD_NOT_ALLOWED": ("405", "Front doors take POST (and OPTIONS for CORS)."),
+    "METHOD_NOT_ALLOWED": ("405", "Front doors take POST, configuration documents GET (and OPTIONS for CORS)."),
     "NOT_FOUND": ("404", "No endpoint at this path."),
+    "CORS_REFUSED": ("403", "A preflight asked for a method or header outside the CORS policy, sent a malformed "
+                            "or oversized Origin or header list, or named a server-to-server door."),
+    "CONFIG_NOT_FOUND": ("404", "No configuration document for this key: unknown, disabled, or not a key-only "
+                                "(web) input."),
+    "INVALID_HOST": ("400", "The Host header is missing or not a host[:port] (Segment settings name it)."),
+    "QUERY_TOO_LONG": ("414", "Query string over 2048 bytes or 32 fields."),
     "INTERNAL_ERROR": ("500", "A bug in Kaon; nothing was acknowledged and the request is recorded."),
     # IDSync and alias
     "UNKNOWN_IDENTITY_TYPE": ("400", "An identity type IDSync does not know (the message names it)."),

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import msgspec
 
 from kaon.clock import Clock, now_ms
+from kaon.collect import cors as cors_module
 from kaon.collect.auth import Authenticator, InputInfo
 from kaon.collect.errors import CollectError
-from kaon.collect.http import Receive, Scope, Send, client_ip, cors_headers, read_body, respond
+from kaon.collect.http import Receive, Scope, Send, client_ip, read_body, respond
 from kaon.collect.ratelimit import RateLimiter
 from kaon.collect.rejections import Rejections
 from kaon.log.base import LogEntry
@@ -69,7 +70,7 @@ class Doors:
         received_ms = self.clock()
         info: InputInfo | None = None
         body: bytes | None = None
-        extra = cors_headers(scope) if cors else []
+        extra = cors_module.for_scope(scope) if cors else []
         try:
             if not auth_after_body:
                 info = authenticate(scope, None)
@@ -118,10 +119,6 @@ class Doors:
             self.rejections.record(info, error, body, received_ms)
         headers = extra + [(k.encode(), v.encode()) for k, v in error.headers.items()]
         await respond(send, error.status, error_body(error.code, error.message, top_level), headers=headers)
-
-
-async def not_found(send: Send, path: str) -> None:
-    await respond(send, 404, error_body("NOT_FOUND", f"No endpoint at {path}."))
 
 
 RouteHandler = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -1,8 +1,9 @@
-"""Raw ASGI plumbing for the hot path: headers, bounded (gzip) body reading, responses, CORS."""
+"""Raw ASGI plumbing for the hot path: headers, bounded query and (gzip) body reading, responses."""
 
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from kaon.collect.errors import CollectError
 from kaon.model.limits import MAX_REQUEST_BYTES
@@ -12,11 +13,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-CORS_HEADERS = [
-    (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
-    (b"access-control-allow-headers", b"content-type, x-mp-key, authorization, accept, date, x-mp-signature"),
-    (b"access-control-max-age", b"86400"),
-]
+# Longer than any real SDK's query (RudderStack's sourceConfig asks ~150 bytes); bounds what is parsed.
+MAX_QUERY_BYTES = 2048
+MAX_QUERY_FIELDS = 32
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -24,6 +23,20 @@ def header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
+
+
+def query_param(scope: Scope, name: str) -> str | None:
+    """The first value of `name` in the query string; 414 `QUERY_TOO_LONG` past MAX_QUERY_BYTES."""
+    raw: bytes = scope.get("query_string", b"")
+    if not raw:
+        return None
+    if len(raw) > MAX_QUERY_BYTES:
+        raise CollectError(414, "QUERY_TOO_LONG", f"Query string over {MAX_QUERY_BYTES} bytes.")
+    try:
+        values = parse_qs(raw.decode("latin-1"), max_num_fields=MAX_QUERY_FIELDS).get(name)
+    except ValueError:  # more fields than allowed
+        raise CollectError(414, "QUERY_TOO_LONG", f"More than {MAX_QUERY_FIELDS} query fields.") from None
+    return values[0] if values else None
 
 
 def client_ip(scope: Scope) -> str | None:
@@ -92,9 +105,3 @@ async def respond(
     await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": body})
 
-
-def cors_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    origin = header(scope, b"origin")
-    if origin is None:
-        return []
-    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]

@@ -14,9 +14,11 @@ from typing import Any
 import msgspec
 
 from kaon.clock import Clock, now_ms
+from kaon.collect import cors
 from kaon.collect.auth import Authenticator, InputInfo, parse_basic
 from kaon.collect.errors import CollectError, unauthorized
-from kaon.collect.http import CORS_HEADERS, Receive, Scope, Send, cors_headers, header, read_body, respond
+from kaon.collect.http import Receive, Scope, Send, header, read_body, respond
+from kaon.collect.rejections import Rejections
 from kaon.identity import idsync
 from kaon.identity.alias import request_alias
 from kaon.identity.service import Identity
@@ -55,6 +57,8 @@ class IdSyncDoors:
         self.auth = auth
         self.db = db
         self.clock = clock
+        # Set by the collect app to its own, so IDSync refusals are counted with every other door's.
+        self.rejections: Rejections | None = None
 
     def authenticate(self, scope: Scope, body: bytes, key_in_path: str | None = None) -> InputInfo:
         if key_in_path is not None:
@@ -84,23 +88,28 @@ class IdSyncDoors:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, operation: str, *,
                      mpid: str | None = None, body: bytes | None = None, key_in_path: str | None = None) -> None:
-        cors = cors_headers(scope)
-        if scope["method"] == "OPTIONS":
-            await respond(send, 204, headers=cors + CORS_HEADERS)
-            return
+        headers = cors.for_scope(scope)
+        info: InputInfo | None = None
         try:
             if body is None:
                 body = await read_body(scope, receive)
             info = self.authenticate(scope, body, key_in_path)
             status, answer = await asyncio.to_thread(self._run, info, operation, body, mpid)
         except PayloadError as error:
-            await respond(send, error.status, _error(error.code, error.message), headers=cors)
+            await self._refuse(send, CollectError(error.status, error.code, error.message, input=info), body, headers)
             return
         except CollectError as error:
-            await respond(send, error.status, _error(error.code, error.message), headers=cors)
+            if error.input is None:
+                error.input = info
+            await self._refuse(send, error, body, headers)
             return
         payload = b"" if answer is None else _encoder.encode(answer)
-        await respond(send, status, payload, headers=cors)
+        await respond(send, status, payload, headers=headers)
+
+    async def _refuse(self, send: Send, error: CollectError, body: bytes | None, headers: cors.Headers) -> None:
+        if self.rejections is not None:
+            self.rejections.record(error.input, error, body, self.clock())
+        await respond(send, error.status, _error(error.code, error.message), headers=headers)
 
     def _run(self, info: InputInfo, operation: str, body: bytes, mpid: str | None) -> tuple[int, Any]:
         conn = self.db.conn()
