@@ -102,6 +102,6 @@ def test_a_v3_retry_reaches_kaon_with_its_retry_headers(browser: Any, pages: Sta
         # The SDK's own words for why (the 429s, or a request it gave up waiting for): any of them is fine here.
         assert retry["headers"]["rsa-retry-reason"] in ("server-429", "client-network", "client-timeout")
         assert {"rsa-since-last-attempt", "rsa-since-first-attempt", "anonymousid", "sentat"} <= set(retry["headers"])
-        limited = next(i["id"] for i in kaon_server.admin("GET", "/inputs").json() if i["key"] == key)
+        limited = next(i["id"] for i in kaon_server.admin("GET", "/inputs").json()["inputs"] if i["key"] == key)
         check_stored(stored_calls(kaon_server, tag, page), tag, limited)
         assert page.log.cors_errors() == [], page.describe()

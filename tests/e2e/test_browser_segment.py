@@ -122,6 +122,6 @@ def test_a_retry_reaches_kaon_with_x_retry_count(segment_page: SdkPage, kaon_ser
     retry = retried(segment_page, "/v1/", "x-retry-count")
     assert int(retry["headers"]["x-retry-count"]) >= 1 and retry["origin"] == segment_page.origin
     assert any(x["status"] == 429 for x in segment_page.log.exchanges), segment_page.describe()
-    limited = next(i["id"] for i in kaon_server.admin("GET", "/inputs").json() if i["key"] == key)
+    limited = next(i["id"] for i in kaon_server.admin("GET", "/inputs").json()["inputs"] if i["key"] == key)
     check_stored(stored_calls(kaon_server, tag, segment_page), tag, limited)
     assert segment_page.log.cors_errors() == [], segment_page.describe()

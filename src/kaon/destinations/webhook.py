@@ -55,6 +55,23 @@ class Webhook(Destination):
     description = "POSTs each event (or a batch) as JSON to your URL, optionally HMAC-signed."
     settings_type = WebhookSettings
     policy = SendPolicy(batch_size=100, max_concurrency=4)
+    docs_notes = (
+        "`POST {base_url}` with `Content-Type: application/json`, your `headers`, `Idempotency-Key` (the events' "
+        "source message ids, comma-separated, at most 512 characters: the same on every retry, so a receiver can "
+        "drop repeats) and `X-Kaon-Timestamp` (unix seconds of the newest event in the body). With a "
+        "`signing_secret`, `X-Kaon-Signature` is the lower-case hex HMAC-SHA256 of `<X-Kaon-Timestamp>.<body>` "
+        "(the raw body bytes) keyed with the secret: recompute it over the bytes you received, compare in "
+        "constant time, and refuse timestamps far from your clock to stop replays. Responses: 2xx → delivered; "
+        "408, 429 and 5xx → retried with backoff, honouring `Retry-After`; any other 4xx → aborted "
+        "(dead-lettered, replayable).")
+    mapping_notes = (
+        ("every event (batch: false)", "one JSON object: `event_id`, `source_message_id`, `event_type`, "
+                                       "`timestamp_unixtime_ms`, `mpid` (a string), `environment`, `input_id`, "
+                                       "`user_identities`, `user_attributes`, `data` (the event's canonical data, "
+                                       "mParticle's shape), and `system_notifications` when the event's batch "
+                                       "changed the profile's consent"),
+        ("every event (batch: true)", '`{"batch": [<the same objects>]}`, up to 100 per request'),
+    )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         assert isinstance(settings, WebhookSettings)
