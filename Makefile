@@ -19,7 +19,6 @@ system-deps:
 
 run: $(BIN)/kaon
 	$(BIN)/kaon init --data-dir $(DATA_DIR) --workspace demo
-	@echo "Serving on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
 	$(BIN)/kaon serve --data-dir $(DATA_DIR) --port $(PORT)
 
 lint: $(BIN)/kaon

@@ -32,7 +32,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 def test_init_json_prints_one_object_with_the_documented_keys(data_dir: Path) -> None:
     out = ok_json("init", "--data-dir", str(data_dir), "--json")
-    assert set(out) == {"workspace_id", "inputs", "admin_token"}
+    assert set(out) == {"workspace_id", "workspace", "inputs", "admin_token"}
     assert out["workspace_id"].startswith("ws_")
     assert out["admin_token"].startswith("kaon_")
     assert [(i["name"], i["platform"]) for i in out["inputs"]] == [("server", "server"), ("web", "web")]
@@ -119,3 +119,47 @@ def test_unknown_command_is_a_usage_error() -> None:
     done = run("frobnicate")
     assert done.returncode == 2
     assert "usage" in done.stderr.lower()
+
+
+def test_init_shell_exports_evaluate_to_the_credentials(data_dir: Path) -> None:
+    out = ok_json("init", "--data-dir", str(data_dir), "--json")
+    done = run("init", "--data-dir", str(data_dir), "--shell")
+    assert done.returncode == 0, done.stderr
+    script = done.stdout + 'printf "%s\\n" "$KAON_KEY" "$KAON_SECRET" "$KAON_WEB_KEY" "$KAON_ADMIN_TOKEN"' \
+        ' "$KAON_WORKSPACE_ID" "$KAON_SERVER_INPUT_ID" "$KAON_WEB_INPUT_ID"'
+    shown = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    server, web = out["inputs"]
+    assert shown.stdout.splitlines() == [server["key"], server["secret"], web["key"], out["admin_token"],
+                                         out["workspace_id"], server["id"], web["id"]]
+
+
+def test_init_text_says_how_to_get_the_credentials_into_a_shell(data_dir: Path) -> None:
+    done = run("init", "--data-dir", str(data_dir))
+    assert f'eval "$(kaon init --data-dir {data_dir.resolve()} --shell)"' in done.stdout
+
+
+def test_commands_default_to_the_only_workspace(data_dir: Path) -> None:
+    made = ok_json("init", "--data-dir", str(data_dir), "--workspace", "demo", "--json")
+    assert made["workspace"] == "demo"
+    listed = ok_json("inputs", "--data-dir", str(data_dir), "--json", "list")
+    assert {i["id"] for i in listed} == {i["id"] for i in made["inputs"]}
+    # `kaon init` again without --workspace is the same workspace, not a new `default` one.
+    assert ok_json("init", "--data-dir", str(data_dir), "--json") == made
+
+
+def test_several_workspaces_need_workspace_named(data_dir: Path) -> None:
+    ok_json("init", "--data-dir", str(data_dir), "--workspace", "a", "--json")
+    ok_json("init", "--data-dir", str(data_dir), "--workspace", "b", "--json")
+    where = ("--data-dir", str(data_dir), "--json")
+    for args in (("inputs", *where, "list"), ("quarantine", "list", *where), ("init", *where)):
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stdout)
+        error = json.loads(done.stderr)["error"]
+        assert "several workspaces (a, b)" in error and "--workspace" in error
+    assert len(ok_json("inputs", "--data-dir", str(data_dir), "--workspace", "b", "--json", "list")) == 2
+
+
+def test_no_workspace_yet_says_run_init(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    done = run("inputs", "--data-dir", str(data_dir), "--json", "list")
+    assert done.returncode == 2 and "kaon init" in json.loads(done.stderr)["error"]

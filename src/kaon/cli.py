@@ -15,14 +15,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "or sqlite:///DATA_DIR/kaon.db)")
 
 
+WORKSPACE_HELP = "workspace name (default: the only workspace, the one `kaon init` made)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaon", description="Kaon, a self-hosted customer data platform.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     init = sub.add_parser("init", help="create the data store, a workspace, inputs and an admin token")
     _common(init)
-    init.add_argument("--workspace", default="default", help="workspace name (default: default)")
-    init.add_argument("--json", action="store_true", help="print one JSON object")
+    init.add_argument("--workspace", help="workspace name (default: `default`, or the only workspace there is)")
+    shown = init.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print one JSON object")
+    shown.add_argument("--shell", action="store_true",
+                       help="print `export KAON_...=` lines for `eval \"$(kaon init --shell)\"`")
 
     serve = sub.add_parser("serve", help="run collection, processing and the admin API in one process")
     _common(serve)
@@ -31,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--process-stage", choices=("process", "thread"),
                        help="run the process stage in its own OS process (default) or in a thread "
                        "(default $KAON_PROCESS_STAGE or process)")
+    serve.add_argument("--access-log", action="store_true", default=None,
+                       help="log every request to stderr (default $KAON_ACCESS_LOG, off)")
 
     inputs = sub.add_parser("inputs", help="manage inputs (platforms and feeds)")
     _common(inputs)
-    inputs.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    inputs.add_argument("--workspace", help=WORKSPACE_HELP)
     inputs.add_argument("--json", action="store_true", help="print JSON")
     isub = inputs.add_subparsers(dest="action", required=True)
     isub.add_parser("list", help="list inputs")
@@ -50,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("input_id")
     replay = sub.add_parser("replay", help="deliver an output's jobs again (dead-lettered ones by default)")
     _common(replay)
-    replay.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    replay.add_argument("--workspace", help=WORKSPACE_HELP)
     replay.add_argument("--output", required=True, help="output id")
     replay.add_argument("--since", required=True, help="unix ms, ISO-8601 time, or a duration back (6h, 2d)")
     replay.add_argument("--until", help="only jobs created before: the same forms (default: now)")
@@ -67,11 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     qreplay.add_argument("--all", action="store_true", help="every quarantined batch of the workspace")
     for leaf in (qlist, qreplay):
         _common(leaf)
-        leaf.add_argument("--workspace", default="default", help="workspace name (default: default)")
+        leaf.add_argument("--workspace", help=WORKSPACE_HELP)
         leaf.add_argument("--json", action="store_true", help="print JSON")
     dsr = sub.add_parser("dsr", help="data subject requests (OpenDSR): submit one, show its status")
     _common(dsr)
-    dsr.add_argument("--workspace", default="default", help="workspace name (default: default)")
+    dsr.add_argument("--workspace", help=WORKSPACE_HELP)
     dsub = dsr.add_subparsers(dest="action", required=True)
     submit = dsub.add_parser("submit", help="queue a request (a running `kaon serve` processes it)")
     submit.add_argument("--type", required=True, choices=("erasure", "access", "portability"))
@@ -91,11 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
-                                    getattr(args, "port", None), getattr(args, "process_stage", None))
+                                    getattr(args, "port", None), getattr(args, "process_stage", None),
+                                    getattr(args, "access_log", None))
         if args.command == "init":
             from kaon.commands.init import run_init
 
-            return run_init(settings, args.workspace, args.json)
+            return run_init(settings, args.workspace, "json" if args.json else "shell" if args.shell else "text")
         if args.command == "serve":
             from kaon.server import serve
 

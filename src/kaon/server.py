@@ -2,9 +2,11 @@
 
 import logging
 import signal
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
+from kaon import __version__
 from kaon.admin.app import create_admin_app
 from kaon.collect.http import Receive, Scope, Send
 from kaon.runtime import Runtime
@@ -41,10 +43,35 @@ class KaonApp:
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
                 await send({"type": "lifespan.startup.complete"})
+                print(banner(self.runtime.settings), flush=True)
             elif message["type"] == "lifespan.shutdown":
                 await self.runtime.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _shown_url(url: str) -> str:
+    """A database URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def banner(settings: Settings) -> str:
+    """What `kaon serve` prints once it answers: where it listens and where the data lives."""
+    base = f"http://{settings.host}:{settings.port}"
+    return "\n".join([
+        f"Kaon {__version__} listening on {base}",
+        f"  collect:    {base}/v2/events, /v2/bulkevents, /v3/JS/<key>/events, /v1/batch (Segment spec),"
+        " /v1/identify (IDSync)",
+        f"  admin API:  {base}/api/v1 (docs {base}/api/v1/docs, health {base}/api/v1/health)",
+        f"  data:       {settings.data_dir}",
+        f"  database:   {_shown_url(settings.database_url)}",
+        f"  ingest log: {settings.log_dir}",
+        f"  access log: {'on (stderr)' if settings.access_log else 'off (--access-log or KAON_ACCESS_LOG=1)'}",
+    ])
 
 
 def serve(settings: Settings) -> None:
@@ -52,8 +79,11 @@ def serve(settings: Settings) -> None:
     runtime = Runtime(settings)
     config = uvicorn.Config(
         KaonApp(runtime), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-        lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=30,
+        lifespan="on", log_level="warning", access_log=settings.access_log, timeout_graceful_shutdown=30,
     )
+    if settings.access_log:
+        # uvicorn sets its loggers to the config's level; the access log writes at INFO.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     # uvicorn re-raises the signal it caught once shutdown is done; with these handlers in place that
     # re-raise is a no-op, so a drained SIGTERM/SIGINT exits with status 0.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: None)

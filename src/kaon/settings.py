@@ -13,6 +13,15 @@ def _float_env(name: str) -> float | None:
     return float(value) if value else None
 
 
+def _flag_env(name: str) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -28,6 +37,8 @@ class Settings:
     # "process": the process stage runs in its own OS process (default: its own GIL and core);
     # "thread": in a thread of the serving process (one process in all).
     process_stage: str = "process"
+    # Log every request (uvicorn's access log) to stderr.
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
@@ -45,6 +56,7 @@ class Settings:
         host: str | None = None,
         port: int | None = None,
         process_stage: str | None = None,
+        access_log: bool | None = None,
     ) -> "Settings":
         directory = Path(data_dir or os.environ.get("KAON_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
         url = database_url or os.environ.get("KAON_DATABASE_URL") or f"sqlite:///{directory / 'kaon.db'}"
@@ -58,4 +70,5 @@ class Settings:
             default_rate_limit=_float_env("KAON_INPUT_RATE_LIMIT"),
             drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
             process_stage=process_stage or os.environ.get("KAON_PROCESS_STAGE") or "process",
+            access_log=access_log if access_log is not None else _flag_env("KAON_ACCESS_LOG"),
         )

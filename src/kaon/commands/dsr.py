@@ -8,6 +8,7 @@ import uuid
 import msgspec
 
 from kaon.clock import now_ms
+from kaon.commands.workspace import chosen_workspace
 from kaon.errors import KaonError
 from kaon.governance.dsr_keys import SigningKey, data_dir_of
 from kaon.governance.dsr_model import EXTENSION_DOMAIN, DsrError, iso, parse_submission
@@ -23,9 +24,7 @@ DAY_MS = 86_400_000
 def run_dsr(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(DatabaseUrl.parse(settings.database_url))
     conn = db.conn()
-    workspace = ConfigStore(conn).workspace_by_name(args.workspace)
-    if workspace is None:
-        raise KaonError(f"no workspace named {args.workspace!r}")
+    workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     store = DsrStore(conn)
     try:
         if args.action == "submit":

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
+from kaon.commands.workspace import init_workspace_name
 from kaon.settings import Settings
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database, DatabaseUrl
@@ -33,11 +35,12 @@ def _save(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def initialise(settings: Settings, workspace_name: str) -> dict[str, Any]:
+def initialise(settings: Settings, workspace_choice: str | None) -> dict[str, Any]:
     """Create what is missing and return the workspace's credentials (secrets kept in the data dir, 0600)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn(),
                         Sealer.for_data_dir(settings.data_dir))
+    workspace_name = init_workspace_name(store, workspace_choice)
     path = _credentials_path(settings)
     saved = _load(path)
     known: dict[str, Any] = saved.get(workspace_name, {})
@@ -59,21 +62,39 @@ def initialise(settings: Settings, workspace_name: str) -> dict[str, Any]:
     token = known.get("admin_token")
     if token is None or store.workspace_for_token(token) != workspace.id:
         token = store.create_admin_token(workspace.id, "init")
-    result = {"workspace_id": workspace.id, "inputs": inputs, "admin_token": token}
+    result = {"workspace_id": workspace.id, "workspace": workspace_name, "inputs": inputs, "admin_token": token}
     saved[workspace_name] = {"secrets": secrets, "admin_token": token}
     _save(path, saved)
     return result
 
 
-def run_init(settings: Settings, workspace_name: str, as_json: bool) -> int:
-    result = initialise(settings, workspace_name)
-    if as_json:
+def shell_exports(result: dict[str, Any]) -> list[str]:
+    """`export NAME=value` lines (values shell-quoted) for the credentials a quick start needs."""
+    server = next(i for i in result["inputs"] if i["platform"] == "server")
+    web = next(i for i in result["inputs"] if i["platform"] == "web")
+    values = {
+        "KAON_WORKSPACE_ID": result["workspace_id"],
+        "KAON_KEY": server["key"], "KAON_SECRET": server["secret"] or "", "KAON_SERVER_INPUT_ID": server["id"],
+        "KAON_WEB_KEY": web["key"], "KAON_WEB_INPUT_ID": web["id"],
+        "KAON_ADMIN_TOKEN": result["admin_token"],
+    }
+    return [f"export {name}={shlex.quote(str(value))}" for name, value in values.items()]
+
+
+def run_init(settings: Settings, workspace: str | None, output: str) -> int:
+    """Print the credentials as text, one JSON object (`json`) or shell exports (`shell`)."""
+    result = initialise(settings, workspace)
+    if output == "json":
         print(json.dumps(result))
         return 0
+    if output == "shell":
+        print("\n".join(shell_exports(result)))
+        return 0
     print(f"Kaon data store: {settings.data_dir}")
-    print(f"Workspace:       {workspace_name} ({result['workspace_id']})")
+    print(f"Workspace:       {result['workspace']} ({result['workspace_id']})")
     for item in result["inputs"]:
         secret = f"  secret {item['secret']}" if item["secret"] else ""
         print(f"Input {item['name']:<8} ({item['platform']}): key {item['key']}{secret}")
     print(f"Admin token:     {result['admin_token']}")
+    print(f'Into your shell: eval "$(kaon init --data-dir {shlex.quote(str(settings.data_dir))} --shell)"')
     return 0

@@ -5,7 +5,7 @@ import json
 
 import msgspec
 
-from kaon.errors import NotFound
+from kaon.commands.workspace import chosen_workspace
 from kaon.settings import Settings
 from kaon.store.config import ConfigStore, Input
 from kaon.store.db import Database, DatabaseUrl
@@ -22,9 +22,7 @@ def _row(item: Input, secret: str | None = None) -> dict[str, object]:
 def run_inputs(settings: Settings, args: argparse.Namespace) -> int:
     store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn(),
                         Sealer.for_data_dir(settings.data_dir))
-    workspace = store.workspace_by_name(args.workspace)
-    if workspace is None:
-        raise NotFound(f"workspace {args.workspace!r} not found; run `kaon init` first")
+    workspace = chosen_workspace(store, args.workspace)
     rows: list[dict[str, object]]
     if args.action == "list":
         rows = [_row(item) for item in store.inputs(workspace.id)]

@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from kaon.commands.workspace import chosen_workspace
 from kaon.errors import NotFound
 from kaon.governance.quarantine import QuarantineStore
 from kaon.settings import Settings
@@ -13,9 +14,7 @@ from kaon.store.db import Database, DatabaseUrl
 
 def run_quarantine(settings: Settings, args: argparse.Namespace) -> int:
     conn = Database(DatabaseUrl.parse(settings.database_url)).conn()
-    workspace = ConfigStore(conn).workspace_by_name(args.workspace)
-    if workspace is None:
-        raise NotFound(f"workspace {args.workspace!r} not found")
+    workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     store = QuarantineStore(conn, workspace.id)
     if args.action == "list":
         entries, _ = store.page(args.limit, None)

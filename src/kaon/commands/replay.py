@@ -5,9 +5,10 @@ import sys
 import time
 
 from kaon.clock import now_ms
+from kaon.commands.workspace import chosen_workspace
 from kaon.delivery.queue import replay
 from kaon.durations import DurationError, parse_point
-from kaon.errors import ConfigError, NotFound
+from kaon.errors import ConfigError
 from kaon.settings import Settings
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database, DatabaseUrl
@@ -29,9 +30,7 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     conn = Database(DatabaseUrl.parse(settings.database_url)).conn()
-    workspace = ConfigStore(conn).workspace_by_name(args.workspace)
-    if workspace is None:
-        raise NotFound(f"workspace {args.workspace!r} not found")
+    workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     OutputStore(conn, workspace.id).output(args.output)
     since = parse_since(args.since)
     until = None if args.until is None else parse_since(args.until, "--until")

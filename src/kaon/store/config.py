@@ -91,6 +91,11 @@ class ConfigStore:
         row = self.conn.execute("SELECT id, name, created_ms FROM workspaces WHERE name = ?", (name,)).fetchone()
         return None if row is None else Workspace(WorkspaceId(row[0]), row[1], row[2])
 
+    def workspaces(self) -> list[Workspace]:
+        """Every workspace, by name."""
+        return [Workspace(WorkspaceId(r[0]), r[1], r[2]) for r in self.conn.execute(
+            "SELECT id, name, created_ms FROM workspaces ORDER BY name")]
+
     def workspace(self, workspace_id: str) -> Workspace:
         row = self.conn.execute(
             "SELECT id, name, created_ms FROM workspaces WHERE id = ?", (workspace_id,)
