@@ -8,10 +8,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright import sync_api
 
 from kaon.admin import app as admin_app
-from support.browser import PageLog, launch
+from support.browser import PageLog, running_chromium
 from support.server import KaonServer
 
 VENDOR_SCRIPT = Path(__file__).parents[2] / "scripts" / "vendor-swagger-ui.sh"
@@ -62,13 +61,8 @@ def test_the_vendored_copy_is_the_pinned_version_with_its_license() -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = sync_api.sync_playwright().start()
-    try:
-        chromium = launch(playwright)
+    with running_chromium() as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 def test_the_page_renders_every_operation_with_only_loopback_reachable(kaon_server: KaonServer,

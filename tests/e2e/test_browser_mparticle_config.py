@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright import sync_api
 
 from support import browser_sdks as sdks
-from support.browser import PageLog, VendorGuard, launch
+from support.browser import PageLog, VendorGuard, running_chromium
 from support.server import KaonServer
 from support.tls import TlsFront
 from support.waiting import eventually
@@ -39,13 +38,8 @@ def page_server() -> Iterator[PageServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = sync_api.sync_playwright().start()
-    try:
-        chromium = launch(playwright, offline=True)
+    with running_chromium(offline=True) as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 def test_default_config_request_is_answered_by_kaon(browser: Any, page_server: PageServer, tls_front: TlsFront,

@@ -12,10 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright import sync_api
 
 from support import browser_sdks as sdks
-from support.browser import launch
+from support.browser import running_chromium
 from support.pages import StaticServer
 from support.sdk_session import (
     SdkPage,
@@ -43,13 +42,8 @@ def pages() -> Iterator[StaticServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = sync_api.sync_playwright().start()
-    try:
-        chromium = launch(playwright, offline=True)
+    with running_chromium(offline=True) as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 Options = Callable[[str], dict[str, Any]]

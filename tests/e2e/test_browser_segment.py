@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright import sync_api
 
 from support import browser_sdks as sdks
-from support.browser import launch
+from support.browser import running_chromium
 from support.pages import StaticServer
 from support.sdk_session import (
     SdkPage,
@@ -41,13 +40,8 @@ def pages() -> Iterator[StaticServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = sync_api.sync_playwright().start()
-    try:
-        chromium = launch(playwright, offline=True)
+    with running_chromium(offline=True) as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture

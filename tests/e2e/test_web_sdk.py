@@ -22,9 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright import sync_api
 
-from support.browser import PageLog, launch
+from support.browser import PageLog, running_chromium
 from support.server import KaonServer
 from support.waiting import eventually
 from support.websdk import PageServer, ensure_websdk, sdk_options
@@ -46,13 +45,8 @@ def page_server(websdk_bundle: Any) -> Iterator[PageServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = sync_api.sync_playwright().start()
-    try:
-        chromium = launch(playwright)
+    with running_chromium() as chromium:
         yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
 
 
 class WebPage:

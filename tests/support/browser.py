@@ -5,12 +5,15 @@ gives every browser a fresh temporary `--user-data-dir` of its own (and removes 
 then opens its own context, so no cookie or localStorage state carries from one test to the next.
 """
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -42,6 +45,18 @@ def launch(playwright: Any, offline: bool = False) -> Any:
     """A headless Chromium from the Debian package (Playwright's own browser downloads are never used)."""
     return playwright.chromium.launch(executable_path=str(require_chromium()), headless=True,
                                       args=CHROMIUM_ARGS + (OFFLINE_ARGS if offline else []), timeout=30_000)
+
+
+@contextlib.contextmanager
+def running_chromium(offline: bool = False) -> Iterator[Any]:
+    """Playwright and one launched Chromium (see `launch`), both stopped afterwards: a module's browser."""
+    playwright = sync_api.sync_playwright().start()
+    try:
+        chromium = launch(playwright, offline=offline)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
 
 
 @dataclass
