@@ -17,11 +17,11 @@ from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.step import Step
 from kaon.pipeline.steps import default_steps
 from kaon.pipeline.work import Slice
-from kaon.store.config import ConfigStore
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from kaon.store.metrics import hour_of
 from kaon.store.offsets import OffsetStore
 from kaon.store.outputs import OutputStore
+from support.pipeline import stage_parts
 
 NOW = 1_800_000_000_000
 DAY = 86_400_000
@@ -86,15 +86,8 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
-    config = ConfigStore(db.conn())
-    workspace = config.create_workspace("fanout")
-    source = config.create_input(workspace.id, "server", "server").input
-    writer = SqliteLogWriter(tmp_path / "log", "0")
-    reader = SqliteLogReader(tmp_path / "log")
-    yield Env(db, writer, reader, workspace.id, source.id)
-    writer.close()
-    reader.close()
+    with stage_parts(tmp_path, "fanout") as parts:
+        yield Env(parts.db, parts.writer, parts.reader, parts.workspace_id, parts.input_id)
 
 
 def test_a_filter_creates_jobs_for_passing_events_and_counted_drops_for_the_others(env: Env) -> None:

@@ -12,9 +12,9 @@ from kaon.log.base import KIND_MPARTICLE_BULK, LogEntry
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.steps import default_steps
-from kaon.store.config import ConfigStore
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from kaon.store.outputs import OutputStore
+from support.pipeline import stage_parts
 
 NOW = 1_800_000_000_000
 DAY = 86_400_000
@@ -73,15 +73,8 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
-    config = ConfigStore(db.conn())
-    workspace = config.create_workspace("identity")
-    source = config.create_input(workspace.id, "server", "server").input
-    writer = SqliteLogWriter(tmp_path / "log", "0")
-    reader = SqliteLogReader(tmp_path / "log")
-    yield Pipeline(db, writer, reader, workspace.id, source.id)
-    writer.close()
-    reader.close()
+    with stage_parts(tmp_path, "identity") as parts:
+        yield Pipeline(parts.db, parts.writer, parts.reader, parts.workspace_id, parts.input_id)
 
 
 def test_a_merge_later_in_the_slice_moves_what_earlier_batches_wrote(pipeline: Pipeline) -> None:
