@@ -1,7 +1,8 @@
 """A Node server SDK run as a real client: one `node` process drives `support/node/server-sdk-driver.js`.
 
-The driver constructs each client with the given arguments, makes the calls, flushes and closes it, and
-reports what the SDK said: each call's callback error and the errors (with HTTP status) of its error hook.
+The driver constructs each client with the given arguments, makes the calls, awaits the SDK's own close or
+flush, and reports what the SDK said: each call's callback error and the errors (with HTTP status) of its
+error hook.
 """
 
 import json
@@ -41,7 +42,8 @@ def run_node_sdk(sdk: NodeSdk, *clients: ClientRun, timeout: float = 60) -> list
     package_dir = sdk.package_dir()
     with tempfile.TemporaryDirectory(prefix="node-sdk-") as scratch:
         result_path = Path(scratch) / "result.json"
-        request = {"sdk": sdk.driver_name, "package_dir": str(package_dir), "result_path": str(result_path),
+        request = {"sdk": sdk.driver_name, "package_dir": str(package_dir), "export_name": sdk.export_name,
+                   "close": sdk.close, "result_path": str(result_path),
                    "clients": [{"args": c.args, "calls": [list(call) for call in c.calls]} for c in clients]}
         done = subprocess.run([require_node(), str(DRIVER)], input=json.dumps(request), capture_output=True,
                               text=True, timeout=timeout)

@@ -29,12 +29,16 @@ class PypiSdk:
 
 @dataclass(frozen=True)
 class NodeSdk:
-    """A Node SDK, npm-installed into `tests/.cache/<cache_name>`, driven by `support/node/` as `driver_name`."""
+    """A Node SDK, npm-installed into `tests/.cache/<cache_name>`, driven by `support/node/` as `driver_name`:
+    `new Analytics(...)` (the package's export `export_name`, or the package itself when None), the calls,
+    then `await analytics.<close>()` (sends what is queued)."""
 
     package: str
     version: str
     cache_name: str
     driver_name: str
+    export_name: str | None
+    close: str
 
     def package_dir(self) -> Path:
         return ensure_package(self.package, self.version, self.cache_name)
@@ -45,8 +49,9 @@ SEGMENT_PYTHON = PypiSdk("segment-analytics-python", "2.4.0")
 RUDDER_PYTHON = PypiSdk("rudder-sdk-python", "2.1.9")
 PYPI_SDKS = (MPARTICLE_PYTHON, SEGMENT_PYTHON, RUDDER_PYTHON)
 
-SEGMENT_NODE = NodeSdk("@segment/analytics-node", "3.1.0", "analytics-node", "segment-node")
-RUDDER_NODE = NodeSdk("@rudderstack/rudder-sdk-node", "3.0.13", "rudder-sdk-node", "rudder-node")
+SEGMENT_NODE = NodeSdk("@segment/analytics-node", "3.1.0", "analytics-node", "segment-node", "Analytics",
+                       "closeAndFlush")
+RUDDER_NODE = NodeSdk("@rudderstack/rudder-sdk-node", "3.0.13", "rudder-sdk-node", "rudder-node", None, "flush")
 NODE_SDKS = (SEGMENT_NODE, RUDDER_NODE)
 
 
@@ -102,8 +107,11 @@ def _assignments(target: str, values: dict[str, Any]) -> str:
     return "; ".join(f"{target}.{name} = {_py(value)}" for name, value in values.items())
 
 
-def _js_arguments(arguments: list[Any]) -> str:
-    return ", ".join(json.dumps(argument) for argument in arguments)
+def _node_client(sdk: NodeSdk, arguments: list[Any]) -> str:
+    imported = f"{{ {sdk.export_name} }}" if sdk.export_name else "Analytics"
+    return (f"`const {imported} = require({json.dumps(sdk.package)}); "
+            f"const analytics = new Analytics({', '.join(json.dumps(a) for a in arguments)})`, "
+            f"then `await analytics.{sdk.close}()`")
 
 
 def readme_rows() -> list[tuple[str, str]]:
@@ -120,9 +128,9 @@ def readme_rows() -> list[tuple[str, str]]:
          f"`{_assignments('rudderstack.analytics', rudder_python_module(url, web))}`, or "
          f"`rudderstack.analytics.Client({_py(web)}, {_kwargs(rudder_python_client(url))})`"),
         (f"Segment Node SDK (`{SEGMENT_NODE.package}@{SEGMENT_NODE.version}`)",
-         f"`new Analytics({_js_arguments(segment_node(url, web))})`, then `await analytics.closeAndFlush()`"),
+         _node_client(SEGMENT_NODE, segment_node(url, web))),
         (f"RudderStack Node SDK (`{RUDDER_NODE.package}@{RUDDER_NODE.version}`)",
-         f"`new Analytics({_js_arguments(rudder_node(url, web))})`, then `await client.flush()`"),
+         _node_client(RUDDER_NODE, rudder_node(url, web))),
         ("Kaon's own client (`kaon.client`, part of Kaon)",
          f"`from kaon.client import Kaon; Kaon({_py(key)}, {_py(secret)}, {_kwargs(kaon_client(url))})`"),
     ]

@@ -1,10 +1,12 @@
-// Drives a Node server SDK (from its npm package in tests/.cache) as an application would: construct the
-// client with the settings given, make the calls given, flush and close it, then report what the SDK said.
+// Drives a Node server SDK (from its npm package in tests/.cache) as an application would:
+// `new Analytics(...args)`, the calls, then `await analytics[close]()`; then reports what the SDK said.
 //
-// Input (JSON on stdin): {"sdk": "segment-node" | "rudder-node", "package_dir": "...", "result_path": "...",
+// Input (JSON on stdin): {"sdk": "segment-node" | "rudder-node", "package_dir": "...", "export_name": "Analytics"
+//   or null (the package itself is the class), "close": "closeAndFlush" | "flush", "result_path": "...",
 //   "clients": [{"args": [...constructor arguments...], "calls": [["track", {...message...}], ...]}]}
 // The clients run one after the other. Output (JSON written to result_path): per client, each call's
-// message id and the error its callback got, and the errors the SDK reported through its own error hook.
+// message id and the error its callback got, the errors the SDK reported through its own error hook, and
+// the HTTP statuses it reported.
 "use strict";
 
 const fs = require("fs");
@@ -15,28 +17,21 @@ function describe(error) {
   return { message: String(error.message || error), status: status === undefined ? null : status };
 }
 
-// Each adapter: create(module, args, report) -> client; send(client, method, message) -> Promise of the
-// callback's error; close(client) -> Promise once everything queued was sent (or given up).
-const ADAPTERS = {
+// How each SDK reports errors: hooks added to the client (never settings that change where it sends).
+const HOOKS = {
   "segment-node": {
-    create(mod, args, report) {
-      const client = new mod.Analytics(...args);
-      // The SDK's own hooks: "error" for a failed delivery, "http_response" for every upload's answer.
-      client.on("error", (error) => report.errors.push({ code: error.code, ...describe(error.reason) }));
-      client.on("http_response", (response) => report.statuses.push(response.status));
-      return client;
-    },
-    send(client, method, message) {
-      return new Promise((resolve) => client[method](message, (error) => resolve(describe(error))));
-    },
-    close(client) {
-      return client.closeAndFlush();
+    construct(Analytics, args, report) {
+      const analytics = new Analytics(...args);
+      // "error" for a failed delivery, "http_response" for every upload's answer.
+      analytics.on("error", (error) => report.errors.push({ code: error.code, ...describe(error.reason) }));
+      analytics.on("http_response", (response) => report.statuses.push(response.status));
+      return analytics;
     },
   },
   "rudder-node": {
-    create(Analytics, args, report) {
+    construct(Analytics, args, report) {
       const [writeKey, options] = args;
-      // `errorHandler` is the SDK's hook for a failed upload (the axios error, with the response's status).
+      // `errorHandler` gets a failed upload's axios error (with the response's status).
       const errorHandler = (error) => {
         const seen = describe(error);
         report.errors.push({ code: "upload_failed", ...seen });
@@ -44,25 +39,25 @@ const ADAPTERS = {
       };
       return new Analytics(writeKey, { ...options, errorHandler });
     },
-    send(client, method, message) {
-      return new Promise((resolve) => client[method](message, (error) => resolve(describe(error))));
-    },
-    close(client) {
-      return client.flush();
-    },
   },
 };
 
+// Both SDKs take one message object per call and an optional node-style callback `(error) => ...`.
+function send(analytics, method, message) {
+  return new Promise((resolve) => analytics[method](message, (error) => resolve(describe(error))));
+}
+
 async function run(input) {
-  const adapter = ADAPTERS[input.sdk];
-  if (!adapter) throw new Error(`unknown sdk ${input.sdk}`);
+  const hooks = HOOKS[input.sdk];
+  if (!hooks) throw new Error(`unknown sdk ${input.sdk}`);
   const mod = require(input.package_dir);
+  const Analytics = input.export_name ? mod[input.export_name] : mod;
   const results = [];
   for (const spec of input.clients) {
     const report = { calls: [], errors: [], statuses: [] };
-    const client = adapter.create(mod, spec.args, report);
-    const sent = spec.calls.map(([method, message]) => adapter.send(client, method, message));
-    await adapter.close(client);
+    const analytics = hooks.construct(Analytics, spec.args, report);
+    const sent = spec.calls.map(([method, message]) => send(analytics, method, message));
+    await analytics[input.close]();
     const errors = await Promise.all(sent);
     spec.calls.forEach(([method, message], n) => {
       report.calls.push({ method, messageId: message.messageId || null, error: errors[n] });
