@@ -6,6 +6,7 @@ error hook.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,10 +31,16 @@ class ClientRun:
     calls: list[Call]
 
 
-def require_node() -> str:
+def require_node(package_dir: Path) -> str:
+    """The `node` binary, or a test failure that says how to get it (and which Node the package needs)."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is missing: run `make system-deps` (apt-get install nodejs npm)", pytrace=False)
+    wanted = str(json.loads((package_dir / "package.json").read_text()).get("engines", {}).get("node", ""))
+    floor = re.fullmatch(r">=\s*(\d+)(?:\.\d+)*", wanted.strip())
+    have = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    if floor and int(have.lstrip("v").split(".")[0]) < int(floor.group(1)):
+        pytest.fail(f"{package_dir.name} needs Node {wanted}, {node} is {have}", pytrace=False)
     return node
 
 
@@ -45,7 +52,7 @@ def run_node_sdk(sdk: NodeSdk, *clients: ClientRun, timeout: float = 60) -> list
         request = {"sdk": sdk.driver_name, "package_dir": str(package_dir), "export_name": sdk.export_name,
                    "close": sdk.close, "result_path": str(result_path),
                    "clients": [{"args": c.args, "calls": [list(call) for call in c.calls]} for c in clients]}
-        done = subprocess.run([require_node(), str(DRIVER)], input=json.dumps(request), capture_output=True,
+        done = subprocess.run([require_node(package_dir), str(DRIVER)], input=json.dumps(request), capture_output=True,
                               text=True, timeout=timeout)
         assert done.returncode == 0 and result_path.exists(), (
             f"node driver exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
