@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing, so repeated `make test` runs touch nothing.
 #   - chromium (/usr/bin/chromium): the browser Playwright drives for the web SDK tests
 #     (Playwright's own browser downloads are never used: no `playwright install`).
-#   - nodejs + npm: to fetch the pinned @mparticle/web-sdk into tests/.cache/websdk.
+#   - nodejs + npm: to fetch the pinned npm SDKs into tests/.cache/ (the browser SDKs, and the Node server SDKs,
+#     run by `node`; @segment/analytics-node needs Node >= 20).
 #   - postgresql (/usr/lib/postgresql/<version>/bin/initdb): the throwaway clusters of the PostgreSQL tests
 #     (tests/support/postgres.py runs initdb and pg_ctl itself; the package's own cluster is not used).
 set -eu

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from kaon.client import Kaon, Product, RejectedError
+from support import server_sdks as sdks
 from support.server import KaonServer
 from support.stored import marker_stored, new_tag, now_ms, stored_batch
 from support.waiting import eventually
@@ -30,7 +31,7 @@ def test_every_call_is_stored_for_the_identified_user(kaon_server: KaonServer) -
     tag = new_tag()
     mpid = random.randrange(1, 2**62)
     before = now_ms()
-    client = Kaon(server.server_key, server.server_secret, host=server.url, flush_interval=0.05)
+    client = Kaon(server.server_key, server.server_secret, **sdks.kaon_client(server.url), flush_interval=0.05)
     try:
         client.identify(f"cust-{tag}", f"{tag}@example.com", mpid=mpid)
         client.set_user_attribute("plan", "pro")
@@ -88,7 +89,7 @@ def test_wrong_secret_is_reported_not_raised_and_nothing_is_stored(kaon_server: 
     server = kaon_server
     tag = new_tag()
     reported: list[Exception] = []
-    client = Kaon(server.server_key, "not-the-secret", host=server.url, flush_interval=0.05,
+    client = Kaon(server.server_key, "not-the-secret", **sdks.kaon_client(server.url), flush_interval=0.05,
                   max_retries=0, on_error=reported.append)
     try:
         client.log_event(f"refused-{tag}")
@@ -103,7 +104,7 @@ def test_wrong_secret_is_reported_not_raised_and_nothing_is_stored(kaon_server: 
     assert result.errors[0].events == 2
     assert [type(e) for e in reported] == [RejectedError]
 
-    with Kaon(server.server_key, server.server_secret, host=server.url, flush_interval=0.05) as good:
+    with Kaon(server.server_key, server.server_secret, **sdks.kaon_client(server.url), flush_interval=0.05) as good:
         good.log_event(f"marker-{tag}")
     marker_stored(server, tag)
     assert server.events_named(f"refused-{tag}") == []

@@ -15,6 +15,7 @@ import pytest
 from mparticle.models import UserAttributeChangeEvent
 from mparticle.rest import ApiException
 
+from support import server_sdks as sdks
 from support.server import KaonServer
 from support.stored import marker_stored, new_tag, now_ms, stored_batch
 from support.waiting import eventually
@@ -24,9 +25,10 @@ FIXED_TS = 1_700_000_002_000
 
 def events_api(server: KaonServer, secret: str | None = None) -> mparticle.EventsApi:
     cfg = mparticle.Configuration()
-    cfg.api_key = server.server_key
-    cfg.api_secret = server.server_secret if secret is None else secret
-    cfg.host = f"{server.url}/v2"
+    settings = sdks.mparticle_configuration(server.url, server.server_key,
+                                            server.server_secret if secret is None else secret)
+    for name, value in settings.items():
+        setattr(cfg, name, value)
     return mparticle.EventsApi(cfg)
 
 

@@ -11,6 +11,7 @@ import pytest
 import rudderstack.analytics as rudder_analytics
 from rudderstack.analytics import Client
 
+from support import server_sdks as sdks
 from support.server import KaonServer
 from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 
@@ -18,8 +19,8 @@ from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_
 @pytest.fixture
 def rudder(kaon_server: KaonServer) -> Iterator[ModuleType]:
     """The SDK's documented module-level set-up: `write_key` and `dataPlaneUrl`, then call and flush."""
-    rudder_analytics.write_key = kaon_server.web_key
-    rudder_analytics.dataPlaneUrl = kaon_server.url
+    for name, value in sdks.rudder_python_module(kaon_server.url, kaon_server.web_key).items():
+        setattr(rudder_analytics, name, value)
     rudder_analytics.max_retries = 0
     try:
         yield rudder_analytics
@@ -81,7 +82,7 @@ def test_every_call_is_stored(kaon_server: KaonServer, rudder: ModuleType) -> No
 def test_identify_traits_become_user_attributes(kaon_server: KaonServer) -> None:
     server = kaon_server
     tag = new_tag()
-    client = Client(server.web_key, host=server.url, sync_mode=True, max_retries=0)
+    client = Client(server.web_key, **sdks.rudder_python_client(server.url), sync_mode=True, max_retries=0)
     message_id = f"rudder-{tag}-traits"
     client.identify(f"ruser-{tag}", {"plan": "pro", "email": f"{tag}@example.com"}, message_id=message_id)
 
@@ -95,7 +96,7 @@ def test_identify_traits_become_user_attributes(kaon_server: KaonServer) -> None
 def _refused_track(server: KaonServer, event: str) -> list[Exception]:
     """Track `event` with the server input's key as write key; the errors the SDK's on_error got."""
     errors: list[Exception] = []
-    client = Client(server.server_key, host=server.url, max_retries=0, upload_interval=0.05,
+    client = Client(server.server_key, **sdks.rudder_python_client(server.url), max_retries=0, upload_interval=0.05,
                     on_error=lambda error, _batch: errors.append(error))
     try:
         client.track("someone", event)
@@ -110,7 +111,7 @@ def test_server_input_key_is_refused_and_nothing_stored(kaon_server: KaonServer)
     tag = new_tag()
     assert len(_refused_track(server, f"refused-{tag}")) == 1
 
-    Client(server.web_key, host=server.url, sync_mode=True).track(f"u-{tag}", f"marker-{tag}")
+    Client(server.web_key, **sdks.rudder_python_client(server.url), sync_mode=True).track(f"u-{tag}", f"marker-{tag}")
     marker_stored(server, tag)
     assert server.events_named(f"refused-{tag}") == []
 

@@ -12,6 +12,7 @@ import pytest
 from segment.analytics import Client
 from segment.analytics.request import APIError
 
+from support import server_sdks as sdks
 from support.server import KaonServer
 from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 
@@ -19,7 +20,7 @@ from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_
 @pytest.fixture(params=["sync_mode", "queued_then_flush"])
 def segment(request: pytest.FixtureRequest, kaon_server: KaonServer) -> Iterator[Client]:
     sync = request.param == "sync_mode"
-    client = Client(kaon_server.web_key, host=kaon_server.url, sync_mode=sync, max_retries=0,
+    client = Client(kaon_server.web_key, **sdks.segment_python(kaon_server.url), sync_mode=sync, max_retries=0,
                     upload_interval=0.05)
     yield client
     if not sync:
@@ -109,11 +110,12 @@ def test_server_input_key_as_write_key_is_refused_with_401(kaon_server: KaonServ
     tag = new_tag()
 
     with pytest.raises(APIError) as raised:
-        Client(server.server_key, host=server.url, sync_mode=True).track(f"u-{tag}", f"refused-sync-{tag}")
+        Client(server.server_key, **sdks.segment_python(server.url), sync_mode=True).track(
+            f"u-{tag}", f"refused-sync-{tag}")
     assert raised.value.status == 401
 
     errors: list[tuple[Exception, list[dict[str, Any]]]] = []
-    queued = Client(server.server_key, host=server.url, max_retries=0, upload_interval=0.05,
+    queued = Client(server.server_key, **sdks.segment_python(server.url), max_retries=0, upload_interval=0.05,
                     on_error=lambda error, batch: errors.append((error, batch)))
     try:
         queued.track(f"u-{tag}", f"refused-queued-{tag}")
@@ -125,7 +127,7 @@ def test_server_input_key_as_write_key_is_refused_with_401(kaon_server: KaonServ
     assert isinstance(error, APIError) and error.status == 401
     assert [m["event"] for m in batch] == [f"refused-queued-{tag}"]
 
-    Client(server.web_key, host=server.url, sync_mode=True).track(f"u-{tag}", f"marker-{tag}")
+    Client(server.web_key, **sdks.segment_python(server.url), sync_mode=True).track(f"u-{tag}", f"marker-{tag}")
     marker_stored(server, tag)
     assert server.events_named(f"refused-sync-{tag}") == []
     assert server.events_named(f"refused-queued-{tag}") == []
