@@ -50,6 +50,12 @@ def _identity(value: IdentityValue | None) -> IdentityPair | None:
     return kind, normalise(kind, value.identity)
 
 
+def _batch_identities(item: WorkBatch) -> set[IdentityPair]:
+    return {(kind, normalise(kind, value)) for kind, value in
+            ((canonical_identity(name), value) for name, value in (item.batch.user_identities or {}).items())
+            if value}
+
+
 class UpdateProfiles:
     name = "profiles"
 
@@ -79,9 +85,11 @@ class UpdateProfiles:
             suppressed = is_suppressed(work.tx, item.workspace_id, *new, work.now_ms)
             refusal = "suppressed" if suppressed else identity.resolver.refuse_link(mpid, new, replacing=old)
             if refusal is not None:
-                work.count(item.entry, "identity_links_skipped", 1, refusal)
-                if suppressed:
-                    work.count(item.entry, "identity_suppressed")
+                # A plain add of one of the batch's own identities was refused (and counted) by resolution.
+                if old is not None or new not in _batch_identities(item):
+                    work.count(item.entry, "identity_links_skipped", 1, refusal)
+                    if suppressed:
+                        work.count(item.entry, "identity_suppressed")
                 return
             owner = store.link(mpid, new, work.now_ms)
         if owner != mpid:
