@@ -107,12 +107,13 @@ def segment_warnings(payload: SegmentPayload, *, is_batch: bool) -> list[TimeWar
             fields.append(("sentAt", call.sent_at, where))
         elif index == 0:
             fields.append(("sentAt", payload.sent_at, "$"))  # the batch's, reported once
+        bad = [(name, value, path) for name, value, path in fields if _given(value) and to_ms(value) is None]
+        if not bad:
+            continue
         used = _segment_rule(call.timestamp, call.original_timestamp, sent_at)
         message_id = None if call.message_id is None else str(call.message_id)
-        for name, value, path in fields:
-            if _given(value) and to_ms(value) is None:
-                out.append(TimeWarning(field=name, value=_shown(value), where=f"{path}.{name}", used=used,
-                                       message_id=message_id))
+        out.extend(TimeWarning(field=name, value=_shown(value), where=f"{path}.{name}", used=used,
+                               message_id=message_id) for name, value, path in bad)
     return out
 
 
