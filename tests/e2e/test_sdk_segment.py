@@ -5,6 +5,7 @@ stored: events through the admin API; the batch's user identities and attributes
 does not show) read-only from the SQLite store, by the `batch_id` the admin API reports.
 """
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from segment.analytics.request import APIError
 from support import server_sdks as sdks
 from support.server import KaonServer
 from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
+from support.waiting import eventually
 
 
 @pytest.fixture(params=["sync_mode", "queued_then_flush"])
@@ -131,3 +133,56 @@ def test_server_input_key_as_write_key_is_refused_with_401(kaon_server: KaonServ
     marker_stored(server, tag)
     assert server.events_named(f"refused-sync-{tag}") == []
     assert server.events_named(f"refused-queued-{tag}") == []
+
+
+def profile_events(server: KaonServer, mpid: str) -> set[str]:
+    response = server.admin("GET", f"/profiles/{mpid}/events")
+    assert response.status_code == 200, response.text
+    return {e["event_name"] or e["event_type"] for e in response.json()["events"]}
+
+
+def test_alias_joins_the_anonymous_history_to_the_user_and_a_refusal_is_listed(
+        kaon_server: KaonServer, segment: Client) -> None:
+    server = kaon_server
+    tag = new_tag()
+    anonymous_id, user_id = f"anon-{tag}", f"user-{tag}"
+    segment.track(anonymous_id=anonymous_id, event=f"browse {tag}")
+    segment.track(anonymous_id=anonymous_id, event=f"add to cart {tag}")
+    segment.identify(user_id, {"email": f"{tag}@example.com"})
+    if not segment.sync_mode:
+        segment.flush()
+    anonymous = eventually(lambda: server.profile("device_application_stamp", anonymous_id), timeout=20,
+                           what="the anonymous profile")
+    eventually(lambda: server.profile("customer_id", user_id), timeout=20, what="the user's profile")
+    assert profile_events(server, anonymous["mpid"]) == {f"browse {tag}", f"add to cart {tag}"}
+
+    segment.alias(anonymous_id, user_id)
+    segment.alias(f"never-seen-{tag}", user_id)
+    if not segment.sync_mode:
+        segment.flush()
+
+    def joined() -> dict[str, Any] | None:
+        found = server.profile("customer_id", user_id)
+        return found if found and {f"browse {tag}", f"add to cart {tag}"} <= profile_events(server, found["mpid"]) \
+            else None
+
+    user = eventually(joined, timeout=20, what="the anonymous events on the user's profile")
+    assert {i["value"] for i in user["device_identities"]} == {anonymous_id}
+    # The anonymous profile's mpid now resolves to the user's (it was merged: the audit row says why).
+    assert server.admin("GET", f"/profiles/{anonymous['mpid']}").json()["mpid"] == user["mpid"]
+    merges = server.admin("GET", f"/profiles/{user['mpid']}/merges").json()["merges"]
+    assert [(m["merged_mpid"], m["reason"]) for m in merges] == [
+        (anonymous["mpid"], f"alias: previousId {anonymous_id!r} joined to userId {user_id!r}")]
+
+    def refusal() -> dict[str, Any] | None:
+        return next((r for r in server.listed("/rejections", "rejections")
+                     if r["code"] == "ALIAS_REFUSED_UNKNOWN_PREVIOUS" and f"never-seen-{tag}" in r["message"]), None)
+
+    refused = eventually(refusal, timeout=20, what="the refused alias listed")
+    assert refused["status"] == 200 and refused["input_id"] == server.input("web")["id"]
+    assert f"nothing was joined to profile {user['mpid']} (userId {user_id!r})" in refused["message"]
+    totals: Counter[str] = Counter()
+    for row in server.listed("/stats", "stats"):
+        totals.update({f"refused:{k}": v for k, v in row["alias_refused"].items()})
+        totals.update({f"applied:{k}": v for k, v in row["aliases_applied"].items()})
+    assert totals["refused:unknown_previous"] >= 1 and totals["applied:merged"] >= 1

@@ -174,9 +174,11 @@ def test_group_needs_a_group_id() -> None:
     assert (error.code, error.message) == ("INVALID_SHAPE", "`groupId` is required - at `$`")
 
 
-def test_alias_needs_previous_id_and_user_id() -> None:
+def test_alias_needs_previous_id_or_anonymous_id_and_user_id() -> None:
     error = refusal("batch", a_body(a_call("alias", previousId=None)))
-    assert (error.code, error.message) == ("INVALID_SHAPE", "`previousId` is required - at `$.batch[0]`")
+    assert (error.code, error.message) == (
+        "INVALID_SHAPE", "`previousId` (or `anonymousId`, its default) is required - at `$.batch[0]`")
+    assert decode_segment("batch", a_body(a_call("alias", previousId=None, anonymousId="anon-1")))
     error = refusal("alias", json.dumps(a_call("alias", userId=None, anonymousId="a")).encode())
     assert (error.code, error.message) == ("INVALID_SHAPE", "`userId` is required - at `$`")
 
@@ -476,6 +478,18 @@ def test_alias() -> None:
     assert isinstance(event, Alias)
     assert (event.data.previous_id, event.data.user_id) == ("anon-9", "user-9")
     assert batch.user_identities == {"customer_id": "user-9"}
+
+
+def test_alias_previous_id_defaults_to_the_anonymous_id() -> None:
+    # Segment's spec: analytics.alias(userId) sends the current anonymousId as previousId.
+    batch = one_batch(a_call("alias", previousId=None, anonymousId="anon-7", userId="user-7"))
+    (event,) = batch.events
+    assert isinstance(event, Alias)
+    assert (event.data.previous_id, event.data.user_id) == ("anon-7", "user-7")
+    assert batch.mp_deviceid == "anon-7"
+    # A previousId given wins over the anonymousId.
+    (event,) = one_batch(a_call("alias", previousId="old-7", anonymousId="anon-7")).events
+    assert isinstance(event, Alias) and event.data.previous_id == "old-7"
 
 
 # --- mapping: e-commerce ------------------------------------------------------------------------------

@@ -90,6 +90,12 @@ class StatsRow(BaseModel):
     # Identities not linked because a data subject request erased them (kaon.governance.dsr_suppress).
     identity_suppressed: int = 0
     rejected: dict[str, int]
+    aliases_applied: dict[str, int] = Field(
+        default={}, description="Segment alias calls applied, by outcome: `merged` (unify) or `copied`.")
+    alias_refused: dict[str, int] = Field(
+        default={}, description="Segment alias calls refused, by reason (each also listed in /rejections).")
+    invalid_timestamps: dict[str, int] = Field(
+        default={}, description="Unreadable times replaced by the next rule's time, by field (`timestamp`, ...).")
 
 
 class Stats(BaseModel):

@@ -15,7 +15,8 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "TOO_MANY_USER_ATTRIBUTES": ("400", "More than 100 user attributes in one batch."),
     "ATTRIBUTE_VALUE_TOO_LONG": ("400", "A user or event attribute value over 4096 characters."),
     "HISTORICAL_NO_EVENTS": ("400", "A historical batch without events."),
-    "HISTORICAL_TIMESTAMP_REQUIRED": ("400", "A historical event without `timestamp_unixtime_ms`."),
+    "HISTORICAL_TIMESTAMP_REQUIRED": ("400", "A historical event without a readable `timestamp_unixtime_ms` "
+                                              "(1 ms after the epoch to the end of year 9999)."),
     "HISTORICAL_TOO_RECENT": ("400", "A historical event less than 72 hours old."),
     "RATE_LIMITED": ("429", "The input's requests/s limit is exceeded; `Retry-After` says when to retry."),
     "LOG_UNAVAILABLE": ("503", "The ingest log could not store the request; nothing was acknowledged."),
@@ -31,6 +32,8 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     # IDSync and alias
     "UNKNOWN_IDENTITY_TYPE": ("400", "An identity type IDSync does not know (the message names it)."),
     "BLOCKED_IDENTITY": ("400", "modify tried to set a blocked value (e.g. `null`, a zeroed advertising id)."),
+    "IDENTITY_LIMIT": ("400", "modify would give the profile more values of an identity type than the workspace's "
+                              "`limits` allow."),
     "INVALID_MPID": ("400", "The mpid in the path is not a 64-bit integer."),
     "ALIAS_SAME_MPID": ("400", "Alias source and destination are the same profile."),
     "ALIAS_INVALID_WINDOW": ("400", "Alias window ends before it starts, or is longer than 90 days."),

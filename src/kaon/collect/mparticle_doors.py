@@ -7,6 +7,7 @@ from kaon.collect.http import Receive, Scope, Send, header
 from kaon.log import base as log
 from kaon.model import mparticle
 from kaon.model.errors import PayloadError
+from kaon.model.event_times import is_readable_ms
 
 ACCEPTED = Answer(202)
 HISTORICAL_MIN_AGE_MS = 72 * 3_600_000
@@ -31,9 +32,11 @@ def _validate_historical(body: bytes) -> str | None:
         for e, event in enumerate(batch.events):
             ts = event.data.timestamp_unixtime_ms
             where = f"$[{b}].events[{e}].data.timestamp_unixtime_ms"
-            if ts is None:
+            # A historical event's time is the point of the call: an unreadable one (0, negative, after year
+            # 9999) is refused here, where other doors accept it and use the receive time with a warning.
+            if ts is None or not is_readable_ms(ts):
                 raise PayloadError("HISTORICAL_TIMESTAMP_REQUIRED",
-                                   f"Historical events need timestamp_unixtime_ms - at `{where}`")
+                                   f"Historical events need a readable timestamp_unixtime_ms - at `{where}`")
             if ts > newest_allowed:
                 raise PayloadError("HISTORICAL_TOO_RECENT",
                                    f"Historical events must be older than 72 hours - at `{where}`")

@@ -147,8 +147,10 @@ def erase(conn: sqlite3.Connection, subject: Subject) -> dict[str, int]:
             (ws, identity_type, value))
     run("profiles", f"DELETE FROM profiles WHERE workspace_id = ? AND mpid IN {in_events}", (ws, mpids))
     rejection_match, rejection_args = _contains_any("body", needles)
+    # Messages name ids too: a refused alias names its previousId, userId and both profiles ("profile 123 (").
+    message_match, message_args = _contains_any("message", needles + [f"profile {m} " for m in sorted(subject.mpids)])
     run("rejections", f"DELETE FROM rejections WHERE (workspace_id = ? OR workspace_id IS NULL) AND"
-                      f" {rejection_match}", (ws, *rejection_args))
+                      f" ({rejection_match} OR {message_match})", (ws, *rejection_args, *message_args))
     examples = sorted(subject.all_values())
     example_match, example_args = _contains_any("value", [v.lower() for v in examples if len(v) >= 3])
     run("catalog_examples", f"DELETE FROM catalog_examples WHERE workspace_id = ? AND (value IN (SELECT value FROM"

@@ -158,29 +158,45 @@ def logout(service: IdentityService, request: IdentityRequest) -> dict[str, Any]
 
 
 def modify(service: IdentityService, mpid: int, request: ModifyRequest) -> dict[str, Any] | None:
-    """Add, change or remove identities of an existing profile; None when the profile is unknown."""
+    """Add, change or remove identities of an existing profile; None when the profile is unknown.
+
+    A change with `old_value` and `new_value` replaces the old value by the new one (mParticle's modify); a
+    null `old_value` adds, a null `new_value` removes. A unique type keeps one value (others are replaced), and
+    a value another profile holds moves here (mParticle: it is removed from the other profile). Refusals undo
+    the whole request (the caller's transaction): a blocked value, or more values of a type than `limits` allow.
+    """
     store = service.store
     live = store.live(mpid)
     if live is None:
         return None
     results = []
     for index, change in enumerate(request.identity_changes):
-        identity_type = canonical_type(change.identity_type, f"$.identity_changes[{index}].identity_type")
-        if change.old_value is not None:
-            store.unlink(live, (identity_type, normalise(identity_type, change.old_value)))
-        if change.new_value is not None:
-            value = normalise(identity_type, change.new_value)
-            if service.policy.is_blocked(value):
-                raise PayloadError("BLOCKED_IDENTITY",
-                                   f"`{change.new_value}` is a blocked value"
-                                   f" - at `$.identity_changes[{index}].new_value`")
-            if identity_type in service.policy.unique_types:
-                for old in store.values_of(live, identity_type):
-                    store.unlink(live, (identity_type, old))
-            owner = store.owners([(identity_type, value)]).get((identity_type, value))
-            if owner is not None and owner != live:
-                # A unique id moves (mParticle: the value is removed from the other profile).
-                store.unlink(owner, (identity_type, value))
-            store.link(live, (identity_type, value), service.now_ms)
+        where = f"$.identity_changes[{index}]"
+        identity_type = canonical_type(change.identity_type, f"{where}.identity_type")
+        old = None if change.old_value is None else (identity_type, normalise(identity_type, change.old_value))
         results.append({"identity_type": change.identity_type, "modified_mpid": str(live)})
+        if change.new_value is None:
+            if old is not None:
+                store.unlink(live, old)
+            continue
+        new = (identity_type, normalise(identity_type, change.new_value))
+        if service.policy.is_blocked(new[1]):
+            raise PayloadError("BLOCKED_IDENTITY", f"`{change.new_value}` is a blocked value - at `{where}.new_value`")
+        if old == new and store.owners([new]).get(new) == live:
+            continue  # unchanged (the web SDK sends its unchanged ids too): keep the value's first-seen time
+        if old is not None:
+            store.unlink(live, old)
+        if identity_type in service.policy.unique_types:
+            for held in store.values_of(live, identity_type) - {new[1]}:
+                store.unlink(live, (identity_type, held))
+        owner = store.owners([new]).get(new)
+        if owner == live:
+            continue
+        if service.resolver.refuse_link(live, new) == "limit":
+            limit = service.policy.limits[identity_type]
+            raise PayloadError("IDENTITY_LIMIT", f"profile {live} already holds {limit} `{change.identity_type}`"
+                                                 f" values, the workspace's limit - at `{where}.new_value`")
+        if owner is not None:
+            store.unlink(owner, new)  # the value moves to this profile
+        store.link(live, new, service.now_ms)
     return {"change_results": results}

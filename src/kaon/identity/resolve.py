@@ -51,11 +51,15 @@ class Resolver:
         return False
 
     def _profiles_conflict(self, a: int, b: int) -> bool:
+        return self.unique_conflict(a, b) is not None
+
+    def unique_conflict(self, a: int, b: int) -> tuple[str, set[str], set[str]] | None:
+        """(type, a's values, b's values) of a unique type the two profiles hold different values of, or None."""
         for identity_type in self.policy.unique_types:
             mine, theirs = self.store.values_of(a, identity_type), self.store.values_of(b, identity_type)
             if mine and theirs and mine != theirs:
-                return True
-        return False
+                return identity_type, mine, theirs
+        return None
 
     def _is_known(self, mpid: int) -> bool:
         return any(t in self.policy.login_types for t, _, _ in self.store.identities(mpid))
@@ -150,12 +154,18 @@ class Resolver:
                 return None  # someone else took it between our read and write: resolve again
         return result
 
-    def refuse_link(self, mpid: int, identity: Identity) -> str | None:
-        """Why the profile may not take this identity (unique_conflict, limit), or None."""
+    def refuse_link(self, mpid: int, identity: Identity, *, replacing: Identity | None = None) -> str | None:
+        """Why the profile may not take this identity (unique_conflict, limit), or None.
+
+        `replacing`: a value of the profile that the same change removes (a `user_identity_change` with `old`),
+        so it counts neither against the type's limit nor as a second value of a unique type.
+        """
         identity_type, value = identity
         if self.policy.strategy == "best_match":
             return None
         held = self.store.values_of(mpid, identity_type)
+        if replacing is not None and replacing[0] == identity_type:
+            held.discard(replacing[1])
         if identity_type in self.policy.unique_types and held and value not in held:
             return "unique_conflict"
         limit = self.policy.limits.get(identity_type)

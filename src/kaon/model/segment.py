@@ -8,20 +8,22 @@ Mapping choices a user may notice:
   (receivedAt - (sentAt - originalTimestamp), receivedAt being the server's receive time: a call's own
   `receivedAt` is ignored); else the receive time. `sentAt` is the call's, else the batch's.
   Timestamps are ISO-8601 strings (naive means UTC), or numbers read as unix ms (seconds below 1e11).
-  A timestamp that cannot be read is ignored (the next rule applies) rather than refused.
+  A timestamp that cannot be read is ignored (the next rule applies) rather than refused, and the process
+  stage records an `INVALID_TIMESTAMP` warning for it (kaon.model.event_times).
 - Attribute maps hold scalars: a nested object or array value becomes its JSON text. Identify traits
   that are lists of scalars stay lists (of strings), as user attribute lists.
 """
 
 import functools
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import msgspec
 
 from kaon.model.batch import ApplicationInfo, Batch, ConsentPurpose, ConsentState, DeviceInfo, SourceInfo
+from kaon.model.event_times import event_time, to_ms
 from kaon.model.events import (
     Alias,
     AliasData,
@@ -39,13 +41,11 @@ from kaon.model.events import (
     UserIdentityChangeData,
 )
 from kaon.model.segment_commerce import commerce_event, is_commerce, text
-from kaon.model.segment_wire import Call, Context, Loose, SegmentPayload, decode_segment, present
+from kaon.model.segment_wire import Call, Context, SegmentPayload, decode_segment, present
 from kaon.model.values import AttrValue
 
 __all__ = ["SegmentPayload", "decode_segment", "event_time", "flatten", "to_batches", "to_ms"]
 
-_MAX_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_SECONDS_BELOW: Final = 100_000_000_000  # a number below this is unix seconds (1e11 ms is 1973)
 _APPLE: Final = {"ios": "iOS", "ipados": "iOS", "iphoneos": "iOS", "tvos": "tvOS"}
 _JS_LIBRARIES: Final = ("analytics.js", "analytics-next", "javascript", "rudder-sdk-js")
 _NATIVE_LIBRARIES: Final = ("ios", "android", "swift", "kotlin", "react-native", "flutter", "xamarin")
@@ -92,35 +92,6 @@ def _merged(own: Context | None, shared: Context | None) -> Context:
     fields = Context.__struct_fields__
     missing = {name: getattr(shared, name) for name in fields if getattr(own, name) is None}
     return msgspec.structs.replace(own, **missing)
-
-
-def event_time(timestamp: Loose, original: Loose, sent_at: Loose, received_ms: int) -> int:
-    """Segment's event time: `timestamp`, else skew-corrected `originalTimestamp`, else the receive time."""
-    explicit = to_ms(timestamp)
-    if explicit is not None:
-        return explicit
-    original_ms = to_ms(original)
-    if original_ms is None:
-        return received_ms
-    sent_ms = to_ms(sent_at)
-    return original_ms if sent_ms is None else received_ms - (sent_ms - original_ms)
-
-
-def to_ms(value: Loose) -> int | None:
-    """Unix ms from an ISO-8601 string (naive means UTC) or a number; None when absent or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            ms = round(moment.timestamp() * 1000)
-        except (ValueError, OverflowError):
-            return None
-    else:
-        ms = round(value * 1000 if abs(value) < _SECONDS_BELOW else value)
-    return ms if 0 <= ms <= _MAX_MS else None
 
 
 def _identities(call: Call, context: Context) -> dict[str, str | None]:
@@ -175,7 +146,8 @@ def _events(
         group_id = present(call.group_id) or ""
         return [Group(data=GroupData(group_id=group_id, traits=flatten(call.traits or {}), **common))]
     if kind == "alias":
-        previous_id = present(call.previous_id) or ""
+        # Segment's libraries send the current anonymousId as previousId when the caller gives none.
+        previous_id = present(call.previous_id) or present(call.anonymous_id) or ""
         alias = AliasData(previous_id=previous_id, user_id=present(call.user_id), **common)
         return [Alias(data=alias)]
     return _identify_events(identities, attributes, time, message_id)

@@ -219,8 +219,10 @@ def _check(call: Call, where: str) -> None:
     if kind == "group" and present(call.group_id) is None:
         raise PayloadError("INVALID_SHAPE", f"`groupId` is required - at `{where}`")
     if kind == "alias":
-        if present(call.previous_id) is None:
-            raise PayloadError("INVALID_SHAPE", f"`previousId` is required - at `{where}`")
+        # Segment's spec: previousId is optional and defaults to the call's anonymousId.
+        if present(call.previous_id) is None and present(call.anonymous_id) is None:
+            raise PayloadError("INVALID_SHAPE",
+                               f"`previousId` (or `anonymousId`, its default) is required - at `{where}`")
         if present(call.user_id) is None:
             raise PayloadError("INVALID_SHAPE", f"`userId` is required - at `{where}`")
 

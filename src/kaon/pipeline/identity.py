@@ -6,11 +6,14 @@ each batch is pointed at its live profile: no event, attribute, consent record o
 ever belongs to a merged-away profile.
 """
 
+from kaon.identity.alias_join import previous_identities
+from kaon.identity.extract import Identity as IdentityPair
 from kaon.identity.extract import batch_identities
 from kaon.identity.policy import IdentityPolicy
 from kaon.identity.service import Identity, load_policy
 from kaon.identity.store import ProfileStore
-from kaon.pipeline.work import Slice
+from kaon.model.events import Alias, AliasData
+from kaon.pipeline.work import Slice, WorkBatch
 
 
 class ResolveIdentity:
@@ -24,8 +27,14 @@ class ResolveIdentity:
             if policy is None:
                 policy = policies[item.workspace_id] = load_policy(work.tx, item.workspace_id)
             identity = Identity(work.tx, item.workspace_id, actor="pipeline", now_ms=work.now_ms, policy=policy)
+            identities = batch_identities(item.batch, policy)
+            previous = _alias_previous(item)
+            if previous:
+                # An alias batch resolves to the user's profile without its previousId (often its own
+                # anonymousId): how the previous profile joins is the alias step's decision, by strategy.
+                identities = [i for i in identities if i not in previous]
             resolution = identity.resolver.resolve(
-                batch_identities(item.batch, policy), item.entry.entry.received_ms, mpid_hint=item.batch.mpid,
+                identities, item.entry.entry.received_ms, mpid_hint=item.batch.mpid,
             )
             assert resolution is not None
             item.batch.mpid = resolution.mpid
@@ -39,18 +48,31 @@ class ResolveIdentity:
                 if reason == "suppressed":
                     work.count(item.entry, "identity_suppressed")
         if merged:
-            self._point_at_live_profiles(work, merged)
+            point_at_live_profiles(work, merged)
 
-    @staticmethod
-    def _point_at_live_profiles(work: Slice, merged: dict[str, set[int]]) -> None:
-        live: dict[tuple[str, int], int | None] = {}
-        for item in work.batches:
-            mpid = item.batch.mpid
-            if mpid is None or mpid not in merged.get(item.workspace_id, ()):
-                continue
-            key = (item.workspace_id, mpid)
-            if key not in live:
-                live[key] = ProfileStore(work.tx, item.workspace_id).live(mpid)
-            survivor = live[key]
-            assert survivor is not None, f"merged profile {mpid} has no live survivor"
-            item.batch.mpid = survivor
+
+def alias_calls(item: WorkBatch) -> list[AliasData]:
+    """The batch's kept alias events (Segment `alias` calls)."""
+    return [event.data for index, event in enumerate(item.batch.events)
+            if item.keep[index] and isinstance(event, Alias) and isinstance(event.data, AliasData)]
+
+
+def _alias_previous(item: WorkBatch) -> set[IdentityPair]:
+    """The identities the batch's alias events name as previous (left to the alias step)."""
+    return {identity for data in alias_calls(item)
+            for identity in previous_identities(data.previous_id, data.user_id)}
+
+
+def point_at_live_profiles(work: Slice, merged: dict[str, set[int]]) -> None:
+    """Point every batch of the slice whose profile was merged away (`merged`, by workspace) at its survivor."""
+    live: dict[tuple[str, int], int | None] = {}
+    for item in work.batches:
+        mpid = item.batch.mpid
+        if mpid is None or mpid not in merged.get(item.workspace_id, ()):
+            continue
+        key = (item.workspace_id, mpid)
+        if key not in live:
+            live[key] = ProfileStore(work.tx, item.workspace_id).live(mpid)
+        survivor = live[key]
+        assert survivor is not None, f"merged profile {mpid} has no live survivor"
+        item.batch.mpid = survivor

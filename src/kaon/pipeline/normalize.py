@@ -7,9 +7,10 @@ import msgspec
 from kaon.log import base as log
 from kaon.log.base import StoredEntry
 from kaon.messages import RejectionRecord
-from kaon.model import mparticle, segment
+from kaon.model import event_times, mparticle, segment
 from kaon.model.batch import Batch
 from kaon.model.errors import PayloadError
+from kaon.model.event_times import TimeWarning
 from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.metrics import MetricsStore
 
@@ -24,33 +25,39 @@ _CHANNELS = {
 }
 
 
-def decode_entry(stored: StoredEntry) -> list[Batch]:
-    """The canonical batches of one accepted log entry, normalised (raises PayloadError)."""
+def decode_entry(stored: StoredEntry) -> tuple[list[Batch], list[TimeWarning]]:
+    """The canonical batches of one accepted log entry, normalised, and the unreadable times it carried
+    (each replaced by the next rule's time); raises PayloadError."""
     entry = stored.entry
     seed = f"{stored.partition}:{stored.seq}"
     if entry.kind.startswith(log.KIND_SEGMENT_PREFIX):
-        payload = segment.decode_segment(entry.kind.removeprefix(log.KIND_SEGMENT_PREFIX), entry.body)
+        kind = entry.kind.removeprefix(log.KIND_SEGMENT_PREFIX)
+        payload = segment.decode_segment(kind, entry.body)
+        warnings = event_times.segment_warnings(payload, is_batch=kind == "batch")
         batches = segment.to_batches(payload, entry.received_ms, entry.ip)
         for batch in batches:
             mparticle.normalize(batch, received_ms=entry.received_ms, ip=entry.ip,
                                 channel=batch.source_info.channel if batch.source_info and
                                 batch.source_info.channel else "server_to_server", seed=seed)
-        return batches
+        return batches, warnings
     channel = _CHANNELS.get(entry.kind)
     if channel is None:
         raise PayloadError("UNKNOWN_LOG_ENTRY", f"unknown log entry kind {entry.kind!r}")
-    if entry.kind in (log.KIND_MPARTICLE_BATCH, log.KIND_WEB_BATCH):
+    single = entry.kind in (log.KIND_MPARTICLE_BATCH, log.KIND_WEB_BATCH)
+    if single:
         raw = [mparticle.decode_batch(entry.body, check_limits=False)]
     else:
         raw = mparticle.decode_bulk(entry.body, check_limits=False)
     out = []
+    warnings = []
     for index, batch in enumerate(raw):
+        warnings.extend(event_times.clear_unreadable_times(batch, "$" if single else f"$[{index}]"))
         mparticle.normalize(batch, received_ms=entry.received_ms, ip=entry.ip, channel=channel,
                             seed=f"{seed}:{index}")
         if entry.kind == log.KIND_MPARTICLE_HISTORICAL and batch.source_info is not None:
             batch.source_info.is_historical = True
         out.append(batch)
-    return out
+    return out, warnings
 
 
 class Normalize:
@@ -70,7 +77,7 @@ class Normalize:
                 work.count(stored, "rejected", record.count, record.code)
                 continue
             try:
-                batches = decode_entry(stored)
+                batches, warnings = decode_entry(stored)
             except PayloadError as error:
                 # Accepted at the door but undecodable now (e.g. after an upgrade): never drop silently.
                 _log.error("log entry %s:%s could not be processed: %s", stored.partition, stored.seq, error)
@@ -81,6 +88,9 @@ class Normalize:
                 )
                 work.count(stored, "rejected", 1, f"PROCESS_{error.code}")
                 continue
+            for warning in warnings:
+                work.count(stored, "invalid_timestamps", 1, warning.field)
+                work.warn(stored, "INVALID_TIMESTAMP", warning.message())
             for batch in batches:
                 work.count(stored, "batches_received")
                 work.count(stored, "events_received", len(batch.events))

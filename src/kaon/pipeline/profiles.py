@@ -5,11 +5,14 @@ from typing import Any
 import msgspec
 
 from kaon.governance.consent import ConsentHistory, ConsentSettings, Source, consent_changes, load_settings
+from kaon.governance.dsr_suppress import is_suppressed
+from kaon.identity.extract import Identity as IdentityPair
 from kaon.identity.extract import normalise
 from kaon.identity.merge import merged_consent
 from kaon.identity.service import Identity
 from kaon.identity.store import ProfileStore
 from kaon.model.events import (
+    IdentityValue,
     OptOut,
     SessionStart,
     UserAttributeChange,
@@ -39,26 +42,61 @@ def _consent(item: WorkBatch) -> dict[str, Any]:
     return out
 
 
+def _identity(value: IdentityValue | None) -> IdentityPair | None:
+    """An identity change's side as a canonical, normalised identity; None when it names no value."""
+    if value is None or not value.identity_type or not value.identity:
+        return None
+    kind = canonical_identity(value.identity_type)
+    return kind, normalise(kind, value.identity)
+
+
+def _batch_identities(item: WorkBatch) -> set[IdentityPair]:
+    return {(kind, normalise(kind, value)) for kind, value in
+            ((canonical_identity(name), value) for name, value in (item.batch.user_identities or {}).items())
+            if value}
+
+
 class UpdateProfiles:
     name = "profiles"
 
     def _identity_change(self, work: Slice, item: WorkBatch, mpid: int, data: UserIdentityChangeData) -> None:
-        """A `user_identity_change` event adds (new) or removes (new empty, old given) an identity."""
+        """A `user_identity_change` event adds `new`, replaces `old` by `new`, or (no `new`) removes `old`.
+
+        A replacement is one step: the new value is linked and the old one unlinked, or (blocked value, unique or
+        limit refusal, value held by another profile) nothing changes and the refusal is counted in
+        `identity_links_skipped` by reason. `old` is replaced only when this profile holds it.
+        """
         identity = Identity(work.tx, item.workspace_id, actor="pipeline", now_ms=work.now_ms)
-        new, old = data.new, data.old
-        if new is not None and new.identity_type and new.identity:
-            kind = canonical_identity(new.identity_type)
-            value = normalise(kind, new.identity)
-            if identity.policy.is_blocked(value):
-                return
-            refusal = identity.resolver.refuse_link(mpid, (kind, value))
+        store = identity.store
+        old = _identity(data.old)
+        new = _identity(data.new)
+        if new is None:
+            if old is not None:
+                store.unlink(mpid, old)
+            return
+        if identity.policy.is_blocked(new[1]):
+            work.count(item.entry, "identity_links_skipped", 1, "blocked")
+            return
+        if old is not None and (old[0] != new[0] or store.owners([old]).get(old) != mpid):
+            old = None  # not this profile's (or another type): the event only adds `new`
+        owner = store.owners([new]).get(new)
+        if owner is None:
+            # As in resolution: an identity erased by a data subject request is not linked again.
+            suppressed = is_suppressed(work.tx, item.workspace_id, *new, work.now_ms)
+            refusal = "suppressed" if suppressed else identity.resolver.refuse_link(mpid, new, replacing=old)
             if refusal is not None:
-                work.count(item.entry, "identity_links_skipped", 1, refusal)
-            elif identity.store.link(mpid, (kind, value), work.now_ms) != mpid:
-                work.count(item.entry, "identity_links_skipped", 1, "held_elsewhere")
-        elif old is not None and old.identity_type and old.identity:
-            kind = canonical_identity(old.identity_type)
-            identity.store.unlink(mpid, (kind, normalise(kind, old.identity)))
+                # A plain add of one of the batch's own identities was refused (and counted) by resolution.
+                if old is not None or new not in _batch_identities(item):
+                    work.count(item.entry, "identity_links_skipped", 1, refusal)
+                    if suppressed:
+                        work.count(item.entry, "identity_suppressed")
+                return
+            owner = store.link(mpid, new, work.now_ms)
+        if owner != mpid:
+            work.count(item.entry, "identity_links_skipped", 1, "held_elsewhere")
+            return
+        if old is not None and old != new:
+            store.unlink(mpid, old)
 
     def _record_consent(self, work: Slice, item: WorkBatch, mpid: int, consent: dict[str, Any],
                         settings: ConsentSettings | None) -> None:

@@ -2,6 +2,7 @@
 
 from kaon.governance.dsr_worker import ensure_worker
 from kaon.identity.alias import run_due_aliases
+from kaon.pipeline.alias import JoinAliases
 from kaon.pipeline.catalog import ObserveCatalog
 from kaon.pipeline.dedup import Dedup
 from kaon.pipeline.fanout import Fanout
@@ -9,6 +10,7 @@ from kaon.pipeline.identity import ResolveIdentity
 from kaon.pipeline.normalize import Normalize
 from kaon.pipeline.plans import ApplyPlans
 from kaon.pipeline.profiles import UpdateProfiles
+from kaon.pipeline.quality import RecordWarnings
 from kaon.pipeline.runner import Chore
 from kaon.pipeline.step import Step
 from kaon.pipeline.store_events import StoreEvents
@@ -23,8 +25,10 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
         ResolveIdentity(),
         UpdateProfiles(),
         StoreEvents(),
+        JoinAliases(),
         ObserveCatalog(),
         Fanout(),
+        RecordWarnings(),
     ]
 
 

@@ -31,6 +31,17 @@ class WorkBatch:
         return [i for i, k in enumerate(self.keep) if k]
 
 
+@dataclass(frozen=True)
+class DataWarning:
+    """Something accepted but not used as sent (an unreadable time, a refused alias): recorded where people look
+    (`/api/v1/rejections`, with the answer the request got) by the `quality` step; its code is in
+    kaon.pipeline.quality.WARNING_CODES."""
+
+    entry: StoredEntry
+    code: str
+    message: str
+
+
 @dataclass
 class Slice:
     """A claimed run of log entries from one partition and everything derived from it."""
@@ -40,8 +51,12 @@ class Slice:
     now_ms: int
     batches: list[WorkBatch] = field(default_factory=list)
     counts: Counter[CounterKey] = field(default_factory=Counter)
+    warnings: list[DataWarning] = field(default_factory=list)
 
     def count(self, entry: StoredEntry, metric: str, n: int = 1, reason: str = "") -> None:
         e = entry.entry
         key = (e.workspace_id or "", e.input_id or "", hour_of(e.received_ms), metric, reason)
         self.counts[key] += n
+
+    def warn(self, entry: StoredEntry, code: str, message: str) -> None:
+        self.warnings.append(DataWarning(entry, code, message))

@@ -8,6 +8,8 @@ HOUR_MS = 3_600_000
 
 # Counter key: (workspace_id, input_id, hour_ms, metric, reason)
 CounterKey = tuple[str, str, int, str, str]
+# Counters shown split by reason in stats rows (the others are summed over their reasons).
+BY_REASON = frozenset({"rejected", "alias_refused", "aliases_applied", "invalid_timestamps"})
 
 
 def hour_of(ms: int) -> int:
@@ -71,8 +73,9 @@ class MetricsStore:
                 "input_id": input_id_, "hour_start_unixtime_ms": hour_ms, "batches_received": 0,
                 "events_received": 0, "events_processed": 0, "events_duplicate": 0, "rejected": {},
             })
-            if metric == "rejected":
-                row["rejected"][reason] = row["rejected"].get(reason, 0) + count
+            if metric in BY_REASON:
+                by_reason = row.setdefault(metric, {})
+                by_reason[reason] = by_reason.get(reason, 0) + count
             else:
                 row[metric] = row.get(metric, 0) + count
         return list(table.values())
