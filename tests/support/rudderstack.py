@@ -81,6 +81,8 @@ def kaon_events(message: dict[str, Any], received_ms: int, mpid: int | None = 1)
     message = dict(message)
     # The transformer reads `timestamp`, falling back to `originalTimestamp` (rudder-server fills it in).
     message.setdefault("timestamp", message.get("originalTimestamp"))
+    if not (message.get("userId") or message.get("anonymousId")):
+        message["anonymousId"] = message.get("rudderId")  # RudderStack's own id for the anonymous user
     payload = decode_segment(message["type"], json.dumps(message).encode())
     out = []
     # RudderStack's `request_ip` is the sender's address, which Kaon's door records as the entry's ip.
