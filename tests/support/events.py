@@ -64,8 +64,9 @@ def screen(n: int = 2, name: str = "Home") -> DeliveryEvent:
         source_message_id=f"00000000-0000-4000-8000-{n:012d}")))
 
 
-def purchase(n: int = 3) -> DeliveryEvent:
-    return _event(n, CommerceEvent(data=CommerceEventData(
+def purchase(n: int = 3, attributes: dict[str, object] | None = None) -> DeliveryEvent:
+    """An Order Completed of total 25.0 (USD); `attributes` are its other properties (e.g. a `revenue`)."""
+    return _event(n, CommerceEvent(data=CommerceEventData(custom_attributes=attributes,  # type: ignore[arg-type]
         product_action=ProductAction(action="purchase", transaction_id="T-1", total_amount=25.0, tax_amount=0.5,
                                      shipping_amount=0.0, products=[
                                          Product(id="sku-1", name="Foo", category="Toys", price=12.5, quantity=2)]),

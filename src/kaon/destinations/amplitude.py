@@ -214,9 +214,13 @@ class Amplitude(Destination):
         "valid); 413 → retry (requests are already split below the limit); 429 → retry after `Retry-After` or "
         "30 s; 5xx → retry.")
     mapping_notes = (
-        ("custom event", "event with `event_type` = event name, `event_properties` = attributes"),
+        ("custom event", "event with `event_type` = event name, `event_properties` = attributes; a `revenue` "
+                         "attribute (Segment's reserved property) moves to the top with `price`, `quantity`, "
+                         "`productId`, `revenueType` (default `Purchased`) and `currency`; `value` or `price` alone "
+                         "are not revenue and stay properties"),
         ("screen view", "event `Viewed <screen> Screen` (setting `screen_event_name`)"),
-        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (negative for refunds),"
+        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (the order's `revenue` "
+                                        "when sent, else its total; negative for refunds),"
                                         " `revenueType`, products in `event_properties`; per-product "
                                         "`Product Purchased` events with `price`, `quantity`, `productId` when "
                                         "`track_revenue_per_product`"),
@@ -224,6 +228,13 @@ class Amplitude(Destination):
         ("user attribute change", "`$identify` with `user_properties` `$set` (or `$unset` when deleted); "
                                   "reserved `$firstname` etc. become `first_name`, ..."),
         ("identity", "`user_id` = customer_id; `device_id` = Amplitude device id, IDFV, Android id, else mpid"),
+        ("context (every event)", "`ip`, `platform` (`Web`, `iOS`, `Android`), `os_name` (the os name, else the "
+                                  "platform), `os_version`, `device_model`, `device_manufacturer`, `carrier`, "
+                                  "`language` (the locale as sent, `de-DE`), `app_version`, `country`/`region`/`city` "
+                                  "and `location_lat`/`_lng` from the batch's location; Amplitude has no campaign or "
+                                  "page fields, so `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, "
+                                  "`utm_content` (and other campaign keys as `utm_<key>`) and the page's `referrer` "
+                                  "are event properties (the event's own properties win)"),
         ("other event types", "skipped"),
     )
 

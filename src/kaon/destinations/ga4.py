@@ -196,17 +196,25 @@ class Ga4(Destination):
         "`validationMessages` (then any message → abort). 429 and 5xx → retry; other 4xx → abort.")
     mapping_notes = (
         ("custom event", "event named by the sanitised event name (`Clicked Button` → `clicked_button`), "
-                         "attributes as params"),
-        ("screen view", "`page_view` with `page_title` and `screen_name` = the screen name (`screen_view` is "
-                        "reserved for the Measurement Protocol)"),
+                         "attributes as params; `value` (its `revenue`, else Segment's `value`) and `currency` "
+                         "(USD unless sent: Segment's rule)"),
+        ("screen view", "`page_view` with `page_title` (the page's title, else the screen name) and `screen_name` "
+                        "(`screen_view` is reserved for the Measurement Protocol)"),
         ("commerce", "recommended events: `purchase`, `refund`, `add_to_cart`, `remove_from_cart`, "
                      "`begin_checkout`, `view_item`, `select_item`, `add_to_wishlist`, `add_shipping_info` with "
-                     "`transaction_id`, `value`, `currency`, `tax`, `shipping`, `coupon`, `items[]` (`item_id`, "
+                     "`transaction_id`, `value` (an order's `revenue` when sent, else its total, else the items' "
+                     "sum), `currency`, `tax`, `shipping`, `coupon`, `items[]` (`item_id`, "
                      "`item_name`, `item_brand`, `item_category`, `item_variant`, `price`, `quantity`, `index`)"),
         ("user attribute change", "no event: carried as `user_properties` on the same user's request when the "
                                   "batch has one (every request sends the profile's current properties), "
                                   "otherwise skipped"),
         ("identity", "`client_id` from the `client_id_identity` setting, else the mpid; `user_id` = customer_id"),
+        ("context", "every event: `page_location`, `page_referrer`, `page_title` from the page and `campaign_id`, "
+                    "`campaign`, `source`, `medium`, `term`, `content` from the campaign (the `campaign_details` "
+                    "names) as params; every request (from its first event): `ip_override`, `device` {`category`, "
+                    "`language`, `operating_system`, `operating_system_version`, `browser`, `browser_version` (from "
+                    "the user agent), `screen_resolution`, `model`, `brand`} and `user_location` {`city`, "
+                    "`country_id`, `region_id`}"),
         ("other event types", "skipped"),
     )
 

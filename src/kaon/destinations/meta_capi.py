@@ -180,7 +180,8 @@ class MetaCapi(Destination):
         "(100 invalid parameter, 190 expired token, …) abort the batch, since Meta rejects a whole request "
         "for one bad event.")
     mapping_notes = (
-        ("purchase", "`Purchase` with `custom_data` `value` (total), `currency` (else the default currency), "
+        ("purchase", "`Purchase` with `custom_data` `value` (the order's `revenue` when sent, else its total), "
+                     "`currency` (else the default currency), "
                      "`contents[{id, quantity, item_price}]`, `content_ids`, `content_type: product`, `num_items`, "
                      "`order_id`"),
         ("other commerce", "add to cart → `AddToCart`, product view → `ViewContent`, checkout → "
@@ -188,13 +189,17 @@ class MetaCapi(Destination):
                            "refunds, removals, clicks, impressions and promotions are skipped"),
         ("screen view", "`PageView` (or `ViewContent`, a setting), attributes as `custom_data`"),
         ("custom event", "its name, or the mapped name (`Products Searched` → `Search`); attributes as "
-                         "`custom_data`"),
+                         "`custom_data`, with `value` (its `revenue`, else Segment's `value`) and `currency` (else "
+                         "the default currency) when it carries money"),
         ("attribute / identity change", "skipped: the Conversions API has no profiles"),
         ("every event", "`event_time` in seconds (events over 7 days old are skipped, since Meta rejects the whole "
                         "request for one; future times are sent as now), `event_id` = source message id (dedup "
                         "with the pixel), `action_source`, `user_data`: `em` `ph` `fn` `ln` `ge` `ct` `st` `zp` "
                         "`country` `external_id` (customer id, else mpid) normalised per Meta's rules then "
-                        "SHA-256; `client_ip_address`, `client_user_agent` unhashed"),
+                        "SHA-256; `client_ip_address`, `client_user_agent` unhashed; `fbc`/`fbp` from the "
+                        "mParticle web SDK's `Facebook.ClickId`/`Facebook.BrowserId` custom flags, else `fbc` "
+                        "`fb.1.<event time ms>.<fbclid>` from the page URL's `fbclid`; `event_source_url` = a page "
+                        "call's `url`, else the page the call came from (website events need it)"),
     )
 
     def __init__(self) -> None:

@@ -201,15 +201,24 @@ class Mixpanel(Destination):
         "imported: `failed_indices` names them); 413 → retry; 429 → retry with backoff (Mixpanel sends no "
         "Retry-After); 5xx → retry. `/engage` answers 200 with `status: 0` when validation fails → abort.")
     mapping_notes = (
-        ("custom event", "`/import` event named as the event, attributes as properties"),
+        ("custom event", "`/import` event named as the event, attributes as properties; `revenue` (Segment's "
+                         "reserved property) as a number, with `currency`"),
         ("screen view", "`/import` event `Viewed <screen> Screen` (setting `screen_event_name`)"),
-        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (negative for "
-                                        "refunds), `order_id`, `currency`, `products[]`"),
+        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (the order's "
+                                        "`revenue` when sent, else its total; negative for refunds), `order_id`, "
+                                        "`currency`, `products[]`"),
         ("commerce: other product actions", "Segment-spec names (`Product Added`, `Checkout Started`, ...)"),
         ("user attribute change", "`/engage` `$set` (or `$unset` when deleted); reserved attributes become "
                                   "`$first_name`, `$last_name`, `$city`, `$region`, `$country_code`, `$phone`"),
         ("identity", "`distinct_id` = customer_id, else mpid; `$user_id` and `$device_id` (mpid) for ID merge; "
                      "`$insert_id` = source message id (md5 when not a valid insert id)"),
+        ("context (every event)", "`ip`; `$current_url`, `$referrer`, `$referring_domain` from the page; "
+                                  "`utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, `utm_content` from the "
+                                  "campaign; `mp_lib`, `$lib_version` from the library; `$browser`, "
+                                  "`$browser_version` from the user agent; `$os` (the os name, else from the user "
+                                  "agent, else a non-web platform), `$os_version`, `$screen_width`, `$screen_height`, "
+                                  "`$model`, `$manufacturer`, `$carrier`, `$app_version_string`; the event's own "
+                                  "properties win"),
         ("other event types", "skipped"),
     )
 

@@ -43,8 +43,20 @@ def event_json(item: DeliveryEvent) -> dict[str, Any]:
         "user_attributes": item.user_attributes,
         "data": body.get("data", {}),
     }
+    if context := context_json(item):
+        out["context"] = context
     if item.system_notifications:  # the batch changed the profile's consent (mParticle's outbound field)
         out["system_notifications"] = item.system_notifications
+    return out
+
+
+def context_json(item: DeliveryEvent) -> dict[str, Any]:
+    """The whole context of the event's batch, shaped as the admin API's event `context`: `ip`, `device_info`,
+    `application_info`, and the web context (page, campaign, library, locale, timezone, traits, ...)."""
+    out: dict[str, Any] = {k: msgspec.to_builtins(v) for k, v in (
+        ("ip", item.ip), ("device_info", item.device_info), ("application_info", item.application_info)) if v}
+    if item.context is not None:
+        out.update(msgspec.to_builtins(item.context))
     return out
 
 
@@ -55,6 +67,19 @@ class Webhook(Destination):
     description = "POSTs each event (or a batch) as JSON to your URL, optionally HMAC-signed."
     settings_type = WebhookSettings
     policy = SendPolicy(batch_size=100, max_concurrency=4)
+    docs_notes = (
+        "`POST {base_url}`, `Content-Type: application/json`: one event per request, or up to 100 as "
+        '`{"batch": [...]}`. Headers: `Idempotency-Key` (the source message ids), `X-Kaon-Timestamp` (s), and '
+        "with a signing secret `X-Kaon-Signature` = hex HMAC-SHA256 of `<timestamp>.<body>`. 2xx delivered; "
+        "408, 429 and 5xx retried (honouring `Retry-After`); other 4xx abort.")
+    mapping_notes = (
+        ("every event", "`{event_id, source_message_id, event_type, timestamp_unixtime_ms, mpid, environment, "
+                        "input_id, user_identities, user_attributes, data, context, system_notifications?}`: `data` "
+                        "is the canonical event's data; `context` the whole context of its batch, shaped as the "
+                        "admin API's event `context` (`ip`, `device_info`, `application_info`, `page`, `campaign`, "
+                        "`library`, `referrer`, `locale`, `timezone`, `os_name`, `location`, `traits`, "
+                        "`data_plan`)"),
+    )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         assert isinstance(settings, WebhookSettings)
