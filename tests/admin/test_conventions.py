@@ -74,7 +74,11 @@ class Document:
 
     def fields(self, schema: dict[str, Any], where: str, seen: frozenset[str] = frozenset()
                ) -> Iterator[tuple[str, str]]:
-        """(where, property name) for every property reachable from `schema`, nested models included."""
+        """(where, property name) for every scalar property reachable from `schema`, nested models included.
+
+        Objects and maps are walked into but not named: a point in time is a number or a string, so a map such as
+        `invalid_timestamps` (counts by field) is not a time whatever its name says.
+        """
         name, schema = self.resolve(schema)
         if name is not None:
             if name in seen:
@@ -88,8 +92,16 @@ class Document:
         if isinstance(schema.get("additionalProperties"), dict):
             yield from self.fields(schema["additionalProperties"], f"{where}{{}}", seen)
         for prop, sub in schema.get("properties", {}).items():
-            yield f"{where}.{prop}", prop
+            if not self.is_object(sub):
+                yield f"{where}.{prop}", prop
             yield from self.fields(sub, f"{where}.{prop}", seen)
+
+    def is_object(self, schema: dict[str, Any]) -> bool:
+        _, schema = self.resolve(schema)
+        parts = schema.get("anyOf", [])
+        if parts:
+            return all(self.is_object(s) or self.resolve(s)[1].get("type") == "null" for s in parts)
+        return schema.get("type") == "object" or "properties" in schema
 
     def is_array(self, schema: dict[str, Any]) -> bool:
         _, schema = self.resolve(schema)
@@ -198,9 +210,14 @@ def test_the_walk_finds_what_it_must() -> None:
         },
         "components": {"schemas": {"Thing": {"type": "object", "properties": {
             "hour_start_ms": {"type": "integer"}, "nested": {"$ref": "#/components/schemas/Nested"}}},
-            "Nested": {"type": "object", "properties": {"updated_at": {"type": "string"}}}}},
+            "Nested": {"type": "object", "properties": {
+                "updated_at": {"type": "string"},
+                "bad_timestamps": {"type": "object", "additionalProperties": {"type": "integer"}}}}}},
     }
     found = "\n".join(violations(bad))
+    assert "bad_timestamps" not in found  # a map of counts by field is not a time
+    bad["components"]["schemas"]["Nested"]["properties"]["bad_timestamps"] = {"type": "integer"}
+    assert "response.things[].nested.bad_timestamps" in "\n".join(violations(bad))
     for expected in ("query parameter `created_ms`", "offset paging",
                      "response field `response.things[].hour_start_ms`", "response.things[].nested.updated_at",
                      "list `things` without `next_cursor`",

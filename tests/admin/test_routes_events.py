@@ -72,3 +72,37 @@ def test_an_mpid_out_of_range_is_invalid(kaon_server: KaonServer) -> None:
     for mpid in (2**63, "abc"):
         response = kaon_server.admin("GET", "/events", params={"mpid": mpid})
         assert response.status_code == 400 and response.json()["errors"][0]["code"] == "INVALID_REQUEST"
+
+
+def test_each_event_shows_its_batch_context(kaon_server: KaonServer) -> None:
+    """A Segment call's web context (page, campaign, library, locale, ...) and an mParticle batch's device and
+    application info, on the event listing and on the profile's events."""
+    server, tag = kaon_server, uuid.uuid4().hex[:8]
+    context = {"page": {"url": f"https://shop.example/{tag}", "referrer": "https://news.example/", "title": "Shoes"},
+               "campaign": {"source": "news", "medium": "email", "name": "spring", "custom": "x"},
+               "ip": "198.51.100.4", "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0",
+               "locale": "de-DE", "timezone": "Europe/Berlin", "library": {"name": "analytics.js", "version": "2.1"},
+               "traits": {"plan": "pro"}}
+    call = {"userId": f"ctx-{tag}", "event": f"Viewed {tag}", "context": context}
+    assert httpx.post(f"{server.url}/v1/track", json=call, auth=(server.web_key, ""), timeout=30).status_code == 200
+    mparticle = {"environment": "development", "user_identities": {"customer_id": f"mp-{tag}"},
+                 "device_info": {"platform": "iOS", "os_version": "17.1"},
+                 "application_info": {"application_version": "3.2"},
+                 "events": [{"event_type": "custom_event", "data": {"event_name": f"Opened {tag}"}}]}
+    assert accepted(server, mparticle, server.server_key, server.server_secret)
+    eventually(lambda: len(server.events(since="1h", event_name=f"Viewed {tag}")) == 1
+               and len(server.events(since="1h", event_name=f"Opened {tag}")) == 1, timeout=30, what="stored")
+    [viewed] = server.events(since="1h", event_name=f"Viewed {tag}")
+    shown = viewed["context"]
+    assert shown["page"] == {"url": f"https://shop.example/{tag}", "referrer": "https://news.example/",
+                             "title": "Shoes"}
+    assert shown["campaign"] == {"name": "spring", "source": "news", "medium": "email", "other": {"custom": "x"}}
+    assert shown["library"] == {"name": "analytics.js", "version": "2.1"}
+    assert (shown["ip"], shown["locale"], shown["timezone"], shown["traits"]) == (
+        "198.51.100.4", "de-DE", "Europe/Berlin", {"plan": "pro"})
+    assert shown["device_info"]["http_header_user_agent"] == context["userAgent"]
+    [opened] = server.events(since="1h", event_name=f"Opened {tag}")
+    assert opened["context"]["device_info"] == {"platform": "iOS", "os_version": "17.1"}
+    assert opened["context"]["application_info"] == {"application_version": "3.2"}
+    [on_profile] = server.listed(f"/profiles/{viewed['mpid']}/events", "events")
+    assert on_profile["context"] == shown

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from destinations.conformance import DestinationConformance
@@ -13,8 +14,16 @@ from kaon.destinations.outcome import Outcome
 from kaon.model.batch import DeviceInfo
 from kaon.model.events import Product
 from support.capture import VendorCapture
-from support.events import T0, attribute_change, custom, every_kind, purchase, screen
-from support.rudderstack import fixture_case, identify_events, purchase_event, screen_event, segment_fields, track_event
+from support.events import T0, attribute_change, custom, every_kind, on_the_web, purchase, screen, tracked
+from support.rudderstack import (
+    fixture_case,
+    identify_events,
+    kaon_events,
+    purchase_event,
+    screen_event,
+    segment_fields,
+    track_event,
+)
 
 
 class TestAmplitude(DestinationConformance):
@@ -37,6 +46,36 @@ class TestAmplitude(DestinationConformance):
         assert event["time"] == T0 + 1000 and event["insert_id"] == "00000000-0000-4000-8000-000000000001"
         assert event["ip"] == "203.0.113.7" and event["platform"] == "iOS" and event["os_version"] == "17.1"
         assert event["idfa"] == "613ff95e-4b2a-4f86-9a13-7e5f1d3c6d91" and event["app_version"] == "1.2.3"
+
+    def test_web_context_fields(self) -> None:
+        [event] = self.bodies([on_the_web(custom())])[0]["events"]
+        assert (event["ip"], event["platform"], event["language"]) == ("198.51.100.4", "Web", "de-DE")
+        # Amplitude has no campaign or page fields: UTM parameters and the referrer are event properties.
+        assert event["event_properties"] == {
+            "color": "blue", "n": 3, "utm_source": "news", "utm_medium": "email", "utm_campaign": "spring",
+            "utm_term": "shoes", "utm_content": "hero", "utm_adgroup": "a-7", "referrer": "https://news.example/today"}
+        [own] = self.bodies([on_the_web(custom(attributes={"utm_source": "mine"}))])[0]["events"]
+        assert own["event_properties"]["utm_source"] == "mine"
+
+    def test_track_revenue_moves_to_amplitudes_revenue_fields(self) -> None:
+        [event] = self.bodies([tracked(revenue=19.99, currency="EUR", price=9.995, quantity=2, productId="sku-9",
+                                       revenueType="Subscription", plan="pro")])[0]["events"]
+        assert (event["revenue"], event["price"], event["quantity"], event["productId"], event["revenueType"],
+                event["currency"]) == (19.99, 9.995, 2, "sku-9", "Subscription", "EUR")
+        assert event["event_properties"] == {"currency": "EUR", "plan": "pro"}
+        [default] = self.bodies([tracked(revenue="5")])[0]["events"]
+        assert (default["revenue"], default["revenueType"]) == (5.0, "Purchased")
+
+    def test_value_or_price_alone_is_not_revenue(self) -> None:
+        [event] = self.bodies([tracked(value=40, price=10, quantity=3)])[0]["events"]
+        assert not {"revenue", "price", "quantity"} & event.keys()
+        assert event["event_properties"] == {"value": 40, "price": 10, "quantity": 3}
+
+    def test_an_orders_revenue_wins_over_its_total(self) -> None:
+        order = msgspec.structs.replace(purchase(), event=msgspec.structs.replace(purchase().event, data=(
+            msgspec.structs.replace(purchase().event.data, custom_attributes={"revenue": 20.0}))))
+        [event] = self.bodies([order])[0]["events"]
+        assert event["revenue"] == 20.0 and "revenue" not in event["event_properties"]
 
     def test_screen_view_name_is_configurable(self) -> None:
         assert self.bodies([screen()])[0]["events"][0]["event_type"] == "Viewed Home Screen"
@@ -171,3 +210,22 @@ def test_rudderstack_fixture(case: str) -> None:
             [(key, value)] = got["user_properties"]["$set"].items()
             if key in want_event["user_properties"]:  # RudderStack flattens `address`, moves some to $setOnce
                 assert want_event["user_properties"][key] == value
+
+
+@pytest.mark.parametrize("case", ["am_input.json#22", "am_input.json#5", "am_input.json#3"])
+def test_rudderstack_fixture_through_kaons_segment_adapter(case: str) -> None:
+    """Context and revenue as Kaon's own Segment adapter maps the message: the ip, the locale as `language`,
+    and an order's `revenue` (over its `total`), `price`, `quantity` at the top of the event."""
+    fixture = fixture_case("amplitude.json", case)
+    message, [want] = fixture["input"]["message"], fixture["expected"]["body"]["JSON"]["events"]
+    suite = TestAmplitude()
+    settings = suite.destination.parse_settings({"api_key": "abcde"})
+    [request] = suite.destination.transform(kaon_events(message, 0), settings)
+    [got] = json.loads(request.body)["events"]
+    assert got["event_type"] == want["event_type"] or message["type"] == "page"  # RudderStack's page naming
+    for field in ("user_id", "insert_id", "time", "ip", "language", "revenue", "price", "quantity",
+                  "revenueType"):
+        assert got.get(field) == want.get(field), field
+    for key, value in got["event_properties"].items():
+        if key in want["event_properties"] and key != "products":
+            assert value == want["event_properties"][key], key

@@ -15,7 +15,7 @@ from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
 from kaon.model.events import Product
 from support.capture import VendorCapture
-from support.events import attribute_change, custom, every_kind, screen
+from support.events import attribute_change, custom, every_kind, purchase, screen, tracked
 from support.rudderstack import (
     SEGMENT_TRAITS,
     fixture_case,
@@ -54,6 +54,16 @@ class TestBraze(DestinationConformance):
         assert body["attributes"] == [{"external_id": "cust-1", "tier": "platinum"}]
         renamed = self.body([attribute_change(name="$City", value="Paris")])
         assert renamed["attributes"] == [{"external_id": "cust-1", "home_city": "Paris"}]
+
+    def test_revenue_of_a_track_call_stays_an_event_and_an_order_without_products_carries_it(self) -> None:
+        [event] = self.body([tracked(revenue=19.99, currency="EUR")])["events"]
+        assert event["properties"] == {"revenue": 19.99, "currency": "EUR"}  # as in RudderStack's braze fixture #2
+        bare = purchase(attributes={"revenue": 20.0})
+        action = bare.event.data.product_action  # type: ignore[attr-defined]
+        bare = msgspec.structs.replace(bare, event=msgspec.structs.replace(bare.event, data=msgspec.structs.replace(
+            bare.event.data, product_action=msgspec.structs.replace(action, products=None))))
+        [order] = self.body([bare])["events"]
+        assert order["name"] == "Order Completed" and order["properties"]["revenue"] == 20.0  # not the total, 25
 
     def test_anonymous_users_get_an_alias(self) -> None:
         anonymous = msgspec.structs.replace(screen(), user_identities={})

@@ -13,7 +13,7 @@ from kaon.destinations.customerio import destination as cio
 from kaon.destinations.customerio import ulid
 from kaon.destinations.outcome import Outcome
 from support.capture import VendorCapture
-from support.events import T0, attribute_change, custom, every_kind, purchase, screen
+from support.events import T0, attribute_change, custom, every_kind, on_the_web, purchase, screen
 
 BASIC = "Basic " + base64.b64encode(b"site-1:key-1").decode()
 
@@ -39,6 +39,18 @@ class TestCustomerIo(DestinationConformance):
         assert item.device_info is not None
         web = msgspec.structs.replace(item, device_info=msgspec.structs.replace(item.device_info, platform="web"))
         assert json.loads(self.transformed([web])[0].body)["type"] == "page"
+
+    def test_a_web_page_event_is_named_by_its_url(self) -> None:
+        body = json.loads(self.transformed([on_the_web(screen())])[0].body)
+        assert (body["type"], body["name"]) == ("page", "https://shop.example/shoes?utm_source=news")
+        assert body["data"] == {"referrer": "ad", "name": "Home"}
+        own = on_the_web(msgspec.structs.replace(screen(), event=msgspec.structs.replace(screen().event, data=(
+            msgspec.structs.replace(screen().event.data, custom_attributes={"url": "https://shop.example/a"})))))
+        assert json.loads(self.transformed([own])[0].body)["name"] == "https://shop.example/a"
+
+    def test_an_orders_revenue_wins_over_its_total(self) -> None:
+        body = json.loads(self.transformed([purchase(attributes={"revenue": 20.0})])[0].body)
+        assert (body["data"]["total"], body["data"]["revenue"]) == (25.0, 20.0)
 
     def test_purchase_is_order_completed(self) -> None:
         body = json.loads(self.transformed([purchase()])[0].body)

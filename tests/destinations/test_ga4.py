@@ -15,8 +15,8 @@ from kaon.destinations.ga4 import event_name
 from kaon.destinations.outcome import Outcome
 from kaon.model.events import Product
 from support.capture import VendorCapture
-from support.events import T0, attribute_change, custom, every_kind, purchase, screen
-from support.rudderstack import fixture_case, purchase_event, screen_event, segment_ms, track_event
+from support.events import T0, attribute_change, custom, every_kind, on_the_web, purchase, screen, tracked
+from support.rudderstack import fixture_case, kaon_events, purchase_event, screen_event, segment_ms, track_event
 
 
 def one_user(events: list[DeliveryEvent]) -> list[DeliveryEvent]:
@@ -55,6 +55,27 @@ class TestGa4(DestinationConformance):
                                     "shipping": 0.0, "items": [{"item_id": "sku-1", "item_name": "Foo",
                                                                 "item_category": "Toys", "price": 12.5,
                                                                 "quantity": 2, "index": 0}]}
+
+    def test_web_context_as_page_and_campaign_params_and_request_fields(self) -> None:
+        [body] = self.bodies(one_user([on_the_web(custom()), on_the_web(screen())]))
+        clicked, viewed = body["events"]
+        assert clicked["params"] == {
+            "page_location": "https://shop.example/shoes?utm_source=news", "page_referrer": "https://news.example/today",
+            "page_title": "Shoes", "campaign": "spring", "source": "news", "medium": "email", "term": "shoes",
+            "content": "hero", "color": "blue", "n": 3}
+        assert viewed["params"]["page_title"] == "Shoes" and viewed["params"]["screen_name"] == "Home"
+        assert body["ip_override"] == "198.51.100.4"
+        assert body["device"] == {"category": "desktop", "language": "de-DE", "operating_system": "Mac OS X",
+                                  "operating_system_version": "10.15.7", "browser": "Chrome",
+                                  "browser_version": "120.0.0.0", "screen_resolution": "1440x900"}
+
+    def test_value_and_currency_of_custom_events(self) -> None:
+        [body] = self.bodies(one_user([tracked(1, revenue=19.99, currency="EUR"), tracked(2, value=40),
+                                       tracked(3, revenue="7", value=99)]))
+        paid, lead, both = (e["params"] for e in body["events"])
+        assert (paid["value"], paid["currency"]) == (19.99, "EUR")
+        assert (lead["value"], lead["currency"]) == (40.0, "USD")  # Segment: no currency means US dollars
+        assert both["value"] == 7.0  # money made wins over an abstract value
 
     def test_lone_attribute_change_is_skipped(self) -> None:
         assert self.transformed([attribute_change()]) == []
@@ -151,3 +172,20 @@ def test_rudderstack_fixture(case: str) -> None:
                 assert {k: v for k, v in wanted_item.items() if k in item} == item
         elif key not in rudderstack_only:
             assert event["params"][key] == value, key
+
+
+@pytest.mark.parametrize("case", ["ga4.json#87", "ga4.json#77", "ga4.json#15"])
+def test_rudderstack_fixture_through_kaons_segment_adapter(case: str) -> None:
+    """The page (`page_location`, `page_referrer`, `page_title`) on any event, and `value` and `currency`, through
+    Kaon's own Segment adapter, as RudderStack sends them."""
+    fixture = fixture_case("ga4.json", case)
+    message, want = fixture["input"]["message"], fixture["expected"]["body"]["JSON"]
+    destination = TestGa4().destination
+    settings = destination.parse_settings({"measurement_id": "G-T40PE6BET4", "api_secret": "dummyApiSecret"})
+    [request] = destination.transform(kaon_events(message, 0), settings)
+    [event], [wanted] = json.loads(request.body)["events"], want["events"]
+    compared = ("page_location", "page_referrer", "page_title", "value", "currency")
+    assert [k for k in compared if k in wanted["params"]], "the case must carry context or money to compare"
+    for key in compared:
+        if key in wanted["params"]:
+            assert event["params"].get(key) == wanted["params"][key], key

@@ -43,6 +43,10 @@ class TestIterable(DestinationConformance):
                        "categories": ["Toys"]}],
             "total": 25.0, "createdAt": (T0 + 3000) // 1000, "dataFields": {"currency": "USD", "order_id": "T-1"}}
 
+    def test_a_purchases_total_is_its_revenue_when_sent(self) -> None:
+        [request] = self.transformed([purchase(attributes={"revenue": 20.0})])
+        assert json.loads(request.body)["total"] == 20.0
+
     def test_attribute_change_goes_to_bulk_update(self) -> None:
         [request] = self.transformed([attribute_change()])
         assert request.url == "http://vendor.test/api/users/bulkUpdate"

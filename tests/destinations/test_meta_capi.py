@@ -17,10 +17,9 @@ from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.meta_capi import destination as meta
 from kaon.destinations.meta_capi import user_data
 from kaon.destinations.outcome import Outcome
-from kaon.model.segment import decode_segment, to_batches
 from support.capture import VendorCapture
-from support.events import T0, attribute_change, custom, every_kind, purchase, screen
-from support.rudderstack import read_cases
+from support.events import T0, attribute_change, custom, every_kind, on_the_web, purchase, screen, tracked
+from support.rudderstack import kaon_events, read_cases
 
 FIXTURES = "facebook_conversions.json"
 NOW_S = T0 // 1000 + 3600
@@ -46,6 +45,36 @@ class TestMetaCapi(DestinationConformance):
     def data(self, events: list[DeliveryEvent], **settings: Any) -> list[dict[str, Any]]:
         parsed = meta.parse_settings({**self.settings("http://vendor.test"), **settings})
         return [e for r in meta.transform(events, parsed) for e in json.loads(r.body)["data"]]
+
+    def test_web_events_carry_the_page_agent_and_ip(self) -> None:
+        [event] = self.data([on_the_web(custom())])
+        assert event["action_source"] == "website"
+        assert event["event_source_url"] == "https://shop.example/shoes?utm_source=news"
+        assert event["user_data"]["client_user_agent"].startswith("Mozilla/5.0 (Macintosh")
+        assert event["user_data"]["client_ip_address"] == "198.51.100.4"
+        # A page call's own `url` property is the page it reports.
+        [own] = self.data([on_the_web(custom(attributes={"url": "https://shop.example/other"}))])
+        assert own["event_source_url"] == "https://shop.example/other"
+
+    def test_click_and_browser_ids(self) -> None:
+        flagged = custom()
+        flagged = msgspec.structs.replace(flagged, event=msgspec.structs.replace(flagged.event, data=(
+            msgspec.structs.replace(flagged.event.data, custom_flags={"Facebook.ClickId": "fb.1.1700.abc",
+                                                                       "Facebook.BrowserId": "fb.1.1700.42"}))))
+        [event] = self.data([flagged])  # the mParticle web SDK's captured ids
+        assert (event["user_data"]["fbc"], event["user_data"]["fbp"]) == ("fb.1.1700.abc", "fb.1.1700.42")
+        web = on_the_web(custom())
+        page = msgspec.structs.replace(web.context.page, url="https://shop.example/?fbclid=IwAR-x")  # type: ignore
+        clicked = msgspec.structs.replace(web, context=msgspec.structs.replace(web.context, page=page))
+        [from_url] = self.data([clicked])
+        assert from_url["user_data"]["fbc"] == f"fb.1.{clicked.timestamp_ms}.IwAR-x"
+
+    def test_value_and_currency_of_custom_events(self) -> None:
+        paid, lead, plain = self.data([tracked(1, revenue="19.99", currency="EUR"), tracked(2, value=40),
+                                       tracked(3, plan="pro")])
+        assert (paid["custom_data"]["value"], paid["custom_data"]["currency"]) == (19.99, "EUR")
+        assert (lead["custom_data"]["value"], lead["custom_data"]["currency"]) == (40.0, "USD")
+        assert "value" not in plain["custom_data"]
 
     def test_custom_event_with_hashed_user_data(self) -> None:
         [event] = self.data([custom()])
@@ -163,16 +192,7 @@ STANDARD = {"Purchase", "AddToCart", "ViewContent", "InitiateCheckout", "Search"
 
 def fixture_events(message: dict[str, Any]) -> list[DeliveryEvent]:
     """The input adapter: a RudderStack message through Kaon's Segment front door into DeliveryEvents."""
-    message = dict(message)
-    # The transformer reads `timestamp`, falling back to `originalTimestamp` (rudder-server fills it in).
-    message.setdefault("timestamp", message.get("originalTimestamp"))
-    payload = decode_segment(message["type"], json.dumps(message).encode())
-    return [DeliveryEvent(event_id=0, workspace_id="ws", input_id="in", mpid=None, event=event,
-                          source_message_id=event.data.source_message_id or "",
-                          timestamp_ms=event.data.timestamp_unixtime_ms or 0, ip=batch.ip,
-                          user_identities=batch.user_identities or {}, user_attributes=batch.user_attributes,
-                          device_info=batch.device_info)
-            for batch in to_batches(payload, FIXTURE_NOW_S * 1000, None) for event in batch.events]
+    return kaon_events(message, FIXTURE_NOW_S * 1000, mpid=None)
 
 
 def fixture_cases() -> list[Any]:
@@ -218,6 +238,13 @@ def test_matches_rudderstack_fixture_on_vendor_facts(case: dict[str, Any], monke
         assert got["user_data"]["external_id"] == want["user_data"]["external_id"]
     if want["event_name"] in {"Purchase", "AddToCart", "InitiateCheckout"} and "value" in want["custom_data"]:
         assert got["custom_data"]["currency"] == want["custom_data"]["currency"]
+    if want["event_name"] == "Purchase":
+        assert got["custom_data"]["value"] == want["custom_data"]["value"]  # #17: its revenue, not its total
+    # The page the event came from (a URL: RudderStack also passes `url: "jkl"` on), and its click id (#38).
+    wanted_url = want.get("event_source_url", "")
+    assert got.get("event_source_url") == (wanted_url if wanted_url.startswith(("http://", "https://")) else None)
+    if "fbc" not in message.get("context", {}):  # RudderStack's own `context.fbc` / `context.fbp` (#19, #20)
+        assert got["user_data"].get("fbc") == want["user_data"].get("fbc")
 
 
 def test_identify_fixture_hashes_agree_except_names() -> None:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from destinations.conformance import DestinationConformance
@@ -13,8 +14,15 @@ from kaon.delivery.send import send
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
 from support.capture import VendorCapture
-from support.events import T0, attribute_change, custom, every_kind, purchase, screen
-from support.rudderstack import SEGMENT_TRAITS, fixture_case, identify_events, segment_fields, track_event
+from support.events import T0, attribute_change, custom, every_kind, on_the_web, purchase, screen, tracked
+from support.rudderstack import (
+    SEGMENT_TRAITS,
+    fixture_case,
+    identify_events,
+    kaon_events,
+    segment_fields,
+    track_event,
+)
 
 
 class TestMixpanel(DestinationConformance):
@@ -38,6 +46,34 @@ class TestMixpanel(DestinationConformance):
         assert properties["$insert_id"] == "00000000-0000-4000-8000-000000000001"
         assert properties["color"] == "blue" and properties["$device_id"] == "8675310"
         assert properties["ip"] == "203.0.113.7" and properties["$os"] == "iOS"
+
+    def test_web_context_as_mixpanels_default_properties(self) -> None:
+        [record] = self.records([on_the_web(custom())])
+        properties = record["properties"]
+        assert {k: properties[k] for k in (
+            "$current_url", "$referrer", "$referring_domain", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+            "utm_content", "ip", "$os", "$os_version", "$browser", "$browser_version", "mp_lib", "$lib_version",
+            "$screen_width", "$screen_height")} == {
+            "$current_url": "https://shop.example/shoes?utm_source=news", "$referrer": "https://news.example/today",
+            "$referring_domain": "news.example", "utm_source": "news", "utm_medium": "email",
+            "utm_campaign": "spring", "utm_term": "shoes", "utm_content": "hero", "ip": "198.51.100.4",
+            "$os": "Mac OS X", "$os_version": "10.15.7", "$browser": "Chrome", "$browser_version": "120.0.0.0",
+            "mp_lib": "analytics.js", "$lib_version": "next-1.70.0", "$screen_width": 1440, "$screen_height": 900}
+        assert properties["color"] == "blue"
+        [own] = self.records([on_the_web(custom(attributes={"utm_source": "mine"}))])
+        assert own["properties"]["utm_source"] == "mine"  # the event's own properties win
+
+    def test_revenue_is_a_number_and_refunds_are_negative(self) -> None:
+        [record] = self.records([tracked(revenue="19.99", currency="EUR")])
+        assert (record["properties"]["revenue"], record["properties"]["currency"]) == (19.99, "EUR")
+        [lead] = self.records([tracked(value=40)])
+        assert "revenue" not in lead["properties"] and lead["properties"]["value"] == 40
+        order = purchase()
+        refund = msgspec.structs.replace(order, event=msgspec.structs.replace(order.event, data=msgspec.structs.replace(
+            order.event.data, product_action=msgspec.structs.replace(order.event.data.product_action,
+                                                                     action="refund"))))
+        [bought, returned] = self.records([order, refund])
+        assert (bought["properties"]["revenue"], returned["properties"]["revenue"]) == (25.0, -25.0)
 
     def test_service_account_auth_adds_project_id(self) -> None:
         parsed = self.destination.parse_settings({**self.settings("http://vendor.test"), "project_id": "42",
@@ -139,3 +175,24 @@ def test_rudderstack_fixture(case: str, settings: dict[str, Any]) -> None:
             if key in wanted["$set"]:  # RudderStack also renames firstName etc. by its own trait names
                 assert wanted["$set"][key] == value
         assert {k for r in got for k in r["$set"]} >= {"$city", "$country_code", "$first_name", "$last_name"}
+
+
+@pytest.mark.parametrize("case", ["mp_input.json#6", "mp_input.json#0", "mp_input.json#20", "mp_input.json#48"])
+def test_rudderstack_fixture_through_kaons_segment_adapter(case: str) -> None:
+    """Context and revenue through Kaon's own Segment adapter: `$current_url`, `ip`, `mp_lib`, `$browser`,
+    `revenue`, `currency` as RudderStack sends them (compared where both send the field)."""
+    fixture = fixture_case("mixpanel.json", case)
+    message = fixture["input"]["message"]
+    expected = fixture["expected"] if isinstance(fixture["expected"], list) else [fixture["expected"]]
+    [want] = [r for e in expected if e["endpoint"].endswith(("/track/", "/import/"))
+              for r in json.loads(e["body"]["JSON_ARRAY"]["batch"])]
+    destination = TestMixpanel().destination
+    settings = destination.parse_settings({"project_token": "dummyApiKey"})
+    records = [r for q in destination.transform(kaon_events(message, 0), settings) if "/import" in q.url
+               for r in json.loads(q.body)]
+    [got] = records
+    compared = ("$current_url", "ip", "mp_lib", "$browser", "$browser_version", "revenue", "currency", "$referrer")
+    assert [k for k in compared if k in want["properties"]], "the case must carry context to compare"
+    for key in compared:
+        if key in want["properties"]:
+            assert got["properties"].get(key) == want["properties"][key], key

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from destinations.conformance import DestinationConformance
-from support.events import custom, every_kind
+from support.events import custom, every_kind, on_the_web
 
 
 class TestWebhook(DestinationConformance):
@@ -24,6 +24,21 @@ class TestWebhook(DestinationConformance):
         assert body["mpid"] == "8675310" and body["user_identities"]["customer_id"] == "cust-1"
         assert requests[0].headers["X-Team"] == "growth"
         assert requests[0].headers["Idempotency-Key"] == "00000000-0000-4000-8000-000000000001"
+
+    def test_the_whole_context_rides_along(self) -> None:
+        body = json.loads(self.transformed([on_the_web(custom())])[0].body)
+        assert body["context"] == {
+            "ip": "198.51.100.4",
+            "device_info": {"platform": "web", "locale_language": "de", "locale_country": "DE",
+                            "screen_height": 900, "screen_width": 1440,
+                            "http_header_user_agent": body["context"]["device_info"]["http_header_user_agent"]},
+            "page": {"url": "https://shop.example/shoes?utm_source=news", "path": "/shoes",
+                     "referrer": "https://news.example/today", "title": "Shoes", "search": "?utm_source=news"},
+            "campaign": {"name": "spring", "source": "news", "medium": "email", "term": "shoes", "content": "hero",
+                         "other": {"adgroup": "a-7"}},
+            "library": {"name": "analytics.js", "version": "next-1.70.0"},
+            "locale": "de-DE", "timezone": "Europe/Berlin"}
+        assert body["context"]["device_info"]["http_header_user_agent"].startswith("Mozilla/5.0")
 
     def test_signature_is_hmac_sha256_of_timestamp_and_body(self) -> None:
         request = self.transformed([custom()])[0]

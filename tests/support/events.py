@@ -1,7 +1,10 @@
 """Builders of DeliveryEvents for destination tests: one per event kind a destination must map."""
 
+import msgspec
+
 from kaon.destinations.event import DeliveryEvent
-from kaon.model.batch import ApplicationInfo, DeviceInfo
+from kaon.model.batch import ApplicationInfo, BatchContext, DeviceInfo
+from kaon.model.context import CampaignContext, LibraryContext, PageContext
 from kaon.model.events import (
     CommerceEvent,
     CommerceEventData,
@@ -16,6 +19,22 @@ from kaon.model.events import (
 )
 
 T0 = 1_795_600_000_000  # 2026-11-25, a fixed clock for reproducible payloads
+CHROME_MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0.0.0 Safari/537.36")
+# A browser's context, as the Segment adapter makes it of analytics.js's `context`.
+WEB = dict(
+    ip="198.51.100.4",
+    device_info=DeviceInfo(platform="web", http_header_user_agent=CHROME_MAC, locale_language="de",
+                           locale_country="DE", screen_width=1440, screen_height=900),
+    application_info=None,
+    context=BatchContext(
+        page=PageContext(url="https://shop.example/shoes?utm_source=news", path="/shoes",
+                         referrer="https://news.example/today", title="Shoes", search="?utm_source=news"),
+        campaign=CampaignContext(name="spring", source="news", medium="email", term="shoes", content="hero",
+                                 other={"adgroup": "a-7"}),
+        library=LibraryContext(name="analytics.js", version="next-1.70.0"), locale="de-DE",
+        timezone="Europe/Berlin"),
+)
 
 
 def _event(n: int, event: object, **context: object) -> DeliveryEvent:
@@ -45,8 +64,9 @@ def screen(n: int = 2, name: str = "Home") -> DeliveryEvent:
         source_message_id=f"00000000-0000-4000-8000-{n:012d}")))
 
 
-def purchase(n: int = 3) -> DeliveryEvent:
-    return _event(n, CommerceEvent(data=CommerceEventData(
+def purchase(n: int = 3, attributes: dict[str, object] | None = None) -> DeliveryEvent:
+    """An Order Completed of total 25.0 (USD); `attributes` are its other properties (e.g. a `revenue`)."""
+    return _event(n, CommerceEvent(data=CommerceEventData(custom_attributes=attributes,  # type: ignore[arg-type]
         product_action=ProductAction(action="purchase", transaction_id="T-1", total_amount=25.0, tax_amount=0.5,
                                      shipping_amount=0.0, products=[
                                          Product(id="sku-1", name="Foo", category="Toys", price=12.5, quantity=2)]),
@@ -63,3 +83,13 @@ def attribute_change(n: int = 4, name: str = "tier", value: str = "platinum") ->
 
 def every_kind() -> list[DeliveryEvent]:
     return [custom(), screen(), purchase(), attribute_change()]
+
+
+def on_the_web(item: DeliveryEvent) -> DeliveryEvent:
+    """`item` as sent from a browser through analytics.js (the context in `WEB`)."""
+    return msgspec.structs.replace(item, **WEB)  # type: ignore[arg-type]
+
+
+def tracked(n: int = 5, name: str = "Signed Up", **properties: object) -> DeliveryEvent:
+    """A track call's custom event with `properties` (Segment's reserved `revenue`, `currency`, `value`, ...)."""
+    return custom(n, name=name, attributes=dict(properties))

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.event import DeliveryEvent, batch_event
 from kaon.model import events as model
+from kaon.model.segment import decode_segment, to_batches
 
 FIXTURES = Path("/work/shared/conformance/rudderstack")
 
@@ -71,3 +72,22 @@ def identify_events(message: dict[str, Any], fields: dict[str, Any],
     renames = renames or {}
     return [DeliveryEvent(event_id=n, event=model.UserAttributeChange(data=model.UserAttributeChangeData(
         user_attribute_name=renames.get(k, k), new=v)), **fields) for n, (k, v) in enumerate(traits.items())]
+
+
+def kaon_events(message: dict[str, Any], received_ms: int, mpid: int | None = 1) -> list[DeliveryEvent]:
+    """The input adapter with Kaon's own parts: the message through the Segment front door's decoder and
+    adapter (context, revenue and all) into the DeliveryEvents fan-out makes of its batches; `mpid` stands in
+    for identity resolution."""
+    message = dict(message)
+    # The transformer reads `timestamp`, falling back to `originalTimestamp` (rudder-server fills it in).
+    message.setdefault("timestamp", message.get("originalTimestamp"))
+    if not (message.get("userId") or message.get("anonymousId")):
+        message["anonymousId"] = message.get("rudderId")  # RudderStack's own id for the anonymous user
+    payload = decode_segment(message["type"], json.dumps(message).encode())
+    out = []
+    # RudderStack's `request_ip` is the sender's address, which Kaon's door records as the entry's ip.
+    for batch in to_batches(payload, received_ms, message.get("request_ip")):
+        batch.mpid = mpid
+        out += [batch_event(batch, i, event_id=len(out) + i, workspace_id="ws", input_id="in", received_ms=received_ms)
+                for i in range(len(batch.events))]
+    return out

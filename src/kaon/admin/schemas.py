@@ -27,6 +27,12 @@ class EventOut(BaseModel):
     mpid: str | None
     environment: str
     data: dict[str, Any]
+    context: dict[str, Any] | None = Field(default=None, description=(
+        "The context of the event's batch, as stored: `ip`, `device_info` (platform, user agent as "
+        "`http_header_user_agent`, os version, model, screen, locale, ...), `application_info`, and what mParticle's "
+        "batch has no field for: `page` (url, path, referrer, title, search), `campaign` (name, source, medium, term, "
+        "content, other), `library` (name, version), `referrer`, `locale`, `timezone`, `os_name`, `location`, "
+        "`traits` (a non-identify call's `context.traits`), `data_plan`. Absent parts are left out."))
 
 
 class EventPage(BaseModel):

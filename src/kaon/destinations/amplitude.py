@@ -9,6 +9,7 @@ from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, UserAttributeChangeData
+from kaon.model.revenue import Revenue, revenue_of
 
 _encoder = msgspec.json.Encoder()
 
@@ -26,6 +27,10 @@ ACTION_NAMES = {"purchase": "Order Completed", "refund": "Order Refunded", "add_
                 "remove_from_cart": "Product Removed", "checkout": "Checkout Started", "view_detail": "Product Viewed",
                 "click": "Product Clicked", "add_to_wishlist": "Product Added to Wishlist",
                 "remove_from_wishlist": "Product Removed from Wishlist", "checkout_option": "Checkout Option"}
+# mParticle's platform names as Amplitude spells them.
+PLATFORMS = {"web": "Web", "ios": "iOS", "android": "Android"}
+# Revenue attributes Amplitude takes at the top of an event (they move out of `event_properties`).
+REVENUE_ATTRIBUTES = ("revenue", "price", "quantity", "productId", "product_id", "revenueType", "revenue_type")
 
 
 class AmplitudeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -63,7 +68,7 @@ def _device_id(item: DeliveryEvent) -> str | None:
 
 
 def _context(item: DeliveryEvent) -> dict[str, Any]:
-    """The fields Amplitude keeps per event: identity, time, dedup key, device and app."""
+    """The fields Amplitude keeps per event: identity, time, dedup key, device, app and location."""
     out: dict[str, Any] = {"time": item.timestamp_ms, "insert_id": item.source_message_id}
     if user_id := item.identity("customer_id"):
         out["user_id"] = user_id
@@ -71,21 +76,63 @@ def _context(item: DeliveryEvent) -> dict[str, Any]:
         out["device_id"] = device_id
     if item.ip:
         out["ip"] = item.ip
+    context = item.context
     if (device := item.device_info) is not None:
-        for key, value in (("platform", device.platform), ("os_name", device.platform),
+        platform = PLATFORMS.get((device.platform or "").lower(), device.platform)
+        os_name = (context.os_name if context is not None else None) or platform
+        for key, value in (("platform", platform), ("os_name", os_name),
                            ("os_version", device.os_version), ("device_model", device.device_model),
                            ("device_manufacturer", device.device_manufacturer), ("device_brand", device.brand),
-                           ("carrier", device.network_carrier), ("language", device.locale_language),
+                           ("carrier", device.network_carrier),
                            ("idfa", device.ios_advertising_id), ("idfv", device.ios_idfv),
                            ("adid", device.android_advertising_id), ("android_id", device.android_uuid)):
             if value:
                 out[key] = value
+    if language := item.locale:
+        out["language"] = language
     if item.application_info is not None and item.application_info.application_version:
         out["app_version"] = item.application_info.application_version
-    location = item.event.data.location
+    place = context.location if context is not None else None
+    if place is not None:
+        # Sent, they replace what Amplitude would look up from the ip.
+        for key, value in (("country", place.country_code), ("region", place.region_code),
+                           ("city", place.city_name)):
+            if value:
+                out[key] = value
+    location = item.event.data.location or place
     if location is not None and location.latitude is not None and location.longitude is not None:
         out["location_lat"], out["location_lng"] = location.latitude, location.longitude
     return out
+
+
+def _properties(item: DeliveryEvent, properties: dict[str, Any]) -> dict[str, Any]:
+    """Event properties plus the campaign (`utm_*`) and the page's referrer: Amplitude has no fields for them.
+    The event's own properties win."""
+    web: dict[str, Any] = item.campaign.utm() if item.campaign is not None else {}
+    if item.page is not None and item.page.referrer:
+        web["referrer"] = item.page.referrer
+    return {**web, **properties}
+
+
+def _revenue_fields(found: Revenue | None, properties: dict[str, Any]) -> dict[str, Any]:
+    """Amplitude's revenue fields (`revenue`, `price`, `quantity`, `productId`, `revenueType`, `currency`),
+    moved out of `properties`; none unless the event made money (a `price` alone would count as revenue)."""
+    if found is None or found.revenue is None:
+        return {}
+    for key in REVENUE_ATTRIBUTES:
+        properties.pop(key, None)
+    sign = -1 if found.refund else 1
+    fields: dict[str, Any] = {"revenue": sign * found.revenue,
+                              "revenueType": found.revenue_type or ("Refund" if found.refund else "Purchased")}
+    if found.price is not None:
+        fields["price"] = sign * found.price
+    if found.quantity is not None:
+        fields["quantity"] = int(found.quantity)
+    if found.product_id:
+        fields["productId"] = found.product_id
+    if found.currency:
+        fields["currency"] = found.currency
+    return fields
 
 
 def _commerce(item: DeliveryEvent, data: CommerceEventData, settings: AmplitudeSettings) -> list[dict[str, Any]]:
@@ -102,25 +149,26 @@ def _commerce(item: DeliveryEvent, data: CommerceEventData, settings: AmplitudeS
                            ("variant", p.variant), ("price", p.price), ("quantity", p.quantity)) if v is not None}
         for p in products]
     properties.update(item.attributes())
-    main: dict[str, Any] = {**_context(item), "event_type": ACTION_NAMES.get(action.action, data.event_name
-                                                                             or f"Product {action.action}"),
-                            "event_properties": properties}
+    name = ACTION_NAMES.get(action.action, data.event_name or f"Product {action.action}")
     if action.action not in ("purchase", "refund"):
-        return [main]
+        return [{**_context(item), "event_type": name, "event_properties": _properties(item, properties)}]
     sign = -1 if action.action == "refund" else 1
     revenue_type = "Purchased" if sign == 1 else "Refund"
     if not settings.track_revenue_per_product:
-        if action.total_amount is not None:
-            main.update(revenue=sign * action.total_amount, revenueType=revenue_type)
-        return [main]
-    out = [main]
+        fields = _revenue_fields(revenue_of(item.event), properties)
+        return [{**_context(item), "event_type": name, "event_properties": _properties(item, properties), **fields}]
+    for key in REVENUE_ATTRIBUTES:  # the products carry the revenue
+        properties.pop(key, None)
+    out = [{**_context(item), "event_type": name, "event_properties": _properties(item, properties)}]
     for n, product in enumerate(products):
         each = {**_context(item), "event_type": "Product Purchased" if sign == 1 else "Product Refunded",
                 "insert_id": f"{item.source_message_id}-{n}", "revenueType": revenue_type,
                 "price": sign * (product.price or 0.0), "quantity": int(product.quantity or 1),
-                "event_properties": out[0]["event_properties"]["products"][n]}
+                "event_properties": properties["products"][n]}
         if product.id:
             each["productId"] = product.id
+        if data.currency_code:
+            each["currency"] = data.currency_code
         out.append(each)
     return out
 
@@ -133,10 +181,13 @@ def amplitude_events(item: DeliveryEvent, settings: AmplitudeSettings) -> list[d
     """The Amplitude events for one canonical event ([] when it has no Amplitude equivalent)."""
     data = item.event.data
     if isinstance(data, CustomEventData):
-        return [{**_context(item), "event_type": data.event_name, "event_properties": item.attributes()}]
+        properties = item.attributes()
+        fields = _revenue_fields(revenue_of(item.event), properties)
+        return [{**_context(item), "event_type": data.event_name, "event_properties": _properties(item, properties),
+                 **fields}]
     if isinstance(data, ScreenViewData):
         return [{**_context(item), "event_type": settings.screen_event_name.replace("{name}", data.screen_name),
-                 "event_properties": item.attributes()}]
+                 "event_properties": _properties(item, item.attributes())}]
     if isinstance(data, CommerceEventData):
         return _commerce(item, data, settings)
     if isinstance(data, UserAttributeChangeData):
@@ -163,9 +214,13 @@ class Amplitude(Destination):
         "valid); 413 → retry (requests are already split below the limit); 429 → retry after `Retry-After` or "
         "30 s; 5xx → retry.")
     mapping_notes = (
-        ("custom event", "event with `event_type` = event name, `event_properties` = attributes"),
+        ("custom event", "event with `event_type` = event name, `event_properties` = attributes; a `revenue` "
+                         "attribute (Segment's reserved property) moves to the top with `price`, `quantity`, "
+                         "`productId`, `revenueType` (default `Purchased`) and `currency`; `value` or `price` alone "
+                         "are not revenue and stay properties"),
         ("screen view", "event `Viewed <screen> Screen` (setting `screen_event_name`)"),
-        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (negative for refunds),"
+        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (the order's `revenue` "
+                                        "when sent, else its total; negative for refunds),"
                                         " `revenueType`, products in `event_properties`; per-product "
                                         "`Product Purchased` events with `price`, `quantity`, `productId` when "
                                         "`track_revenue_per_product`"),
@@ -173,6 +228,13 @@ class Amplitude(Destination):
         ("user attribute change", "`$identify` with `user_properties` `$set` (or `$unset` when deleted); "
                                   "reserved `$firstname` etc. become `first_name`, ..."),
         ("identity", "`user_id` = customer_id; `device_id` = Amplitude device id, IDFV, Android id, else mpid"),
+        ("context (every event)", "`ip`, `platform` (`Web`, `iOS`, `Android`), `os_name` (the os name, else the "
+                                  "platform), `os_version`, `device_model`, `device_manufacturer`, `carrier`, "
+                                  "`language` (the locale as sent, `de-DE`), `app_version`, `country`/`region`/`city` "
+                                  "and `location_lat`/`_lng` from the batch's location; Amplitude has no campaign or "
+                                  "page fields, so `utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, "
+                                  "`utm_content` (and other campaign keys as `utm_<key>`) and the page's `referrer` "
+                                  "are event properties (the event's own properties win)"),
         ("other event types", "skipped"),
     )
 

@@ -11,6 +11,7 @@ from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, UserAttributeChangeData
+from kaon.model.revenue import revenue_of
 
 _encoder = msgspec.json.Encoder()
 
@@ -79,8 +80,9 @@ def _commerce(item: DeliveryEvent, data: CommerceEventData, user: dict[str, Any]
                                         if v is not None}}}
             for p in products[:MAX_PER_KIND]]}
     properties: dict[str, Any] = {**order, **item.attributes()}
-    if action.total_amount is not None:
-        properties["revenue"] = action.total_amount
+    money = revenue_of(item.event)  # an order's `revenue` when sent, else its total
+    if money is not None and money.revenue is not None:
+        properties["revenue"] = money.revenue
     if data.currency_code:
         properties["currency"] = data.currency_code
     name = ACTION_NAMES.get(action.action, data.event_name or f"Product {action.action}")
@@ -124,11 +126,12 @@ class Braze(Destination):
         "`failed_indices`; 429 → retry after `Retry-After` or `X-RateLimit-Reset`; 5xx → retry; other 4xx "
         "(fatal: bad key, malformed body) → abort.")
     mapping_notes = (
-        ("custom event", "`events[]` {name, time (ISO-8601), properties = attributes}"),
+        ("custom event", "`events[]` {name, time (ISO-8601), properties = attributes}; a track call's `revenue` "
+                         "stays a property (only orders are Braze purchases)"),
         ("screen view", "`events[]` named `Viewed <screen> Screen` (setting `screen_event_name`)"),
         ("commerce: purchase", "one `purchases[]` entry per product {product_id (id, else name), currency, price, "
                                "quantity (1 to 100), time, properties}; a purchase without products becomes an "
-                               "`Order Completed` event"),
+                               "`Order Completed` event with `revenue` (its `revenue` when sent, else its total)"),
         ("commerce: other actions", "`events[]` with Segment-spec names (`Order Refunded`, `Product Added`, ...)"),
         ("user attribute change", "`attributes[]` with the attribute (null when deleted); reserved attributes "
                                   "become `first_name`, `last_name`, `home_city`, `country`, `gender`, `phone`"),

@@ -13,6 +13,7 @@ from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import SendPolicy
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, UserAttributeChangeData
+from kaon.model.revenue import revenue_of
 from kaon.model.segment_commerce import PRODUCT_ACTIONS
 
 US_HOST: Final = "https://track.customer.io"
@@ -86,12 +87,14 @@ def person(item: DeliveryEvent) -> dict[str, Any]:
     return body
 
 
-def commerce_data(data: CommerceEventData) -> dict[str, Any]:
+def commerce_data(item: DeliveryEvent, data: CommerceEventData) -> dict[str, Any]:
     action = data.product_action
     out: dict[str, Any] = dict(data.custom_attributes or {})
+    money = revenue_of(item.event)
     if action is not None:
         out.update({k: v for k, v in (("order_id", action.transaction_id), ("total", action.total_amount),
-                                      ("revenue", action.total_amount), ("tax", action.tax_amount),
+                                      ("revenue", money.revenue if money is not None else None),
+                                      ("tax", action.tax_amount),
                                       ("shipping", action.shipping_amount), ("coupon", action.coupon_code),
                                       ("affiliation", action.affiliation)) if v is not None})
         out["products"] = [{k: v for k, v in (("product_id", p.id), ("sku", p.id), ("name", p.name),
@@ -123,9 +126,12 @@ class CustomerIo(Destination):
                                         "skipped without a customer ID"),
         ("custom event", "`POST /api/v1/customers/{customer_id}/events` `{name, type: \"event\", data, "
                          "timestamp (s), id}`"),
-        ("screen view", "the same with `type: \"screen\"` (`\"page\"` from web), `name` = screen name"),
+        ("screen view", "the same with `type: \"screen\"` and `name` = screen name; from web `type: \"page\"` named "
+                        "by the page's URL (its `url` property, else the page the call came from: Customer.io "
+                        "segments page views by URL), the screen name as `data.name`"),
         ("commerce", "an event named per the Segment spec (`Order Completed`, `Product Added`, …) with "
-                     "`order_id`, `total`, `revenue`, `tax`, `shipping`, `currency`, `products[]` in `data`"),
+                     "`order_id`, `total`, `revenue` (the order's `revenue` when sent, else its total), `tax`, "
+                     "`shipping`, `currency`, `products[]` in `data`"),
         ("anonymous user", "events go to `POST /api/v1/events` with the mpid as `anonymous_id`"),
         ("every event", "`id` is a ULID derived from the event time and message id, so a retry is deduplicated"),
     )
@@ -168,11 +174,16 @@ class CustomerIo(Destination):
         elif isinstance(data, ScreenViewData):
             web = item.device_info is not None and (item.device_info.platform or "").lower() == "web"
             name, kind, fields = data.screen_name, "page" if web else "screen", item.attributes()
+            url = fields.get("url") if isinstance(fields.get("url"), str) else item.page.url if item.page else None
+            if web and url:
+                # Customer.io segments page views by the URL visited: a page event is named by its URL.
+                name = url
+                fields.setdefault("name", data.screen_name)
         elif isinstance(data, CommerceEventData) and data.product_action is not None:
             found = COMMERCE_NAMES.get(data.product_action.action)
             if found is None:
                 return None
-            name, kind, fields = found, "event", commerce_data(data)
+            name, kind, fields = found, "event", commerce_data(item, data)
         else:
             return None
         return {"name": name, "type": kind, "data": fields, "timestamp": item.timestamp_ms // 1000,

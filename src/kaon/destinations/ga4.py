@@ -10,7 +10,9 @@ import msgspec
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http
+from kaon.destinations.useragent import parse
 from kaon.model.events import CommerceEventData, CustomEventData, Product, ScreenViewData, UserAttributeChangeData
+from kaon.model.revenue import revenue_of
 
 _encoder = msgspec.json.Encoder()
 
@@ -86,34 +88,80 @@ def _item(index: int, product: Product) -> dict[str, Any]:
     return {k: v for k, v in found if v is not None}
 
 
+def _web_params(item: DeliveryEvent) -> dict[str, Any]:
+    """The page (`page_location`, `page_referrer`, `page_title`) and campaign (`campaign_id`, `campaign`,
+    `source`, `medium`, `term`, `content`: the `campaign_details` names) as event parameters."""
+    out: dict[str, Any] = {}
+    if (page := item.page) is not None:
+        out.update(page_location=page.url, page_referrer=page.referrer, page_title=page.title)
+    if (campaign := item.campaign) is not None:
+        out.update(campaign_id=(campaign.other or {}).get("id"), campaign=campaign.name, source=campaign.source,
+                   medium=campaign.medium, term=campaign.term, content=campaign.content)
+    return {k: v[:100] if isinstance(v, str) else v for k, v in out.items() if v}
+
+
+def _money(item: DeliveryEvent) -> dict[str, Any]:
+    """`value` and `currency` (US dollars unless sent: Segment's rule; GA4 needs a currency with a value)."""
+    found = revenue_of(item.event)
+    if found is None or found.value is None:
+        return {}
+    return {"value": found.value, "currency": found.currency_or_default}
+
+
 def ga4_event(item: DeliveryEvent) -> dict[str, Any] | None:
     """`{name, params}` for one canonical event (None when GA4 cannot take it as an event)."""
     data = item.event.data
-    session = {"session_id": data.session_id}
+    standard: dict[str, Any] = {"session_id": data.session_id, **_web_params(item)}
     if isinstance(data, CustomEventData):
         name = event_name(data.event_name)
-        return None if name is None else {"name": name, "params": _params(item.attributes(), session)}
+        return None if name is None else {"name": name, "params": _params(item.attributes(), {
+            **standard, **_money(item)})}
     if isinstance(data, ScreenViewData):
-        # `screen_view` is reserved for the Measurement Protocol: a screen is a page view titled by its name.
+        # `screen_view` is reserved for the Measurement Protocol: a screen is a page view titled by its name
+        # (a page's own title wins).
         return {"name": "page_view", "params": _params(item.attributes(), {
-            **session, "page_title": data.screen_name, "screen_name": data.screen_name})}
+            "page_title": data.screen_name, **standard, "screen_name": data.screen_name})}
     if isinstance(data, CommerceEventData) and data.product_action is not None:
         action = data.product_action
         name = ACTION_NAMES.get(action.action)
         if name is None:
             return None
         products = action.products or []
-        value = action.total_amount
-        if value is None and products:
-            value = sum((p.price or 0.0) * (p.quantity or 1) for p in products)
-        standard = {**session, "currency": data.currency_code, "value": value,
-                    "transaction_id": action.transaction_id, "tax": action.tax_amount,
-                    "shipping": action.shipping_amount, "coupon": action.coupon_code,
-                    "affiliation": action.affiliation}
+        standard.update({"currency": data.currency_code, **_money(item), "transaction_id": action.transaction_id,
+                         "tax": action.tax_amount, "shipping": action.shipping_amount, "coupon": action.coupon_code,
+                         "affiliation": action.affiliation})
         params = _params(item.attributes(), standard)
         params["items"] = [_item(n, p) for n, p in enumerate(products) if p.id or p.name]
         return {"name": name, "params": params}
     return None
+
+
+def request_context(item: DeliveryEvent) -> dict[str, Any]:
+    """`ip_override`, `device` and `user_location` for a request (from its first event: one user's)."""
+    out: dict[str, Any] = {}
+    if item.ip:
+        out["ip_override"] = item.ip
+    agent, device = parse(item.user_agent), item.device_info
+    os_name = (item.context.os_name if item.context is not None else None) or agent.os
+    found: dict[str, Any] = {"category": agent.category, "language": item.locale, "operating_system": os_name,
+                             "browser": agent.browser, "browser_version": agent.browser_version}
+    if device is not None:
+        if device.screen_width and device.screen_height:
+            found["screen_resolution"] = f"{device.screen_width}x{device.screen_height}"
+        found.update(operating_system_version=device.os_version or agent.os_version, model=device.device_model,
+                     brand=device.brand or device.device_manufacturer)
+    elif agent.os_version:
+        found["operating_system_version"] = agent.os_version
+    if device_fields := {k: v for k, v in found.items() if v}:
+        out["device"] = device_fields
+    place = item.context.location if item.context is not None else None
+    if place is not None:
+        region = f"{place.country_code}-{place.region_code}" if place.country_code and place.region_code else None
+        where = {k: v for k, v in (("city", place.city_name), ("country_id", place.country_code),
+                                   ("region_id", region)) if v}
+        if where:
+            out["user_location"] = where
+    return out
 
 
 def _client_id(item: DeliveryEvent, settings: Ga4Settings) -> str | None:
@@ -148,17 +196,25 @@ class Ga4(Destination):
         "`validationMessages` (then any message → abort). 429 and 5xx → retry; other 4xx → abort.")
     mapping_notes = (
         ("custom event", "event named by the sanitised event name (`Clicked Button` → `clicked_button`), "
-                         "attributes as params"),
-        ("screen view", "`page_view` with `page_title` and `screen_name` = the screen name (`screen_view` is "
-                        "reserved for the Measurement Protocol)"),
+                         "attributes as params; `value` (its `revenue`, else Segment's `value`) and `currency` "
+                         "(USD unless sent: Segment's rule)"),
+        ("screen view", "`page_view` with `page_title` (the page's title, else the screen name) and `screen_name` "
+                        "(`screen_view` is reserved for the Measurement Protocol)"),
         ("commerce", "recommended events: `purchase`, `refund`, `add_to_cart`, `remove_from_cart`, "
                      "`begin_checkout`, `view_item`, `select_item`, `add_to_wishlist`, `add_shipping_info` with "
-                     "`transaction_id`, `value`, `currency`, `tax`, `shipping`, `coupon`, `items[]` (`item_id`, "
+                     "`transaction_id`, `value` (an order's `revenue` when sent, else its total, else the items' "
+                     "sum), `currency`, `tax`, `shipping`, `coupon`, `items[]` (`item_id`, "
                      "`item_name`, `item_brand`, `item_category`, `item_variant`, `price`, `quantity`, `index`)"),
         ("user attribute change", "no event: carried as `user_properties` on the same user's request when the "
                                   "batch has one (every request sends the profile's current properties), "
                                   "otherwise skipped"),
         ("identity", "`client_id` from the `client_id_identity` setting, else the mpid; `user_id` = customer_id"),
+        ("context", "every event: `page_location`, `page_referrer`, `page_title` from the page and `campaign_id`, "
+                    "`campaign`, `source`, `medium`, `term`, `content` from the campaign (the `campaign_details` "
+                    "names) as params; every request (from its first event): `ip_override`, `device` {`category`, "
+                    "`language`, `operating_system`, `operating_system_version`, `browser`, `browser_version` (from "
+                    "the user agent), `screen_resolution`, `model`, `brand`} and `user_location` {`city`, "
+                    "`country_id`, `region_id`}"),
         ("other event types", "skipped"),
     )
 
@@ -180,6 +236,7 @@ class Ga4(Destination):
             if key[1]:
                 body["user_id"] = key[1]
             body["timestamp_micros"] = first.timestamp_ms * 1000
+            body.update(request_context(first))
             if settings.send_user_properties and (props := user_properties(last)):
                 body["user_properties"] = props
             body["events"] = [e for _, e in sent]

@@ -9,6 +9,7 @@ from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, UserAttributeChangeData
+from kaon.model.revenue import revenue_of
 
 US_HOST: Final = "https://api.iterable.com"
 EU_HOST: Final = "https://api.eu.iterable.com"
@@ -66,7 +67,8 @@ def purchase(item: DeliveryEvent, data: CommerceEventData, key: dict[str, str]) 
                                 ("quantity", int(p.quantity or 1)),
                                 ("categories", [p.category] if p.category else None)) if v is not None}
              for p in products if p.id]
-    total = action.total_amount if action and action.total_amount is not None else \
+    money = revenue_of(item.event)  # an order's `revenue` when sent, else its total
+    total = money.revenue if money is not None and money.revenue is not None else \
         sum((p.price or 0.0) * int(p.quantity or 1) for p in products if p.id)
     fields: dict[str, Any] = dict(data.custom_attributes or {})
     if data.currency_code:
@@ -115,7 +117,8 @@ class Iterable(Destination):
         ("custom event", "`POST /api/events/trackBulk` `{email, userId, eventName, createdAt (s), dataFields, id}`"),
         ("screen view", "the same, `eventName` = `<name> screen` (`<name> page` from web)"),
         ("purchase", "`POST /api/commerce/trackPurchase` `{id, user, items[{id, sku, name, price, quantity, "
-                     "categories}], total, createdAt, dataFields}`, one per request; other commerce is skipped"),
+                     "categories}], total (the order's `revenue` when sent, else its total), createdAt, dataFields}`, "
+                     "one per request; other commerce is skipped"),
         ("attribute change", "`POST /api/users/bulkUpdate` `{users: [{email, userId, dataFields, preferUserId}]}` "
                              "with the user's attributes (`$firstname` → `firstName`, `$mobile` → `phoneNumber`, "
                              "…); a deleted attribute is sent as null"),

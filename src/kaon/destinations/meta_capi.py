@@ -6,7 +6,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import msgspec
 
@@ -14,6 +14,7 @@ from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData
+from kaon.model.revenue import revenue_of
 
 MAX_EVENTS: Final = 1000
 MAX_AGE_S: Final = 7 * 24 * 3600
@@ -121,19 +122,40 @@ def user_data(item: DeliveryEvent) -> dict[str, str]:
     data = {key: sha256(normal) for key, value in raw.items() if (normal := NORMALISE[key](value))}
     if item.ip:
         data["client_ip_address"] = item.ip
-    agent = item.device_info.http_header_user_agent if item.device_info else None
-    if agent:
+    if agent := item.user_agent:
         data["client_user_agent"] = agent
+    flags = item.event.data.custom_flags or {}
+    # The mParticle web SDK's captured click and browser ids; else the click id in the page's URL, formatted
+    # as Meta documents (fb.<subdomain index>.<creation time, ms>.<fbclid>; the event's time stands in).
+    if isinstance(fbc := flags.get("Facebook.ClickId"), str) and fbc:
+        data["fbc"] = fbc
+    elif (clicked := _fbclid(item)) is not None:
+        data["fbc"] = f"fb.1.{item.timestamp_ms}.{clicked}"
+    if isinstance(fbp := flags.get("Facebook.BrowserId"), str) and fbp:
+        data["fbp"] = fbp
     return data
 
 
-def commerce_data(data: CommerceEventData, default_currency: str) -> dict[str, Any]:
+def _fbclid(item: DeliveryEvent) -> str | None:
+    url = item.page.url if item.page is not None else None
+    found = parse_qs(urlsplit(url).query).get("fbclid") if url else None
+    return found[0] if found else None
+
+
+def money(item: DeliveryEvent, default_currency: str) -> dict[str, Any]:
+    """`value` and `currency` of an event that carries money (revenue, else Segment's `value`, else totals)."""
+    found = revenue_of(item.event)
+    if found is None or found.value is None:
+        return {}
+    return {"value": found.value, "currency": found.currency or default_currency}
+
+
+def commerce_data(item: DeliveryEvent, data: CommerceEventData, default_currency: str) -> dict[str, Any]:
     action = data.product_action
     products = (action.products if action else None) or []
     contents = [{k: v for k, v in (("id", p.id), ("quantity", int(p.quantity or 1)), ("item_price", p.price))
                  if v is not None} for p in products if p.id]
-    value = action.total_amount if action and action.total_amount is not None else \
-        sum((p.price or 0.0) * (p.quantity or 1) for p in products)
+    value = money(item, default_currency).get("value", 0.0)
     custom: dict[str, Any] = {**(data.custom_attributes or {}),
                               "currency": data.currency_code or default_currency, "value": value,
                               "content_type": "product", "contents": contents,
@@ -158,7 +180,8 @@ class MetaCapi(Destination):
         "(100 invalid parameter, 190 expired token, …) abort the batch, since Meta rejects a whole request "
         "for one bad event.")
     mapping_notes = (
-        ("purchase", "`Purchase` with `custom_data` `value` (total), `currency` (else the default currency), "
+        ("purchase", "`Purchase` with `custom_data` `value` (the order's `revenue` when sent, else its total), "
+                     "`currency` (else the default currency), "
                      "`contents[{id, quantity, item_price}]`, `content_ids`, `content_type: product`, `num_items`, "
                      "`order_id`"),
         ("other commerce", "add to cart → `AddToCart`, product view → `ViewContent`, checkout → "
@@ -166,13 +189,17 @@ class MetaCapi(Destination):
                            "refunds, removals, clicks, impressions and promotions are skipped"),
         ("screen view", "`PageView` (or `ViewContent`, a setting), attributes as `custom_data`"),
         ("custom event", "its name, or the mapped name (`Products Searched` → `Search`); attributes as "
-                         "`custom_data`"),
+                         "`custom_data`, with `value` (its `revenue`, else Segment's `value`) and `currency` (else "
+                         "the default currency) when it carries money"),
         ("attribute / identity change", "skipped: the Conversions API has no profiles"),
         ("every event", "`event_time` in seconds (events over 7 days old are skipped, since Meta rejects the whole "
                         "request for one; future times are sent as now), `event_id` = source message id (dedup "
                         "with the pixel), `action_source`, `user_data`: `em` `ph` `fn` `ln` `ge` `ct` `st` `zp` "
                         "`country` `external_id` (customer id, else mpid) normalised per Meta's rules then "
-                        "SHA-256; `client_ip_address`, `client_user_agent` unhashed"),
+                        "SHA-256; `client_ip_address`, `client_user_agent` unhashed; `fbc`/`fbp` from the "
+                        "mParticle web SDK's `Facebook.ClickId`/`Facebook.BrowserId` custom flags, else `fbc` "
+                        "`fb.1.<event time ms>.<fbclid>` from the page URL's `fbclid`; `event_source_url` = a page "
+                        "call's `url`, else the page the call came from (website events need it)"),
     )
 
     def __init__(self) -> None:
@@ -205,22 +232,25 @@ class MetaCapi(Destination):
         if isinstance(data, CustomEventData):
             name = settings.event_names.get(data.event_name) or \
                 STANDARD_NAMES.get(data.event_name.strip().lower(), data.event_name)
-            custom = item.attributes()
+            custom = {**item.attributes(), **money(item, settings.default_currency)}
         elif isinstance(data, ScreenViewData):
             name, custom = settings.screen_event, {"content_name": data.screen_name, **item.attributes()}
         elif isinstance(data, CommerceEventData) and data.product_action is not None:
             found = PRODUCT_ACTIONS.get(data.product_action.action)
             if found is None:
                 return None
-            name, custom = found, commerce_data(data, settings.default_currency)
+            name, custom = found, commerce_data(item, data, settings.default_currency)
         else:
             return None
         body: dict[str, Any] = {
             "event_name": name, "event_time": min(event_time, now), "event_id": item.source_message_id,
             "action_source": self.action_source(item, settings), "user_data": user_data(item),
         }
-        if isinstance(url := custom.get("url"), str) and url.startswith(("http://", "https://")):
-            body["event_source_url"] = url
+        page_url = item.page.url if item.page is not None else None
+        for url in (custom.get("url"), page_url):  # a page call's own `url`, else the page the call came from
+            if isinstance(url, str) and url.startswith(("http://", "https://")):
+                body["event_source_url"] = url
+                break
         if custom:
             body["custom_data"] = custom
         return body

@@ -5,13 +5,16 @@ import hashlib
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http
+from kaon.destinations.useragent import parse
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData, UserAttributeChangeData
+from kaon.model.revenue import revenue_of
 
 _encoder = msgspec.json.Encoder()
 
@@ -80,17 +83,48 @@ def _commerce_properties(data: CommerceEventData) -> tuple[str, dict[str, Any]] 
     action = data.product_action
     if action is None:
         return None
-    sign = -1 if action.action == "refund" else 1
     out: dict[str, Any] = {k: v for k, v in (
         ("order_id", action.transaction_id), ("tax", action.tax_amount), ("shipping", action.shipping_amount),
         ("coupon", action.coupon_code), ("affiliation", action.affiliation), ("currency", data.currency_code))
         if v is not None}
-    if action.action in ("purchase", "refund") and action.total_amount is not None:
-        out["revenue"] = sign * action.total_amount
     out["products"] = [{k: v for k, v in (("product_id", p.id), ("name", p.name), ("category", p.category),
                                           ("brand", p.brand), ("price", p.price), ("quantity", p.quantity))
                         if v is not None} for p in action.products or []]
     return ACTION_NAMES.get(action.action, data.event_name or f"Product {action.action}"), out
+
+
+def web_properties(item: DeliveryEvent) -> dict[str, Any]:
+    """Mixpanel's default properties for what the browser and SDK said: page, referrer, UTM, library, browser,
+    operating system and screen."""
+    out: dict[str, Any] = {}
+    if (page := item.page) is not None:
+        if page.url:
+            out["$current_url"] = page.url
+        if page.referrer:
+            out["$referrer"] = page.referrer
+            if host := urlsplit(page.referrer).hostname:
+                out["$referring_domain"] = host
+    if item.campaign is not None:
+        out.update(item.campaign.utm())
+    library = item.context.library if item.context is not None else None
+    if library is not None and library.name:
+        out["mp_lib"] = library.name
+        if library.version:
+            out["$lib_version"] = library.version
+    agent = parse(item.user_agent)
+    device = item.device_info
+    platform = (device.platform if device is not None else None) or ""
+    os_name = (item.context.os_name if item.context is not None else None) or agent.os
+    if os_name is None and platform.lower() != "web":  # "web" is where, not which system
+        os_name = platform or None
+    os_version = (device.os_version if device is not None else None) or agent.os_version
+    for key, value in (("$browser", agent.browser), ("$browser_version", agent.browser_version),
+                       ("$os", os_name), ("$os_version", os_version),
+                       ("$screen_width", device.screen_width if device is not None else None),
+                       ("$screen_height", device.screen_height if device is not None else None)):
+        if value:
+            out[key] = value
+    return out
 
 
 def import_record(item: DeliveryEvent, settings: MixpanelSettings) -> dict[str, Any] | None:
@@ -109,6 +143,12 @@ def import_record(item: DeliveryEvent, settings: MixpanelSettings) -> dict[str, 
     if distinct_id is None:
         return None
     properties.update(item.attributes())
+    money = revenue_of(item.event)  # a purchase's or refund's, or a track call's `revenue`
+    if money is not None and money.revenue is not None:
+        # A number (attributes may hold text), negative for a refund: Mixpanel sums it as revenue.
+        properties["revenue"] = -money.revenue if money.refund else money.revenue
+    for key, value in web_properties(item).items():
+        properties.setdefault(key, value)  # the event's own properties win
     properties.update({"time": item.timestamp_ms, "distinct_id": distinct_id, "$insert_id": _insert_id(item)})
     if user_id := item.identity("customer_id"):
         properties["$user_id"] = user_id
@@ -117,8 +157,7 @@ def import_record(item: DeliveryEvent, settings: MixpanelSettings) -> dict[str, 
     if item.ip:
         properties["ip"] = item.ip
     if (device := item.device_info) is not None:
-        for key, value in (("$os", device.platform), ("$os_version", device.os_version),
-                           ("$model", device.device_model), ("$manufacturer", device.device_manufacturer),
+        for key, value in (("$model", device.device_model), ("$manufacturer", device.device_manufacturer),
                            ("$carrier", device.network_carrier)):
             if value:
                 properties[key] = value
@@ -162,15 +201,24 @@ class Mixpanel(Destination):
         "imported: `failed_indices` names them); 413 → retry; 429 → retry with backoff (Mixpanel sends no "
         "Retry-After); 5xx → retry. `/engage` answers 200 with `status: 0` when validation fails → abort.")
     mapping_notes = (
-        ("custom event", "`/import` event named as the event, attributes as properties"),
+        ("custom event", "`/import` event named as the event, attributes as properties; `revenue` (Segment's "
+                         "reserved property) as a number, with `currency`"),
         ("screen view", "`/import` event `Viewed <screen> Screen` (setting `screen_event_name`)"),
-        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (negative for "
-                                        "refunds), `order_id`, `currency`, `products[]`"),
+        ("commerce: purchase / refund", "`Order Completed` / `Order Refunded` with `revenue` (the order's "
+                                        "`revenue` when sent, else its total; negative for refunds), `order_id`, "
+                                        "`currency`, `products[]`"),
         ("commerce: other product actions", "Segment-spec names (`Product Added`, `Checkout Started`, ...)"),
         ("user attribute change", "`/engage` `$set` (or `$unset` when deleted); reserved attributes become "
                                   "`$first_name`, `$last_name`, `$city`, `$region`, `$country_code`, `$phone`"),
         ("identity", "`distinct_id` = customer_id, else mpid; `$user_id` and `$device_id` (mpid) for ID merge; "
                      "`$insert_id` = source message id (md5 when not a valid insert id)"),
+        ("context (every event)", "`ip`; `$current_url`, `$referrer`, `$referring_domain` from the page; "
+                                  "`utm_source`, `utm_medium`, `utm_campaign`, `utm_term`, `utm_content` from the "
+                                  "campaign; `mp_lib`, `$lib_version` from the library; `$browser`, "
+                                  "`$browser_version` from the user agent; `$os` (the os name, else from the user "
+                                  "agent, else a non-web platform), `$os_version`, `$screen_width`, `$screen_height`, "
+                                  "`$model`, `$manufacturer`, `$carrier`, `$app_version_string`; the event's own "
+                                  "properties win"),
         ("other event types", "skipped"),
     )
 

@@ -43,8 +43,20 @@ def event_json(item: DeliveryEvent) -> dict[str, Any]:
         "user_attributes": item.user_attributes,
         "data": body.get("data", {}),
     }
+    if context := context_json(item):
+        out["context"] = context
     if item.system_notifications:  # the batch changed the profile's consent (mParticle's outbound field)
         out["system_notifications"] = item.system_notifications
+    return out
+
+
+def context_json(item: DeliveryEvent) -> dict[str, Any]:
+    """The whole context of the event's batch, shaped as the admin API's event `context`: `ip`, `device_info`,
+    `application_info`, and the web context (page, campaign, library, locale, timezone, traits, ...)."""
+    out: dict[str, Any] = {k: msgspec.to_builtins(v) for k, v in (
+        ("ip", item.ip), ("device_info", item.device_info), ("application_info", item.application_info)) if v}
+    if item.context is not None:
+        out.update(msgspec.to_builtins(item.context))
     return out
 
 
@@ -68,8 +80,11 @@ class Webhook(Destination):
         ("every event (batch: false)", "one JSON object: `event_id`, `source_message_id`, `event_type`, "
                                        "`timestamp_unixtime_ms`, `mpid` (a string), `environment`, `input_id`, "
                                        "`user_identities`, `user_attributes`, `data` (the event's canonical data, "
-                                       "mParticle's shape), and `system_notifications` when the event's batch "
-                                       "changed the profile's consent"),
+                                       "mParticle's shape), `context` (the whole context of its batch, shaped as "
+                                       "the admin API's event `context`: `ip`, `device_info`, `application_info`, "
+                                       "`page`, `campaign`, `library`, `referrer`, `locale`, `timezone`, "
+                                       "`os_name`, `location`, `traits`, `data_plan`), and `system_notifications` "
+                                       "when the event's batch changed the profile's consent"),
         ("every event (batch: true)", '`{"batch": [<the same objects>]}`, up to 100 per request'),
     )
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from kaon.model.context import CampaignContext, LibraryContext, PageContext, ReferrerContext
 from kaon.model.events import Base, Event, Location
 from kaon.model.values import AttrValue, Int64
 
@@ -89,8 +90,28 @@ class DataPlanContext(Base, kw_only=True):
 
 
 class BatchContext(Base, kw_only=True):
+    """mParticle's batch context (data plan, location) plus the web context mParticle's batch lacks.
+
+    Each context fact lives in one place: where the batch has a field, the Segment adapter fills that one
+    (`ip`, `device_info.http_header_user_agent`, `os_version`, `device_model`, `screen_width`/`_height`,
+    `locale_language`/`_country`, `timezone_offset`, `network_carrier`, `application_info`); the fields
+    below `location` hold what it lacks. mParticle batches may carry them too (a Kaon extension).
+    """
+
     data_plan: DataPlanContext | None = None
     location: Location | None = None
+    page: PageContext | None = None
+    campaign: CampaignContext | None = None
+    library: LibraryContext | None = None
+    referrer: ReferrerContext | None = None
+    # As sent ("en-US", "Europe/Berlin"); `device_info` keeps the locale split and the zone as an offset.
+    locale: str | None = None
+    timezone: str | None = None
+    # The operating system's name ("iOS", "Mac OS X"): mParticle's `platform` is a closed set.
+    os_name: str | None = None
+    # `context.traits` of a call other than identify: the user's traits sent along for destinations.
+    # Segment does not set them on the profile (only identify does), and neither does Kaon.
+    traits: dict[str, AttrValue] | None = None
 
 
 class SourceInfo(Base, kw_only=True):

@@ -12,6 +12,10 @@ Mapping choices a user may notice:
   stage records an `INVALID_TIMESTAMP` warning for it (kaon.model.event_times).
 - Attribute maps hold scalars: a nested object or array value becomes its JSON text. Identify traits
   that are lists of scalars stay lists (of strings), as user attribute lists.
+- `context` fills mParticle's fields where it has them (ip, user agent, device, os version, app, screen,
+  locale, time zone offset, carrier) and the batch's `context` with the rest: page, campaign, library,
+  referrer, locale and time zone as sent, os name, and a non-identify call's `context.traits`, which are
+  never user attributes (`kaon.model.segment_context`).
 """
 
 import functools
@@ -41,6 +45,7 @@ from kaon.model.events import (
     UserIdentityChangeData,
 )
 from kaon.model.segment_commerce import commerce_event, is_commerce, text
+from kaon.model.segment_context import batch_context
 from kaon.model.segment_wire import Call, Context, SegmentPayload, decode_segment, present
 from kaon.model.values import AttrValue
 
@@ -79,6 +84,7 @@ def _batch(call: Call, payload: SegmentPayload, received_ms: int, ip: str | None
         device_info=_device_info(context, platform, time),
         application_info=_application_info(context),
         consent_state=_consent(context, time),
+        context=batch_context(context, call.type, flatten),
         mp_deviceid=present(call.anonymous_id),
         source_info=SourceInfo(channel=_channel(context, call.channel)),
         timestamp_unixtime_ms=received_ms,
@@ -242,6 +248,8 @@ def _device_info(context: Context, platform: str | None, time: int) -> DeviceInf
         info.os_version = present(os.version)
     if screen is not None:
         info.screen_width, info.screen_height = _pixels(screen.width), _pixels(screen.height)
+    if context.network is not None:
+        info.network_carrier = context.network.carrier or None
     if context.locale:
         language, _, country = context.locale.replace("_", "-").partition("-")
         info.locale_language, info.locale_country = language or None, country or None

@@ -69,6 +69,26 @@ class Screen(Wire, kw_only=True, frozen=True):
     density: int | float | None = None
 
 
+class Location(Wire, kw_only=True, frozen=True):
+    city: str | None = None
+    country: str | None = None
+    region: str | None = None
+    latitude: int | float | None = None
+    longitude: int | float | None = None
+
+
+class Network(Wire, kw_only=True, frozen=True):
+    carrier: str | None = None
+
+
+class Referrer(Wire, kw_only=True, frozen=True):
+    type: str | None = None
+    name: str | None = None
+    url: str | None = None
+    link: str | None = None
+    id: Loose = None
+
+
 class Consent(Wire, kw_only=True, frozen=True):
     category_preferences: dict[str, bool] | None = None
 
@@ -85,8 +105,12 @@ class Context(Wire, kw_only=True, frozen=True):
     user_agent: str | None = None
     timezone: str | None = None
     traits: dict[str, Any] | None = None
+    # UTM parameters: `name`, `source`, `medium`, `term`, `content`, and any custom one.
     campaign: dict[str, Any] | None = None
     consent: Consent | None = None
+    location: Location | None = None
+    network: Network | None = None
+    referrer: Referrer | None = None
 
 
 class Call(Wire, kw_only=True, frozen=True):

@@ -11,7 +11,7 @@ import msgspec
 
 from kaon.connections.evaluate import ProfileFacts, evaluate
 from kaon.connections.rules import Rules, parse_rules
-from kaon.destinations.event import DeliveryEvent
+from kaon.destinations.event import DeliveryEvent, batch_event
 from kaon.identity.store import ProfileStore
 from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.metrics import hour_of
@@ -23,18 +23,9 @@ OutputKey = tuple[str, str, str, int, str, str]
 
 
 def delivery_event(item: WorkBatch, index: int, event_id: int) -> DeliveryEvent:
-    batch = item.batch
-    event = batch.events[index]
-    return DeliveryEvent(
-        event_id=event_id, workspace_id=item.workspace_id, input_id=item.input_id, mpid=batch.mpid, event=event,
-        source_message_id=event.data.source_message_id or str(event_id),
-        timestamp_ms=event.data.timestamp_unixtime_ms or item.entry.entry.received_ms,
-        environment=batch.environment, ip=batch.ip,
-        user_identities={k: v for k, v in (batch.user_identities or {}).items() if v is not None},
-        user_attributes=dict(batch.user_attributes), device_info=batch.device_info,
-        application_info=batch.application_info, consent_state=batch.consent_state,
-        system_notifications=item.system_notifications,
-    )
+    return batch_event(item.batch, index, event_id=event_id, workspace_id=item.workspace_id,
+                       input_id=item.input_id, received_ms=item.entry.entry.received_ms,
+                       system_notifications=item.system_notifications)
 
 
 class Fanout:

@@ -26,6 +26,24 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
 _json = msgspec.json.Decoder()
 
 
+class _BatchContext(msgspec.Struct):
+    """The parts of a stored batch (`batches.body`) an event listing shows as the event's context."""
+
+    ip: str | None = None
+    device_info: dict[str, Any] | None = None
+    application_info: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+    def shown(self) -> dict[str, Any]:
+        found: dict[str, Any] = {k: v for k, v in (("ip", self.ip), ("device_info", self.device_info),
+                                                   ("application_info", self.application_info)) if v}
+        found.update(self.context or {})
+        return found
+
+
+_batch_context = msgspec.json.Decoder(_BatchContext)
+
+
 class EventFilters(msgspec.Struct, frozen=True, kw_only=True):
     """What an event listing keeps: each field given must match; the time range bounds the receive time."""
 
@@ -121,4 +139,17 @@ class EventStore:
                 "environment": env,
                 "data": event.get("data", {}),
             })
+        contexts = self.batch_contexts(workspace_id, {row["batch_id"] for row in out})
+        for row in out:
+            row["context"] = contexts.get(row["batch_id"])
         return out
+
+    def batch_contexts(self, workspace_id: str, batch_ids: set[int]) -> dict[int, dict[str, Any]]:
+        """The context of each batch (ip, device and application info, web context), by batch id."""
+        ids, found = sorted(batch_ids), dict[int, dict[str, Any]]()
+        for start in range(0, len(ids), 500):  # SQLite before 3.32 allows 999 parameters per statement
+            chunk = ids[start:start + 500]
+            rows = self.conn.execute(f"SELECT id, body FROM batches WHERE workspace_id = ? AND id IN"
+                                     f" ({','.join('?' * len(chunk))})", (workspace_id, *chunk))
+            found.update({id_: _batch_context.decode(body).shown() for id_, body in rows})
+        return found
