@@ -92,3 +92,12 @@ def test_options_without_preflight_headers_shows_the_policy() -> None:
     answer = as_dict(cors.preflight_headers(None, None, None))
     assert b"access-control-allow-origin" not in answer
     assert answer[b"access-control-allow-headers"] == ", ".join(cors.ALLOWED_HEADERS).encode()
+
+
+def test_private_network_preflights_are_allowed_only_when_asked() -> None:
+    asked = as_dict(cors.preflight_headers(ORIGIN, b"POST", b"content-type", b"true"))
+    assert asked[b"access-control-allow-private-network"] == b"true"
+    assert b"access-control-allow-private-network" not in as_dict(
+        cors.preflight_headers(ORIGIN, b"POST", b"content-type"))
+    assert b"access-control-allow-private-network" not in as_dict(
+        cors.preflight_headers(ORIGIN, b"POST", b"content-type", b"nonsense"))

@@ -84,6 +84,16 @@ def test_a_preflight_for_an_unlisted_header_is_refused_and_recorded(kaon_server:
     assert row["status"] == 403 and row["input_id"] is None
 
 
+def test_a_private_network_preflight_is_allowed(kaon_server: KaonServer) -> None:
+    """Chrome asks before a public page may call a private address (Kaon on localhost or an office network)."""
+    response = httpx.options(f"{kaon_server.url}/v1/t", timeout=30, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
+        "Access-Control-Request-Private-Network": "true"})
+    assert response.status_code == 204, response.text
+    assert response.headers["access-control-allow-private-network"] == "true"
+    assert "access-control-allow-private-network" not in preflight(kaon_server, "/v1/t", "content-type").headers
+
+
 def test_a_preflight_for_an_unlisted_method_is_refused(kaon_server: KaonServer) -> None:
     response = preflight(kaon_server, "/v1/batch", "content-type", method="DELETE")
     assert (response.status_code, error_code(response)) == (403, "CORS_REFUSED")

@@ -144,7 +144,8 @@ class CollectApp:
                 raise cors.refused("This door is server-to-server (it needs the input's secret): "
                                    "browsers may not call it.")
             answer = cors.preflight_headers(origin, header(scope, b"access-control-request-method"),
-                                            header(scope, b"access-control-request-headers"))
+                                            header(scope, b"access-control-request-headers"),
+                                            header(scope, b"access-control-request-private-network"))
         except CollectError as error:
             # No CORS headers on a refusal: the browser must not send the request.
             await self._refuse(scope, send, error, [])

@@ -6,6 +6,9 @@ A preflight is answered only when everything it asks for is on the lists below; 
 (403 `CORS_REFUSED`, no CORS headers, recorded in rejections) so a misconfigured page is visible to the
 operator instead of failing silently in a browser. Server-to-server doors (`/v2/...`, which need the
 input's secret) refuse every preflight: a secret in a web page is already leaked.
+Chrome's Private Network Access preflights (a public page calling a Kaon on a private address, such as one on
+the office network or `localhost` during development, asks `Access-Control-Request-Private-Network: true`) are
+allowed the same way: the key, not the network, decides.
 """
 
 import re
@@ -60,7 +63,8 @@ def refused(message: str) -> CollectError:
     return CollectError(403, "CORS_REFUSED", message)
 
 
-def preflight_headers(origin: bytes | None, method: bytes | None, request_headers: bytes | None) -> Headers:
+def preflight_headers(origin: bytes | None, method: bytes | None, request_headers: bytes | None,
+                      private_network: bytes | None = None) -> Headers:
     """The answer to `OPTIONS` on a browser door, or CollectError `CORS_REFUSED` when the policy says no.
 
     An OPTIONS without `Access-Control-Request-Method` is not a preflight; it gets the same answer (there is
@@ -84,6 +88,8 @@ def preflight_headers(origin: bytes | None, method: bytes | None, request_header
     out: Headers = [] if origin is None else [(b"access-control-allow-origin", origin), _VARY]
     out += [(b"access-control-allow-methods", _METHODS_VALUE), (b"access-control-allow-headers", _HEADERS_VALUE),
             (b"access-control-max-age", _MAX_AGE_VALUE)]
+    if private_network is not None and private_network.strip().lower() == b"true":
+        out.append((b"access-control-allow-private-network", b"true"))
     return out
 
 
