@@ -107,6 +107,20 @@ def test_batched_delivery(segment_page: SdkPage, kaon_server: KaonServer) -> Non
     check_alias_as_sent(kaon_server, exchanges, tag)
 
 
+def test_batched_delivery_with_settings_from_kaon(segment_page: SdkPage, kaon_server: KaonServer) -> None:
+    """The page's `integrations` option is merged over the settings Kaon serves, so batching needs no settings
+    in the page."""
+    tag = new_tag()
+    load_and_call(segment_page, sdks.segment_cdn_url(kaon_server.url, kaon_server.web_key), sdks.segment_batching(),
+                  tag)
+    check_stored(stored_calls(kaon_server, tag, segment_page), tag, kaon_server.input("web")["id"])
+    settings_path = f"/v1/projects/{kaon_server.web_key}/settings"
+    exchanges = check_traffic(segment_page, {"/v1/b", settings_path})
+    posted = [x for x in exchanges if x["method"] == "POST"]
+    assert {x["url"] for x in posted} == {f"{kaon_server.url}/v1/b"}, segment_page.describe()
+    assert {b["type"] for b in sent_bodies(posted)} == {"page", "track", "identify", "group", "alias"}
+
+
 def test_a_retry_reaches_kaon_with_x_retry_count(segment_page: SdkPage, kaon_server: KaonServer) -> None:
     """An input limited to 2 requests/s answers some of the five calls 429 (`Retry-After`, exposed to the page);
     analytics-next retries them with `X-Retry-Count`, which the CORS policy must allow for them to arrive."""

@@ -117,7 +117,7 @@ def readme_rows() -> list[tuple[str, str]]:
          f"`AnalyticsBrowser.load({js(segment_settings(url, key))})`"),
         ("Segment analytics-next, settings from Kaon",
          f"`AnalyticsBrowser.load({js(segment_cdn_url(url, key))})`"),
-        ("Segment analytics-next, batched delivery (with the settings in the page)",
+        ("Segment analytics-next, batched delivery (settings in the page or from Kaon)",
          f"second argument `{js(segment_batching())}`"),
         (f"RudderStack v3 ({v3}, its `/bundled` build)",
          f"`rudderanalytics.load(\"{key}\", \"{url}\", {js(rudderstack_options(url))})`; batches: "
