@@ -2,9 +2,11 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from support.browser import running_chromium
 from support.capture import VendorCapture
 from support.server import KaonServer
 
@@ -31,3 +33,10 @@ def capture() -> Iterator[VendorCapture]:
     started = VendorCapture().start()
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="module")
+def offline_browser() -> Iterator[Any]:
+    """Chromium with no route to the internet (vendor CDNs and control planes unreachable), one per module."""
+    with running_chromium(offline=True) as chromium:
+        yield chromium

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from support import browser_sdks as sdks
-from support.browser import PageLog, VendorGuard, running_chromium
+from support.browser import PageLog, VendorGuard
 from support.server import KaonServer
 from support.tls import TlsFront
 from support.waiting import eventually
@@ -36,16 +36,10 @@ def page_server() -> Iterator[PageServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with running_chromium(offline=True) as chromium:
-        yield chromium
-
-
-def test_default_config_request_is_answered_by_kaon(browser: Any, page_server: PageServer, tls_front: TlsFront,
+def test_default_config_request_is_answered_by_kaon(offline_browser: Any, page_server: PageServer, tls_front: TlsFront,
                                                     kaon_server: KaonServer) -> None:
     tag = uuid.uuid4().hex[:12]
-    context = browser.new_context(ignore_https_errors=True)
+    context = offline_browser.new_context(ignore_https_errors=True)
     try:
         guard = VendorGuard()
         guard.attach(context)

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from support import browser_sdks as sdks
-from support.browser import running_chromium
 from support.pages import StaticServer
 from support.sdk_session import (
     SdkPage,
@@ -40,12 +39,6 @@ def pages() -> Iterator[StaticServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with running_chromium(offline=True) as chromium:
-        yield chromium
-
-
 Options = Callable[[str], dict[str, Any]]
 MODES: dict[str, tuple[str, Options, set[str]]] = {
     # mode: (page prefix, load options, paths the SDK must have used besides the source config)
@@ -58,10 +51,11 @@ MODES: dict[str, tuple[str, Options, set[str]]] = {
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_the_five_calls_reach_kaon(mode: str, browser: Any, pages: StaticServer, kaon_server: KaonServer) -> None:
+def test_the_five_calls_reach_kaon(mode: str, offline_browser: Any, pages: StaticServer,
+                                   kaon_server: KaonServer) -> None:
     prefix, options, paths = MODES[mode]
     tag = new_tag()
-    with sdk_page(browser, kaon_server, pages.url(f"{prefix}index.html")) as page:
+    with sdk_page(offline_browser, kaon_server, pages.url(f"{prefix}index.html")) as page:
         loaded = page.evaluate("([k, u, o]) => kaonSdk.load(k, u, o)", kaon_server.web_key, kaon_server.url,
                                options(kaon_server.url))
         assert loaded is True, page.describe()
@@ -80,14 +74,14 @@ def check_source_config(page: SdkPage, exchanges: list[dict[str, Any]], kaon_ser
     assert f"writeKey={kaon_server.web_key}" in fetched[0]["url"]
 
 
-def test_a_v3_retry_reaches_kaon_with_its_retry_headers(browser: Any, pages: StaticServer,
+def test_a_v3_retry_reaches_kaon_with_its_retry_headers(offline_browser: Any, pages: StaticServer,
                                                        kaon_server: KaonServer) -> None:
     """An input limited to 2 requests/s answers some of the five calls 429; v3 retries them with
     `Rsa-Retry-Attempt`, `Rsa-Retry-Reason`, `Rsa-Since-Last-Attempt` and `Rsa-Since-First-Attempt`, which the
     CORS policy must allow for them to arrive."""
     key = rate_limited_key(kaon_server)
     tag = new_tag()
-    with sdk_page(browser, kaon_server, pages.url("/v3/index.html")) as page:
+    with sdk_page(offline_browser, kaon_server, pages.url("/v3/index.html")) as page:
         assert page.evaluate("([k, u, o]) => kaonSdk.load(k, u, o)", key, kaon_server.url,
                              sdks.rudderstack_options(kaon_server.url)) is True, page.describe()
         for method, args in the_five_calls(tag):

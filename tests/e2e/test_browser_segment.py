@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from support import browser_sdks as sdks
-from support.browser import running_chromium
 from support.pages import StaticServer
 from support.sdk_session import (
     SdkPage,
@@ -38,15 +37,9 @@ def pages() -> Iterator[StaticServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with running_chromium(offline=True) as chromium:
-        yield chromium
-
-
 @pytest.fixture
-def segment_page(browser: Any, pages: StaticServer, kaon_server: KaonServer) -> Iterator[SdkPage]:
-    with sdk_page(browser, kaon_server, pages.url("/segment/index.html")) as page:
+def segment_page(offline_browser: Any, pages: StaticServer, kaon_server: KaonServer) -> Iterator[SdkPage]:
+    with sdk_page(offline_browser, kaon_server, pages.url("/segment/index.html")) as page:
         yield page
 
 

@@ -12,7 +12,7 @@ import pytest
 from support import server_sdks as sdks
 from support.node_sdk import Call, ClientRun, run_node_sdk
 from support.server import KaonServer
-from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
+from support.stored import check_calls_stored, marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 
 NODE_SDKS = pytest.mark.parametrize("sdk", sdks.NODE_SDKS, ids=lambda sdk: sdk.driver_name)
 
@@ -55,10 +55,7 @@ def test_every_call_is_stored(kaon_server: KaonServer, sdk: sdks.NodeSdk) -> Non
     wanted = {mid[c] for c in ("track", "page", "screen", "group", "alias")} | identify_ids
     stored = stored_by_message_id(server, wanted)
 
-    for event in stored.values():
-        assert before <= event["timestamp_unixtime_ms"] <= after, event
-        assert event["input_id"] == server.input("web")["id"]
-        assert stored_batch(server, event["batch_id"])["user_identities"]["customer_id"] == user_id
+    check_calls_stored(server, stored, since_ms=before, until_ms=after, customer_id=user_id)
 
     track = stored[mid["track"]]
     assert (track["event_type"], track["event_name"]) == ("custom_event", f"Clicked {tag}")

@@ -13,7 +13,7 @@ from rudderstack.analytics import Client
 
 from support import server_sdks as sdks
 from support.server import KaonServer
-from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
+from support.stored import check_calls_stored, marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 
 
 @pytest.fixture
@@ -49,10 +49,7 @@ def test_every_call_is_stored(kaon_server: KaonServer, rudder: ModuleType) -> No
     wanted = {mid[c] for c in ("track", "page", "screen", "group", "alias")} | identify_ids
     stored = stored_by_message_id(server, wanted)
 
-    for event in stored.values():
-        assert before <= event["timestamp_unixtime_ms"] <= after, event
-        assert event["input_id"] == server.input("web")["id"]
-        assert stored_batch(server, event["batch_id"])["user_identities"]["customer_id"] == user_id
+    check_calls_stored(server, stored, since_ms=before, until_ms=after, customer_id=user_id)
 
     track = stored[mid["track"]]
     assert (track["event_type"], track["event_name"]) == ("custom_event", f"Signed Up {tag}")

@@ -15,7 +15,7 @@ from segment.analytics.request import APIError
 
 from support import server_sdks as sdks
 from support.server import KaonServer
-from support.stored import marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
+from support.stored import check_calls_stored, marker_stored, new_tag, now_ms, stored_batch, stored_by_message_id
 from support.waiting import eventually
 
 
@@ -58,10 +58,7 @@ def test_every_call_is_mapped_and_message_id_is_kept(kaon_server: KaonServer, se
     stored = stored_by_message_id(server, wanted)
     assert len([e for e in server.events() if e["source_message_id"].startswith(mid["identify"])]) == 4
 
-    for event in stored.values():
-        assert before <= event["timestamp_unixtime_ms"] <= after, event
-        assert event["input_id"] == server.input("web")["id"]
-        assert stored_batch(server, event["batch_id"])["user_identities"]["customer_id"] == user_id
+    check_calls_stored(server, stored, since_ms=before, until_ms=after, customer_id=user_id)
 
     track = stored[mid["track"]]
     assert (track["event_type"], track["event_name"]) == ("custom_event", f"Clicked {tag}")

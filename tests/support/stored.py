@@ -44,6 +44,17 @@ def stored_by_message_id(server: KaonServer, message_ids: set[str]) -> dict[str,
     return eventually(probe, timeout=20, what="every call's events stored")
 
 
+def check_calls_stored(server: KaonServer, stored: dict[str, dict[str, Any]], *, since_ms: int, until_ms: int,
+                       customer_id: str) -> None:
+    """Each stored event of an SDK's calls: its time in [since_ms, until_ms], the `web` input's, its batch the
+    user's (the customer id the SDK identified)."""
+    web = server.input("web")["id"]
+    for event in stored.values():
+        assert since_ms <= event["timestamp_unixtime_ms"] <= until_ms, event
+        assert event["input_id"] == web
+        assert stored_batch(server, event["batch_id"])["user_identities"]["customer_id"] == customer_id
+
+
 def marker_stored(server: KaonServer, tag: str) -> list[dict[str, Any]]:
     """Wait until the event named `marker-{tag}` is stored (sent after refused ones, it shows they were handled)."""
     return eventually(lambda: server.events_named(f"marker-{tag}"), timeout=20, what="marker event stored")
