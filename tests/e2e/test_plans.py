@@ -5,6 +5,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from support.server import KaonServer, kaon
 from support.waiting import eventually
@@ -192,3 +193,66 @@ def test_a_plan_over_10_mb_is_refused(kaon_server: KaonServer) -> None:
     added = kaon_server.admin("POST", f"/plans/{plan_id}/versions", json=big)
     assert added.status_code == 400 and added.json()["errors"][0]["code"] == "PLAN_TOO_LARGE"
     assert len(kaon_server.admin("GET", f"/plans/{plan_id}").json()["data_plan_versions"]) == 1
+
+
+def pattern_version(name: str, pattern: str) -> dict[str, Any]:
+    """A plan version whose one event's `code` attribute must match `pattern`."""
+    doc = version([name])
+    definition = doc["version_document"]["data_points"][0]["validator"]["definition"]
+    definition["properties"]["data"]["properties"]["custom_attributes"]["properties"]["code"] = {
+        "type": "string", "pattern": pattern}
+    return doc
+
+
+EXPONENTIAL = "^(a+)+$"  # exponential time in a backtracking engine on "aaa…a!"
+EVIL_VALUE = "a" * 48 + "!"
+
+
+def test_a_catastrophic_pattern_neither_stalls_processing_nor_the_doors(kaon_server: KaonServer) -> None:
+    """With a backtracking engine, `^(a+)+$` on 48 a's and a "!" takes hours; RE2 answers at once."""
+    plan_id, name = unique("redos"), unique("Code")
+    create(kaon_server, plan_id, pattern_version(name, EXPONENTIAL))
+    send(kaon_server, plan_id, (name, {"code": EVIL_VALUE}))
+    found = eventually(lambda: report(kaon_server, plan_id) or None, timeout=20, what="the violation reported")
+    assert sum(found.values()) == 1
+    assert httpx.get(f"{kaon_server.url}/api/v1/health", timeout=10).status_code == 200
+    document = pattern_version(name, EXPONENTIAL)["version_document"]
+    batch = {"events": [{"event_type": "custom_event", "data": {
+        "event_name": name, "custom_event_type": "other", "custom_attributes": {"code": EVIL_VALUE}}}]}
+    answer = kaon_server.admin("POST", "/plans/validate", json={"document": document, "batch": batch})
+    assert answer.status_code == 200, answer.text
+    [result] = answer.json()["results"]
+    assert [e["validation_error_type"] for e in result["validation_errors"]] == ["invalid_value"]
+
+
+@pytest.mark.parametrize("pattern", [r"^(a)\1$", "^(?=a)a$", "(?<!b)a", "(?!x)y"])
+def test_patterns_that_cannot_run_in_linear_time_are_refused_at_upload(kaon_server: KaonServer,
+                                                                        pattern: str) -> None:
+    answer = kaon_server.admin("POST", "/plans", json={"data_plan_id": unique("bad"),
+                                                       "data_plan_versions": [pattern_version("X", pattern)]})
+    assert answer.status_code == 400, answer.text
+    [error] = answer.json()["errors"]
+    assert (error["code"], error["error_type"], error["keyword"]) == ("INVALID_PLAN", "unsupported_pattern", "pattern")
+    assert "linear time" in error["message"]
+    assert error["schema_pointer"].endswith("/properties/code/pattern")
+
+
+def test_an_oversized_or_broken_pattern_is_refused(kaon_server: KaonServer) -> None:
+    for pattern in ("a" * 1001, "(unclosed"):
+        answer = kaon_server.admin("POST", "/plans", json={"data_plan_id": unique("bad"),
+                                                           "data_plan_versions": [pattern_version("X", pattern)]})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errors"][0]["error_type"] == "invalid_schema"
+
+
+def test_what_needs_a_token(kaon_server: KaonServer) -> None:
+    """Validation runs the document's patterns and the directory names installed plugins: both need a token.
+    The API's description (the OpenAPI document and its Swagger UI) is public, as in the source."""
+    document = version(["Buy"])["version_document"]
+    refused = httpx.post(f"{kaon_server.url}/api/v1/plans/validate", timeout=10,
+                         json={"document": document, "batch": {"events": []}})
+    assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    assert httpx.get(f"{kaon_server.url}/api/v1/directory", timeout=10).status_code == 401
+    assert kaon_server.admin("GET", "/directory").status_code == 200
+    for public in ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/health"):
+        assert httpx.get(f"{kaon_server.url}{public}", timeout=10).status_code == 200, public

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from kaon.governance.patterns import Pattern, PatternError, compile_pattern
+
 UNSUPPORTED = frozenset({
     "$ref", "$recursiveRef", "$dynamicRef", "patternProperties", "allOf", "anyOf", "oneOf", "if", "then", "else",
     "not", "dependencies", "dependentRequired", "dependentSchemas",
@@ -101,9 +103,9 @@ def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
                 bad(keyword, "pattern must be a string")
             else:
                 try:
-                    re.compile(value)
-                except re.error as error:
-                    bad(keyword, f"pattern is not a valid regular expression: {error}")
+                    compile_pattern(value)
+                except PatternError as error:
+                    bad(keyword, str(error))
         elif keyword == "format" and value not in FORMATS:
             bad(keyword, f"format must be one of {', '.join(sorted(FORMATS))}")
         elif keyword in ("minimum", "maximum") and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -143,7 +145,7 @@ class Node:
     types: frozenset[str] | None = None
     single: str = ""  # the type when exactly one is allowed (the common case, checked without a loop)
     enum: list[Any] | None = None
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
     format: str | None = None
     minimum: float | None = None
     maximum: float | None = None
@@ -167,7 +169,7 @@ def compile_schema(schema: Any) -> Node:
         node.single = next(iter(node.types)) if len(node.types) == 1 else ""
     node.enum = schema.get("enum")
     if "pattern" in schema:
-        node.pattern = re.compile(schema["pattern"])
+        node.pattern = compile_pattern(schema["pattern"])
     node.format = schema.get("format")
     node.minimum = schema.get("minimum")
     node.maximum = schema.get("maximum")
