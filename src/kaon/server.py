@@ -9,6 +9,7 @@ import uvicorn
 from kaon import __version__
 from kaon.admin.app import create_admin_app
 from kaon.collect.http import Receive, Scope, Send
+from kaon.connection_limits import ConnectionLimits, bounded_protocol, connection_cap, raise_file_limit
 from kaon.runtime import Runtime
 from kaon.settings import Settings
 
@@ -20,7 +21,8 @@ class KaonApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready)
+        self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready,
+                                      max_body=runtime.settings.admin_max_body_bytes)
         self.admin.state.sealer = runtime.sealer
         self.admin.state.log_dir = runtime.settings.log_dir
         runtime.collect.fallback = self.admin
@@ -77,8 +79,12 @@ def banner(settings: Settings) -> str:
 def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain: finish in-flight requests and let processing catch up."""
     runtime = Runtime(settings)
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=connection_cap(settings.max_connections, raise_file_limit()))
     config = uvicorn.Config(
-        KaonApp(runtime), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        KaonApp(runtime), host=settings.host, port=settings.port, loop="uvloop", http=bounded_protocol(limits),
         lifespan="on", log_level="warning", access_log=settings.access_log, timeout_graceful_shutdown=30,
     )
     if settings.access_log:

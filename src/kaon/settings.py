@@ -13,6 +13,11 @@ def _float_env(name: str) -> float | None:
     return float(value) if value else None
 
 
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def _flag_env(name: str) -> bool:
     value = (os.environ.get(name) or "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
@@ -39,6 +44,14 @@ class Settings:
     process_stage: str = "process"
     # Log every request (uvicorn's access log) to stderr.
     access_log: bool = False
+    # Connection bounds (kaon.connection_limits): header and body timeouts, header size, open connections
+    # (None: as many as the open-file limit allows, at most 10,000).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_header_bytes: int = 32 * 1024
+    max_connections: int | None = None
+    # Admin API request bodies over this many bytes get 413.
+    admin_max_body_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
@@ -71,4 +84,9 @@ class Settings:
             drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
             process_stage=process_stage or os.environ.get("KAON_PROCESS_STAGE") or "process",
             access_log=access_log if access_log is not None else _flag_env("KAON_ACCESS_LOG"),
+            header_timeout_s=_float_env("KAON_HEADER_TIMEOUT_S") or 10.0,
+            body_timeout_s=_float_env("KAON_BODY_TIMEOUT_S") or 60.0,
+            max_header_bytes=_int_env("KAON_MAX_HEADER_BYTES") or 32 * 1024,
+            max_connections=_int_env("KAON_MAX_CONNECTIONS"),
+            admin_max_body_bytes=_int_env("KAON_ADMIN_MAX_BODY_BYTES") or 16 * 1024 * 1024,
         )

@@ -27,9 +27,10 @@ def kaon(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subpr
 
 
 class KaonServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, file_limit: int | None = None) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.file_limit = file_limit  # the server's open-file limit (soft and hard), as a small machine has
         done = kaon("init", "--json", data_dir=data_dir, env=self.env)
         assert done.returncode == 0, done.stderr
         self.init: dict[str, Any] = json.loads(done.stdout)
@@ -66,12 +67,16 @@ class KaonServer:
     def start(self) -> "KaonServer":
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kaon", "serve", "--data-dir", str(self.data_dir),
+                [*self._limits(), sys.executable, "-m", "kaon", "serve", "--data-dir", str(self.data_dir),
                  "--port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
             )
         eventually(self._healthy, timeout=30, what=f"kaon serve healthy on {self.url}")
         return self
+
+    def _limits(self) -> list[str]:
+        """util-linux's prlimit before the command when the server's open files are limited."""
+        return [] if self.file_limit is None else ["prlimit", f"--nofile={self.file_limit}:{self.file_limit}", "--"]
 
     def _healthy(self) -> bool:
         assert self.proc is not None
