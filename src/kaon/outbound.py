@@ -12,6 +12,7 @@ host's), so a name cannot pass the check and then resolve elsewhere (DNS rebindi
 followed.
 """
 
+import contextlib
 import functools
 import ipaddress
 import os
@@ -109,10 +110,8 @@ class Policy:
     def check_host(self, host: str) -> None:
         """At creation: refuse a host that is, or now resolves to, a refused address. A name that does not
         resolve yet is accepted; it is checked again on every request."""
-        try:
+        with contextlib.suppress(httpx.ConnectError):
             self.resolve(host, 443)
-        except httpx.ConnectError:
-            pass
 
 
 @functools.lru_cache(maxsize=8)

@@ -23,7 +23,8 @@ def header_problem(headers: dict[str, str]) -> str | None:
     for name, value in headers.items():
         for part, text in (("name", name), ("value", value)):
             if not text.isascii() or not text.isprintable():
-                return f"header {name.encode('ascii', 'backslashreplace').decode()!r}: its {part} is not printable ASCII"
+                shown = name.encode("ascii", "backslashreplace").decode()
+                return f"header {shown!r}: its {part} is not printable ASCII"
     return None
 
 
@@ -41,7 +42,7 @@ def send(client: httpx.Client, destination: Destination, request: HttpRequest, t
         return SendResult(Outcome.ABORT, f"{UNSENDABLE}: {type(error).__name__}: {error}")
     except httpx.HTTPError as error:
         return SendResult(Outcome.RETRY, f"{type(error).__name__}: {error}")
-    except Exception as error:  # noqa: BLE001 - a bug here must be recorded, not drop the claimed batch
+    except Exception as error:  # a bug here must be recorded, not drop the claimed batch
         _log.exception("sending to %s failed", destination.name)
         return SendResult(Outcome.ABORT, f"{UNSENDABLE}: {type(error).__name__}: {error}")
     answer = HttpResponse(status=response.status_code,
