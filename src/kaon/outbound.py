@@ -17,7 +17,7 @@ import functools
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +61,17 @@ def refused_class(address: IpAddress) -> str | None:
     return None
 
 
+def system_lookup(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, from the system resolver."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in found]
+
+
 @dataclass(frozen=True)
 class Policy:
     networks: tuple[IpNetwork, ...] = ()
     hosts: frozenset[str] = frozenset()
+    lookup: Callable[[str, int], list[str]] = system_lookup
 
     @classmethod
     def parse(cls, value: str) -> "Policy":
@@ -98,10 +105,11 @@ class Policy:
             self.check_address(name, literal)
             return str(literal)
         try:
-            found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as error:
+            addresses = [ipaddress.ip_address(found.split("%")[0]) for found in self.lookup(name, port)]
+        except (OSError, UnicodeError, ValueError) as error:
             raise httpx.ConnectError(f"cannot resolve {host}: {error}") from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+        if not addresses:
+            raise httpx.ConnectError(f"cannot resolve {host}")
         if name not in self.hosts:
             for address in addresses:
                 self.check_address(name, address)
@@ -132,14 +140,15 @@ def check_url(url: str) -> None:
 
 
 def request(client: httpx.Client, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-            content: bytes | None = None, json: Any = None, timeout: float = 30.0) -> httpx.Response:
+            content: bytes | None = None, json: Any = None, timeout: float = 30.0,
+            rules: Policy | None = None) -> httpx.Response:
     """One request under the policy: resolved once, connected to the checked address, redirects not followed.
     Raises Refused, or httpx errors as `client.request` does."""
     target = httpx.URL(url)
     if target.scheme not in ("http", "https") or not target.host:
         raise httpx.UnsupportedProtocol(f"only http and https URLs are sent, not {url[:100]!r}")
     port = target.port or (443 if target.scheme == "https" else 80)
-    address = policy().resolve(target.host, port)
+    address = (rules or policy()).resolve(target.host, port)
     pinned = target.copy_with(host=address)
     sent = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
     sent["Host"] = target.netloc.decode("ascii")

@@ -6,6 +6,7 @@ import httpx
 import msgspec
 from fastapi import APIRouter, Body, HTTPException, Query
 
+from kaon import outbound
 from kaon.admin.deps import Db, Workspace
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_delivery import (
@@ -43,6 +44,10 @@ InputFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
 def _bad(code: str, error: Exception) -> HTTPException:
     status = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 400
     return HTTPException(status, detail={"code": "NOT_FOUND" if status == 404 else code, "message": str(error)})
+
+
+def _refused(error: outbound.Refused) -> HTTPException:
+    return HTTPException(400, detail={"code": outbound.CODE, "message": str(error)})
 
 
 def _output(output: stored.Output) -> Output:
@@ -93,6 +98,8 @@ def create_output(body: OutputIn, db: Db, workspace_id: Workspace) -> Output:
     except NotFound as error:
         raise HTTPException(400, detail={"code": "UNKNOWN_DESTINATION", "message": f"{error} - at `destination`"}) \
             from None
+    except outbound.Refused as error:
+        raise _refused(error) from None
     except (msgspec.ValidationError, ValueError, Conflict) as error:
         raise _bad("INVALID_SETTINGS", error) from None
 
@@ -110,6 +117,8 @@ def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Worksp
     try:
         return _output(OutputStore(db.conn(), workspace_id).update_output(
             output_id, name=body.name, settings=body.settings, enabled=body.enabled))
+    except outbound.Refused as error:
+        raise _refused(error) from None
     except (NotFound, Conflict, msgspec.ValidationError, ValueError) as error:
         raise _bad("INVALID_SETTINGS", error) from None
 

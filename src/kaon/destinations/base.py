@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
+from kaon import outbound
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, SendPolicy, SendResult, classify_http
 
@@ -55,6 +56,13 @@ class Destination:
     def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
         """The outcome of one response; override for vendors that answer 2xx with errors, etc."""
         return classify_http(response)
+
+    def check_outbound(self, settings: Any) -> None:
+        """Raises outbound.Refused when these settings point at an address the outbound policy refuses
+        (checked when an output is saved; every request is checked again). The default checks `base_url`."""
+        url = getattr(settings, "base_url", None)
+        if isinstance(url, str):
+            outbound.check_url(url)
 
     def parse_settings(self, raw: dict[str, Any]) -> Any:
         return msgspec.convert(raw, self.settings_type)

@@ -40,8 +40,10 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_settings(name: str, settings: dict[str, Any]) -> None:
-    """Raises NotFound for an unknown destination, ValueError/msgspec.ValidationError naming the bad field."""
-    destination(name).parse_settings(settings)
+    """Raises NotFound for an unknown destination, ValueError/msgspec.ValidationError naming the bad field,
+    outbound.Refused when they point at an address the outbound policy refuses."""
+    found = destination(name)
+    found.check_outbound(found.parse_settings(settings))
 
 
 _OUT = "id, workspace_id, name, destination, settings, enabled, created_ms, updated_ms"
