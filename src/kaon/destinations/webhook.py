@@ -9,11 +9,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from kaon.destinations.base import Destination, HttpRequest, Secret
+from kaon.destinations.base import SECRET_MARK, Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import SendPolicy
 
 _encoder = msgspec.json.Encoder()
+
+
+HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
+HeaderValue = Annotated[str, msgspec.Meta(pattern=r"^[\x20-\x7e]{0,2000}$")]
 
 
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -26,8 +30,10 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         title="Signing secret",
         description="When set, each request carries X-Kaon-Signature: hex HMAC-SHA256 of "
                     "`<X-Kaon-Timestamp>.<body>` with this secret.")] = None
-    headers: Annotated[dict[str, str], msgspec.Meta(
-        title="Headers", description="Extra headers sent with every request.")] = {}
+    headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(
+        title="Headers", description="Extra headers sent with every request (printable ASCII). Treated as "
+                                     "secrets: never returned by the API.",
+        extra_json_schema={SECRET_MARK: True})] = {}
 
 
 def event_json(item: DeliveryEvent) -> dict[str, Any]:
