@@ -34,6 +34,7 @@ from kaon.destinations.registry import destination, destinations
 from kaon.errors import Conflict, NotFound
 from kaon.model.events import CustomEvent, CustomEventData
 from kaon.store import outputs as stored
+from kaon.store.output_secrets import SecretsRequired
 from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 
@@ -119,6 +120,8 @@ def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Worksp
             output_id, name=body.name, settings=body.settings, enabled=body.enabled))
     except outbound.Refused as error:
         raise _refused(error) from None
+    except SecretsRequired as error:
+        raise _bad(SecretsRequired.code, error) from None
     except (NotFound, Conflict, msgspec.ValidationError, ValueError) as error:
         raise _bad("INVALID_SETTINGS", error) from None
 

@@ -17,6 +17,7 @@ from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, SendPolicy, SendResult, classify_http
 
 SECRET_MARK = "x-kaon-secret"
+PLACEHOLDER = "********"  # what the API shows for a secret; given back in a PATCH, it keeps the stored one
 Secret = Annotated[str, msgspec.Meta(extra_json_schema={SECRET_MARK: True})]
 
 
@@ -86,5 +87,12 @@ def secret_fields(destination: Destination) -> set[str]:
 
 
 def redact(destination: Destination, settings: dict[str, Any]) -> dict[str, Any]:
+    """Secrets shown as the placeholder; a map of secrets (webhook headers) keeps its names."""
     secrets = secret_fields(destination)
-    return {k: ("********" if k in secrets and v else v) for k, v in settings.items()}
+
+    def hidden(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: PLACEHOLDER for k in value}
+        return PLACEHOLDER if value else value
+
+    return {k: (hidden(v) if k in secrets else v) for k, v in settings.items()}

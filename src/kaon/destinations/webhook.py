@@ -32,7 +32,7 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                     "`<X-Kaon-Timestamp>.<body>` with this secret.")] = None
     headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(
         title="Headers", description="Extra headers sent with every request (printable ASCII). Treated as "
-                                     "secrets: never returned by the API.",
+                                     "secrets: their values are never returned by the API.",
         extra_json_schema={SECRET_MARK: True})] = {}
 
 
