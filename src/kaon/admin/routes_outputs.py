@@ -25,6 +25,7 @@ from kaon.admin.schemas_delivery import (
     OutputTestResult,
 )
 from kaon.clock import now_ms
+from kaon.delivery import summary
 from kaon.delivery.outcomes import per_event
 from kaon.delivery.queue import dead_letter_pending
 from kaon.delivery.send import send
@@ -162,8 +163,9 @@ def test_output(output_id: str, db: Db, workspace_id: Workspace) -> OutputTestRe
     with httpx.Client() as client:
         results = [send(client, found, r, found.policy.timeout_s) for r in requests]
     result = per_event(1, requests, results)[0]
-    return OutputTestResult(outcome=result.outcome.value, status=result.status, message=result.message,
-                            response=result.response_body[:2000], requests=len(requests))
+    return OutputTestResult(outcome=result.outcome.value, classification=summary.classification(result),
+                            status=result.status, message=summary.excerpt(result.message) or None,
+                            response=summary.excerpt(result.response_body), requests=len(requests))
 
 
 @router.get("/connections", response_model=Connections)
