@@ -1,10 +1,14 @@
 """Output secrets: sealing round trip, the placeholder in a PATCH, and re-entering secrets when the target moves."""
 
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 
 from kaon.destinations.registry import destination
 from kaon.store import output_secrets as secrets
+from kaon.store.db import Database, DatabaseUrl
+from kaon.store.outputs import OutputStore, enabled_outputs
 from kaon.store.sealing import Sealer
 
 WEBHOOK = destination("webhook")
@@ -45,3 +49,15 @@ def test_moving_the_target_needs_every_stored_secret_again() -> None:
     # Slack's URL is itself the secret; PostgreSQL's dsn too: giving it is re-entering it.
     slack = destination("slack")
     assert secrets.merge(slack, {"base_url": "https://hooks.slack.com/a"}, {"base_url": "https://hooks.slack.com/b"})
+
+
+def test_an_output_the_key_cannot_open_waits_and_the_others_start(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+    monkeypatch.setenv("KAON_SECRET_KEY", Fernet.generate_key().decode())
+    store = OutputStore(db.conn(), "ws_test")
+    sealed = store.create_output("old-key", "webhook", STORED, True)
+    monkeypatch.setenv("KAON_SECRET_KEY", Fernet.generate_key().decode())  # the key was replaced
+    other = store.create_output("new-key", "webhook", STORED, True)
+    assert [o[0] for o in enabled_outputs(db.conn())] == [other.id]
+    assert [o.id for o in store.outputs()] == [sealed.id, other.id]  # listing and routing still work

@@ -1,5 +1,6 @@
 """Outputs (configured destinations) and connections (input → output with rules) in the config store."""
 
+import logging
 import sqlite3
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from kaon.governance.consent import check_rule_purposes
 from kaon.store import output_secrets as secrets
 from kaon.store.tx import transaction
 
+_log = logging.getLogger("kaon.store")
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
@@ -51,14 +53,18 @@ _OUT = "id, workspace_id, name, destination, settings, enabled, created_ms, upda
 _CON = "id, workspace_id, input_id, output_id, enabled, rules, created_ms, updated_ms"
 
 
-def _opened(conn: sqlite3.Connection, name: str, stored: str | bytes) -> dict[str, Any]:
-    """Stored settings with their secrets unsealed (as stored when the destination is not installed)."""
+def _opened(conn: sqlite3.Connection, name: str, stored: str | bytes, strict: bool = False) -> dict[str, Any]:
+    """Stored settings with their secrets unsealed (as stored when the destination is not installed, or, unless
+    `strict`, when the key cannot open them: listing and routing must not fail for one such output)."""
     settings: dict[str, Any] = _decode.decode(stored)
     try:
-        found = destination(name)
+        return secrets.unseal(destination(name), settings, secrets.sealer_for(conn))
     except NotFound:
         return settings
-    return secrets.unseal(found, settings, secrets.sealer_for(conn))
+    except ValueError:
+        if strict:
+            raise
+        return settings
 
 
 def _stored(conn: sqlite3.Connection, name: str, settings: dict[str, Any]) -> bytes:
@@ -74,7 +80,13 @@ def _output(conn: sqlite3.Connection, row: tuple[Any, ...]) -> Output:
 def enabled_outputs(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any], int]]:
     """(id, destination, settings with secrets unsealed, updated_ms) of every enabled output, for delivery."""
     rows = conn.execute("SELECT id, destination, settings, updated_ms FROM outputs WHERE enabled = 1").fetchall()
-    return [(r[0], r[1], _opened(conn, r[1], r[2]), r[3]) for r in rows]
+    out = []
+    for output_id, name, stored, updated_ms in rows:
+        try:
+            out.append((output_id, name, _opened(conn, name, stored, strict=True), updated_ms))
+        except ValueError as error:  # this output waits (its jobs stay queued); the others are delivered
+            _log.error("output %s cannot start: %s", output_id, error)
+    return out
 
 
 def seal_stored(conn: sqlite3.Connection) -> int:
