@@ -1,11 +1,18 @@
 """The outbound policy: every class of non-public address refused unless listed; requests pinned to the
 address that was checked; redirects not followed."""
 
+import datetime
 import ipaddress
 import re
+import ssl
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from kaon import outbound
 from kaon.outbound import Policy, Refused
@@ -110,3 +117,38 @@ def test_redirects_are_not_followed() -> None:
     finally:
         target.stop()
         redirecting.stop()
+
+
+def test_https_keeps_the_name_for_tls_while_connecting_to_the_checked_address(tmp_path: Path) -> None:
+    """Pinning must not break TLS: the certificate is checked against the configured name, not the address."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vendor.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("vendor.example")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    vendor = VendorCapture()
+    vendor._httpd.socket = served.wrap_socket(vendor._httpd.socket, server_side=True)  # a TLS vendor
+    vendor.start()
+    trusted = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    port = vendor.url.rsplit(":", 1)[1]
+    rules = Policy(Policy.parse("127.0.0.1").networks, lookup=lambda host, p: ["127.0.0.1"])
+    try:
+        with httpx.Client(verify=trusted) as client:
+            answer = outbound.request(client, "POST", f"https://vendor.example:{port}/hook", content=b"{}",
+                                      rules=rules)
+            assert answer.status_code == 200
+        with httpx.Client(verify=trusted) as client, pytest.raises(httpx.ConnectError):
+            # the address itself is not what the certificate names
+            outbound.request(client, "POST", f"https://127.0.0.1:{port}/hook", content=b"{}", rules=rules)
+        assert vendor.requests()[0].headers["host"] == f"vendor.example:{port}"
+    finally:
+        vendor.stop()

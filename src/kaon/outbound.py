@@ -148,10 +148,11 @@ def request(client: httpx.Client, method: str, url: str, *, headers: Mapping[str
     if target.scheme not in ("http", "https") or not target.host:
         raise httpx.UnsupportedProtocol(f"only http and https URLs are sent, not {url[:100]!r}")
     port = target.port or (443 if target.scheme == "https" else 80)
-    address = (rules or policy()).resolve(target.host, port)
+    host = target.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS see it
+    address = (rules or policy()).resolve(host, port)
     pinned = target.copy_with(host=address)
     sent = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
     sent["Host"] = target.netloc.decode("ascii")
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    extensions = {"sni_hostname": host} if target.scheme == "https" else {}
     return client.request(method, pinned, headers=sent, content=content, json=json, timeout=timeout,
                           follow_redirects=False, extensions=extensions)
