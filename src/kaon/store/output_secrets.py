@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 from kaon.destinations.base import PLACEHOLDER, Destination, secret_fields
 from kaon.store.sealing import Sealer
 
@@ -25,18 +27,21 @@ class SecretsRequired(ValueError):
     code = "SECRETS_REQUIRED"
 
 
-def _data_dir(conn: sqlite3.Connection) -> Path:
-    """`KAON_DATA_DIR`, else the main store's directory (the default layout, as `secret.key` is found)."""
+def _data_dir(conn: sqlite3.Connection) -> Path | None:
+    """`KAON_DATA_DIR`, else the main store's directory (the default layout, as `secret.key` is found); None
+    for a store in memory."""
     configured = os.environ.get("KAON_DATA_DIR")
     if configured:
         return Path(configured).resolve()
-    main = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
-    return Path(main).resolve().parent
+    main = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    return Path(main).resolve().parent if main else None
 
 
 @functools.lru_cache(maxsize=16)
-def _sealer(data_dir: Path, key: str) -> Sealer:
-    return Sealer(key.encode()) if key else Sealer.for_data_dir(data_dir)
+def _sealer(data_dir: Path | None, key: str) -> Sealer:
+    if key:
+        return Sealer(key.encode())
+    return Sealer.for_data_dir(data_dir) if data_dir else Sealer(Fernet.generate_key())  # in memory: this process
 
 
 def sealer_for(conn: sqlite3.Connection) -> Sealer:
