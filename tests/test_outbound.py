@@ -152,3 +152,9 @@ def test_https_keeps_the_name_for_tls_while_connecting_to_the_checked_address(tm
         assert vendor.requests()[0].headers["host"] == f"vendor.example:{port}"
     finally:
         vendor.stop()
+
+
+def test_a_url_httpx_cannot_parse_is_a_settings_error_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="not a valid URL") as raised:
+        outbound.check_url("http://[::1/hook")
+    assert not isinstance(raised.value, Refused)

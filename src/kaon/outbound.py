@@ -134,9 +134,12 @@ def policy() -> Policy:
 
 def check_url(url: str) -> None:
     """Raises Refused when `url`'s host is refused (at output creation and update)."""
-    parsed = httpx.URL(url)
-    if parsed.host:
-        policy().check_host(parsed.host)
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError) as error:
+        raise ValueError(f"not a valid URL: {error} - at `base_url`") from None
+    if host:
+        policy().check_host(host)
 
 
 def request(client: httpx.Client, method: str, url: str, *, headers: Mapping[str, str] | None = None,
