@@ -17,9 +17,12 @@ $(BIN)/kaon: pyproject.toml
 system-deps:
 	sh scripts/install-system-deps.sh
 
+# The demo sends nowhere local: outputs reach public addresses only unless listed here (docs/security.md).
+KAON_OUTBOUND_ALLOW ?=
+
 run: $(BIN)/kaon
 	$(BIN)/kaon init --data-dir $(DATA_DIR) --workspace demo
-	$(BIN)/kaon serve --data-dir $(DATA_DIR) --port $(PORT)
+	KAON_OUTBOUND_ALLOW='$(KAON_OUTBOUND_ALLOW)' $(BIN)/kaon serve --data-dir $(DATA_DIR) --port $(PORT)
 
 lint: $(BIN)/kaon
 	$(BIN)/ruff check src tests bench

@@ -40,3 +40,10 @@ def offline_browser() -> Iterator[Any]:
     """Chromium with no route to the internet (vendor CDNs and control planes unreachable), one per module."""
     with running_chromium(offline=True) as chromium:
         yield chromium
+
+
+@pytest.fixture(autouse=True)
+def outbound_allows_local_vendors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capture servers listen on 127.0.0.1, which the outbound policy refuses by default: the suite lists it,
+    as an operator would (tests of the default policy unset it)."""
+    monkeypatch.setenv("KAON_OUTBOUND_ALLOW", "127.0.0.1")

@@ -2,11 +2,13 @@
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from kaon.errors import KaonError
 from kaon.settings import Settings
+from kaon.store import files
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
                                     getattr(args, "port", None), getattr(args, "process_stage", None),
                                     getattr(args, "access_log", None))
+        os.umask(files.UMASK)  # databases, logs and keys are private to the user running Kaon
+        if args.command in ("init", "serve"):
+            files.secure(settings.data_dir)
         if args.command == "init":
             from kaon.commands.init import run_init
 

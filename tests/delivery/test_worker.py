@@ -13,7 +13,7 @@ from kaon.delivery.retry import RetryPolicy
 from kaon.delivery.worker import OutputWorker
 from kaon.destinations.base import HttpRequest
 from kaon.destinations.event import DeliveryEvent
-from kaon.destinations.webhook import Webhook
+from kaon.destinations.webhook import Webhook, WebhookSettings
 from kaon.destinations.webhook import destination as webhook
 from kaon.store.db import Database, DatabaseUrl
 from support.capture import Answer, Captured, VendorCapture
@@ -185,3 +185,71 @@ def test_per_user_order_across_parallel_lanes(db: Database, vendor: Vendor, work
     assert vendor.log("a")[0] == ("a1", 503) and vendor.log("a")[-3:] == [("a1", 200), ("a2", 200), ("a3", 200)]
     assert vendor.log("b") == [("b1", 200), ("b2", 200), ("b3", 200)]  # never sent twice
     assert [a[1] for a in attempts(db, jobs["a1"])][-1] == "delivered"
+
+
+def enqueue_with_id(db: Database, mpid: int, name: str, source_message_id: str) -> int:
+    """A job whose event carries `source_message_id` (which the webhook sends as its `Idempotency-Key`)."""
+    conn = db.conn()
+    base = custom(len(name), name=name)
+    event = msgspec.structs.replace(base, mpid=mpid, source_message_id=source_message_id)
+    cursor = conn.execute(
+        "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid, created_ms, payload)"
+        " VALUES ('ws_test', ?, 'con_a', ?, ?, ?, ?)", (OUT, event.event_id, mpid, now_ms(), _pack.encode(event)))
+    job_id = int(cursor.lastrowid or 0)
+    conn.execute("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms) VALUES (?, ?, ?, 0)",
+                 (job_id, OUT, mpid))
+    return job_id
+
+
+def test_a_non_ascii_message_id_is_sent_percent_encoded(db: Database, vendor: Vendor,
+                                                        workers: list[OutputWorker]) -> None:
+    """Fix: `r-café` in the Idempotency-Key raised UnicodeEncodeError out of `send`; the claimed batch was
+    dropped unrecorded and re-sent every second, other users' events with it."""
+    cafe = enqueue_with_id(db, USER_A, "a1", "r-café")
+    other = enqueue(db, USER_B, "b1")
+    worker = make_worker(db, vendor.url)
+    workers.append(worker)
+    assert worker.run_once() == 2
+    assert attempts(db, cafe) == [(1, "delivered", 200, None)]
+    assert attempts(db, other) == [(1, "delivered", 200, None)]
+    assert sorted(names(vendor)) == ["a1", "b1"]  # each sent once
+    keys = {r.json()["data"]["event_name"]: r.headers["idempotency-key"] for r in vendor.requests()}
+    assert keys["a1"] == "r-caf%C3%A9"
+    assert worker.run_once() == 0
+
+
+def test_a_newline_in_a_message_id_does_not_hold_the_users_later_events(db: Database, vendor: Vendor,
+                                                                        workers: list[OutputWorker]) -> None:
+    """Fix: a newline made the header illegal, an error taken for a network failure: retried for 24 h while
+    the user's later events waited behind it."""
+    first = enqueue_with_id(db, USER_A, "a1", "line\nbreak")
+    later = enqueue(db, USER_A, "a2")
+    worker = make_worker(db, vendor.url)
+    workers.append(worker)
+    assert worker.run_once() == 2
+    assert attempts(db, first) == [(1, "delivered", 200, None)]
+    assert attempts(db, later) == [(1, "delivered", 200, None)]
+    assert names(vendor) == ["a1", "a2"]
+    assert vendor.requests()[0].headers["idempotency-key"] == "line%0Abreak"
+
+
+def test_a_header_that_cannot_be_sent_dead_letters_with_the_error(db: Database, vendor: Vendor,
+                                                                  workers: list[OutputWorker]) -> None:
+    """A custom header value that is not ASCII, stored by an earlier release: every job gets a recorded abort
+    (dead letter, alert, replayable) instead of an exception escaping `send` and the batch re-sent forever."""
+    jobs = [enqueue(db, USER_A, "a1"), enqueue(db, USER_B, "b1")]
+    # Saved before headers were checked at creation (the constructor does not validate, as an old row was not).
+    settings = WebhookSettings(base_url=f"{vendor.url}/hook", headers={"X-Team": "équipe"})
+    worker = OutputWorker(db, OUT, webhook, settings, QUICK)
+    workers.append(worker)
+    assert worker.run_once() == 2
+    assert vendor.requests() == []
+    for job in jobs:
+        [(attempt, state, status, error)] = attempts(db, job)
+        assert (attempt, state, status) == (1, "dead", None)
+        assert error is not None and error.startswith("request could not be sent:") and "X-Team" in error
+    assert queued(db) == 0
+    assert worker.run_once() == 0
+    dead = db.conn().execute("SELECT SUM(count) FROM output_stats WHERE output_id = ? AND metric = 'dead_lettered'",
+                             (OUT,)).fetchone()[0]
+    assert dead == 2

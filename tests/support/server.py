@@ -29,7 +29,8 @@ def kaon(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subpr
 class KaonServer:
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, file_limit: int | None = None) -> None:
         self.data_dir = data_dir
-        self.env = env or {}
+        # Capture servers listen on 127.0.0.1, which the outbound policy refuses unless listed.
+        self.env = {"KAON_OUTBOUND_ALLOW": "127.0.0.1", **(env or {})}
         self.file_limit = file_limit  # the server's open-file limit (soft and hard), as a small machine has
         done = kaon("init", "--json", data_dir=data_dir, env=self.env)
         assert done.returncode == 0, done.stderr

@@ -6,6 +6,7 @@ import httpx
 import msgspec
 from fastapi import APIRouter, Body, HTTPException, Query
 
+from kaon import outbound
 from kaon.admin.deps import Db, Workspace
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_delivery import (
@@ -24,6 +25,7 @@ from kaon.admin.schemas_delivery import (
     OutputTestResult,
 )
 from kaon.clock import now_ms
+from kaon.delivery import summary
 from kaon.delivery.outcomes import per_event
 from kaon.delivery.queue import dead_letter_pending
 from kaon.delivery.send import send
@@ -33,6 +35,7 @@ from kaon.destinations.registry import destination, destinations
 from kaon.errors import Conflict, NotFound
 from kaon.model.events import CustomEvent, CustomEventData
 from kaon.store import outputs as stored
+from kaon.store.output_secrets import SecretsRequired
 from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 
@@ -43,6 +46,10 @@ InputFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
 def _bad(code: str, error: Exception) -> HTTPException:
     status = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 400
     return HTTPException(status, detail={"code": "NOT_FOUND" if status == 404 else code, "message": str(error)})
+
+
+def _refused(error: outbound.Refused) -> HTTPException:
+    return HTTPException(400, detail={"code": outbound.CODE, "message": str(error)})
 
 
 def _output(output: stored.Output) -> Output:
@@ -94,6 +101,8 @@ def create_output(body: OutputIn, db: Db, workspace_id: Workspace) -> Output:
     except NotFound as error:
         raise HTTPException(400, detail={"code": "UNKNOWN_DESTINATION", "message": f"{error} - at `destination`"}) \
             from None
+    except outbound.Refused as error:
+        raise _refused(error) from None
     except (msgspec.ValidationError, ValueError, Conflict) as error:
         raise _bad("INVALID_SETTINGS", error) from None
 
@@ -111,6 +120,10 @@ def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Worksp
     try:
         return _output(OutputStore(db.conn(), workspace_id).update_output(
             output_id, name=body.name, settings=body.settings, enabled=body.enabled))
+    except outbound.Refused as error:
+        raise _refused(error) from None
+    except SecretsRequired as error:
+        raise _bad(SecretsRequired.code, error) from None
     except (NotFound, Conflict, msgspec.ValidationError, ValueError) as error:
         raise _bad("INVALID_SETTINGS", error) from None
 
@@ -151,8 +164,9 @@ def test_output(output_id: str, db: Db, workspace_id: Workspace) -> OutputTestRe
     with httpx.Client() as client:
         results = [send(client, found, r, found.policy.timeout_s) for r in requests]
     result = per_event(1, requests, results)[0]
-    return OutputTestResult(outcome=result.outcome.value, status=result.status, message=result.message,
-                            response=result.response_body[:2000], requests=len(requests))
+    return OutputTestResult(outcome=result.outcome.value, classification=summary.classification(result),
+                            status=result.status, message=summary.excerpt(result.message) or None,
+                            response=summary.excerpt(result.response_body), requests=len(requests))
 
 
 @router.get("/connections", response_model=Connections)

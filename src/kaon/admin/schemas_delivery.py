@@ -43,10 +43,14 @@ class OutputDeleted(BaseModel):
 
 
 class OutputTestResult(BaseModel):
+    """A bounded, sanitised summary of the vendor's answer: never its whole body."""
+
     outcome: str
+    classification: str = Field(description="accepted, temporary_failure, refused (by the destination), not_sent "
+                                            "(no request left Kaon: e.g. the outbound policy) or skipped")
     status: int | None
-    message: str | None
-    response: str
+    message: str | None = Field(description="why, in at most 200 printable characters")
+    response: str = Field(description="the start of the answer's body: at most 200 printable characters")
     requests: int
 
 

@@ -5,15 +5,13 @@ import os
 import time
 from typing import Any
 
-import msgspec
-
 from kaon.delivery.retry import RetryPolicy
 from kaon.delivery.worker import OutputWorker
 from kaon.destinations.registry import destination
 from kaon.store.db import Database
+from kaon.store.outputs import enabled_outputs, seal_stored
 
 _log = logging.getLogger("kaon.delivery")
-_decode = msgspec.json.Decoder()
 
 
 class DeliveryService:
@@ -21,12 +19,13 @@ class DeliveryService:
         self.db = db
         self.policy = policy or RetryPolicy.from_env()
         self.workers: dict[str, tuple[str, OutputWorker]] = {}
+        if sealed := seal_stored(db.conn()):  # plaintext output secrets from an earlier release
+            _log.info("sealed the secrets of %d outputs", sealed)
 
     def refresh(self) -> None:
-        rows = self.db.conn().execute(
-            "SELECT id, destination, settings, updated_ms FROM outputs WHERE enabled = 1").fetchall()
         wanted: dict[str, tuple[str, str, dict[str, Any]]] = {
-            r[0]: (r[1], f"{r[3]}", _decode.decode(r[2])) for r in rows}
+            output_id: (name, f"{updated}", settings)
+            for output_id, name, settings, updated in enabled_outputs(self.db.conn())}
         for output_id, (version, worker) in list(self.workers.items()):
             if output_id not in wanted or wanted[output_id][1] != version:
                 worker.stop()

@@ -72,11 +72,15 @@ class OutputWorker:
             _log.exception("transform failed for output %s", self.output_id)
             results = [SendResult(Outcome.ABORT, f"transform failed: {type(error).__name__}: {error}")] * len(jobs)
         else:
-            if direct is not None:
-                results = direct
-            else:
-                sent = self._send_all(requests, [j.mpid for j in jobs])
-                results = per_event(len(jobs), requests, sent)
+            try:
+                if direct is not None:
+                    results = direct
+                else:
+                    sent = self._send_all(requests, [j.mpid for j in jobs])
+                    results = per_event(len(jobs), requests, sent)
+            except Exception as error:  # recorded, never an unrecorded batch claimed again every second
+                _log.exception("send failed for output %s", self.output_id)
+                results = [SendResult(Outcome.ABORT, f"send failed: {type(error).__name__}: {error}")] * len(jobs)
         latency = int((time.monotonic() - started) * 1000)
         queue.record(conn, self.output_id, list(zip(jobs, results, strict=True)), now_ms=now_ms(),
                      latency_ms=latency, policy=self.retry)

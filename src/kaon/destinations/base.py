@@ -12,10 +12,12 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
+from kaon import outbound
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, SendPolicy, SendResult, classify_http
 
 SECRET_MARK = "x-kaon-secret"
+PLACEHOLDER = "********"  # what the API shows for a secret; given back in a PATCH, it keeps the stored one
 Secret = Annotated[str, msgspec.Meta(extra_json_schema={SECRET_MARK: True})]
 
 
@@ -56,6 +58,13 @@ class Destination:
         """The outcome of one response; override for vendors that answer 2xx with errors, etc."""
         return classify_http(response)
 
+    def check_outbound(self, settings: Any) -> None:
+        """Raises outbound.Refused when these settings point at an address the outbound policy refuses
+        (checked when an output is saved; every request is checked again). The default checks `base_url`."""
+        url = getattr(settings, "base_url", None)
+        if isinstance(url, str):
+            outbound.check_url(url)
+
     def parse_settings(self, raw: dict[str, Any]) -> Any:
         return msgspec.convert(raw, self.settings_type)
 
@@ -78,5 +87,12 @@ def secret_fields(destination: Destination) -> set[str]:
 
 
 def redact(destination: Destination, settings: dict[str, Any]) -> dict[str, Any]:
+    """Secrets shown as the placeholder; a map of secrets (webhook headers) keeps its names."""
     secrets = secret_fields(destination)
-    return {k: ("********" if k in secrets and v else v) for k, v in settings.items()}
+
+    def hidden(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: PLACEHOLDER for k in value}
+        return PLACEHOLDER if value else value
+
+    return {k: (hidden(v) if k in secrets else v) for k, v in settings.items()}

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 import psycopg
 
+from kaon import outbound
 from kaon.destinations.base import Destination, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome, SendPolicy, SendResult
+from kaon.destinations.postgres_hosts import check, pinned
 from kaon.destinations.postgres_schema import TablePlan, apply, create_table, ensure_schema, existing_columns
 from kaon.destinations.postgres_schema import identifier as table_name
 
@@ -62,7 +64,7 @@ class _Connections:
             idle = self._idle.get(dsn)
             if idle:
                 return idle.pop(), True
-        return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="kaon"), False
+        return psycopg.connect(pinned(dsn), connect_timeout=CONNECT_TIMEOUT_S, application_name="kaon"), False
 
     def give(self, dsn: str, conn: psycopg.Connection[Any]) -> None:
         with self._lock:
@@ -110,6 +112,10 @@ class Postgres(Destination):
     def __init__(self) -> None:
         self._connections = _Connections()
 
+    def check_outbound(self, settings: Any) -> None:
+        assert isinstance(settings, PostgresSettings)
+        check(settings.dsn)
+
     def deliver(self, events: Sequence[DeliveryEvent], settings: Any) -> list[SendResult]:
         assert isinstance(settings, PostgresSettings)
         groups: dict[str, list[DeliveryEvent]] = {}
@@ -125,6 +131,8 @@ class Postgres(Destination):
             return [result for item in events for result in self.deliver([item], settings)]
         except psycopg.Error as error:
             return [classify(error)] * len(events)
+        except outbound.Refused as error:
+            return [SendResult(Outcome.ABORT, f"request could not be sent: {error}")] * len(events)
         return [SendResult(Outcome.DELIVERED)] * len(events)
 
     def _write(self, groups: dict[str, list[DeliveryEvent]], settings: PostgresSettings) -> None:

@@ -2,16 +2,22 @@
 
 import hashlib
 import hmac
+import re
+import urllib.parse
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
 
-from kaon.destinations.base import Destination, HttpRequest, Secret
+from kaon.destinations.base import SECRET_MARK, Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import SendPolicy
 
 _encoder = msgspec.json.Encoder()
+
+
+HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
+HeaderValue = Annotated[str, msgspec.Meta(pattern=r"^[\x20-\x7e]{0,2000}$")]
 
 
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -24,8 +30,10 @@ class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         title="Signing secret",
         description="When set, each request carries X-Kaon-Signature: hex HMAC-SHA256 of "
                     "`<X-Kaon-Timestamp>.<body>` with this secret.")] = None
-    headers: Annotated[dict[str, str], msgspec.Meta(
-        title="Headers", description="Extra headers sent with every request.")] = {}
+    headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(
+        title="Headers", description="Extra headers sent with every request (printable ASCII). Treated as "
+                                     "secrets: their values are never returned by the API.",
+        extra_json_schema={SECRET_MARK: True})] = {}
 
 
 def event_json(item: DeliveryEvent) -> dict[str, Any]:
@@ -60,6 +68,13 @@ def context_json(item: DeliveryEvent) -> dict[str, Any]:
     return out
 
 
+def idempotency_key(ids: list[str]) -> str:
+    """The ids percent-encoded (UTF-8; anything but letters, digits and `-._~:@` is escaped, commas too),
+    comma-separated, at most 512 characters: always a legal ASCII header, whatever the ids hold."""
+    key = ",".join(urllib.parse.quote(i, safe="-._~:@") for i in ids)[:512]
+    return re.sub(r"%[0-9A-F]?$", "", key)  # never end inside an escape
+
+
 class Webhook(Destination):
     name = "webhook"
     title = "Webhook"
@@ -69,7 +84,8 @@ class Webhook(Destination):
     policy = SendPolicy(batch_size=100, max_concurrency=4)
     docs_notes = (
         "`POST {base_url}` with `Content-Type: application/json`, your `headers`, `Idempotency-Key` (the events' "
-        "source message ids, comma-separated, at most 512 characters: the same on every retry, so a receiver can "
+        "source message ids, percent-encoded as UTF-8 (anything but letters, digits and `-._~:@`, commas "
+        "included), comma-separated, at most 512 characters: the same on every retry, so a receiver can "
         "drop repeats) and `X-Kaon-Timestamp` (unix seconds of the newest event in the body). With a "
         "`signing_secret`, `X-Kaon-Signature` is the lower-case hex HMAC-SHA256 of `<X-Kaon-Timestamp>.<body>` "
         "(the raw body bytes) keyed with the secret: recompute it over the bytes you received, compare in "
@@ -99,7 +115,7 @@ class Webhook(Destination):
                 body = _encoder.encode(event_json(events[group[0]]))
             timestamp = str(max(events[i].timestamp_ms for i in group) // 1000)
             headers = {"Content-Type": "application/json", **settings.headers,
-                       "Idempotency-Key": ",".join(events[i].source_message_id for i in group)[:512],
+                       "Idempotency-Key": idempotency_key([events[i].source_message_id for i in group]),
                        "X-Kaon-Timestamp": timestamp}
             if settings.signing_secret:
                 signed = timestamp.encode() + b"." + body

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from kaon import outbound
 from kaon.governance.dsr_erase import Subject
 from kaon.store.outputs import Output
 
@@ -112,7 +113,10 @@ def forward(output: Output, subject: Subject, client: httpx.Client,
         error = "not sent"
         for attempt in range(ATTEMPTS):
             try:
-                response = client.request(method, url, headers=headers, json=body, timeout=10)
+                response = outbound.request(client, method, url, headers=headers, json=body, timeout=10)
+            except outbound.Refused as failure:  # the same on every attempt
+                error = str(failure)
+                break
             except httpx.HTTPError as failure:
                 error = f"{type(failure).__name__}: {failure}"
             else:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from kaon import outbound
 from kaon.clock import Clock, now_ms
 from kaon.governance import dsr_export
 from kaon.governance.dsr_erase import Subject, erase, find_subject
@@ -171,9 +172,9 @@ class DsrWorker:
                        "X-OpenDSR-Signature": self.keys.sign(body)}
             status: int | None = None
             try:
-                response = self.client.post(url, content=body, headers=headers, timeout=10)
+                response = outbound.request(self.client, "POST", url, content=body, headers=headers, timeout=10)
                 status, error = response.status_code, "" if response.is_success else response.text[:200]
-            except httpx.HTTPError as failure:
+            except (httpx.HTTPError, outbound.Refused) as failure:
                 error = f"{type(failure).__name__}: {failure}"
             attempt = attempts + 1
             if not error:

@@ -1,5 +1,6 @@
 """Outputs (configured destinations) and connections (input → output with rules) in the config store."""
 
+import logging
 import sqlite3
 import uuid
 from typing import Any
@@ -11,8 +12,10 @@ from kaon.connections.rules import parse_rules
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent import check_rule_purposes
+from kaon.store import output_secrets as secrets
 from kaon.store.tx import transaction
 
+_log = logging.getLogger("kaon.store")
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
@@ -40,17 +43,67 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_settings(name: str, settings: dict[str, Any]) -> None:
-    """Raises NotFound for an unknown destination, ValueError/msgspec.ValidationError naming the bad field."""
-    destination(name).parse_settings(settings)
+    """Raises NotFound for an unknown destination, ValueError/msgspec.ValidationError naming the bad field,
+    outbound.Refused when they point at an address the outbound policy refuses."""
+    found = destination(name)
+    found.check_outbound(found.parse_settings(settings))
 
 
 _OUT = "id, workspace_id, name, destination, settings, enabled, created_ms, updated_ms"
 _CON = "id, workspace_id, input_id, output_id, enabled, rules, created_ms, updated_ms"
 
 
-def _output(row: tuple[Any, ...]) -> Output:
-    return Output(id=row[0], workspace_id=row[1], name=row[2], destination=row[3], settings=_decode.decode(row[4]),
-                  enabled=bool(row[5]), created_ms=row[6], updated_ms=row[7])
+def _opened(conn: sqlite3.Connection, name: str, stored: str | bytes, strict: bool = False) -> dict[str, Any]:
+    """Stored settings with their secrets unsealed (as stored when the destination is not installed, or, unless
+    `strict`, when the key cannot open them: listing and routing must not fail for one such output)."""
+    settings: dict[str, Any] = _decode.decode(stored)
+    try:
+        return secrets.unseal(destination(name), settings, secrets.sealer_for(conn))
+    except NotFound:
+        return settings
+    except ValueError:
+        if strict:
+            raise
+        return settings
+
+
+def _stored(conn: sqlite3.Connection, name: str, settings: dict[str, Any]) -> bytes:
+    return _json.encode(secrets.seal(destination(name), settings, secrets.sealer_for(conn)))
+
+
+def _output(conn: sqlite3.Connection, row: tuple[Any, ...]) -> Output:
+    return Output(id=row[0], workspace_id=row[1], name=row[2], destination=row[3],
+                  settings=_opened(conn, row[3], row[4]), enabled=bool(row[5]), created_ms=row[6],
+                  updated_ms=row[7])
+
+
+def enabled_outputs(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any], int]]:
+    """(id, destination, settings with secrets unsealed, updated_ms) of every enabled output, for delivery."""
+    rows = conn.execute("SELECT id, destination, settings, updated_ms FROM outputs WHERE enabled = 1").fetchall()
+    out = []
+    for output_id, name, stored, updated_ms in rows:
+        try:
+            out.append((output_id, name, _opened(conn, name, stored, strict=True), updated_ms))
+        except ValueError as error:  # this output waits (its jobs stay queued); the others are delivered
+            _log.error("output %s cannot start: %s", output_id, error)
+    return out
+
+
+def seal_stored(conn: sqlite3.Connection) -> int:
+    """Seal output secrets stored in plaintext by an earlier release; how many outputs were sealed."""
+    sealed = 0
+    with transaction(conn):
+        for output_id, name, stored in conn.execute("SELECT id, destination, settings FROM outputs").fetchall():
+            try:
+                found = destination(name)
+            except NotFound:
+                continue
+            settings = _decode.decode(stored)
+            if not secrets.is_sealed(found, settings):
+                conn.execute("UPDATE outputs SET settings = ? WHERE id = ?",
+                             (_stored(conn, name, settings), output_id))
+                sealed += 1
+    return sealed
 
 
 def _connection(row: tuple[Any, ...]) -> Connection:
@@ -74,23 +127,24 @@ class OutputStore:
     def outputs(self) -> list[Output]:
         rows = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ? ORDER BY created_ms, id",
                                  (self.ws,))
-        return [_output(r) for r in rows]
+        return [_output(self.conn, r) for r in rows]
 
     def outputs_page(self, limit: int, after: tuple[int, str] | None = None) -> list[Output]:
         """Oldest first; `after` is the (created_ms, id) of the last output shown."""
         where, args = _after(after)
         rows = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ?{where}"
                                  " ORDER BY created_ms, id LIMIT ?", (self.ws, *args, limit))
-        return [_output(r) for r in rows]
+        return [_output(self.conn, r) for r in rows]
 
     def output(self, output_id: str) -> Output:
         row = self.conn.execute(f"SELECT {_OUT} FROM outputs WHERE workspace_id = ? AND id = ?",
                                 (self.ws, output_id)).fetchone()
         if row is None:
             raise NotFound(f"output {output_id} not found")
-        return _output(row)
+        return _output(self.conn, row)
 
     def create_output(self, name: str, destination_name: str, settings: dict[str, Any], enabled: bool) -> Output:
+        secrets.refuse_placeholder(destination(destination_name), settings)
         validate_settings(destination_name, settings)
         now = now_ms()
         output = Output(id=f"out_{uuid.uuid4().hex[:16]}", workspace_id=self.ws, name=name,
@@ -101,7 +155,8 @@ class OutputStore:
                                  (self.ws, name)).fetchone():
                 raise Conflict(f"output {name!r} already exists")
             self.conn.execute(f"INSERT INTO outputs ({_OUT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              (output.id, self.ws, name, destination_name, _json.encode(settings), int(enabled),
+                              (output.id, self.ws, name, destination_name,
+                               _stored(self.conn, destination_name, settings), int(enabled),
                                now, now))
         return output
 
@@ -109,7 +164,8 @@ class OutputStore:
                       enabled: bool | None = None) -> Output:
         with transaction(self.conn):
             current = self.output(output_id)
-            merged = current.settings if settings is None else {**current.settings, **settings}
+            merged = current.settings if settings is None else secrets.merge(
+                destination(current.destination), current.settings, settings)
             validate_settings(current.destination, merged)
             # Fix: a rename onto another output's name hit the UNIQUE constraint as a raw IntegrityError.
             if name and name != current.name and self.conn.execute(
@@ -117,7 +173,8 @@ class OutputStore:
                 raise Conflict(f"output {name!r} already exists")
             self.conn.execute(
                 "UPDATE outputs SET name = ?, settings = ?, enabled = ?, updated_ms = ? WHERE id = ?",
-                (name or current.name, _json.encode(merged), int(current.enabled if enabled is None else enabled),
+                (name or current.name, _stored(self.conn, current.destination, merged),
+                 int(current.enabled if enabled is None else enabled),
                  now_ms(), output_id))
         return self.output(output_id)
 
