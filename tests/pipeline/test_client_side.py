@@ -85,7 +85,6 @@ def test_a_web_segment_alias_cannot_copy_a_known_users_events(pipeline: Pipeline
                       "timestamp": (NOW - 5_000) / 1000})
     web.segment({"type": "identify", "userId": "attacker", "messageId": "a-1", "timestamp": (NOW - 4_000) / 1000})
     pipeline.process()
-    victim = pipeline.holder("customer_id", "victim")
     web.segment(alias("attacker", "victim", "attack"))
     pipeline.process()
     attacker = pipeline.holder("customer_id", "attacker")
