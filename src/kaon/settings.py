@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DATA_DIR = "./kaon-data"
 DAY_MS = 86_400_000
@@ -22,6 +23,18 @@ def _flag_env(name: str) -> bool:
     raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
 
 
+def public_url(environ: "os._Environ[str] | dict[str, str] | None" = None) -> str | None:
+    """`KAON_PUBLIC_URL`: the address clients reach Kaon at (`https://cdp.example.com`), used for the links Kaon
+    hands out (OpenDSR results, status and certificate URLs) instead of a request's `Host`. None when unset."""
+    value = ((environ if environ is not None else os.environ).get("KAON_PUBLIC_URL") or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"KAON_PUBLIC_URL must be an http(s) URL such as https://cdp.example.com, not {value!r}")
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -39,6 +52,8 @@ class Settings:
     process_stage: str = "process"
     # Log every request (uvicorn's access log) to stderr.
     access_log: bool = False
+    # KAON_PUBLIC_URL (see `public_url`): validated at start so a typo fails early.
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
@@ -71,4 +86,5 @@ class Settings:
             drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
             process_stage=process_stage or os.environ.get("KAON_PROCESS_STAGE") or "process",
             access_log=access_log if access_log is not None else _flag_env("KAON_ACCESS_LOG"),
+            public_url=public_url(),
         )
