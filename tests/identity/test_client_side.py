@@ -142,6 +142,17 @@ def test_a_web_identify_answer_is_the_same_shape_for_known_and_unknown_identitie
     assert server["matched_identities"] == {"email": "known@x"}
 
 
+def test_a_web_logout_answer_does_not_say_whether_the_device_was_known(world: World) -> None:
+    world.mpid(device_application_stamp="das-known")
+    answers = []
+    for stamp in ("das-known", "das-new"):
+        with transaction(world.conn):
+            request = idsync.IdentityRequest(known_identities={"device_application_stamp": stamp})
+            answers.append(idsync.logout(world.service(), request, client_side=True))
+    assert [{k: v for k, v in a.items() if k != "mpid"} for a in answers] == [
+        {"context": None, "is_ephemeral": False, "is_logged_in": False, "matched_identities": {}}] * 2
+
+
 # alias
 
 def test_a_web_alias_must_name_the_sources_device_stamp(world: World) -> None:

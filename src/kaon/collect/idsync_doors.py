@@ -88,7 +88,7 @@ def _search(service: Identity, body: bytes, client_side: bool) -> dict[str, Any]
 
 
 def _logout(service: Identity, body: bytes, client_side: bool) -> dict[str, Any] | None:
-    return idsync.logout(service, idsync.decode(body, idsync.IdentityRequest))
+    return idsync.logout(service, idsync.decode(body, idsync.IdentityRequest), client_side)
 
 
 class RefusedMerges(Exception):

@@ -152,7 +152,7 @@ def search(service: IdentityService, request: IdentityRequest) -> dict[str, Any]
     return None if resolution is None else answer(service, resolution.mpid, ids, resolution.matched)
 
 
-def logout(service: IdentityService, request: IdentityRequest) -> dict[str, Any]:
+def logout(service: IdentityService, request: IdentityRequest, client_side: bool = False) -> dict[str, Any]:
     """An anonymous profile: the device's existing anonymous one (isolation), else a new one."""
     ids = [i for i in known_identities(request, service) if i[0] not in service.policy.login_types]
     store = service.store
@@ -168,7 +168,7 @@ def logout(service: IdentityService, request: IdentityRequest) -> dict[str, Any]
         target = store.create(service.now_ms)
     for identity in ids:
         store.link(target, identity, service.now_ms)
-    return answer(service, target, ids, [i for i in ids if store.owners([i]).get(i) == target])
+    return answer(service, target, ids, [i for i in ids if store.owners([i]).get(i) == target], client_side)
 
 
 def modify(service: IdentityService, mpid: int, request: ModifyRequest,
