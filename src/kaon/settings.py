@@ -1,6 +1,7 @@
 """Runtime settings, from command-line flags and `KAON_*` environment variables (flags win)."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ def _flag_env(name: str) -> bool:
     raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
 
 
-def public_url(environ: "os._Environ[str] | dict[str, str] | None" = None) -> str | None:
+def public_url(environ: Mapping[str, str] | None = None) -> str | None:
     """`KAON_PUBLIC_URL`: the address clients reach Kaon at (`https://cdp.example.com`), used for the links Kaon
     hands out (OpenDSR results, status and certificate URLs) instead of a request's `Host`. None when unset."""
     value = ((environ if environ is not None else os.environ).get("KAON_PUBLIC_URL") or "").strip()
