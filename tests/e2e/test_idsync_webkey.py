@@ -147,7 +147,7 @@ def hmac_headers(server: KaonServer, path: str, body: bytes, when: datetime) -> 
     return {"x-mp-key": server.server_key, "Date": date, "x-mp-signature": signature}
 
 
-def test_hmac_date_outside_the_window_is_refused(kaon_server: KaonServer) -> None:
+def test_hmac_date_outside_the_window_and_replays_are_refused(kaon_server: KaonServer) -> None:
     server, t = kaon_server, tag()
     body = json.dumps(request(customerid=f"h-{t}")).encode()
     now = datetime.now(UTC)
@@ -155,6 +155,11 @@ def test_hmac_date_outside_the_window_is_refused(kaon_server: KaonServer) -> Non
     for stale in (now - timedelta(minutes=6), now + timedelta(minutes=6)):
         refused = post(server, "/v1/identify", body, hmac_headers(server, "/v1/identify", body, stale))
         assert code(refused, 401) == "INVALID_SIGNATURE_DATE"
+    # The same signed request again (a capture played back inside the window) is refused.
+    again = json.dumps(request(customerid=f"h2-{t}")).encode()
+    signed = hmac_headers(server, "/v1/identify", again, now)
+    assert post(server, "/v1/identify", again, signed).status_code == 200
+    assert code(post(server, "/v1/identify", again, signed), 401) == "SIGNATURE_REPLAYED"
     unreadable = {**hmac_headers(server, "/v1/identify", body, now), "Date": "Thu, 03 Dec 2026 20:00:00 GMT"}
     assert code(post(server, "/v1/identify", body, unreadable), 401) in ("UNAUTHORIZED", "INVALID_SIGNATURE_DATE")
 

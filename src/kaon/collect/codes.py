@@ -41,6 +41,8 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
                                           "or HMAC."),
     "INVALID_SIGNATURE_DATE": ("401", "HMAC auth whose `Date` is not ISO 8601 basic UTC or is more than 300 s "
                                       "from the server's time (a replayed or stale request)."),
+    "SIGNATURE_REPLAYED": ("401", "HMAC auth with a signature already accepted within the 300 s window (the same "
+                                  "request sent again)."),
     "IDENTITY_MERGE_REFUSED": ("200", "Listed, not answered: a key-only identify did not merge a profile holding a "
                                       "login id, or one linked through no device identity."),
     "ALIAS_SAME_MPID": ("400", "Alias source and destination are the same profile."),

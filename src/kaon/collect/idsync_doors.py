@@ -7,13 +7,16 @@ inputs. Error bodies carry both `errors` and `Errors`, which different web SDK c
 A key-only call is **client-side** (its key is public): `search` is refused (403 `SERVER_CREDENTIAL_REQUIRED`),
 identify/login answers reveal nothing about which identities exist, modify and alias may not take other
 profiles' identities or events (kaon.identity.idsync, kaon.identity.alias). An HMAC `Date` must be within
-SIGNATURE_WINDOW_S of now (`INVALID_SIGNATURE_DATE`), which bounds how long a captured request can be replayed.
+SIGNATURE_WINDOW_S of now (`INVALID_SIGNATURE_DATE`), and a signature already accepted within that window is
+refused (`SIGNATURE_REPLAYED`): a captured request cannot be played again.
 The IDSync doors obey the per-input rate limit like the event doors.
 """
 
 import asyncio
+import collections
 import hashlib
 import hmac
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +42,8 @@ from kaon.store.tx import transaction
 _encoder = msgspec.json.Encoder()
 Operation = Callable[[Identity, bytes, bool], dict[str, Any] | None]
 SIGNATURE_WINDOW_S = 300
+# Signatures remembered for replay checks; past this many within one window the oldest are forgotten early.
+MAX_SEEN_SIGNATURES = 200_000
 MPID_RANGE = range(-(2**63), 2**63)
 
 
@@ -91,6 +96,26 @@ def _logout(service: Identity, body: bytes, client_side: bool) -> dict[str, Any]
     return idsync.logout(service, idsync.decode(body, idsync.IdentityRequest), client_side)
 
 
+class SeenSignatures:
+    """Signatures accepted in the last SIGNATURE_WINDOW_S (bounded), so an identical request is refused."""
+
+    def __init__(self) -> None:
+        self._order: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._seen: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def first_use(self, signature: bytes, now_s: float) -> bool:
+        with self._lock:
+            while self._order and (self._order[0][0] < now_s - 2 * SIGNATURE_WINDOW_S
+                                   or len(self._order) >= MAX_SEEN_SIGNATURES):
+                self._seen.discard(self._order.popleft()[1])
+            if signature in self._seen:
+                return False
+            self._seen.add(signature)
+            self._order.append((now_s, signature))
+            return True
+
+
 class RefusedMerges(Exception):
     """An identify whose answer stands but whose client-side merges were refused: recorded, then answered."""
 
@@ -112,6 +137,7 @@ class IdSyncDoors:
         # Set by the collect app to its own, so IDSync refusals are counted with every other door's.
         self.rejections: Rejections | None = None
         self.limiter: RateLimiter | None = None  # likewise the event doors' limiter
+        self.signatures = SeenSignatures()
 
     def authenticate(self, scope: Scope, body: bytes, key_in_path: str | None = None) -> tuple[InputInfo, bool]:
         """The input, and whether the call is client-side (key only: no secret proven)."""
@@ -139,6 +165,9 @@ class IdSyncDoors:
             except CollectError as error:
                 error.input = info
                 raise
+            if not self.signatures.first_use(info.id.encode() + b":" + expected.encode(), self.clock() / 1000):
+                raise CollectError(401, "SIGNATURE_REPLAYED", "This signed request was already received; sign each "
+                                                              "request anew (a new Date).", input=info)
             return info, False
         basic = parse_basic(header(scope, b"authorization"))
         if basic is not None:
