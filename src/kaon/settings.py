@@ -1,8 +1,10 @@
 """Runtime settings, from command-line flags and `KAON_*` environment variables (flags win)."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DATA_DIR = "./kaon-data"
 DAY_MS = 86_400_000
@@ -25,6 +27,18 @@ def _flag_env(name: str) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
     raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+def public_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """`KAON_PUBLIC_URL`: the address clients reach Kaon at (`https://cdp.example.com`), used for the links Kaon
+    hands out (OpenDSR results, status and certificate URLs) instead of a request's `Host`. None when unset."""
+    value = ((environ if environ is not None else os.environ).get("KAON_PUBLIC_URL") or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"KAON_PUBLIC_URL must be an http(s) URL such as https://cdp.example.com, not {value!r}")
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,8 @@ class Settings:
     max_connections: int | None = None
     # Admin API request bodies over this many bytes get 413.
     admin_max_body_bytes: int = 16 * 1024 * 1024
+    # KAON_PUBLIC_URL (see `public_url`): validated at start so a typo fails early.
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
@@ -89,4 +105,5 @@ class Settings:
             max_header_bytes=_int_env("KAON_MAX_HEADER_BYTES") or 32 * 1024,
             max_connections=_int_env("KAON_MAX_CONNECTIONS"),
             admin_max_body_bytes=_int_env("KAON_ADMIN_MAX_BODY_BYTES") or 16 * 1024 * 1024,
+            public_url=public_url(),
         )

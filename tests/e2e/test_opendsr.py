@@ -34,13 +34,21 @@ def capture() -> Iterator[VendorCapture]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
-    running = KaonServer(tmp_path_factory.mktemp("opendsr"), env=ENV).start()
+    running = KaonServer(tmp_path_factory.mktemp("opendsr"), env=dict(ENV))
+    running.env["KAON_PUBLIC_URL"] = running.url  # links Kaon hands out point here, whatever Host a caller sends
+    running.start()
     yield running
     running.stop()
 
 
+def controller(server: KaonServer) -> dict[str, str]:
+    """OpenDSR's credential: an admin token of the workspace (not an input's key:secret)."""
+    return {"Authorization": f"Bearer {server.admin_token}"}
+
+
 def dsr(server: KaonServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{server.url}/opendsr/v3{path}", headers=server.basic(), timeout=30, **kwargs)
+    headers = {**controller(server), **kwargs.pop("headers", {})}
+    return httpx.request(method, f"{server.url}/opendsr/v3{path}", headers=headers, timeout=30, **kwargs)
 
 
 def request_body(kind: str = "erasure", callback: str | None = None, group: str | None = None,
@@ -232,7 +240,7 @@ def test_create_response_is_signed(server: KaonServer) -> None:
     body = request_body(kind="access", group="g-" + uuid.uuid4().hex[:6], email="nobody@example.org")
     raw = json.dumps(body).encode()
     created = httpx.post(f"{server.url}/opendsr/v3/requests/", content=raw,
-                         headers={**server.basic(), "Content-Type": "application/json"})
+                         headers={**controller(server), "Content-Type": "application/json"})
     assert created.status_code == 201
     answer = created.json()
     assert set(answer) == {"expected_completion_time", "received_time", "encoded_request", "subject_request_id",
@@ -315,3 +323,27 @@ def test_an_erasure_in_progress_when_the_server_is_killed_completes_after_restar
     statuses = {e["name"]: e["status"] for e in status["extensions"]}
     assert statuses == {"braze-hangs": "failed", "braze-ok": "sent"}
     assert scan(server.data_dir, [server.data_dir], [email, customer]) == []
+
+
+def test_an_input_key_and_secret_is_not_an_opendsr_credential(server: KaonServer) -> None:
+    body = request_body(kind="access", email="nobody@example.org")
+    for headers in (server.basic(), {"x-mp-key": server.web_key}, {"Authorization": "Bearer not-a-token"}):
+        refused = httpx.post(f"{server.url}/opendsr/v3/requests/", json=body, headers=headers, timeout=30)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["errors"][0]["reason"] == "AuthenticationException"
+    basic = base64.b64encode(f"opendsr:{server.admin_token}".encode()).decode()  # Basic, token as the password
+    assert httpx.post(f"{server.url}/opendsr/v3/requests/", json=body, headers={"Authorization": f"Basic {basic}"},
+                      timeout=30).status_code == 201
+
+
+def test_links_come_from_the_public_url_not_the_host_header(server: KaonServer) -> None:
+    evil = {"Host": "evil.example:666", "X-Forwarded-Host": "evil.example"}
+    discovery = dsr(server, "GET", "/discovery/", headers=evil).json()
+    assert discovery["processor_certificate"] == f"{server.url}/opendsr/v3/cert.pem"
+    body = request_body(kind="access", email="nobody-host@example.org")
+    body["extensions"] = {"opendsr.mparticle.com": {"skip_waiting_period": True}}
+    assert dsr(server, "POST", "/requests/", json=body, headers=evil).status_code == 201
+    done = completed(server, body["subject_request_id"])
+    assert done["results_url"].startswith(f"{server.url}/opendsr/v3/results/"), done
+    again = dsr(server, "GET", f"/requests/{body['subject_request_id']}", headers=evil).json()
+    assert "evil" not in json.dumps(again)

@@ -45,7 +45,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     app = create_admin_app(db)
     clock = Clock()
     app.state.dsr_clock = clock
-    auth = {"Authorization": "Basic " + base64.b64encode(f"{made.input.key}:{made.secret}".encode()).decode()}
+    auth = {"Authorization": f"Bearer {store.create_admin_token(workspace.id, 'dsr')}"}
     with TestClient(app) as client:
         yield client, db, clock, auth
 
@@ -98,10 +98,17 @@ def test_results_link_expires_after_seven_days(setup: Any) -> None:
 
 
 def test_auth_is_required_and_checked(setup: Any) -> None:
-    client, _db, _clock, auth = setup
+    client, db, _clock, auth = setup
     assert client.get(f"/opendsr/v3/requests/{uuid.uuid4()}").status_code == 401
     wrong = {"Authorization": auth["Authorization"][:-4] + "AAAA"}
     assert client.post("/opendsr/v3/requests/", json=body(email="d@example.org"), headers=wrong).status_code == 401
+    # An input's key:secret is a credential for sending data, not for data subject requests.
+    store = ConfigStore(db.conn())
+    server_input = store.create_input(store.workspace_by_name("default").id, "server2", "server")  # type: ignore[union-attr]
+    basic = base64.b64encode(f"{server_input.input.key}:{server_input.secret}".encode()).decode()
+    refused = client.post("/opendsr/v3/requests/", json=body(email="d@example.org"),
+                          headers={"Authorization": f"Basic {basic}"})
+    assert refused.status_code == 401 and refused.json()["errors"][0]["reason"] == "AuthenticationException"
     discovery = client.get("/opendsr/v3/discovery/").json()
     assert {"identity_type": "email", "identity_format": "raw"} in discovery["supported_identities"]
     assert discovery["processor_certificate"].endswith("/opendsr/v3/cert.pem")
@@ -119,9 +126,8 @@ def test_requests_over_the_rate_limit_get_429_with_retry_after(setup: Any, monke
     assert limited.json()["code"] == 429 and limited.json()["errors"][0]["reason"] == "TooManyRequestsException"
     # Per workspace: another workspace's controller is not limited by this one's requests.
     store = ConfigStore(db.conn())
-    other = store.create_input(store.create_workspace("other").id, "server", "server")
-    assert other.secret is not None
-    basic = base64.b64encode(f"{other.input.key}:{other.secret}".encode()).decode()
+    other = store.create_admin_token(store.create_workspace("other").id, "dsr")
+    basic = base64.b64encode(f"opendsr:{other}".encode()).decode()  # Basic, the token as the password
     assert client.get(f"/opendsr/v3/requests/{uuid.uuid4()}",
                       headers={"Authorization": f"Basic {basic}"}).status_code == 404
     # The window slides: a minute later the first workspace is served again.

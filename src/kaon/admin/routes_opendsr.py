@@ -1,7 +1,10 @@
-"""OpenDSR v3 (wire formats §7): data subject requests submitted by a controller with Basic key:secret auth.
+"""OpenDSR v3 (wire formats §7): data subject requests submitted by a controller.
 
-Auth: the key and secret of any enabled input of the workspace that has a secret (server inputs), checked
-against the stored hash like the collection doors do; the workspace is the OpenDSR controller.
+Auth: an admin token of the workspace (the credential for managing it; an input's key:secret is for sending data
+and is refused), as `Authorization: Bearer <token>` or, for OpenDSR clients that only speak Basic, as the Basic
+password (any user name). The token's workspace is the OpenDSR controller.
+Links (results, status, `processor_certificate`) are built from `KAON_PUBLIC_URL`, else from the address this
+server listens on — never from the request's `Host` header, which the caller chooses.
 Rate limit: `KAON_OPENDSR_RATE_LIMIT_PER_MINUTE` (default 1000, mParticle's; 0 turns it off) authenticated
 requests per workspace in any 60 s, per server process; beyond it 429 with `Retry-After`.
 """
@@ -25,7 +28,8 @@ from kaon.governance import dsr_export
 from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
 from kaon.governance.dsr_model import API_VERSION, REQUEST_TYPES, TOP_LEVEL, DsrError, iso, parse_submission
 from kaon.governance.dsr_store import DsrRow, DsrStore, results_url, status_body
-from kaon.store.config import ConfigStore, secret_matches
+from kaon.settings import public_url
+from kaon.store.config import ConfigStore
 from kaon.store.db import Database
 from kaon.store.tx import transaction
 
@@ -98,21 +102,40 @@ def _limit(request: Request) -> RateLimit:
     return found
 
 
+def _token(header: str) -> str:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            _user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            password = ""
+        if password:
+            return password
+    raise DsrError(401, "An admin token of the workspace is required: `Authorization: Bearer <token>`, or Basic "
+                        "with the token as the password.", reason="AuthenticationException", domain="Authentication")
+
+
 def controller(request: Request) -> str:
-    """The workspace whose input key:secret came as Basic credentials (DsrError 401 otherwise)."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    try:
-        if scheme.lower() != "basic":
-            raise ValueError
-        key, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise DsrError(401, "Basic authentication with a workspace key and secret is required.",
-                       reason="AuthenticationException", domain="Authentication") from None
-    for item, secret_hash, _sealed in ConfigStore(_db(request).conn()).credentials_table():
-        if item.key == key and item.enabled and secret_hash and secret_matches(secret, secret_hash):
-            _limit(request).check(item.workspace_id)
-            return item.workspace_id
-    raise DsrError(401, "Unknown key or wrong secret.", reason="AuthenticationException", domain="Authentication")
+    """The workspace of the admin token the request carries (DsrError 401 otherwise)."""
+    workspace_id = ConfigStore(_db(request).conn()).workspace_for_token(_token(request.headers.get("authorization",
+                                                                                                   "")))
+    if workspace_id is None:
+        raise DsrError(401, "Unknown admin token.", reason="AuthenticationException", domain="Authentication")
+    _limit(request).check(workspace_id)
+    return workspace_id
+
+
+def base_url(request: Request) -> str:
+    """Where links point: KAON_PUBLIC_URL, else the address this server listens on (never the `Host` header)."""
+    configured = public_url()
+    if configured is not None:
+        return configured
+    server = request.scope.get("server")
+    host, port = (server[0], server[1]) if server else ("127.0.0.1", 8080)
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"http://{host}:{port}"
 
 
 Controller = Annotated[str, Depends(controller)]
@@ -133,7 +156,7 @@ async def submit(request: Request, workspace: Controller) -> Response:
     waiting = 0 if submission.skip_waiting_period else int(float(os.environ.get("KAON_DSR_WAITING_DAYS") or 0)
                                                             * DAY_MS)
     conn = _db(request).conn()
-    base = str(request.base_url).rstrip("/")
+    base = base_url(request)
     with transaction(conn):
         row = DsrStore(conn).create(workspace, submission, base, now, now + waiting, now + waiting)
     answer = _json.encode({"expected_completion_time": iso(row.expected_ms), "received_time": iso(row.received_ms),
@@ -182,7 +205,7 @@ def discovery(request: Request) -> dict[str, Any]:
     return {"api_version": API_VERSION,
             "supported_identities": [{"identity_type": t, "identity_format": "raw"} for t in TOP_LEVEL],
             "supported_subject_request_types": list(REQUEST_TYPES),
-            "processor_certificate": f"{str(request.base_url).rstrip('/')}{PREFIX}/cert.pem"}
+            "processor_certificate": f"{base_url(request)}{PREFIX}/cert.pem"}
 
 
 @router.get("/cert.pem", response_class=PlainTextResponse)

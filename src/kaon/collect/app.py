@@ -64,6 +64,8 @@ class CollectApp:
         self.idsync = idsync
         if idsync is not None and idsync.rejections is None:
             idsync.rejections = doors.rejections
+        if idsync is not None and idsync.limiter is None:
+            idsync.limiter = doors.limiter
         self.fallback = fallback
         self.routes: dict[str, Route] = {
             "/v2/events": Route(self.mparticle.events, browser=False),

@@ -35,12 +35,24 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "IDENTITY_LIMIT": ("400", "modify would give the profile more values of an identity type than the workspace's "
                               "`limits` allow."),
     "INVALID_MPID": ("400", "The mpid in the path is not a 64-bit integer."),
+    "IDENTITY_CLAIMED": ("400", "A key-only (web) modify tried to take a value another profile holds; only a server "
+                                "credential may move it."),
+    "SERVER_CREDENTIAL_REQUIRED": ("403", "`search` with a key-only (web) credential: it needs Basic key:secret "
+                                          "or HMAC."),
+    "INVALID_SIGNATURE_DATE": ("401", "HMAC auth whose `Date` is not ISO 8601 basic UTC or is more than 300 s "
+                                      "from the server's time (a replayed or stale request)."),
+    "SIGNATURE_REPLAYED": ("401", "HMAC auth with a signature already accepted within the 300 s window (the same "
+                                  "request sent again)."),
+    "IDENTITY_MERGE_REFUSED": ("200", "Listed, not answered: a key-only identify did not merge a profile holding a "
+                                      "login id, or one linked through no device identity."),
     "ALIAS_SAME_MPID": ("400", "Alias source and destination are the same profile."),
     "ALIAS_INVALID_WINDOW": ("400", "Alias window ends before it starts, or is longer than 90 days."),
     "ALIAS_UNKNOWN_MPID": ("400", "Alias source or destination is not a known profile."),
     "ALIAS_SOURCE_WAS_DESTINATION": ("400", "The alias source was the destination of an earlier alias."),
     "ALIAS_DESTINATION_WAS_SOURCE": ("400", "The alias destination was the source of an earlier alias."),
     "ALIAS_OVERLAP": ("400", "The alias source was already aliased for an overlapping window."),
+    "ALIAS_DEVICE_MISMATCH": ("400", "A key-only (web) alias does not name a device stamp its source profile holds."),
+    "ALIAS_SOURCE_KNOWN": ("400", "A key-only (web) alias whose source profile holds a login id."),
 }
 
 

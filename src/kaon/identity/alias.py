@@ -4,6 +4,10 @@ mParticle's rules: source and destination differ and exist; a source was never a
 was never a source; one source's windows do not overlap; windows are at most 90 days. mParticle waits 24 h
 before copying (so late events are included); Kaon copies at once unless the workspace sets
 `alias_delay_hours`, in which case the process stage copies when the request is due.
+
+A client-side request (key-only web credential: `client_login_types` given) must also name the device stamp
+the source holds (`ALIAS_DEVICE_MISMATCH`; the web SDK sends it) and its source may hold no login id
+(`ALIAS_SOURCE_KNOWN`): otherwise anyone with the public key could copy a known user's events.
 """
 
 import sqlite3
@@ -22,7 +26,7 @@ def _refuse(code: str, message: str) -> PayloadError:
 
 
 def request_alias(conn: sqlite3.Connection, workspace_id: str, data: AliasData, *, now_ms: int,
-                  delay_ms: int = 0) -> dict[str, Any]:
+                  delay_ms: int = 0, client_login_types: tuple[str, ...] | None = None) -> dict[str, Any]:
     source, destination = data.source_mpid, data.destination_mpid
     end = data.end_unixtime_ms if data.end_unixtime_ms is not None else now_ms
     start = data.start_unixtime_ms if data.start_unixtime_ms is not None else end - ALIAS_MAX_WINDOW_MS
@@ -36,6 +40,8 @@ def request_alias(conn: sqlite3.Connection, workspace_id: str, data: AliasData, 
     for name, mpid in (("source_mpid", source), ("destination_mpid", destination)):
         if store.row(mpid) is None:
             raise _refuse("ALIAS_UNKNOWN_MPID", f"no profile {mpid} - at `$.data.{name}`")
+    if client_login_types is not None:
+        _check_client_side(store, data, client_login_types)
     def seen(column: str, mpid: int) -> bool:
         return conn.execute(f"SELECT 1 FROM alias_requests WHERE workspace_id = ? AND {column} = ? LIMIT 1",
                             (workspace_id, mpid)).fetchone() is not None
@@ -56,6 +62,17 @@ def request_alias(conn: sqlite3.Connection, workspace_id: str, data: AliasData, 
     assert cursor.lastrowid is not None
     copied = run_alias(conn, cursor.lastrowid, now_ms) if delay_ms == 0 else None
     return {"alias_id": cursor.lastrowid, "events_copied": copied}
+
+
+def _check_client_side(store: ProfileStore, data: AliasData, login_types: tuple[str, ...]) -> None:
+    held = {(t, v) for t, v, _ in store.identities(data.source_mpid)}
+    stamp = (data.device_application_stamp or "").strip()
+    if not stamp or ("device_application_stamp", stamp) not in held:
+        raise _refuse("ALIAS_DEVICE_MISMATCH", "a key-only alias must name the source profile's device stamp - at "
+                                               "`$.data.device_application_stamp`")
+    if any(t in login_types for t, _ in held):
+        raise _refuse("ALIAS_SOURCE_KNOWN", "the source profile holds a login id: only a server credential may alias"
+                                            " it - at `$.data.source_mpid`")
 
 
 def run_alias(conn: sqlite3.Connection, alias_id: int, now_ms: int) -> int:

@@ -10,7 +10,8 @@ profile holding it, other than the user's, joins the user's profile by the works
   profiles stay apart, as mParticle's do.
 A refusal changes nothing and names both sides; its reason is one of `blocked_value`, `unknown_previous`,
 `same_profile`, `unique_conflict` (unify), or mParticle's alias rules `source_was_destination`,
-`destination_was_source`, `overlap` (copy).
+`destination_was_source`, `overlap` (copy). A client-side alias (from an input that accepts key-only calls,
+whose key is public) never joins a previous profile that holds a login id: `known_previous`.
 """
 
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def _refused(reason: str, message: str, previous_mpid: int | None = None) -> Ali
 
 
 def join(service: IdentityService, target: int, previous_id: str, user_id: str | None, *,
-         delay_ms: int = 0) -> list[AliasOutcome]:
+         delay_ms: int = 0, client_side: bool = False) -> list[AliasOutcome]:
     """Join the profiles holding `previous_id` to `target` (the user's live profile); one outcome each."""
     policy, store = service.policy, service.store
     user = f"userId {user_id!r}" if user_id else "the call's user"
@@ -74,11 +75,15 @@ def join(service: IdentityService, target: int, previous_id: str, user_id: str |
     if not others:
         return [_refused("same_profile", f"previousId {previous!r} is already on profile {target} ({user})",
                          target)]
-    return [_join_one(service, target, other, previous, user, delay_ms) for other in others]
+    return [_join_one(service, target, other, previous, user, delay_ms, client_side) for other in others]
 
 
 def _join_one(service: IdentityService, target: int, other: int, previous: str, user: str,
-              delay_ms: int) -> AliasOutcome:
+              delay_ms: int, client_side: bool) -> AliasOutcome:
+    if client_side and any(t in service.policy.login_types for t, _, _ in service.store.identities(other)):
+        return _refused("known_previous", (
+            f"profile {other} (previousId {previous!r}) holds a login id, so an alias from a key-only input may not "
+            f"join it to profile {target} ({user}); send it with the input's secret or from a server input"), other)
     if service.policy.merges:
         conflict = service.resolver.unique_conflict(target, other)
         if conflict is not None:

@@ -1,7 +1,9 @@
 """IDSync semantics (identify, search, login, logout, modify, alias) over Kaon's profiles.
 
 Request and answer shapes follow mParticle's Identity API (wire-format reference §4); everything a call
-changes happens in the caller's transaction.
+changes happens in the caller's transaction. `client_side` marks a call made with a key-only (web) credential:
+its key is public, so it may not take identities from other profiles nor learn whether an identity exists
+(docs/security.md, "Identity: what a client-side call may change").
 """
 
 from typing import Any, TypeVar
@@ -9,6 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from kaon.identity.extract import Identity, normalise
+from kaon.identity.resolve import Resolution
 from kaon.identity.service import Identity as IdentityService
 from kaon.model.errors import PayloadError, located
 from kaon.model.identities import IDSYNC_TO_CANONICAL, idsync_name
@@ -111,7 +114,12 @@ def known_identities(request: IdentityRequest, service: IdentityService) -> list
     return out
 
 
-def answer(service: IdentityService, mpid: int, request: list[Identity], matched: list[Identity]) -> dict[str, Any]:
+def answer(service: IdentityService, mpid: int, request: list[Identity], matched: list[Identity],
+           client_side: bool = False) -> dict[str, Any]:
+    if client_side:
+        # The same shape whether or not any identity was known: no matches, logged in iff a login id was sent.
+        return {"context": None, "mpid": str(mpid), "is_ephemeral": False,
+                "is_logged_in": any(i[0] in service.policy.login_types for i in request), "matched_identities": {}}
     held = {(t, v) for t, v, _ in service.store.identities(mpid)}
     logged_in = any(i in held for i in request if i[0] in service.policy.login_types)
     return {
@@ -123,12 +131,18 @@ def answer(service: IdentityService, mpid: int, request: list[Identity], matched
     }
 
 
-def identify(service: IdentityService, request: IdentityRequest) -> dict[str, Any]:
+def identify(service: IdentityService, request: IdentityRequest, client_side: bool = False) -> dict[str, Any]:
     """identify and login: the profile for these identities, created when none fits."""
+    return identify_resolved(service, request, client_side)[0]
+
+
+def identify_resolved(service: IdentityService, request: IdentityRequest,
+                      client_side: bool = False) -> tuple[dict[str, Any], Resolution]:
+    """identify, with the resolution behind the answer (its refused merges are the door's to record)."""
     ids = known_identities(request, service)
-    resolution = service.resolver.resolve(ids, service.now_ms)
+    resolution = service.resolver.resolve(ids, service.now_ms, client_side=client_side)
     assert resolution is not None
-    return answer(service, resolution.mpid, ids, resolution.matched)
+    return answer(service, resolution.mpid, ids, resolution.matched, client_side), resolution
 
 
 def search(service: IdentityService, request: IdentityRequest) -> dict[str, Any] | None:
@@ -138,7 +152,7 @@ def search(service: IdentityService, request: IdentityRequest) -> dict[str, Any]
     return None if resolution is None else answer(service, resolution.mpid, ids, resolution.matched)
 
 
-def logout(service: IdentityService, request: IdentityRequest) -> dict[str, Any]:
+def logout(service: IdentityService, request: IdentityRequest, client_side: bool = False) -> dict[str, Any]:
     """An anonymous profile: the device's existing anonymous one (isolation), else a new one."""
     ids = [i for i in known_identities(request, service) if i[0] not in service.policy.login_types]
     store = service.store
@@ -154,16 +168,19 @@ def logout(service: IdentityService, request: IdentityRequest) -> dict[str, Any]
         target = store.create(service.now_ms)
     for identity in ids:
         store.link(target, identity, service.now_ms)
-    return answer(service, target, ids, [i for i in ids if store.owners([i]).get(i) == target])
+    return answer(service, target, ids, [i for i in ids if store.owners([i]).get(i) == target], client_side)
 
 
-def modify(service: IdentityService, mpid: int, request: ModifyRequest) -> dict[str, Any] | None:
+def modify(service: IdentityService, mpid: int, request: ModifyRequest,
+           client_side: bool = False) -> dict[str, Any] | None:
     """Add, change or remove identities of an existing profile; None when the profile is unknown.
 
     A change with `old_value` and `new_value` replaces the old value by the new one (mParticle's modify); a
     null `old_value` adds, a null `new_value` removes. A unique type keeps one value (others are replaced), and
     a value another profile holds moves here (mParticle: it is removed from the other profile). Refusals undo
     the whole request (the caller's transaction): a blocked value, or more values of a type than `limits` allow.
+    A client-side call never takes a value another profile holds (`IDENTITY_CLAIMED`): with a public key that
+    would let anyone move a victim's customer id onto their own profile.
     """
     store = service.store
     live = store.live(mpid)
@@ -196,6 +213,9 @@ def modify(service: IdentityService, mpid: int, request: ModifyRequest) -> dict[
             limit = service.policy.limits[identity_type]
             raise PayloadError("IDENTITY_LIMIT", f"profile {live} already holds {limit} `{change.identity_type}`"
                                                  f" values, the workspace's limit - at `{where}.new_value`")
+        if owner is not None and client_side:
+            raise PayloadError("IDENTITY_CLAIMED", f"`{change.identity_type}` value is held by another profile; "
+                                                   f"only a server credential may move it - at `{where}.new_value`")
         if owner is not None:
             store.unlink(owner, new)  # the value moves to this profile
         store.link(live, new, service.now_ms)

@@ -5,6 +5,12 @@ two profiles merges them — unless a unique type (default `customer_id`) would 
 batch goes to the profile of its highest-priority identity that does not conflict; conflicting links are
 not made. A batch carrying a valid mpid (SDK traffic, resolved by IDSync already) goes to that profile and
 merges nothing. The other strategies follow mParticle's IDSync semantics (see docs/identity.md).
+
+A **client-side** resolution (`client_side=True`: a key-only/web credential, whose key is public) follows two
+more rules under every strategy (docs/security.md): a profile holding a login id is reached only through that
+login id, and another profile is merged in only when the call links it through a device identity (which the
+caller can only know by being on that device) and it holds no login id. Merges refused by these rules are
+listed in `Resolution.refused_merges`.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,6 +21,12 @@ from kaon.governance.dsr_suppress import is_suppressed
 from kaon.identity.extract import Identity
 from kaon.identity.policy import IdentityPolicy
 from kaon.identity.store import ProfileStore
+from kaon.model.identities import DEVICE_IDENTITY_TYPES
+
+# Identities that only the device itself knows (a bearer secret of the device), unlike an email or customer id.
+DEVICE_TYPES = frozenset(DEVICE_IDENTITY_TYPES) | {"device_application_stamp"}
+MERGE_REASONS = {"login_id": "it holds a login id", "not_device_linked": "the call linked it through no device "
+                 "identity, only through identities anyone may name"}
 
 # merge(survivor, merged, reason) performs and audits a merge (see kaon.identity.merge).
 Merge = Callable[[int, int, str], None]
@@ -28,6 +40,8 @@ class Resolution(msgspec.Struct, kw_only=True):
     merged: list[int] = []
     # (type, value, reason) of links not made: unique_conflict, limit, held_elsewhere, suppressed.
     skipped: list[tuple[str, str, str]] = []
+    # Client-side calls: (profile, reason) of merges refused: `login_id` (it holds one), `not_device_linked`.
+    refused_merges: list[tuple[int, str]] = []
 
 
 def _unique_claims(identities: Sequence[Identity], policy: IdentityPolicy) -> dict[str, str]:
@@ -64,9 +78,11 @@ class Resolver:
     def _is_known(self, mpid: int) -> bool:
         return any(t in self.policy.login_types for t, _, _ in self.store.identities(mpid))
 
-    def _eligible(self, mpid: int, identities: Sequence[Identity], owners: dict[Identity, int]) -> bool:
-        """Conversion/link/isolation: a profile holding a login id is returned only for that login id."""
-        if self.policy.strategy in ("unify", "best_match") or not self._is_known(mpid):
+    def _eligible(self, mpid: int, identities: Sequence[Identity], owners: dict[Identity, int],
+                  client_side: bool = False) -> bool:
+        """Conversion/link/isolation, and every client-side call: a profile holding a login id is returned only
+        for that login id."""
+        if (self.policy.strategy in ("unify", "best_match") and not client_side) or not self._is_known(mpid):
             return True
         return any(owners.get(i) == mpid for i in identities if i[0] in self.policy.login_types)
 
@@ -78,16 +94,18 @@ class Resolver:
         mpid_hint: int | None = None,
         create: bool = True,
         link: bool = True,
+        client_side: bool = False,
     ) -> Resolution | None:
         """The profile for these identities (created when none fits and `create`), links made when `link`."""
         for _ in range(3):  # a lost race on a link (another writer took the value) resolves again
-            result = self._attempt(identities, now_ms, mpid_hint, create, link)
+            result = self._attempt(identities, now_ms, mpid_hint, create, link, client_side)
             if result is not None or not create:
                 return result
         raise RuntimeError("identity resolution did not converge")
 
     def _attempt(
         self, identities: Sequence[Identity], now_ms: int, mpid_hint: int | None, create: bool, link: bool,
+        client_side: bool = False,
     ) -> Resolution | None:
         store, policy = self.store, self.policy
         owners = store.owners(identities)
@@ -106,7 +124,7 @@ class Resolver:
             login_owner = next((owners[i] for i in login_ids if i in owners), None)
             candidates = [login_owner] if login_owner is not None else []
         target = next((c for c in candidates
-                       if not self._conflicts(c, claims) and self._eligible(c, identities, owners)), None)
+                       if not self._conflicts(c, claims) and self._eligible(c, identities, owners, client_side)), None)
         if target is not None and target == hinted:
             # The client already holds an mpid (from IDSync, where identity decisions for SDK traffic are
             # made): honour it; identities other profiles hold stay there and trigger no merge.
@@ -130,6 +148,10 @@ class Resolver:
                 if self._profiles_conflict(target, other) or self._conflicts(other, claims):
                     continue
                 shared = next((i for i in identities if owners.get(i) == other), None)
+                refusal = self.refuse_client_merge(other, identities, owners) if client_side else None
+                if refusal is not None:
+                    result.refused_merges.append((other, refusal))
+                    continue
                 reason = f"unify: batch linked {shared[0]} held by {other}" if shared else "unify: mpid given"
                 self.merge(target, other, reason)
                 result.merged.append(other)
@@ -153,6 +175,15 @@ class Resolver:
             if store.link(target, identity, now_ms) != target:
                 return None  # someone else took it between our read and write: resolve again
         return result
+
+    def refuse_client_merge(self, other: int, identities: Sequence[Identity],
+                            owners: dict[Identity, int]) -> str | None:
+        """Why a client-side call may not merge `other` into its profile (`login_id`, `not_device_linked`), or None."""
+        if self._is_known(other):
+            return "login_id"
+        if not any(owners.get(i) == other and i[0] in DEVICE_TYPES for i in identities):
+            return "not_device_linked"
+        return None
 
     def refuse_link(self, mpid: int, identity: Identity, *, replacing: Identity | None = None) -> str | None:
         """Why the profile may not take this identity (unique_conflict, limit), or None.

@@ -48,7 +48,8 @@ class JoinAliases:
             for data in calls:
                 target = _target(item.batch, identity)
                 assert target is not None, "an alias batch is resolved to a profile before this step"
-                for outcome in join(identity, target, data.previous_id, data.user_id, delay_ms=delay_ms):
+                for outcome in join(identity, target, data.previous_id, data.user_id, delay_ms=delay_ms,
+                                    client_side=work.client_side(item)):
                     if outcome.outcome == "refused":
                         work.count(item.entry, "alias_refused", 1, outcome.reason)
                         work.warn(item.entry, f"ALIAS_REFUSED_{outcome.reason.upper()}", outcome.message)

@@ -4,12 +4,16 @@ A merge later in a slice can make an mpid resolved earlier in the same slice a t
 batch 2 merges P1 into P0). Every later step writes through `batch.mpid`, so once the whole slice is resolved
 each batch is pointed at its live profile: no event, attribute, consent record or delivery job of the slice
 ever belongs to a merged-away profile.
+
+Batches from an input that accepts key-only calls (web) resolve client-side (kaon.identity.resolve): a merge
+that rule refuses is counted (`identity_merges_refused` by reason) and listed as `IDENTITY_MERGE_REFUSED`.
 """
 
 from kaon.identity.alias_join import previous_identities
 from kaon.identity.extract import Identity as IdentityPair
 from kaon.identity.extract import batch_identities
 from kaon.identity.policy import IdentityPolicy
+from kaon.identity.resolve import MERGE_REASONS
 from kaon.identity.service import Identity, load_policy
 from kaon.identity.store import ProfileStore
 from kaon.model.events import Alias, AliasData
@@ -35,6 +39,7 @@ class ResolveIdentity:
                 identities = [i for i in identities if i not in previous]
             resolution = identity.resolver.resolve(
                 identities, item.entry.entry.received_ms, mpid_hint=item.batch.mpid,
+                client_side=work.client_side(item),
             )
             assert resolution is not None
             item.batch.mpid = resolution.mpid
@@ -43,6 +48,11 @@ class ResolveIdentity:
             if resolution.merged:
                 work.count(item.entry, "profiles_merged", len(resolution.merged))
                 merged.setdefault(item.workspace_id, set()).update(resolution.merged)
+            for other, reason in resolution.refused_merges:
+                work.count(item.entry, "identity_merges_refused", 1, reason)
+                work.warn(item.entry, "IDENTITY_MERGE_REFUSED",
+                          f"batch from a key-only input resolved to profile {resolution.mpid}; profile {other} was "
+                          f"not merged into it ({reason}: {MERGE_REASONS[reason]})")
             for _type, _value, reason in resolution.skipped:
                 work.count(item.entry, "identity_links_skipped", 1, reason)
                 if reason == "suppressed":

@@ -22,6 +22,11 @@ SAMPLE_BYTES: Final = 2048
 WARNING_CODES: Final[dict[str, tuple[str, str]]] = {
     "INVALID_TIMESTAMP": ("invalid_timestamps", "A time field could not be read (or is out of range); the event "
                                                 "took the next rule's time, e.g. the receive time."),
+    "IDENTITY_MERGE_REFUSED": ("identity_merges_refused", "A batch from a key-only (web) input would have merged a "
+                                                          "profile holding a login id, or one it linked through "
+                                                          "no device identity: not merged."),
+    "ALIAS_REFUSED_KNOWN_PREVIOUS": ("alias_refused", "An alias from a key-only (web) input whose previous profile "
+                                                      "holds a login id: only a server credential may join it."),
     "ALIAS_REFUSED_BLOCKED_VALUE": ("alias_refused", "An alias's previousId or userId is a blocked value."),
     "ALIAS_REFUSED_UNKNOWN_PREVIOUS": ("alias_refused", "No profile holds the alias's previousId (as a "
                                                         "customer id or a device stamp)."),

@@ -5,8 +5,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaon.errors import NotFound
 from kaon.log.base import StoredEntry
 from kaon.model.batch import Batch
+from kaon.store.config import ConfigStore
 from kaon.store.metrics import CounterKey, hour_of
 
 
@@ -52,6 +54,19 @@ class Slice:
     batches: list[WorkBatch] = field(default_factory=list)
     counts: Counter[CounterKey] = field(default_factory=Counter)
     warnings: list[DataWarning] = field(default_factory=list)
+    # input id → whether its traffic is client-side (the input accepts key-only calls: its key is public).
+    client_side_inputs: dict[str, bool] = field(default_factory=dict)
+
+    def client_side(self, item: "WorkBatch") -> bool:
+        """True when the batch came through an input that accepts key-only (web) calls, or one deleted since."""
+        found = self.client_side_inputs.get(item.input_id)
+        if found is None:
+            try:
+                found = ConfigStore(self.tx).input(item.input_id).allow_key_only
+            except NotFound:
+                found = True
+            self.client_side_inputs[item.input_id] = found
+        return found
 
     def count(self, entry: StoredEntry, metric: str, n: int = 1, reason: str = "") -> None:
         e = entry.entry
