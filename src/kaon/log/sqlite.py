@@ -1,11 +1,13 @@
 """The ingest log on SQLite: one file per partition (one writer each), WAL, fsync on every commit."""
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from kaon.log.base import LogEntry, StoredEntry
+from kaon.log.errors import LogMismatch
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -19,6 +21,7 @@ CREATE TABLE IF NOT EXISTS entries (
 )
 """
 _PREFIX = "ingest-"
+_log = logging.getLogger("kaon.log")
 
 
 def _open(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -59,6 +62,40 @@ class SqliteLogWriter:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def align(self, committed: int) -> None:
+        """Check this partition against the consumer's committed offset before the first append.
+
+        AUTOINCREMENT never reuses a number, so the log the offset was read from has a sequence at or past it.
+        A log behind the offset was replaced (a deleted or restored file): its new entries would be numbered at
+        or below the offset and skipped, acknowledged but never processed. An empty replacement starts a new
+        epoch (numbering continues after the offset); one holding entries is refused, naming both numbers.
+        """
+        with self._lock:
+            row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+            high = max(int(row[0]) if row else 0,
+                       int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]))
+            if high >= committed:
+                return
+            held = int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+            if held:
+                raise LogMismatch(
+                    f"ingest log partition {self._partition!r} ends at sequence {high} but the main store has "
+                    f"processed this partition up to {committed}: the log file was replaced. Its {held} entries "
+                    f"would be skipped, so Kaon will not start. Move the file aside to start a new epoch (its "
+                    f"entries are then not processed), or restore the log the main store was reading.")
+            self._conn.execute("BEGIN")
+            try:
+                if row is None:
+                    self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (committed,))
+                else:
+                    self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'entries'", (committed,))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            _log.warning("ingest log partition %r is new (sequence %d, processed up to %d): new epoch starts at %d",
+                         self._partition, high, committed, committed + 1)
 
     def truncate(self, upto_seq: int) -> int:
         with self._lock:
