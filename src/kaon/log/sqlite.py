@@ -58,10 +58,17 @@ class SqliteLogWriter:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # On a full disk SQLite may already have rolled back; a second error from ROLLBACK must neither
+                # hide the real one (`database or disk is full`, `disk I/O error`) nor leave a transaction open
+                # that would fail every later append.
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
-            self._conn.execute("COMMIT")
 
     def align(self, committed: int) -> None:
         """Check this partition against the consumer's committed offset before the first append.
