@@ -6,6 +6,7 @@ a failed write (a full disk) leaves no file behind and raises the write's own er
 """
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -43,10 +44,8 @@ def _create(path: Path) -> None:
             handle.write(pem)
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)  # fails when another process won the race: theirs is kept
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):  # another process won the race: theirs is kept
+            os.link(temp, path)
         directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(directory)  # the new name is durable too

@@ -1,5 +1,6 @@
 """The ingest log on SQLite: one file per partition (one writer each), WAL, fsync on every commit."""
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -64,10 +65,8 @@ class SqliteLogWriter:
                 # hide the real one (`database or disk is full`, `disk I/O error`) nor leave a transaction open
                 # that would fail every later append.
                 if self._conn.in_transaction:
-                    try:
+                    with contextlib.suppress(sqlite3.Error):
                         self._conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
                 raise
 
     def align(self, committed: int) -> None:
