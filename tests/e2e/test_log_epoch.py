@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from support.server import KaonServer
+from kaon.log.base import LogEntry
+from kaon.log.sqlite import SqliteLogWriter
+from support.server import KaonServer, kaon
 from support.waiting import eventually
 
 
@@ -72,3 +74,36 @@ def test_a_replaced_log_holding_entries_is_refused_with_a_clear_message(tmp_path
                            "--port", str(server.port)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "the log file was replaced" in done.stderr and "Kaon will not start" in done.stderr, done.stderr
+    assert "kaon log accept-epoch" in done.stderr
+
+
+def test_the_operator_accepts_a_replaced_log_and_its_entries_are_processed(tmp_path: Path) -> None:
+    server = KaonServer(tmp_path).start()
+    try:
+        names = [f"first-{i}" for i in range(3)]
+        for name in names:
+            send(server, name)
+        eventually(lambda: stored(server, *names), timeout=30, what="the first events stored")
+        server.stop()
+        # A log restored from elsewhere: entries numbered from 1 again, never processed here.
+        restored = tmp_path / "restored"
+        writer = SqliteLogWriter(restored, "0")
+        body = {"environment": "production", "user_identities": {"customer_id": "c-restored"},
+                "events": [{"event_type": "custom_event", "data": {"event_name": "restored",
+                                                                   "custom_event_type": "other"}}]}
+        writer.append([LogEntry(kind="mparticle_batch", workspace_id=server.init["workspace_id"],
+                                input_id=server.input("server")["id"], received_ms=1, ip=None,
+                                body=json.dumps(body).encode())])
+        writer.close()
+        remove_log(tmp_path)
+        for path in restored.iterdir():
+            path.rename(tmp_path / "log" / path.name)
+        accepted = kaon("log", "accept-epoch", data_dir=tmp_path)
+        assert accepted.returncode == 0, accepted.stderr
+        assert json.loads(accepted.stdout)["entries_renumbered"] == 1
+        server.start()
+        send(server, "after-accept")
+        eventually(lambda: stored(server, "restored", "after-accept"), timeout=30,
+                   what="the restored entry and a new one processed")
+    finally:
+        server.stop()

@@ -88,8 +88,9 @@ class SqliteLogWriter:
                 raise LogMismatch(
                     f"ingest log partition {self._partition!r} ends at sequence {high} but the main store has "
                     f"processed this partition up to {committed}: the log file was replaced. Its {held} entries "
-                    f"would be skipped, so Kaon will not start. Move the file aside to start a new epoch (its "
-                    f"entries are then not processed), or restore the log the main store was reading.")
+                    f"would be skipped, so Kaon will not start. Run `kaon log accept-epoch` to renumber them after "
+                    f"{committed} (they are then processed), move the file aside to start an empty epoch, or "
+                    f"restore the log the main store was reading.")
             self._conn.execute("BEGIN")
             try:
                 if row is None:
@@ -102,6 +103,34 @@ class SqliteLogWriter:
             self._conn.execute("COMMIT")
             _log.warning("ingest log partition %r is new (sequence %d, processed up to %d): new epoch starts at %d",
                          self._partition, high, committed, committed + 1)
+
+    def continue_after(self, committed: int) -> int:
+        """Renumber every entry, in order, to follow `committed`: a replaced log accepted as a new epoch.
+
+        The consumer then processes them all (`kaon log accept-epoch`). Returns how many were renumbered.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                low = self._conn.execute("SELECT min(seq) FROM entries").fetchone()[0]
+                count = int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+                if low is not None and int(low) <= committed:
+                    shift = committed + 1 - int(low)
+                    # Through negative numbers, so no intermediate number clashes with an existing one.
+                    self._conn.execute("UPDATE entries SET seq = -seq")
+                    self._conn.execute("UPDATE entries SET seq = -seq + ?", (shift,))
+                high = self._conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]
+                mark = max(int(high), committed)
+                if self._conn.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'entries'").fetchone() is None:
+                    self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (mark,))
+                else:
+                    self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'entries'", (mark,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            return count
 
     def truncate(self, upto_seq: int) -> int:
         with self._lock:
