@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dead-lettered jobs only (default) or every job")
     replay.add_argument("--no-wait", action="store_true", help="queue and return; do not show progress")
     replay.add_argument("--timeout", type=float, default=600, help="seconds to wait for the queue to drain")
+    log = sub.add_parser("log", help="the ingest log")
+    lsub = log.add_subparsers(dest="action", required=True)
+    _common(lsub.add_parser("accept-epoch", help="accept a replaced log file: renumber its entries after what "
+                                                 "was processed, so they are processed (kaon serve stopped)"))
     quarantine = sub.add_parser("quarantine", help="list data a plan blocked, or run it through processing again")
     qsub = quarantine.add_subparsers(dest="action", required=True)
     qlist = qsub.add_parser("list", help="list quarantined batches, newest first")
@@ -119,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from kaon.commands.quarantine import run_quarantine
 
             return run_quarantine(settings, args)
+        if args.command == "log":
+            from kaon.commands.log import run_log
+
+            return run_log(settings, args)
         if args.command == "dsr":
             from kaon.commands.dsr import run_dsr
 

@@ -34,6 +34,8 @@ class Runtime:
         self.settings = settings
         self.db = Database(DatabaseUrl.parse(settings.database_url))
         self.writer = SqliteLogWriter(settings.log_dir, PARTITION)
+        # Before anything is appended or read: a replaced log file must not make new entries look processed.
+        self.writer.align(OffsetStore(self.db.conn()).get(PARTITION))
         self.reader = SqliteLogReader(settings.log_dir)
         self.stage: ProcessStage | None = None
         self.stage_process: ChildProcess | None = None

@@ -172,7 +172,9 @@ class TestFiles(DestinationConformance):
 
     def test_a_directory_that_cannot_be_created_aborts(self, tmp_path: Path) -> None:
         if os.geteuid() == 0:
-            target = "/sys/kaon-export"  # sysfs refuses new directories even to root
+            blocker = tmp_path / "a-file"  # a file where a directory must go refuses even root (ENOTDIR)
+            blocker.write_text("")
+            target = str(blocker / "export")
         else:
             locked = tmp_path / "locked"
             locked.mkdir(mode=0o500)
@@ -180,4 +182,24 @@ class TestFiles(DestinationConformance):
         results = self.destination.deliver([custom(), screen()],
                                            self.destination.parse_settings({"directory": target}))
         assert results is not None and [r.outcome for r in results] == [Outcome.ABORT] * 2
-        assert "ermission" in results[0].message or "not permitted" in results[0].message
+        assert any(s in results[0].message for s in ("ermission", "not permitted", "Not a directory"))
+
+
+@pytest.mark.parametrize("directory", ["/", "//", "/etc", "/etc/kaon", "/usr/lib/x", "/proc/self", "/tmp/../etc",
+                                       "/tmp/./x", "relative/x"])
+def test_a_directory_kaon_may_not_own_is_refused_at_creation(directory: str) -> None:
+    from kaon.destinations.registry import destination
+
+    with pytest.raises(msgspec.ValidationError, match=r"directory|length >= 2|regex"):
+        destination("files").parse_settings({"directory": directory})
+
+
+def test_the_operator_can_bound_directories_to_allowed_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaon.destinations.files import check_directory
+
+    check_directory(str(tmp_path / "out"), roots=f"/nowhere:{tmp_path}")
+    with pytest.raises(ValueError, match="KAON_FILES_ROOTS"):
+        check_directory("/var/lib/kaon/export", roots=str(tmp_path))
+    monkeypatch.setenv("KAON_FILES_ROOTS", str(tmp_path))
+    with pytest.raises(ValueError, match="KAON_FILES_ROOTS"):
+        check_directory("/srv/export")

@@ -118,6 +118,41 @@ class TestPostgres(DestinationConformance):
         assert query(cluster, f"SELECT color, size FROM {schema}.events ORDER BY event_id") == [
             ("blue", None), ("red", 42.0)]
 
+    def test_columns_over_the_cap_abort_only_the_events_that_need_them(self, cluster: PostgresCluster,
+                                                                      schema: str) -> None:
+        wide = custom(2, attributes={f"a{i}": i for i in range(40)})
+        results = self.destination.deliver(
+            [custom(1, attributes={"color": "blue"}), wide, custom(3, attributes={"color": "red"})],
+            self.destination.parse_settings({"dsn": cluster.dsn(), "schema": schema, "max_columns": 32}))
+        assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.ABORT, Outcome.DELIVERED]
+        assert "max_columns" in results[1].message and "TooManyColumns" in results[1].message
+        assert len(columns(cluster, schema)) <= 32
+        assert query(cluster, f"SELECT color FROM {schema}.events ORDER BY event_id") == [("blue",), ("red",)]
+
+    def test_the_default_cap_is_documented_and_bounded(self) -> None:
+        schema = self.destination.settings_schema()
+        props = schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]["max_columns"]
+        assert (props["default"], props["maximum"]) == (400, 1600)
+        with pytest.raises(msgspec.ValidationError):
+            self.destination.parse_settings({"dsn": "x", "max_columns": 1601})
+
+    def test_postgresqls_own_column_limit_aborts_instead_of_retrying(self, cluster: PostgresCluster,
+                                                                    schema: str) -> None:
+        assert deliver(self.destination, [custom(1, attributes={"color": "blue"})], dsn=cluster.dsn(),
+                       schema=schema, max_columns=1600) == [Outcome.DELIVERED]
+        # Dropped columns still count toward PostgreSQL's 1600: the table looks small but takes no new column.
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            used = len(columns(cluster, schema))
+            adds = ", ".join(f"ADD COLUMN filler_{i} int" for i in range(1600 - used))
+            conn.execute(f"ALTER TABLE {schema}.events {adds}")
+            drops = ", ".join(f"DROP COLUMN filler_{i}" for i in range(1600 - used))
+            conn.execute(f"ALTER TABLE {schema}.events {drops}")
+        results = self.destination.deliver(
+            [custom(2, attributes={"color": "red", "size": 4}), custom(3, attributes={"color": "green"})],
+            self.destination.parse_settings({"dsn": cluster.dsn(), "schema": schema, "max_columns": 1600}))
+        assert [r.outcome for r in results] == [Outcome.ABORT, Outcome.DELIVERED]
+        assert "1600 columns" in results[0].message
+
     def test_type_conflicts_keep_the_column_and_use_text(self, cluster: PostgresCluster, schema: str) -> None:
         deliver(self.destination, [custom(1, attributes={"label": "a", "count": 1, "meta": {"k": 1}})],
                 dsn=cluster.dsn(), schema=schema)

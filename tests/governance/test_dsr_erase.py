@@ -1,11 +1,15 @@
-"""Erasure reaches the rejections list's messages: refused aliases name a person's ids and profiles there."""
+"""Erasure: rejections (bodies and messages) and the ingest log, by whole identity values, in one workspace."""
 
 from pathlib import Path
 
 from kaon.governance.dsr_erase import Subject, erase
+from kaon.governance.dsr_scrub import scrub_files, scrub_log
+from kaon.log.base import LogEntry
+from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.metrics import MetricsStore
+from kaon.store.outputs import Output
 from kaon.store.tx import transaction
 
 
@@ -29,3 +33,52 @@ def test_rejections_naming_the_person_in_their_message_are_erased(tmp_path: Path
     left = [m for (m,) in conn.execute("SELECT message FROM rejections ORDER BY id")]
     assert left == ["previousId 'x-2' is already on profile 42420 (userId 'v')",
                     "`timestamp` \"soon\" is not a readable time"]
+
+
+def _subject(ws: str) -> Subject:
+    return Subject(workspace_id=ws, mpids=set(), identities={("email", "a@x.com")}, attribute_values=set(),
+                   event_ids=[])
+
+
+def test_erasure_matches_whole_values_and_stays_in_its_workspace(tmp_path: Path) -> None:
+    conn = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'k.db'}")).conn()
+    config = ConfigStore(conn)
+    ws, other = config.create_workspace("w").id, config.create_workspace("other").id
+    metrics = MetricsStore(conn)
+    bodies = {(ws, b'{"user_identities":{"email":"a@x.com"}}'), (ws, b'{"user_identities":{"email":"aa@x.com"}}'),
+              (ws, b'{"user_identities":{"email":"a@x.com.au"}}'), (other, b'{"user_identities":{"email":"a@x.com"}}')}
+    for workspace, body in sorted(bodies):
+        metrics.record_rejection(workspace_id=workspace, input_id="in_1", received_ms=1, status=400,
+                                 code="INVALID_SHAPE", message="no", count=1, body=body)
+    with transaction(conn):
+        counts = erase(conn, _subject(ws))
+    assert counts["rejections"] == 1
+    left = {(w, bytes(b)) for w, b in conn.execute("SELECT workspace_id, body FROM rejections")}
+    assert left == bodies - {(ws, b'{"user_identities":{"email":"a@x.com"}}')}
+
+
+def test_log_scrub_matches_whole_values_and_stays_in_its_workspace(tmp_path: Path) -> None:
+    writer = SqliteLogWriter(tmp_path / "log", "p0")
+    bodies = [("w", '{"user_identities":{"email":"a@x.com"}}'), ("w", '{"user_identities":{"email":"A@X.COM"}}'),
+              ("w", '{"user_identities":{"email":"aa@x.com"}}'), ("w", '{"user_identities":{"email":"a@x.co"}}'),
+              ("other", '{"user_identities":{"email":"a@x.com"}}')]
+    writer.append([LogEntry(kind="batch", workspace_id=w, input_id="i", received_ms=1, ip=None, body=b.encode())
+                   for w, b in bodies])
+    writer.close()
+    assert scrub_log(tmp_path / "log", _subject("w")) == 2
+    left = [(e.entry.workspace_id, e.entry.body.decode()) for e in SqliteLogReader(tmp_path / "log").read("p0", 0, 10)]
+    assert left == [bodies[2], bodies[3], bodies[4]]
+
+
+def test_files_scrub_touches_only_the_part_files_kaon_wrote(tmp_path: Path) -> None:
+    row = '{"event_id": 7, "mpid": 1, "identities": {"email": "a@x.com"}}\n'
+    part = tmp_path / "events" / "dt=2026-01-01" / "part-000000000007-000000000007.jsonl"
+    strangers = [tmp_path / "notes.jsonl", tmp_path / "events" / "dt=2026-01-01" / "mine.jsonl",
+                 tmp_path / "events" / ".editor.tmp", tmp_path / "events" / "dt=2026-01-01" / "part-1.jsonl"]
+    for path in [part, *strangers]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(row)
+    output = Output(id="o", workspace_id="w", name="lake", destination="files", settings={"directory": str(tmp_path)},
+                    enabled=True, created_ms=1, updated_ms=1)
+    assert scrub_files(output, _subject("w")) == 1
+    assert not part.exists() and all(p.read_text() == row for p in strangers)

@@ -173,3 +173,39 @@ def test_failed_write_fails_every_waiter_and_acknowledges_nothing(tmp_path: Path
     results = asyncio.run(main())
     committer.close()
     assert all(isinstance(r, RuntimeError) and "append failed" in str(r) for r in results), results
+
+
+FULL_DISK_CHILD = textwrap.dedent("""
+    import resource, signal, sys
+    from pathlib import Path
+    from kaon.log.base import LogEntry
+    from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    root = Path(sys.argv[1])
+    def entry(size):
+        return LogEntry(kind="mparticle_batch", workspace_id="w", input_id="i", received_ms=1, ip=None,
+                        body=b"x" * size)
+    writer = SqliteLogWriter(root, "p0")
+    writer.append([entry(10)])
+    used = sum(p.stat().st_size for p in root.iterdir())
+    resource.setrlimit(resource.RLIMIT_FSIZE, (used + 20000, resource.RLIM_INFINITY))
+    try:
+        writer.append([entry(300_000)])
+        print("no error")
+    except Exception as error:
+        print(f"refused: {type(error).__name__}: {error}")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    writer.append([entry(20)])
+    print("sizes", [len(e.entry.body) for e in SqliteLogReader(root).read("p0", 0, 10)])
+""")
+
+
+def test_a_full_disk_reports_the_disk_error_and_the_log_recovers(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE in a child makes SQLite's own writes fail as on a full disk (EFBIG), unprivileged."""
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] in ("refused: OperationalError: disk I/O error",
+                        "refused: OperationalError: database or disk is full"), done.stdout
+    assert lines[1] == "sizes [10, 20]", done.stdout

@@ -246,4 +246,4 @@ def test_integers_out_of_64_bit_range_are_refused(field: str) -> None:
     value: dict[str, Any] = {"mpid": 2**64 - 1} if field == "mpid" else {
         "events": [custom(timestamp_unixtime_ms=2**64)]}
     error = refused(mparticle.decode_batch, body(value))
-    assert error.code == "INVALID_SHAPE"
+    assert error.code == "INTEGER_OUT_OF_RANGE"

@@ -679,7 +679,8 @@ def decodes_or_refuses(kind: str, body: bytes) -> SegmentPayload | None:
     try:
         return decode_segment(kind, body)
     except PayloadError as error:
-        assert error.code in {"INVALID_JSON", "INVALID_SHAPE", "EVENT_TOO_LARGE", "BATCH_TOO_LARGE"}
+        assert error.code in {"INVALID_JSON", "INVALID_SHAPE", "EVENT_TOO_LARGE", "BATCH_TOO_LARGE",
+                              "INTEGER_OUT_OF_RANGE"}
         assert " - at `$" in error.message or error.code == "INVALID_JSON"
         return None
 

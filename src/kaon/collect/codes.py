@@ -6,6 +6,8 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
                             "or a key that needs its secret used alone."),
     "INVALID_JSON": ("400", "The body is not valid JSON."),
     "INVALID_SHAPE": ("400", "A field is missing or has the wrong type; the message gives the JSON path."),
+    "INTEGER_OUT_OF_RANGE": ("400", "An integer outside the signed 64-bit range (anywhere: attributes, properties, "
+                                    "traits, times); the message gives the JSON path. Send such values as strings."),
     "INVALID_GZIP": ("400", "`Content-Encoding: gzip` but the body is not valid, complete gzip."),
     "CLIENT_DISCONNECTED": ("400", "The client went away before sending the whole body."),
     "REQUEST_TOO_LARGE": ("413", "Request body (after gunzip) over 256 KB (500 KB on `/v1/batch`)."),

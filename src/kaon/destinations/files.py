@@ -1,8 +1,9 @@
 """Files: events as JSON Lines or Parquet part files, partitioned by date, in a local directory."""
 
 import errno
+import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -30,7 +31,9 @@ CONFIG_ERRNOS: Final = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.
 class FilesSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     directory: Annotated[str, msgspec.Meta(
         title="Directory", description="Absolute path of the directory the part files go to (created if "
-                                       "missing; Kaon needs write access).",
+                                       "missing; Kaon needs write access). Not `/`, not inside a system "
+                                       "directory (`/etc`, `/usr`, ...), and inside one of `KAON_FILES_ROOTS` "
+                                       "(colon-separated) when the operator sets it.",
         examples=["/var/lib/kaon/export"], pattern=r"^/", min_length=2)]
     format: Annotated[Literal["jsonl", "parquet"], msgspec.Meta(
         title="Format", description="`jsonl`: JSON Lines, JSON columns as nested objects and `timestamp` as "
@@ -43,6 +46,35 @@ class FilesSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     batch_size: Annotated[int, msgspec.Meta(
         title="Rows per file", description=f"At most this many rows per part file (a delivery carries at most "
                                            f"{MAX_BATCH} events).", ge=1, le=MAX_BATCH)] = MAX_BATCH
+
+    def __post_init__(self) -> None:
+        check_directory(self.directory)
+
+
+# Trees no export belongs in: a mistaken directory there would have Kaon write, and DSR erasure rewrite, system files.
+SYSTEM_TREES: Final = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+                       "/sbin", "/sys", "/usr")
+ROOTS_ENV: Final = "KAON_FILES_ROOTS"
+
+
+def check_directory(directory: str, roots: str | None = None) -> None:
+    """Raise ValueError unless `directory` is a normalised absolute path Kaon may own.
+
+    Not `/`, no `.`/`..` segments, not inside a system tree, and inside one of the operator's allowed roots
+    (`KAON_FILES_ROOTS`, colon-separated absolute paths) when that is set.
+    """
+    path = PurePosixPath(directory)
+    segments = directory.split("/")
+    if not path.is_absolute() or str(path) != directory.rstrip("/") or ".." in segments or "." in segments:
+        raise ValueError(f"directory must be a normalised absolute path (no `.` or `..`), got {directory!r}")
+    if path == PurePosixPath("/"):
+        raise ValueError("directory must not be `/`: Kaon writes and erases part files under it")
+    for tree in SYSTEM_TREES:
+        if path == PurePosixPath(tree) or path.is_relative_to(tree):
+            raise ValueError(f"directory must not be inside the system directory {tree}")
+    allowed = [PurePosixPath(r) for r in (os.environ.get(ROOTS_ENV, "") if roots is None else roots).split(":") if r]
+    if allowed and not any(path.is_relative_to(root) for root in allowed):
+        raise ValueError(f"directory must be inside one of {ROOTS_ENV} ({', '.join(map(str, allowed))})")
 
 
 def failure(error: OSError) -> SendResult:

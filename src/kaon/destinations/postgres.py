@@ -12,7 +12,14 @@ from kaon.destinations.base import Destination, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome, SendPolicy, SendResult
 from kaon.destinations.postgres_hosts import check, pinned
-from kaon.destinations.postgres_schema import TablePlan, apply, create_table, ensure_schema, existing_columns
+from kaon.destinations.postgres_schema import (
+    TablePlan,
+    TooManyColumns,
+    apply,
+    create_table,
+    ensure_schema,
+    existing_columns,
+)
 from kaon.destinations.postgres_schema import identifier as table_name
 
 CONNECT_TIMEOUT_S: Final = 10
@@ -21,7 +28,9 @@ IDLE_PER_DSN: Final = 2
 # CREATE TABLE can raise), authentication (28), no such database (3D) or schema (3F), missing rights
 # (42501), names PostgreSQL will not take (42601, 42622, 42939). Everything else is retried.
 ABORT_CLASSES: Final = frozenset({"22", "23", "28", "3D", "3F"})
-ABORT_CODES: Final = frozenset({"42501", "42601", "42622", "42939"})
+# 54011: PostgreSQL's own limit of 1600 columns per table (dropped ones count too), which waiting will not lift.
+ABORT_CODES: Final = frozenset({"42501", "42601", "42622", "42939", "54011"})
+DEFAULT_MAX_COLUMNS: Final = 400
 # Connection failures carry no SQLSTATE: these messages mean the settings (credentials, names) are wrong.
 ABORT_MESSAGES: Final = ("authentication failed", "does not exist", "no pg_hba.conf entry", "invalid dsn",
                          "invalid connection option", "invalid sslmode", "permission denied")
@@ -38,6 +47,12 @@ class PostgresSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
         title="Tables", description="`events_table`: every event in one `events` table. "
                                     "`table_per_event_type`: one table per event type (`custom_event`, "
                                     "`screen_view`, `commerce_event`, ...).")] = "events_table"
+    max_columns: Annotated[int, msgspec.Meta(
+        title="Columns per table", description="At most this many columns per table, the standard ones "
+                                               "included (PostgreSQL's own limit is 1600). An event that would "
+                                               "add a column beyond it is aborted (a dead letter) with an error "
+                                               "naming the column; the other events of its batch are written.",
+        ge=32, le=1600)] = DEFAULT_MAX_COLUMNS
 
 
 def classify(error: psycopg.Error) -> SendResult:
@@ -95,8 +110,10 @@ class Postgres(Destination):
         "the column as text when the column is text, as JSON when it is jsonb, and otherwise, as text, "
         "into the sibling column `<column>_str`. Idempotent: `INSERT ... ON CONFLICT (source_message_id) DO "
         "NOTHING`, so re-delivery writes no duplicates. Errors: the server unreachable, restarting, read-only "
-        "or out of resources is retried; bad credentials, an unknown database and missing rights (e.g. to "
-        "create the schema, a table or a column) abort; a batch refused for its data is retried event by "
+        "or out of resources is retried; too many columns (over `max_columns`, default 400, or PostgreSQL's "
+        "own 1600) aborts the events that would need the new column, with an error naming it; bad "
+        "credentials, an unknown database and missing rights (e.g. to create the schema, a table or a "
+        "column) abort; a batch refused for its data is retried event by "
         "event so that only the offending events abort. Rights: CREATE on the database (unless the schema "
         "exists) and on the schema, to create tables, and ownership of them to add columns; with tables made "
         "beforehand, USAGE on the schema and SELECT and INSERT on the tables suffice for known attributes."
@@ -124,7 +141,11 @@ class Postgres(Destination):
             groups.setdefault(table, []).append(item)
         try:
             self._write(groups, settings)
-        except (psycopg.DataError, psycopg.IntegrityError) as error:
+        except TooManyColumns as error:
+            if len(events) == 1:
+                return [SendResult(Outcome.ABORT, f"TooManyColumns: {error}")]
+            return [result for item in events for result in self.deliver([item], settings)]
+        except (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.TooManyColumns) as error:
             if len(events) == 1:
                 return [classify(error)]
             # One event's data must not hold back the others: find it, one event per transaction.
@@ -140,7 +161,7 @@ class Postgres(Destination):
         while True:
             try:
                 with conn.transaction():
-                    self._insert(conn, groups, settings.schema)
+                    self._insert(conn, groups, settings.schema, settings.max_columns)
             except psycopg.OperationalError:
                 conn.close()
                 if not reused:
@@ -154,14 +175,15 @@ class Postgres(Destination):
             return
 
     @staticmethod
-    def _insert(conn: psycopg.Connection[Any], groups: dict[str, list[DeliveryEvent]], schema: str) -> None:
+    def _insert(conn: psycopg.Connection[Any], groups: dict[str, list[DeliveryEvent]], schema: str,
+                max_columns: int) -> None:
         ensure_schema(conn, schema)
         columns = existing_columns(conn, schema, list(groups))
         for table, items in groups.items():
             if table not in columns:
                 create_table(conn, schema, table)
                 columns[table] = existing_columns(conn, schema, [table]).get(table, {})
-            plan = TablePlan(columns[table])
+            plan = TablePlan(columns[table], max_columns)
             for item in items:
                 plan.add(item)
             apply(conn, schema, table, plan)

@@ -94,13 +94,25 @@ def adapt(value: Any, column_type: str) -> Any:
     return value
 
 
+class TooManyColumns(Exception):
+    """An event needs a column the table may not have: over the output's `max_columns` (a settings problem)."""
+
+
 @dataclass
 class TablePlan:
-    """The rows for one table and the columns they need added."""
+    """The rows for one table and the columns they need added (never more than `max_columns` in all)."""
 
     columns: dict[str, str]  # existing and planned column -> type
+    max_columns: int = 1600
     added: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def _new_column(self, column: str, column_type: str) -> None:
+        if len(self.columns) >= self.max_columns:
+            raise TooManyColumns(f"the table has {len(self.columns)} columns, the output's max_columns; the "
+                                 f"attribute column {column!r} would exceed it (raise max_columns, at most 1600, "
+                                 f"or send fewer distinct attributes)")
+        self.columns[column] = self.added[column] = column_type
 
     def place(self, row: dict[str, Any], column: str, value: Any) -> None:
         wanted = kind(value)
@@ -108,7 +120,7 @@ class TablePlan:
             return
         current = self.columns.get(column)
         if current is None:
-            self.columns[column] = self.added[column] = wanted
+            self._new_column(column, wanted)
             current = wanted
         if current in (wanted, "text", "jsonb"):
             row[column] = adapt(value, current)
@@ -116,7 +128,7 @@ class TablePlan:
         other = sibling(column)
         other_type = self.columns.get(other)
         if other_type is None:
-            self.columns[other] = self.added[other] = "text"
+            self._new_column(other, "text")
         elif other_type != "text" or other in row:
             return  # the name is taken by another attribute: the value stays in `attributes` only
         row[other] = as_text(value)

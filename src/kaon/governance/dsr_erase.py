@@ -1,5 +1,6 @@
 """Erasure in the main store: everything held about a person, found from their identities, in one transaction."""
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -22,8 +23,23 @@ class Subject(msgspec.Struct, kw_only=True):
     event_ids: list[int]
 
     def needles(self) -> list[str]:
-        """Identity values, lower-cased, to look for in raw bodies (strong identifiers only)."""
-        return sorted({v.lower() for _, v in self.identities if len(v) >= 3})
+        """Identity values as whole JSON strings (quoted, lower-cased) to look for in raw bodies.
+
+        Quoted, so that erasing `a@x.com` never matches `aa@x.com`; in each spelling JSON allows for it
+        (non-ASCII raw or `\\u`-escaped, `/` raw or escaped, and inside a JSON string). Strong identifiers only.
+        """
+        forms: set[str] = set()
+        for _, value in self.identities:
+            if len(value) < 3:
+                continue
+            for form in (json.dumps(value.lower(), ensure_ascii=False), json.dumps(value.lower())):
+                forms |= {form, form.replace("/", "\\/")}
+        # A rejection's body sample travels through the log as a JSON string inside JSON: quotes escaped again.
+        return sorted(forms | {json.dumps(f, ensure_ascii=False)[1:-1] for f in forms})
+
+    def message_needles(self) -> list[str]:
+        """How Kaon's own messages quote an identity value (Python's repr: `'a@x.com'`), lower-cased."""
+        return sorted({repr(v).lower() for _, v in self.identities if len(v) >= 3})
 
     def mpid_needles(self) -> list[str]:
         """How a raw or encoded batch names one of the person's profiles by mpid (`"mpid": 123` or `"123"`)."""
@@ -148,11 +164,12 @@ def erase(conn: sqlite3.Connection, subject: Subject) -> dict[str, int]:
     run("profiles", f"DELETE FROM profiles WHERE workspace_id = ? AND mpid IN {in_events}", (ws, mpids))
     rejection_match, rejection_args = _contains_any("body", needles)
     # Messages name ids too: a refused alias names its previousId, userId and both profiles ("profile 123 (").
-    message_match, message_args = _contains_any("message", needles + [f"profile {m} " for m in sorted(subject.mpids)])
+    message_match, message_args = _contains_any("message", subject.message_needles()
+                                                 + [f"profile {m} " for m in sorted(subject.mpids)])
     run("rejections", f"DELETE FROM rejections WHERE (workspace_id = ? OR workspace_id IS NULL) AND"
                       f" ({rejection_match} OR {message_match})", (ws, *rejection_args, *message_args))
     examples = sorted(subject.all_values())
-    example_match, example_args = _contains_any("value", [v.lower() for v in examples if len(v) >= 3])
+    example_match, example_args = _contains_any("value", needles)
     run("catalog_examples", f"DELETE FROM catalog_examples WHERE workspace_id = ? AND (value IN (SELECT value FROM"
                             f" json_each(?)) OR {example_match})", (ws, _ids(examples), *example_args))
     return {k: v for k, v in counts.items() if v}

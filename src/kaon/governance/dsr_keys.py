@@ -1,10 +1,12 @@
 """The install's OpenDSR signing identity: an RSA key pair with a self-signed certificate, and signed links.
 
 Both live in one PEM file, `DATA_DIR/opendsr.pem` (0600), made once: written to a temp file and hard-linked into
-place, so the serving process and the process stage (which both may create it first) end up with the same key.
+place, so the serving process and the process stage (which both may create it first) end up with the same key;
+a failed write (a full disk) leaves no file behind and raises the write's own error.
 """
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -34,17 +36,23 @@ def _create(path: Path) -> None:
                             serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{FILE_NAME}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
+    # A full disk (or any write error) must leave neither a half-written key nor its temp file behind; the
+    # error raised is the write's own (e.g. ENOSPC), not a later one about a missing or unreadable key.
     try:
-        os.link(temp, path)  # fails when another process won the race: theirs is kept
-    except FileExistsError:
-        pass
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won the race: theirs is kept
+            os.link(temp, path)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)  # the new name is durable too
+        finally:
+            os.close(directory)
     finally:
-        temp.unlink()
+        temp.unlink(missing_ok=True)
 
 
 class SigningKey:

@@ -13,13 +13,16 @@ from psycopg import sql
 from kaon.governance.dsr_erase import Subject
 from kaon.store.outputs import Output
 
+_PARTITION = re.compile(r"dt=\d{4}-\d{2}-\d{2}")
+_PART = re.compile(r"part-\d{12}-\d{12}\.(jsonl|parquet)")
+_TEMP = re.compile(r"\.part-.*\.tmp")
 _MPID = re.compile(r'"mpid"\s*:\s*"?(-?\d+)')
 
 
 def _matches(text: str, needles: list[str], mpids: set[str] | None = None) -> bool:
     lowered = text.lower()
-    # JSON may escape `/` and non-ASCII characters; look for both spellings.
-    if any(n in lowered or json.dumps(n)[1:-1] in lowered for n in needles):
+    # Needles are whole JSON strings in each spelling (Subject.needles): exact values, never substrings.
+    if any(n in lowered for n in needles):
         return True
     return mpids is not None and any(m in mpids for m in _MPID.findall(text))  # a batch naming their profile by mpid
 
@@ -40,7 +43,10 @@ def scrub_log(log_dir: Path, subject: Subject) -> int:
         try:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA secure_delete=ON")
-            doomed = [seq for seq, body in conn.execute("SELECT seq, body FROM entries")
+            # Only this workspace's entries (and unauthenticated rejections, which belong to no workspace).
+            doomed = [seq for seq, body in conn.execute(
+                      "SELECT seq, body FROM entries WHERE workspace_id = ? OR workspace_id IS NULL",
+                      (subject.workspace_id,))
                       if _matches(bytes(body).decode("utf-8", "replace"), needles, mpids)]
             if doomed:
                 conn.execute("BEGIN IMMEDIATE")
@@ -104,11 +110,14 @@ def scrub_files(output: Output, subject: Subject) -> int:
         return 0
     mpids, ids = {str(m) for m in subject.mpids}, set(subject.event_ids)
     removed = 0
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
+    # Only files Kaon wrote: `<table>/dt=YYYY-MM-DD/part-<first>-<last>.<ext>` and their temporaries.
+    for path in sorted(root.glob("*/dt=*/*")):
+        if not path.is_file() or path.is_symlink() or not _PARTITION.fullmatch(path.parent.name):
             continue
-        if path.name.startswith(".") and path.name.endswith(".tmp"):
+        if _TEMP.fullmatch(path.name):
             path.unlink()  # a crashed write's leftover; the part is written again on redelivery
+        elif not _PART.fullmatch(path.name):
+            continue
         elif path.suffix == ".jsonl":
             removed += _scrub_jsonl(path, subject, mpids, ids)
         elif path.suffix == ".parquet":
@@ -120,7 +129,8 @@ def scrub_postgres(output: Output, subject: Subject) -> int:
     """Delete the person's rows from every table of a PostgreSQL output's schema (by mpid and event id)."""
     schema = str(output.settings.get("schema", "kaon"))
     mpids, ids = [str(m) for m in subject.mpids], list(subject.event_ids)
-    patterns = [f"%{n}%" for n in subject.needles()]
+    patterns = ["%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                for n in subject.needles()]
     removed = 0
     with psycopg.connect(str(output.settings["dsn"]), connect_timeout=10, application_name="kaon-dsr") as conn:
         tables = [r[0] for r in conn.execute(

@@ -1,11 +1,14 @@
 """The ingest log on SQLite: one file per partition (one writer each), WAL, fsync on every commit."""
 
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from kaon.log.base import LogEntry, StoredEntry
+from kaon.log.errors import LogMismatch
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -19,6 +22,7 @@ CREATE TABLE IF NOT EXISTS entries (
 )
 """
 _PREFIX = "ingest-"
+_log = logging.getLogger("kaon.log")
 
 
 def _open(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -55,10 +59,78 @@ class SqliteLogWriter:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # On a full disk SQLite may already have rolled back; a second error from ROLLBACK must neither
+                # hide the real one (`database or disk is full`, `disk I/O error`) nor leave a transaction open
+                # that would fail every later append.
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                raise
+
+    def align(self, committed: int) -> None:
+        """Check this partition against the consumer's committed offset before the first append.
+
+        AUTOINCREMENT never reuses a number, so the log the offset was read from has a sequence at or past it.
+        A log behind the offset was replaced (a deleted or restored file): its new entries would be numbered at
+        or below the offset and skipped, acknowledged but never processed. An empty replacement starts a new
+        epoch (numbering continues after the offset); one holding entries is refused, naming both numbers.
+        """
+        with self._lock:
+            row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+            high = max(int(row[0]) if row else 0,
+                       int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]))
+            if high >= committed:
+                return
+            held = int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+            if held:
+                raise LogMismatch(
+                    f"ingest log partition {self._partition!r} ends at sequence {high} but the main store has "
+                    f"processed this partition up to {committed}: the log file was replaced. Its {held} entries "
+                    f"would be skipped, so Kaon will not start. Run `kaon log accept-epoch` to renumber them after "
+                    f"{committed} (they are then processed), move the file aside to start an empty epoch, or "
+                    f"restore the log the main store was reading.")
+            self._conn.execute("BEGIN")
+            try:
+                if row is None:
+                    self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (committed,))
+                else:
+                    self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'entries'", (committed,))
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            _log.warning("ingest log partition %r is new (sequence %d, processed up to %d): new epoch starts at %d",
+                         self._partition, high, committed, committed + 1)
+
+    def continue_after(self, committed: int) -> int:
+        """Renumber every entry, in order, to follow `committed`: a replaced log accepted as a new epoch.
+
+        The consumer then processes them all (`kaon log accept-epoch`). Returns how many were renumbered.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                low = self._conn.execute("SELECT min(seq) FROM entries").fetchone()[0]
+                count = int(self._conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+                if low is not None and int(low) <= committed:
+                    shift = committed + 1 - int(low)
+                    # Through negative numbers, so no intermediate number clashes with an existing one.
+                    self._conn.execute("UPDATE entries SET seq = -seq")
+                    self._conn.execute("UPDATE entries SET seq = -seq + ?", (shift,))
+                high = self._conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]
+                mark = max(int(high), committed)
+                if self._conn.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'entries'").fetchone() is None:
+                    self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (mark,))
+                else:
+                    self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'entries'", (mark,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            return count
 
     def truncate(self, upto_seq: int) -> int:
         with self._lock:

@@ -15,6 +15,7 @@ from kaon.model.events import (
     Event,
 )
 from kaon.model.identities import canonical_identity
+from kaon.model.integers import check_integers
 
 _batch_decoder = msgspec.json.Decoder(Batch, strict=False)
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -57,11 +58,15 @@ def decode_batch(body: bytes, check_limits: bool = True) -> Batch:
     """One batch (`/v2/events`, web SDK `/v3/JS/{key}/events`); `check_limits=False` for accepted entries."""
     if len(body) > limits.MAX_MPARTICLE_BATCH_BYTES:
         raise _batch_too_large(len(body), "$")
+    if check_limits:
+        check_integers(body)
     return _decode_one(body, "$", check_limits)
 
 
 def decode_bulk(body: bytes, check_limits: bool = True) -> list[Batch]:
     """A JSON array of at most 100 batches (`/v2/bulkevents`)."""
+    if check_limits:
+        check_integers(body)
     try:
         raws = _raw_list_decoder.decode(body)
     except msgspec.MsgspecError as error:

@@ -10,6 +10,7 @@ from typing import Any, Final
 import msgspec
 
 from kaon.model.errors import LimitExceeded, PayloadError, located
+from kaon.model.integers import check_integers
 
 # A field real SDKs send as a string or, sometimes, a number (ids, versions, build numbers).
 Loose = str | int | float | None
@@ -168,6 +169,7 @@ def decode_segment(kind: str, body: bytes) -> SegmentPayload:
     """
     if kind not in KINDS:
         raise ValueError(f"unknown Segment path kind {kind!r}")
+    check_integers(body)
     if kind == "batch":
         return _decode_batch(body)
     if len(body) > MAX_EVENT_BYTES:
