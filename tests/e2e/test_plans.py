@@ -192,3 +192,39 @@ def test_a_plan_over_10_mb_is_refused(kaon_server: KaonServer) -> None:
     added = kaon_server.admin("POST", f"/plans/{plan_id}/versions", json=big)
     assert added.status_code == 400 and added.json()["errors"][0]["code"] == "PLAN_TOO_LARGE"
     assert len(kaon_server.admin("GET", f"/plans/{plan_id}").json()["data_plan_versions"]) == 1
+
+
+def test_validate_needs_an_admin_token(kaon_server: KaonServer) -> None:
+    body = {"document": version(["Buy"])["version_document"], "batch": {"events": []}}
+    answer = httpx.post(f"{kaon_server.url}/api/v1/plans/validate", json=body, timeout=30)
+    assert answer.status_code == 401
+    assert answer.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_a_catastrophic_pattern_is_answered_promptly_and_other_doors_answer_meanwhile(
+        kaon_server: KaonServer) -> None:
+    import threading
+    document = {"data_points": [{"match": {"type": "user_attributes", "criteria": {}}, "validator": {
+        "type": "json_schema", "definition": {"properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}}}]}
+    batch = {"user_attributes": {"code": "a" * 40 + "!"}, "events": []}
+    answers: list[httpx.Response] = []
+    worker = threading.Thread(target=lambda: answers.append(kaon_server.admin(
+        "POST", "/plans/validate", json={"document": document, "batch": batch})), daemon=True)
+    worker.start()
+    health = httpx.get(f"{kaon_server.url}/api/v1/health", timeout=30)
+    assert health.status_code == 200
+    # Under a backtracking engine this validation takes 2^40 steps; with RE2 it answers at once.
+    eventually(lambda: answers, timeout=10, what="the validation answered")
+    assert answers[0].status_code == 200, answers[0].text
+
+
+def test_a_plan_with_a_backreference_is_refused_with_the_code(kaon_server: KaonServer) -> None:
+    points = [{"match": {"type": "user_attributes", "criteria": {}}, "validator": {"type": "json_schema",
+               "definition": {"properties": {"code": {"type": "string", "pattern": r"^(a)\1$"}}}}}]
+    answer = kaon_server.admin("POST", "/plans", json={"data_plan_id": unique("re"), "data_plan_versions": [
+        {"version_document": {"data_points": points}}]})
+    assert answer.status_code == 400, answer.text
+    [error] = answer.json()["errors"]
+    assert error["error_type"] == "unsupported_pattern"
+    assert error["schema_pointer"] == ("#/data_plan_versions/0/version_document/data_points/0/validator/definition"
+                                      "/properties/code/pattern")

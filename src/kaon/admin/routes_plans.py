@@ -97,7 +97,7 @@ def list_plans(db: Db, workspace_id: Workspace, page: Paging) -> Plans:
 
 
 @router.post("/plans/validate", response_model=Validation)
-def validate_plan(body: ValidateIn) -> dict[str, Any] | JSONResponse:
+def validate_plan(body: ValidateIn, _workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Validate an Events API batch against a version document: mParticle's validation results."""
     errors = check_version_document(body.document, "#/document")
     if errors:

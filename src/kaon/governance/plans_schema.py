@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from kaon.governance.plans_regex import PatternRefused, Program, compile_pattern
+
 UNSUPPORTED = frozenset({
     "$ref", "$recursiveRef", "$dynamicRef", "patternProperties", "allOf", "anyOf", "oneOf", "if", "then", "else",
     "not", "dependencies", "dependentRequired", "dependentSchemas",
@@ -74,6 +76,7 @@ class SchemaProblem:
     pointer: str
     keyword: str
     message: str
+    error_type: str | None = None  # a stable name when the message is not enough (e.g. unsupported_pattern)
 
 
 def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
@@ -84,8 +87,8 @@ def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
         return [SchemaProblem(pointer, "", "a schema must be a JSON object")]
     problems: list[SchemaProblem] = []
 
-    def bad(keyword: str, message: str) -> None:
-        problems.append(SchemaProblem(f"{pointer}/{pointer_part(keyword)}", keyword, message))
+    def bad(keyword: str, message: str, error_type: str | None = None) -> None:
+        problems.append(SchemaProblem(f"{pointer}/{pointer_part(keyword)}", keyword, message, error_type))
 
     for keyword, value in schema.items():
         if keyword in UNSUPPORTED:
@@ -101,9 +104,9 @@ def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
                 bad(keyword, "pattern must be a string")
             else:
                 try:
-                    re.compile(value)
-                except re.error as error:
-                    bad(keyword, f"pattern is not a valid regular expression: {error}")
+                    compile_pattern(value)
+                except PatternRefused as refused:
+                    bad(keyword, str(refused), refused.error_type)
         elif keyword == "format" and value not in FORMATS:
             bad(keyword, f"format must be one of {', '.join(sorted(FORMATS))}")
         elif keyword in ("minimum", "maximum") and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -143,7 +146,7 @@ class Node:
     types: frozenset[str] | None = None
     single: str = ""  # the type when exactly one is allowed (the common case, checked without a loop)
     enum: list[Any] | None = None
-    pattern: re.Pattern[str] | None = None
+    pattern: Program | None = None
     format: str | None = None
     minimum: float | None = None
     maximum: float | None = None
@@ -167,7 +170,7 @@ def compile_schema(schema: Any) -> Node:
         node.single = next(iter(node.types)) if len(node.types) == 1 else ""
     node.enum = schema.get("enum")
     if "pattern" in schema:
-        node.pattern = re.compile(schema["pattern"])
+        node.pattern = compile_pattern(schema["pattern"])
     node.format = schema.get("format")
     node.minimum = schema.get("minimum")
     node.maximum = schema.get("maximum")
