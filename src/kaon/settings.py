@@ -13,6 +13,11 @@ def _float_env(name: str) -> float | None:
     return float(value) if value else None
 
 
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def _flag_env(name: str) -> bool:
     value = (os.environ.get(name) or "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
@@ -39,6 +44,13 @@ class Settings:
     process_stage: str = "process"
     # Log every request (uvicorn's access log) to stderr.
     access_log: bool = False
+    # Connection bounds (docs/security.md, "Bounds: denial of service"). None: from the file-descriptor limit.
+    max_connections: int | None = None
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Largest admin request body (a 10 MB plan document fits); larger answers 413 ADMIN_BODY_TOO_LARGE.
+    admin_max_body_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
@@ -71,4 +83,9 @@ class Settings:
             drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
             process_stage=process_stage or os.environ.get("KAON_PROCESS_STAGE") or "process",
             access_log=access_log if access_log is not None else _flag_env("KAON_ACCESS_LOG"),
+            max_connections=_int_env("KAON_MAX_CONNECTIONS"),
+            max_header_bytes=_int_env("KAON_MAX_HEADER_BYTES") or 64 * 1024,
+            header_timeout=_float_env("KAON_HEADER_TIMEOUT") or 10.0,
+            body_timeout=_float_env("KAON_BODY_TIMEOUT") or 30.0,
+            admin_max_body_bytes=_int_env("KAON_ADMIN_MAX_BODY_BYTES") or 16 * 1024 * 1024,
         )

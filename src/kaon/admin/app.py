@@ -22,6 +22,7 @@ from kaon.admin import (
     routes_plans,
     routes_profiles,
     routes_stats,
+    routes_tokens,
     routes_userprofile,
 )
 from kaon.admin.query_guard import reject_unknown_parameters
@@ -65,7 +66,7 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
         return Health(status="ok")
 
     for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery,
-                   routes_catalog, routes_plans, routes_consent):
+                   routes_catalog, routes_plans, routes_consent, routes_tokens):
         app.include_router(module.router, prefix=PREFIX, dependencies=guarded)
     app.include_router(routes_userprofile.router)
     routes_opendsr.install(app)
