@@ -54,7 +54,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
-            self._header_bytes += len(data)
+            end = data.find(b"\r\n\r\n")  # what follows the headers in the same read is body, not counted
+            self._header_bytes += len(data) if end < 0 else end
             if self._header_bytes > self.limits.max_header_bytes:
                 self._refuse(431, "HEADERS_TOO_LARGE", f"request line and headers are limited to "
                              f"{self.limits.max_header_bytes} bytes")
