@@ -57,11 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         action = isub.add_parser(name, help=text)
         action.add_argument("input_id")
     tokens = sub.add_parser("tokens", help="manage admin tokens (list, create, revoke)")
-    _common(tokens)
-    tokens.add_argument("--workspace", help=WORKSPACE_HELP)
-    tokens.add_argument("--json", action="store_true", help="print JSON")
     tsub = tokens.add_subparsers(dest="action", required=True)
-    tsub.add_parser("list", help="list admin tokens (never the tokens themselves)")
+    tlist = tsub.add_parser("list", help="list admin tokens (never the tokens themselves)")
     tcreate = tsub.add_parser("create", help="create an admin token (shown once)")
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--scope", choices=("read", "write"), default="read",
@@ -71,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--expires-days", type=float, help="days until it stops working (default never)")
     trevoke = tsub.add_parser("revoke", help="revoke an admin token by its id (it answers 401 from then on)")
     trevoke.add_argument("token_id")
+    for leaf in (tlist, tcreate, trevoke):
+        _common(leaf)
+        leaf.add_argument("--workspace", help=WORKSPACE_HELP)
+        leaf.add_argument("--json", action="store_true", help="print JSON")
     replay = sub.add_parser("replay", help="deliver an output's jobs again (dead-lettered ones by default)")
     _common(replay)
     replay.add_argument("--workspace", help=WORKSPACE_HELP)
