@@ -251,10 +251,10 @@ class ConfigStore:
 
     # Admin tokens
     # Admin tokens (owned by kaon.store.tokens)
-    def create_admin_token(self, workspace_id: str, name: str) -> str:
+    def create_admin_token(self, workspace_id: str, name: str, *, operator: bool = False) -> str:
         """A write-scoped token that does not expire (what `kaon init` hands out)."""
         from kaon.store.tokens import TokenStore
-        return TokenStore(self.conn).create(workspace_id, name)[0]
+        return TokenStore(self.conn).create(workspace_id, name, operator=operator)[0]
 
     def workspace_for_token(self, token: str) -> WorkspaceId | None:
         """The workspace of a usable (not revoked, not expired) token."""
