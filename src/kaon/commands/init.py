@@ -64,7 +64,7 @@ def initialise(settings: Settings, workspace_choice: str | None) -> dict[str, An
     if token is None or store.workspace_for_token(token) != workspace.id:
         # Whoever initialises the install is its operator: the first workspace's init token also sees the
         # rejections that belong to no workspace (docs/security.md, "The admin surface").
-        first = first or store.workspaces()[0].id == workspace.id
+        first = first or min(store.workspaces(), key=lambda w: (w.created_ms, w.id)).id == workspace.id
         token = store.create_admin_token(workspace.id, "init", operator=first)
     result = {"workspace_id": workspace.id, "workspace": workspace_name, "inputs": inputs, "admin_token": token}
     saved[workspace_name] = {"secrets": secrets, "admin_token": token}
