@@ -1,4 +1,4 @@
-"""The `kaon` command line: init, serve, inputs."""
+"""The `kaon` command line: init, serve, inputs, tokens, ..."""
 
 import argparse
 import json
@@ -58,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
                        ("rotate-secret", "issue a new secret (the old one stops working)")):
         action = isub.add_parser(name, help=text)
         action.add_argument("input_id")
+    tokens = sub.add_parser("tokens", help="manage admin tokens (list, create, revoke)")
+    tsub = tokens.add_subparsers(dest="action", required=True)
+    tlist = tsub.add_parser("list", help="list admin tokens (never the tokens themselves)")
+    tcreate = tsub.add_parser("create", help="create an admin token (shown once)")
+    tcreate.add_argument("--name", required=True)
+    tcreate.add_argument("--scope", choices=("read", "write"), default="read",
+                         help="read: GET routes only; write: every route (default read)")
+    tcreate.add_argument("--operator", action="store_true",
+                         help="also see rejections that belong to no workspace (unauthenticated requests)")
+    tcreate.add_argument("--expires-days", type=float, help="days until it stops working (default never)")
+    trevoke = tsub.add_parser("revoke", help="revoke an admin token by its id (it answers 401 from then on)")
+    trevoke.add_argument("token_id")
+    for leaf in (tlist, tcreate, trevoke):
+        _common(leaf)
+        leaf.add_argument("--workspace", help=WORKSPACE_HELP)
+        leaf.add_argument("--json", action="store_true", help="print JSON")
     replay = sub.add_parser("replay", help="deliver an output's jobs again (dead-lettered ones by default)")
     _common(replay)
     replay.add_argument("--workspace", help=WORKSPACE_HELP)
@@ -135,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from kaon.commands.replay import run_replay
 
             return run_replay(settings, args)
+        if args.command == "tokens":
+            from kaon.commands.tokens import run_tokens
+
+            return run_tokens(settings, args)
         from kaon.commands.inputs import run_inputs
 
         return run_inputs(settings, args)

@@ -1,6 +1,7 @@
 """`kaon serve`: one ASGI app (collection doors + admin API) and its lifespan, run by uvicorn."""
 
 import logging
+import resource
 import signal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -8,9 +9,10 @@ import uvicorn
 
 from kaon import __version__
 from kaon.admin.app import create_admin_app
+from kaon.admin.guard import AdminGuard
 from kaon.collect.http import Receive, Scope, Send
-from kaon.connection_limits import ConnectionLimits, bounded_protocol, connection_cap, raise_file_limit
 from kaon.runtime import Runtime
+from kaon.server_protocol import ConnectionLimits, protocol_class
 from kaon.settings import Settings
 
 _log = logging.getLogger("kaon.server")
@@ -21,11 +23,10 @@ class KaonApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready,
-                                      max_body=runtime.settings.admin_max_body_bytes)
+        self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready)
         self.admin.state.sealer = runtime.sealer
         self.admin.state.log_dir = runtime.settings.log_dir
-        runtime.collect.fallback = self.admin
+        runtime.collect.fallback = AdminGuard(self.admin, runtime.db, runtime.settings.admin_max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -76,16 +77,33 @@ def banner(settings: Settings) -> str:
     ])
 
 
+# File descriptors kept for what is not a client connection: databases, log partitions, outbound requests.
+RESERVED_FDS = 256
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The connection bounds, after raising the soft file-descriptor limit to the hard one (capped)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    room = max(16, (65536 if soft == resource.RLIM_INFINITY else soft) - RESERVED_FDS)
+    most = min(settings.max_connections or 10_000, room)
+    return ConnectionLimits(max_connections=most, max_header_bytes=settings.max_header_bytes,
+                            header_timeout=settings.header_timeout, body_timeout=settings.body_timeout)
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain: finish in-flight requests and let processing catch up."""
     runtime = Runtime(settings)
-    limits = ConnectionLimits(
-        header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
-        max_header_bytes=settings.max_header_bytes,
-        max_connections=connection_cap(settings.max_connections, raise_file_limit()))
+    limits = connection_limits(settings)
     config = uvicorn.Config(
-        KaonApp(runtime), host=settings.host, port=settings.port, loop="uvloop", http=bounded_protocol(limits),
+        KaonApp(runtime), host=settings.host, port=settings.port, loop="uvloop", http=protocol_class(limits),
         lifespan="on", log_level="warning", access_log=settings.access_log, timeout_graceful_shutdown=30,
+        # Requests in flight are bounded too (503 past it); connections are bounded by the protocol itself.
+        limit_concurrency=limits.max_connections + 1, timeout_keep_alive=5,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     if settings.access_log:
         # uvicorn sets its loggers to the config's level; the access log writes at INFO.

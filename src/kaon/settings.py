@@ -58,13 +58,12 @@ class Settings:
     process_stage: str = "process"
     # Log every request (uvicorn's access log) to stderr.
     access_log: bool = False
-    # Connection bounds (kaon.connection_limits): header and body timeouts, header size, open connections
-    # (None: as many as the open-file limit allows, at most 10,000).
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 60.0
-    max_header_bytes: int = 32 * 1024
+    # Connection bounds (docs/security.md, "Bounds: denial of service"). None: from the file-descriptor limit.
     max_connections: int | None = None
-    # Admin API request bodies over this many bytes get 413.
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Largest admin request body (a 10 MB plan document fits); larger answers 413 ADMIN_BODY_TOO_LARGE.
     admin_max_body_bytes: int = 16 * 1024 * 1024
     # KAON_PUBLIC_URL (see `public_url`): validated at start so a typo fails early.
     public_url: str | None = None
@@ -100,10 +99,10 @@ class Settings:
             drain_seconds=_float_env("KAON_DRAIN_SECONDS") or 10.0,
             process_stage=process_stage or os.environ.get("KAON_PROCESS_STAGE") or "process",
             access_log=access_log if access_log is not None else _flag_env("KAON_ACCESS_LOG"),
-            header_timeout_s=_float_env("KAON_HEADER_TIMEOUT_S") or 10.0,
-            body_timeout_s=_float_env("KAON_BODY_TIMEOUT_S") or 60.0,
-            max_header_bytes=_int_env("KAON_MAX_HEADER_BYTES") or 32 * 1024,
             max_connections=_int_env("KAON_MAX_CONNECTIONS"),
+            max_header_bytes=_int_env("KAON_MAX_HEADER_BYTES") or 64 * 1024,
+            header_timeout=_float_env("KAON_HEADER_TIMEOUT") or 10.0,
+            body_timeout=_float_env("KAON_BODY_TIMEOUT") or 30.0,
             admin_max_body_bytes=_int_env("KAON_ADMIN_MAX_BODY_BYTES") or 16 * 1024 * 1024,
             public_url=public_url(),
         )

@@ -76,3 +76,29 @@ def test_rejections_page_newest_first(tmp_path: Path) -> None:
     first = store.rejections("ws", 2)
     assert [r["code"] for r in first] == ["C4", "C3"]
     assert [r["code"] for r in store.rejections("ws", 10, after=int(first[-1]["id"]))] == ["C2", "C1", "C0"]
+
+
+def test_rejection_records_are_capped_per_workspace_and_for_none_oldest_dropped(tmp_path: Path) -> None:
+    from kaon.store.metrics import PRUNE_EVERY
+    conn = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'capped.db'}")).conn()
+    store = MetricsStore(conn, rejections_kept=50)
+    for index in range(1000):
+        owner = None if index % 2 else "ws"
+        store.record_rejection(workspace_id=owner, input_id=None, received_ms=index, status=401,
+                               code="UNAUTHORIZED", message=f"n{index}", count=1, body=b"junk")
+    for owner, unowned in (("ws", False), ("nobody", True)):
+        rows = store.rejections(owner, 10_000, unowned=unowned)
+        assert 50 <= len(rows) <= 50 + PRUNE_EVERY
+        if owner == "ws":
+            assert rows[0]["message"] == "n998"  # the newest kept, the oldest dropped
+            assert {r["message"] for r in rows}.isdisjoint({"n0", "n2"})
+
+
+def test_a_workspace_sees_only_its_own_rejections_unless_operator(tmp_path: Path) -> None:
+    conn = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'owned.db'}")).conn()
+    store = MetricsStore(conn)
+    for owner in ("ws", "other", None):
+        store.record_rejection(workspace_id=owner, input_id=None, received_ms=1, status=400, code="X",
+                               message=str(owner), count=1, body=b"secret of " + str(owner).encode())
+    assert [r["message"] for r in store.rejections("ws", 10)] == ["ws"]
+    assert [r["message"] for r in store.rejections("ws", 10, unowned=True)] == ["None", "ws"]

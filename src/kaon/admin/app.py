@@ -22,9 +22,9 @@ from kaon.admin import (
     routes_plans,
     routes_profiles,
     routes_stats,
+    routes_tokens,
     routes_userprofile,
 )
-from kaon.admin.guard import MAX_BODY_BYTES, AdminGuard
 from kaon.admin.query_guard import reject_unknown_parameters
 from kaon.admin.schemas import Health
 from kaon.store.db import Database
@@ -50,13 +50,12 @@ def _install_docs(app: FastAPI) -> None:
         )
 
 
-def create_admin_app(db: Database, is_ready: Any = lambda: True, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
     app = FastAPI(
         title="Kaon admin API", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
         docs_url=None, redoc_url=None,
     )
     app.state.db = db
-    app.add_middleware(AdminGuard, db=db, max_body=max_body)  # the token before the body; bodies capped
     # Kaon's own routes refuse query parameters they do not declare; the vendor routes keep their vendors' ways.
     guarded = [Depends(reject_unknown_parameters)]
 
@@ -67,7 +66,7 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True, max_body: int =
         return Health(status="ok")
 
     for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery,
-                   routes_catalog, routes_plans, routes_consent):
+                   routes_catalog, routes_plans, routes_consent, routes_tokens):
         app.include_router(module.router, prefix=PREFIX, dependencies=guarded)
     app.include_router(routes_userprofile.router)
     routes_opendsr.install(app)

@@ -1,53 +1,37 @@
-"""The admin API's outer guard: the token is checked before a body is read, and bodies are capped.
+"""The admin surface's front guard (ASGI, before FastAPI reads anything): the token is checked before the body
+is read, and bodies are capped in size and read time.
 
-FastAPI reads (and parses) a request's body before it runs the route's dependencies, so without this guard an
-unauthenticated caller could make Kaon read and parse megabytes. The guard answers first:
-- a Kaon admin route (`/api/v1/...`, except the public ones: health, the API description and its Swagger UI)
-  without a known Bearer token gets `401 UNAUTHORIZED` before one byte of the body is read;
-- any admin request (the vendor routes too) whose body is over `max_body` bytes gets
-  `413 REQUEST_TOO_LARGE`: at once when `Content-Length` says so, else as soon as the bytes read pass it.
+FastAPI reads and parses a body before it resolves the dependency that checks the token, so without this an
+anonymous caller could make Kaon read (and parse) any amount of JSON.
 """
 
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from kaon.store.config import ConfigStore
-from kaon.store.db import Database
+import anyio
+import msgspec
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+from kaon.store.db import Database
+from kaon.store.tokens import TokenStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-MAX_BODY_BYTES = 16 * 1024 * 1024  # a data plan may be 10 MB as compact JSON; pretty-printed a little more
-PREFIX = "/api/v1/"
-PUBLIC = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/api/v1/docs"})
-PUBLIC_PREFIXES = ("/api/v1/docs/assets/",)
+PREFIX = "/api/v1"
+# Answered to anyone (docs/security.md, "The admin surface"): what they show is in Kaon's public source.
+PUBLIC = frozenset({f"{PREFIX}/health", f"{PREFIX}/docs", f"{PREFIX}/openapi.json", f"{PREFIX}/directory"})
+PUBLIC_PREFIXES = (f"{PREFIX}/docs/assets/",)
 
 
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return None
-
-
-def _length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
-def needs_token(path: str) -> bool:
-    return path.startswith(PREFIX) and path not in PUBLIC and not path.startswith(PUBLIC_PREFIXES)
+def is_public(path: str) -> bool:
+    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
 
 
 async def _answer(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+    body = msgspec.json.encode({"errors": [{"code": code, "message": message}]})
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"), *headers]})
@@ -55,45 +39,57 @@ async def _answer(send: Send, status: int, code: str, message: str, headers: lis
 
 
 class AdminGuard:
-    def __init__(self, app: App, db: Database, max_body: int = MAX_BODY_BYTES) -> None:
-        self.app, self.db, self.max_body = app, db, max_body
+    def __init__(self, app: App, db: Database, max_body_bytes: int) -> None:
+        self.app = app
+        self.db = db
+        self.max_body_bytes = max_body_bytes
+
+    def _token_usable(self, header: bytes | None) -> bool:
+        if header is None or header[:7].lower() != b"bearer ":
+            return False
+        try:
+            token = header[7:].decode("ascii").strip()
+        except UnicodeDecodeError:
+            return False
+        return TokenStore(self.db.conn()).authenticate(token, touch=False) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if needs_token(scope["path"]):
-            token = _bearer(scope)
-            if token is None or ConfigStore(self.db.conn()).workspace_for_token(token) is None:
-                message = "Missing Bearer admin token." if token is None else "Unknown admin token."
-                await _answer(send, 401, "UNAUTHORIZED", message, [(b"www-authenticate", b"Bearer")])
+        headers = dict(scope["headers"])
+        path: str = scope["path"]
+        if path.startswith(f"{PREFIX}/") and not is_public(path) and scope["method"] != "OPTIONS":
+            usable = await anyio.to_thread.run_sync(self._token_usable, headers.get(b"authorization"))
+            if not usable:
+                refusal = ("Missing Bearer admin token." if b"authorization" not in headers
+                           else "Unknown, revoked or expired admin token.")
+                await _answer(send, 401, "UNAUTHORIZED", refusal, [(b"www-authenticate", b"Bearer")])
                 return
-        length = _length(scope)
-        if length is not None and length > self.max_body:
-            await _answer(send, 413, "REQUEST_TOO_LARGE", f"Request body over {self.max_body} bytes.", [])
+        limit = self.max_body_bytes
+        too_large = (f"an admin request body is at most {limit} bytes (KAON_ADMIN_MAX_BODY_BYTES)")
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _answer(send, 413, "ADMIN_BODY_TOO_LARGE", too_large, [])
             return
-        await self._capped(scope, receive, send)
-
-    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The app, with the body counted as it is read: past the cap, 413 and the app sees a disconnect."""
-        read = 0
-        refused = False
-
-        async def counted() -> Message:
-            nonlocal read, refused
-            if refused:
-                return {"type": "http.disconnect"}
+        # Read here, within the cap, so the app never sees more than `limit` bytes (chunked bodies included).
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                read += len(message.get("body", b""))
-                if read > self.max_body:
-                    refused = True
-                    await _answer(send, 413, "REQUEST_TOO_LARGE", f"Request body over {self.max_body} bytes.", [])
-                    return {"type": "http.disconnect"}
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                await _answer(send, 413, "ADMIN_BODY_TOO_LARGE", too_large, [])
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-        async def guarded_send(message: Message) -> None:
-            if not refused:
-                await send(message)
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
 
-        await self.app(scope, counted, guarded_send)
+        await self.app(scope, replay, send)

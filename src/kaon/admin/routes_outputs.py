@@ -66,10 +66,9 @@ def _connection(connection: stored.Connection) -> Connection:
 
 
 @router.get("/directory", response_model=Directory)
-def directory(page: Paging, _workspace_id: Workspace, q: Annotated[str | None, Query(max_length=100)] = None,
+def directory(page: Paging, q: Annotated[str | None, Query(max_length=100)] = None,
               category: Annotated[str | None, Query(max_length=100)] = None) -> Directory:
-    """The installed destinations by name (built-ins and plugins), with their settings' JSON Schema (needs a
-    token: it names the plugins installed)."""
+    """The installed destinations by name (built-ins and plugins), with their settings' JSON Schema."""
     after = page.after(str)
     found = []
     for name, item in sorted(destinations().items()):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from kaon.admin.deps import Db, Workspace
+from kaon.admin.deps import Db, Reader, Workspace
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_governance import (
     Plan,
@@ -97,9 +97,8 @@ def list_plans(db: Db, workspace_id: Workspace, page: Paging) -> Plans:
 
 
 @router.post("/plans/validate", response_model=Validation)
-def validate_plan(body: ValidateIn, _workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
-    """Validate an Events API batch against a version document: mParticle's validation results (needs a token:
-    validation runs the document's patterns)."""
+def validate_plan(body: ValidateIn, _workspace_id: Reader) -> dict[str, Any] | JSONResponse:
+    """Validate an Events API batch against a version document: mParticle's validation results."""
     errors = check_version_document(body.document, "#/document")
     if errors:
         return _invalid(errors)

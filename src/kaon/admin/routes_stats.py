@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from kaon.admin.deps import Db, Workspace
+from kaon.admin.deps import Db, Token, Workspace
 from kaon.admin.paging import Paging
 from kaon.admin.schemas import Rejection, Rejections, Stats, StatsRow, UnknownPurpose, UnknownPurposes
 from kaon.admin.times import Since, Until, point
@@ -43,9 +43,11 @@ def consent_stats(db: Db, workspace_id: Workspace, page: Paging, since: Since = 
 
 
 @router.get("/rejections", response_model=Rejections)
-def rejections(db: Db, workspace_id: Workspace, page: Paging) -> Rejections:
-    """Refused requests, newest first (sampled at the door: see the `rejected` counters for totals)."""
+def rejections(db: Db, workspace_id: Workspace, token: Token, page: Paging) -> Rejections:
+    """Refused requests, newest first (sampled at the door: see the `rejected` counters for totals). The
+    workspace's own; an operator token also sees those of no workspace (bad key, unknown path, CORS)."""
     after = page.after(int)
-    rows = MetricsStore(db.conn()).rejections(workspace_id, page.limit + 1, None if after is None else after[0])
+    rows = MetricsStore(db.conn()).rejections(workspace_id, page.limit + 1, None if after is None else after[0],
+                                              unowned=token.operator)
     shown, next_cursor = page.take(rows, lambda row: (row["id"],))
     return Rejections(rejections=[Rejection(**row) for row in shown], next_cursor=next_cursor)

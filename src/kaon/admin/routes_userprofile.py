@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
 
-from kaon.admin.deps import Db, Workspace
+from kaon.admin.deps import Db, Reader, Workspace
 from kaon.admin.identity_types import canonical_type
 from kaon.identity.extract import normalise
 from kaon.identity.store import ProfileStore
@@ -42,7 +42,7 @@ def _by_mpid(db: Db, workspace: str, mpid: int, fields: set[str]) -> dict[str, A
 # {workspace}` matched `/{org}/{account}/{workspace}/{mpid}` (org "resolve") and answered 400 for the mpid.
 @router.post("/resolve/{org_id}/{account_id}/{workspace_id}")
 def resolve(
-    org_id: str, account_id: str, workspace_id: str, db: Db, token_workspace: Workspace,
+    org_id: str, account_id: str, workspace_id: str, db: Db, token_workspace: Reader,
     identity: Annotated[dict[str, str], Body(embed=True)],
     environment_type: Annotated[str, Body(embed=True)] = "production",
     fields: Fields = "user_identities,device_identities,user_attributes",
@@ -69,6 +69,6 @@ def profile_get(org_id: str, account_id: str, workspace_id: str, mpid: int, db: 
 
 
 @router.post("/{org_id}/{account_id}/{workspace_id}/{mpid}")
-def profile_post(org_id: str, account_id: str, workspace_id: str, mpid: int, db: Db, token_workspace: Workspace,
+def profile_post(org_id: str, account_id: str, workspace_id: str, mpid: int, db: Db, token_workspace: Reader,
                  fields: Fields = "user_identities,device_identities,user_attributes") -> dict[str, Any]:
     return profile_get(org_id, account_id, workspace_id, mpid, db, token_workspace, fields)

@@ -111,6 +111,7 @@ class Stats(BaseModel):
 
 class Rejection(BaseModel):
     id: int
+    workspace_id: str | None = Field(description="None: refused before any workspace was known (operator view)")
     input_id: str | None
     received_unixtime_ms: int
     status: int

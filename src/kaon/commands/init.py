@@ -44,6 +44,7 @@ def initialise(settings: Settings, workspace_choice: str | None) -> dict[str, An
     path = _credentials_path(settings)
     saved = _load(path)
     known: dict[str, Any] = saved.get(workspace_name, {})
+    first = not store.workspaces()
     workspace = store.workspace_by_name(workspace_name) or store.create_workspace(workspace_name)
     secrets: dict[str, str | None] = known.get("secrets", {})
     inputs = []
@@ -61,7 +62,10 @@ def initialise(settings: Settings, workspace_choice: str | None) -> dict[str, An
                        "key": existing.key, "secret": secrets.get(existing.id)})
     token = known.get("admin_token")
     if token is None or store.workspace_for_token(token) != workspace.id:
-        token = store.create_admin_token(workspace.id, "init")
+        # Whoever initialises the install is its operator: the first workspace's init token also sees the
+        # rejections that belong to no workspace (docs/security.md, "The admin surface").
+        first = first or min(store.workspaces(), key=lambda w: (w.created_ms, w.id)).id == workspace.id
+        token = store.create_admin_token(workspace.id, "init", operator=first)
     result = {"workspace_id": workspace.id, "workspace": workspace_name, "inputs": inputs, "admin_token": token}
     saved[workspace_name] = {"secrets": secrets, "admin_token": token}
     _save(path, saved)

@@ -128,8 +128,8 @@ def check_version_document(document: Any, pointer: str) -> list[dict[str, Any]]:
             continue
         definition = validator.get("definition", {})
         for problem in check_schema(definition, f"{at}/validator/definition"):
-            error_type = ("unsupported_pattern" if "cannot run in linear time" in problem.message
-                          else "unsupported_keyword" if "not supported" in problem.message else "invalid_schema")
+            error_type = problem.error_type or (
+                "unsupported_keyword" if "not supported" in problem.message else "invalid_schema")
             errors.append(_error(error_type, problem.message, problem.pointer, match=key,
                                  keyword=problem.keyword or None))
     return errors

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from kaon.governance.patterns import Pattern, PatternError, compile_pattern
+from kaon.governance.plans_regex import PatternRefused, Program, compile_pattern
 
 UNSUPPORTED = frozenset({
     "$ref", "$recursiveRef", "$dynamicRef", "patternProperties", "allOf", "anyOf", "oneOf", "if", "then", "else",
@@ -76,6 +76,7 @@ class SchemaProblem:
     pointer: str
     keyword: str
     message: str
+    error_type: str | None = None  # a stable name when the message is not enough (e.g. unsupported_pattern)
 
 
 def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
@@ -86,8 +87,8 @@ def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
         return [SchemaProblem(pointer, "", "a schema must be a JSON object")]
     problems: list[SchemaProblem] = []
 
-    def bad(keyword: str, message: str) -> None:
-        problems.append(SchemaProblem(f"{pointer}/{pointer_part(keyword)}", keyword, message))
+    def bad(keyword: str, message: str, error_type: str | None = None) -> None:
+        problems.append(SchemaProblem(f"{pointer}/{pointer_part(keyword)}", keyword, message, error_type))
 
     for keyword, value in schema.items():
         if keyword in UNSUPPORTED:
@@ -104,8 +105,8 @@ def check_schema(schema: Any, pointer: str) -> list[SchemaProblem]:
             else:
                 try:
                     compile_pattern(value)
-                except PatternError as error:
-                    bad(keyword, str(error))
+                except PatternRefused as refused:
+                    bad(keyword, str(refused), refused.error_type)
         elif keyword == "format" and value not in FORMATS:
             bad(keyword, f"format must be one of {', '.join(sorted(FORMATS))}")
         elif keyword in ("minimum", "maximum") and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -145,7 +146,7 @@ class Node:
     types: frozenset[str] | None = None
     single: str = ""  # the type when exactly one is allowed (the common case, checked without a loop)
     enum: list[Any] | None = None
-    pattern: Pattern | None = None
+    pattern: Program | None = None
     format: str | None = None
     minimum: float | None = None
     maximum: float | None = None

@@ -250,23 +250,14 @@ class ConfigStore:
             self.bump_version()
 
     # Admin tokens
-    def create_admin_token(self, workspace_id: str, name: str) -> str:
-        token = f"kaon_{secrets.token_urlsafe(32)}"
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT INTO admin_tokens (token_hash, workspace_id, name, created_ms) VALUES (?, ?, ?, ?)",
-                (hash_secret(token), workspace_id, name, now_ms()),
-            )
-        return token
+    # Admin tokens (owned by kaon.store.tokens)
+    def create_admin_token(self, workspace_id: str, name: str, *, operator: bool = False) -> str:
+        """A write-scoped token that does not expire (what `kaon init` hands out)."""
+        from kaon.store.tokens import TokenStore
+        return TokenStore(self.conn).create(workspace_id, name, operator=operator)[0]
 
     def workspace_for_token(self, token: str) -> WorkspaceId | None:
-        row = self.conn.execute(
-            "SELECT workspace_id FROM admin_tokens WHERE token_hash = ?", (hash_secret(token),)
-        ).fetchone()
-        return None if row is None else WorkspaceId(row[0])
-
-    def has_admin_token(self, workspace_id: str, name: str) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM admin_tokens WHERE workspace_id = ? AND name = ?", (workspace_id, name)
-        ).fetchone()
-        return row is not None
+        """The workspace of a usable (not revoked, not expired) token."""
+        from kaon.store.tokens import TokenStore
+        found = TokenStore(self.conn).authenticate(token, touch=False)
+        return None if found is None else found.workspace_id

@@ -5,6 +5,11 @@ from collections import Counter
 from typing import Any
 
 HOUR_MS = 3_600_000
+# Rejection records kept per workspace, and for those of no workspace (unauthenticated: bad key, unknown path,
+# CORS refusal); past it the oldest are dropped. The `rejected` counters keep counting everything.
+REJECTIONS_KEPT = 10_000
+# Pruning runs once every this many records, so a bucket holds at most REJECTIONS_KEPT + PRUNE_EVERY rows.
+PRUNE_EVERY = 100
 
 # Counter key: (workspace_id, input_id, hour_ms, metric, reason)
 CounterKey = tuple[str, str, int, str, str]
@@ -17,8 +22,9 @@ def hour_of(ms: int) -> int:
 
 
 class MetricsStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, rejections_kept: int = REJECTIONS_KEPT) -> None:
         self.conn = conn
+        self.rejections_kept = rejections_kept
 
     def add(self, counts: Counter[CounterKey]) -> None:
         self.conn.executemany(
@@ -32,11 +38,20 @@ class MetricsStore:
         self, *, workspace_id: str | None, input_id: str | None, received_ms: int, status: int, code: str,
         message: str, count: int, body: bytes | None,
     ) -> None:
-        self.conn.execute(
+        row = self.conn.execute(
             "INSERT INTO rejections (workspace_id, input_id, received_ms, status, code, message, count, body)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (workspace_id, input_id, received_ms, status, code, message, count, body),
         )
+        if row.lastrowid is not None and row.lastrowid % PRUNE_EVERY == 0:
+            self.prune_rejections()
+
+    def prune_rejections(self) -> None:
+        """Drop the oldest records of every bucket (a workspace, or none) past `rejections_kept`."""
+        self.conn.execute(
+            "DELETE FROM rejections WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"
+            " (PARTITION BY workspace_id ORDER BY id DESC) AS newer FROM rejections) WHERE newer > ?)",
+            (self.rejections_kept,))
 
     def stats(self, workspace_id: str, since_ms: int = 0, until_ms: int | None = None, *, input_id: str | None = None,
               after: tuple[int, str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -96,16 +111,19 @@ class MetricsStore:
         rows = self.conn.execute(sql + " ORDER BY hour_ms, input_id, reason LIMIT ?", (*args, limit))
         return [{"input_id": i, "hour_start_unixtime_ms": h, "reason": r, "count": c} for i, h, r, c in rows]
 
-    def rejections(self, workspace_id: str, limit: int, after: int | None = None) -> list[dict[str, Any]]:
-        """Newest first; `after` is the id of the last rejection shown."""
+    def rejections(self, workspace_id: str, limit: int, after: int | None = None, *,
+                   unowned: bool = False) -> list[dict[str, Any]]:
+        """The workspace's rejections (and, when `unowned`, those of no workspace), newest first; `after` is the
+        id of the last rejection shown."""
+        owner = "(workspace_id = ? OR workspace_id IS NULL)" if unowned else "workspace_id = ?"
         rows = self.conn.execute(
-            "SELECT id, input_id, received_ms, status, code, message, count, body FROM rejections"
-            " WHERE (workspace_id = ? OR workspace_id IS NULL) AND id < ? ORDER BY id DESC LIMIT ?",
+            "SELECT id, workspace_id, input_id, received_ms, status, code, message, count, body FROM rejections"
+            f" WHERE {owner} AND id < ? ORDER BY id DESC LIMIT ?",
             (workspace_id, 2**63 - 1 if after is None else after, limit),
         )
         return [
-            {"id": id_, "input_id": input_id, "received_unixtime_ms": received, "status": status, "code": code,
-             "message": message, "count": count,
+            {"id": id_, "workspace_id": workspace, "input_id": input_id, "received_unixtime_ms": received,
+             "status": status, "code": code, "message": message, "count": count,
              "body_sample": None if body is None else bytes(body).decode("utf-8", "replace")}
-            for id_, input_id, received, status, code, message, count, body in rows
+            for id_, workspace, input_id, received, status, code, message, count, body in rows
         ]

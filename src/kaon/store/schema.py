@@ -450,6 +450,12 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Bring a store written by an earlier release up to SCHEMA (each step checks whether it is needed)."""
     _add_column(conn, "consent_history", "batch_id", "INTEGER")
     _add_column(conn, "profile_attributes", "deleted", "INTEGER NOT NULL DEFAULT 0")
+    # Admin tokens: scope, operator view, expiry, revocation, last use (kaon.store.tokens).
+    _add_column(conn, "admin_tokens", "scope", "TEXT NOT NULL DEFAULT 'write'")
+    _add_column(conn, "admin_tokens", "operator", "INTEGER NOT NULL DEFAULT 0")
+    _add_column(conn, "admin_tokens", "expires_ms", "INTEGER")
+    _add_column(conn, "admin_tokens", "revoked_ms", "INTEGER")
+    _add_column(conn, "admin_tokens", "last_used_ms", "INTEGER")
     old_counts = "SELECT 1 FROM pragma_table_info('catalog_counts') WHERE name = 'attributes'"
     if conn.execute(old_counts).fetchone() is None:
         return
