@@ -106,3 +106,19 @@ def test_a_web_segment_alias_still_joins_an_anonymous_id(pipeline: Pipeline) -> 
     pipeline.process()
     assert pipeline.counters("aliases_applied") == {"merged": 1}
     assert pipeline.event_owners()["Browse"] == pipeline.holder("customer_id", "u-1")
+
+
+def test_a_web_batch_keeps_the_mpid_idsync_gave_it_after_that_profile_logged_in(pipeline: Pipeline) -> None:
+    """The web SDK uploads events logged before a login with the anonymous mpid, after IDSync converted that
+    profile (it now holds the customer id): they stay on it, not on a new profile."""
+    web = web_of(pipeline)
+    web.bulk(batch("anonymous-visit", das="stamp-1"))
+    pipeline.process()
+    anonymous = pipeline.event_owners()["anonymous-visit"]
+    web.bulk({**batch("login", das="stamp-1", customer_id="c-1"), "mpid": str(anonymous)})
+    pipeline.process()
+    assert pipeline.holder("customer_id", "c-1") == anonymous
+    web.bulk({**batch("late-upload", das="stamp-1"), "mpid": str(anonymous)})
+    pipeline.process()
+    assert pipeline.event_owners()["late-upload"] == anonymous
+    assert pipeline.tombstones() == set()

@@ -123,8 +123,13 @@ class Resolver:
             # A login id decides alone: its owner, or a new profile; anonymous profiles are left as they are.
             login_owner = next((owners[i] for i in login_ids if i in owners), None)
             candidates = [login_owner] if login_owner is not None else []
+        # The mpid IDSync gave this client is its own (a bearer secret): a client-side batch keeps it when the
+        # profile has logged in since, as under the server's rules; only reaching a profile through identities
+        # anyone may name is refused.
+        hint_kept = hinted is not None and policy.strategy in ("unify", "best_match")
         target = next((c for c in candidates
-                       if not self._conflicts(c, claims) and self._eligible(c, identities, owners, client_side)), None)
+                       if not self._conflicts(c, claims)
+                       and ((hint_kept and c == hinted) or self._eligible(c, identities, owners, client_side))), None)
         if target is not None and target == hinted:
             # The client already holds an mpid (from IDSync, where identity decisions for SDK traffic are
             # made): honour it; identities other profiles hold stay there and trigger no merge.
