@@ -9,6 +9,7 @@ outage; restart; the outage ends: acked vs delivered exactly once, duplicates, p
 """
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -214,9 +215,9 @@ def outage(args: argparse.Namespace, root: Path, rng: random.Random) -> Figures:
 
         got = settle(delivered, acked, SETTLE_TIMEOUT_S)
         broken = 0
-        for user, seqs in capture.snapshot().items():
+        for _user, seqs in capture.snapshot().items():
             first: list[int] = list(dict.fromkeys(seqs))  # first delivery of each, in arrival order
-            broken += sum(1 for a, b in zip(first, first[1:], strict=False) if b < a)
+            broken += sum(1 for a, b in itertools.pairwise(first) if b < a)
         elapsed = time.monotonic() - started
         serve.stop()
     finally:

@@ -54,7 +54,7 @@ class OutageCapture:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = capture._take(body)
                 answer = b"{}" if status == 200 else b'{"error": "outage"}'
@@ -64,7 +64,7 @@ class OutageCapture:
                 self.end_headers()
                 self.wfile.write(answer)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler

@@ -4,7 +4,6 @@ import base64
 import http.client
 import json
 import threading
-import time
 from urllib.parse import urlsplit
 
 RECONNECT_PAUSE_S = 0.05  # between attempts while the server is down (it is being restarted)
