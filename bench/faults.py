@@ -164,7 +164,11 @@ def kill_cycles(args: argparse.Namespace, root: Path, rng: random.Random) -> Fig
                       per_request=args.batch).start()
     for cycle in range(args.cycles):
         moment = time.monotonic() + rng.uniform(0.3, args.seconds)
-        wait_until(lambda at=moment: senders.done() or time.monotonic() >= at, args.seconds + 5, "the kill moment")
+
+        def due(at: float = moment) -> bool:
+            return senders.done() or time.monotonic() >= at
+
+        wait_until(due, args.seconds + 5, "the kill moment")
         serve.kill9()
         print(f"  cycle {cycle + 1}: kill -9, {senders.acked_count()} acked so far", flush=True)
         serve.start()

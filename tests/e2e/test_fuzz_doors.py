@@ -40,10 +40,9 @@ FIELDS = ["events", "batch", "user_identities", "user_attributes", "known_identi
 
 def plausible() -> st.SearchStrategy[Any]:
     """Bodies shaped like the doors' own (known field names, random values) so parsing goes deeper."""
-    event = st.fixed_dictionaries({"event_type": st.sampled_from(["custom_event", "screen_view", "commerce_event",
-                                                                  "x", ""]) | JSON,
-                                   "data": st.dictionaries(st.sampled_from(FIELDS + ["event_name",
-                                                                                     "source_message_id"]), JSON)})
+    kinds = st.sampled_from(["custom_event", "screen_view", "commerce_event", "x", ""]) | JSON
+    data = st.dictionaries(st.sampled_from([*FIELDS, "event_name", "source_message_id"]), JSON)
+    event = st.fixed_dictionaries({"event_type": kinds, "data": data})
     segment = st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=6)
     return (st.fixed_dictionaries({"events": st.lists(event, max_size=3)}, optional={
         "environment": st.sampled_from(["development", "production"]) | JSON,
