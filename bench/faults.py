@@ -1,6 +1,6 @@
 """Fault campaign: kill -9 cycles under load, and a destination outage with a kill during it.
 
-Run: `.venv/bin/python bench/faults.py [--cycles 5] [--events 6000] [--seconds 4] [--senders 4] [--check]`.
+Run: `.venv/bin/python bench/faults.py [--cycles 5] [--seconds 4] [--rate 3000] [--senders 4] [--check]`.
 (a) `kaon serve` takes events from concurrent senders (unique ids) while its whole process group is killed with
 SIGKILL `--cycles` times at random moments and restarted; at the end: acked, stored, lost (acked, not stored),
 duplicated (stored more than once). (b) a webhook output to a local capture answering 503; a kill -9 during the
@@ -121,6 +121,7 @@ class Figures:
     duplicated: int
     kills: int
     seconds: float
+    restarts_s: tuple[float, ...]  # start → healthy, for each start after a kill
     order_broken: int = 0
 
 
@@ -161,7 +162,7 @@ def kill_cycles(args: argparse.Namespace, root: Path, rng: random.Random) -> Fig
     started = time.monotonic()
     serve.start()
     senders = Senders(serve.url, server_input["key"], server_input["secret"], args.senders, args.events,
-                      per_request=args.batch).start()
+                      per_request=args.batch, rate=args.rate).start()
     for cycle in range(args.cycles):
         moment = time.monotonic() + rng.uniform(0.3, args.seconds)
 
@@ -180,7 +181,7 @@ def kill_cycles(args: argparse.Namespace, root: Path, rng: random.Random) -> Fig
     if code != 0:
         print(f"  kaon serve exited {code} on SIGTERM")
     return Figures("kill -9 cycles", senders.sent(), len(acked), len(stored), len(acked - set(stored)),
-                   sum(1 for n in stored.values() if n > 1), serve.kills, elapsed)
+                   sum(1 for n in stored.values() if n > 1), serve.kills, elapsed, tuple(serve.restart_s[1:]))
 
 
 def outage(args: argparse.Namespace, root: Path, rng: random.Random) -> Figures:
@@ -198,7 +199,7 @@ def outage(args: argparse.Namespace, root: Path, rng: random.Random) -> Figures:
             "name": "vendor", "destination": "webhook", "settings": {"base_url": capture.url, "batch": False}})
         admin(serve, token, "POST", "/api/v1/connections", {"input_id": server_input["id"], "output_id": output["id"]})
         capture.set_down(True)
-        events = max(args.events // 20, 200)
+        events = max(args.events // 60, 200)
         senders = Senders(serve.url, server_input["key"], server_input["secret"], args.senders, events,
                           per_request=1, rate=args.outage_rate).start()
         # Kill once some events are queued for the failing vendor and it has refused a few.
@@ -227,14 +228,15 @@ def outage(args: argparse.Namespace, root: Path, rng: random.Random) -> Figures:
     finally:
         capture.stop()
     return Figures("outage + kill -9", senders.sent(), len(acked), len(got), len(acked - set(got)),
-                   sum(1 for n in got.values() if n > 1), serve.kills, elapsed, broken)
+                   sum(1 for n in got.values() if n > 1), serve.kills, elapsed, tuple(serve.restart_s[1:]), broken)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=5, help="kill -9 cycles under load (scenario a)")
-    parser.add_argument("--events", type=int, default=60000,
-                        help="most events sent in scenario a (load stops at the last restart); a twentieth in b")
+    parser.add_argument("--events", type=int, default=200000,
+                        help="most events sent in scenario a (the load stops at the last restart); a 60th in b")
+    parser.add_argument("--rate", type=float, default=3000.0, help="events/s offered in scenario a (all senders)")
     parser.add_argument("--seconds", type=float, default=4.0, help="longest run between two kills")
     parser.add_argument("--outage-rate", type=float, default=200.0, help="events/s sent during the outage (b)")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
@@ -256,6 +258,11 @@ def main() -> int:
     for r in results:
         print(f"{r.scenario:<18} {r.sent:>7} {r.acked:>7} {r.stored:>7} {r.lost:>5} {r.duplicated:>5} "
               f"{r.order_broken:>5} {r.kills:>5} {r.seconds:>8.1f}")
+    for r in results:
+        if r.restarts_s:
+            print(f"{r.scenario}: restart after kill -9 → healthy: mean {sum(r.restarts_s) / len(r.restarts_s):.2f}s, "
+                  f"max {max(r.restarts_s):.2f}s; {r.acked / r.seconds:,.0f} events acked/s over the scenario")
+    print("(a): stored counts distinct ids, including events stored whose answer the kill cut off (not acked)")
     print("(b): stored = delivered to the vendor; dup = delivered more than once; order = per-user inversions")
     failed = any(r.lost or r.order_broken for r in results)
     if failed:
