@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= kaon-data
 PORT ?= 8080
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run test lint typecheck unit system-deps bench faults clean
 
 $(BIN)/kaon: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(BIN)/kaon system-deps lint typecheck unit
 
 bench: $(BIN)/kaon
 	$(BIN)/python bench/ingest.py
+
+# The fault campaign (kill -9 cycles under load, an outage with a kill): exits 1 on any acknowledged event lost.
+faults: $(BIN)/kaon
+	$(BIN)/python bench/faults.py --check
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) build *.egg-info

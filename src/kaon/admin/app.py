@@ -25,6 +25,7 @@ from kaon.admin import (
     routes_tokens,
     routes_userprofile,
 )
+from kaon.admin.errors import ERROR_RESPONSES, without_422
 from kaon.admin.query_guard import reject_unknown_parameters
 from kaon.admin.schemas import Health
 from kaon.store.db import Database
@@ -50,16 +51,30 @@ def _install_docs(app: FastAPI) -> None:
         )
 
 
+def _document_real_errors(app: FastAPI) -> None:
+    """The served document declares the errors Kaon answers (400, not FastAPI's 422)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_422(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
     app = FastAPI(
         title="Kaon admin API", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=None, redoc_url=None,
+        docs_url=None, redoc_url=None, responses=ERROR_RESPONSES,
     )
+    _document_real_errors(app)
     app.state.db = db
     # Kaon's own routes refuse query parameters they do not declare; the vendor routes keep their vendors' ways.
     guarded = [Depends(reject_unknown_parameters)]
 
-    @app.get(f"{PREFIX}/health", response_model=Health, tags=["health"], dependencies=guarded)
+    @app.get(f"{PREFIX}/health", response_model=Health, tags=["health"], dependencies=guarded,
+             responses={503: {"description": "Starting"}})
     def health() -> Health | JSONResponse:
         if not is_ready():
             return JSONResponse({"status": "starting"}, status_code=503)

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 
 from kaon.clock import now_ms
 from kaon.governance import dsr_export
@@ -35,7 +36,32 @@ from kaon.store.tx import transaction
 
 PREFIX = "/opendsr/v3"
 DAY_MS = 86_400_000
-router = APIRouter(prefix=PREFIX, tags=["opendsr"])
+
+
+class DsrErrorItem(BaseModel):
+    domain: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class DsrErrorBody(BaseModel):
+    """OpenDSR's error shape (not the admin API's `{"errors": [{code, message}]}`)."""
+
+    code: int
+    message: str
+    errors: list[DsrErrorItem] = []
+
+
+def _dsr(description: str) -> dict[str, Any]:
+    return {"model": DsrErrorBody, "description": description}
+
+
+# What these routes really answer on refusal (declared over the admin API's error shape).
+DSR_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _dsr("Invalid request"), 401: _dsr("Missing or invalid credentials"),
+    403: _dsr("Invalid results link"), 404: _dsr("Not found"), 410: _dsr("Results link expired"),
+    429: _dsr("Too many requests")}
+router = APIRouter(prefix=PREFIX, tags=["opendsr"], responses=DSR_ERRORS)
 _json = msgspec.json.Encoder()
 
 
@@ -208,7 +234,9 @@ def discovery(request: Request) -> dict[str, Any]:
             "processor_certificate": f"{base_url(request)}{PREFIX}/cert.pem"}
 
 
-@router.get("/cert.pem", response_class=PlainTextResponse)
+@router.get("/cert.pem", response_class=PlainTextResponse, responses={200: {
+    "description": "The processor's certificate (PEM)",
+    "content": {"application/x-pem-file": {"schema": {"type": "string"}}}}})
 def certificate(request: Request) -> PlainTextResponse:
     keys, _ = _keys(request)
     return PlainTextResponse(keys.certificate_pem.decode(), media_type="application/x-pem-file")
