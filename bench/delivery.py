@@ -24,7 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import BENCH_DIR, HOST, Kaon, Server, free_port, kaon_init, machine, server_input_of, wait_until
+from ingest import (
+    BENCH_DIR,
+    HOST,
+    Kaon,
+    Server,
+    admin_call,
+    free_port,
+    kaon_init,
+    machine,
+    server_input_of,
+    wait_until,
+)
 
 AMPLITUDE = "amplitude"
 # Short backoff for the isolation run, so the failing output's events come back within the bench's deadline;
@@ -37,15 +48,7 @@ ISOLATION_RETRY_ENV = {"KAON_RETRY_BASE_SECONDS": "0.5", "KAON_RETRY_CAP_SECONDS
 
 
 def api(kaon: Kaon, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(kaon.server.url + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {kaon.admin_token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as error:
-        raise RuntimeError(f"{method} {path} answered {error.code}: {error.read()[:300]!r}") from None
+    return admin_call(kaon.server.url, kaon.admin_token, method, path, body)
 
 
 @dataclass(frozen=True)

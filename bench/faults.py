@@ -10,7 +10,6 @@ outage; restart; the outage ends: acked vs delivered exactly once, duplicates, p
 
 import argparse
 import itertools
-import json
 import os
 import random
 import signal
@@ -27,7 +26,7 @@ from typing import Any
 
 from faults_capture import OutageCapture
 from faults_load import Senders
-from ingest import HOST, free_port, get_all, kaon_init, machine, server_input_of, wait_until
+from ingest import HOST, admin_call, free_port, get_all, kaon_init, machine, server_input_of, wait_until
 
 START_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 180.0
@@ -101,14 +100,7 @@ class Serve:
 
 
 def admin(serve: Serve, token: str, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(serve.url + path, data=json.dumps(body).encode(), method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as error:
-        raise RuntimeError(f"{method} {path} answered {error.code}: {error.read()[:300]!r}") from None
+    return admin_call(serve.url, token, method, path, body)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,20 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def admin_call(base_url: str, token: str, method: str, path: str,
+               body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One admin API call with a Bearer token; its JSON answer, or RuntimeError naming the status."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base_url + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"{method} {path} answered {error.code}: {error.read()[:300]!r}") from None
+
+
 def get_all(base_url: str, path: str, key: str, token: str) -> list[dict[str, Any]]:
     """Every item of an admin API list (`{key: [...], "next_cursor": ...}`), following its cursors."""
     items: list[dict[str, Any]] = []

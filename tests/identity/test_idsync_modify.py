@@ -6,31 +6,16 @@ Each call runs in its own transaction, as the IDSync doors run it (a refusal rol
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from kaon.identity import idsync
-from kaon.identity.policy import IdentityPolicy
-from kaon.identity.service import Identity as IdentityService
 from kaon.identity.store import ProfileStore
 from kaon.model.errors import PayloadError
-from kaon.store.config import ConfigStore
-from kaon.store.db import Database, DatabaseUrl
 from kaon.store.tx import transaction
+from support.identity_store import IdentityWorld
 
 
-class World:
-    def __init__(self, root: Path, **policy: Any) -> None:
-        self.conn = Database(DatabaseUrl.parse(f"sqlite:///{root}/k.db")).conn()
-        config = ConfigStore(self.conn)
-        self.ws = config.create_workspace("w").id
-        if policy:
-            config.set_setting(self.ws, "identity", msgspec.to_builtins(IdentityPolicy(**policy)))
-        self.clock = 1_000
-
-    def service(self) -> IdentityService:
-        self.clock += 1_000
-        return IdentityService(self.conn, self.ws, actor="test", now_ms=self.clock)
+class World(IdentityWorld):
 
     def identify(self, **known: str) -> int:
         with transaction(self.conn):
