@@ -336,6 +336,21 @@ def test_an_input_key_and_secret_is_not_an_opendsr_credential(server: KaonServer
                       timeout=30).status_code == 201
 
 
+def test_a_read_or_revoked_admin_token_cannot_submit_a_request(server: KaonServer) -> None:
+    body = request_body(kind="erasure", email="nobody-read@example.org")
+    made = server.admin("POST", "/tokens", json={"name": "reader", "scope": "read"})
+    assert made.status_code == 201, made.text
+    read = {"Authorization": f"Bearer {made.json()['token']}"}
+    refused = httpx.post(f"{server.url}/opendsr/v3/requests/", json=body, headers=read, timeout=30)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["reason"] == "AuthorizationException"
+    writer = server.admin("POST", "/tokens", json={"name": "writer", "scope": "write"}).json()
+    assert server.admin("DELETE", f"/tokens/{writer['id']}").status_code == 200
+    gone = httpx.post(f"{server.url}/opendsr/v3/requests/", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {writer['token']}"})
+    assert gone.status_code == 401, gone.text
+
+
 def test_links_come_from_the_public_url_not_the_host_header(server: KaonServer) -> None:
     evil = {"Host": "evil.example:666", "X-Forwarded-Host": "evil.example"}
     discovery = dsr(server, "GET", "/discovery/", headers=evil).json()

@@ -24,14 +24,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
+from kaon.admin.deps import READ_METHODS
 from kaon.clock import now_ms
 from kaon.governance import dsr_export
 from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
 from kaon.governance.dsr_model import API_VERSION, REQUEST_TYPES, TOP_LEVEL, DsrError, iso, parse_submission
 from kaon.governance.dsr_store import DsrRow, DsrStore, results_url, status_body
 from kaon.settings import public_url
-from kaon.store.config import ConfigStore
 from kaon.store.db import Database
+from kaon.store.tokens import TokenStore
 from kaon.store.tx import transaction
 
 PREFIX = "/opendsr/v3"
@@ -145,12 +146,15 @@ def _token(header: str) -> str:
 
 def controller(request: Request) -> str:
     """The workspace of the admin token the request carries (DsrError 401 otherwise)."""
-    workspace_id = ConfigStore(_db(request).conn()).workspace_for_token(_token(request.headers.get("authorization",
-                                                                                                   "")))
-    if workspace_id is None:
-        raise DsrError(401, "Unknown admin token.", reason="AuthenticationException", domain="Authentication")
-    _limit(request).check(workspace_id)
-    return workspace_id
+    token = TokenStore(_db(request).conn()).authenticate(_token(request.headers.get("authorization", "")))
+    if token is None:
+        raise DsrError(401, "Unknown, revoked or expired admin token.", reason="AuthenticationException",
+                       domain="Authentication")
+    if token.scope != "write" and request.method not in READ_METHODS:
+        raise DsrError(403, f"Admin token {token.id!r} is read-only; submitting or cancelling a request needs a "
+                            "write token.", reason="AuthorizationException", domain="Authentication")
+    _limit(request).check(token.workspace_id)
+    return token.workspace_id
 
 
 def base_url(request: Request) -> str:
