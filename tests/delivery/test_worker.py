@@ -81,9 +81,12 @@ def workers() -> Iterator[list[OutputWorker]]:
         worker.stop()
 
 
-def enqueue(db: Database, mpid: int, name: str) -> int:
+def enqueue(db: Database, mpid: int, name: str, source_message_id: str | None = None) -> int:
+    """A pending job for `name`'s event; with `source_message_id` (the webhook's `Idempotency-Key`) when given."""
     conn = db.conn()
     event = msgspec.structs.replace(custom(len(name), name=name), mpid=mpid)
+    if source_message_id is not None:
+        event = msgspec.structs.replace(event, source_message_id=source_message_id)
     cursor = conn.execute(
         "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid, created_ms, payload)"
         " VALUES ('ws_test', ?, 'con_a', ?, ?, ?, ?)", (OUT, event.event_id, mpid, now_ms(), _pack.encode(event)))
@@ -187,25 +190,11 @@ def test_per_user_order_across_parallel_lanes(db: Database, vendor: Vendor, work
     assert [a[1] for a in attempts(db, jobs["a1"])][-1] == "delivered"
 
 
-def enqueue_with_id(db: Database, mpid: int, name: str, source_message_id: str) -> int:
-    """A job whose event carries `source_message_id` (which the webhook sends as its `Idempotency-Key`)."""
-    conn = db.conn()
-    base = custom(len(name), name=name)
-    event = msgspec.structs.replace(base, mpid=mpid, source_message_id=source_message_id)
-    cursor = conn.execute(
-        "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid, created_ms, payload)"
-        " VALUES ('ws_test', ?, 'con_a', ?, ?, ?, ?)", (OUT, event.event_id, mpid, now_ms(), _pack.encode(event)))
-    job_id = int(cursor.lastrowid or 0)
-    conn.execute("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms) VALUES (?, ?, ?, 0)",
-                 (job_id, OUT, mpid))
-    return job_id
-
-
 def test_a_non_ascii_message_id_is_sent_percent_encoded(db: Database, vendor: Vendor,
                                                         workers: list[OutputWorker]) -> None:
     """Fix: `r-café` in the Idempotency-Key raised UnicodeEncodeError out of `send`; the claimed batch was
     dropped unrecorded and re-sent every second, other users' events with it."""
-    cafe = enqueue_with_id(db, USER_A, "a1", "r-café")
+    cafe = enqueue(db, USER_A, "a1", "r-café")
     other = enqueue(db, USER_B, "b1")
     worker = make_worker(db, vendor.url)
     workers.append(worker)
@@ -222,7 +211,7 @@ def test_a_newline_in_a_message_id_does_not_hold_the_users_later_events(db: Data
                                                                         workers: list[OutputWorker]) -> None:
     """Fix: a newline made the header illegal, an error taken for a network failure: retried for 24 h while
     the user's later events waited behind it."""
-    first = enqueue_with_id(db, USER_A, "a1", "line\nbreak")
+    first = enqueue(db, USER_A, "a1", "line\nbreak")
     later = enqueue(db, USER_A, "a2")
     worker = make_worker(db, vendor.url)
     workers.append(worker)

@@ -34,14 +34,19 @@ def remove_log(data_dir: Path) -> list[Path]:
     return files
 
 
+def send_and_wait(server: KaonServer, names: list[str]) -> None:
+    """One event per name, then wait until every one is stored."""
+    for name in names:
+        send(server, name)
+    eventually(lambda: stored(server, *names), timeout=30, what="the first events stored")
+
+
 def test_a_deleted_log_starts_a_new_epoch_and_every_new_event_is_processed(tmp_path: Path) -> None:
     server = KaonServer(tmp_path).start()
     try:
         tag = uuid.uuid4().hex[:6]
         before = [f"before-{tag}-{i}" for i in range(5)]
-        for name in before:
-            send(server, name)
-        eventually(lambda: stored(server, *before), timeout=30, what="the first events stored")
+        send_and_wait(server, before)
         server.stop()
         remove_log(tmp_path)
         server.start()
@@ -57,10 +62,7 @@ def test_a_deleted_log_starts_a_new_epoch_and_every_new_event_is_processed(tmp_p
 def test_a_replaced_log_holding_entries_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     server = KaonServer(tmp_path).start()
     try:
-        names = [f"first-{i}" for i in range(3)]
-        for name in names:
-            send(server, name)
-        eventually(lambda: stored(server, *names), timeout=30, what="the first events stored")
+        send_and_wait(server, [f"first-{i}" for i in range(3)])
     finally:
         server.stop()
     partition = remove_log(tmp_path)[0].name.split(".db")[0]
@@ -80,10 +82,7 @@ def test_a_replaced_log_holding_entries_is_refused_with_a_clear_message(tmp_path
 def test_the_operator_accepts_a_replaced_log_and_its_entries_are_processed(tmp_path: Path) -> None:
     server = KaonServer(tmp_path).start()
     try:
-        names = [f"first-{i}" for i in range(3)]
-        for name in names:
-            send(server, name)
-        eventually(lambda: stored(server, *names), timeout=30, what="the first events stored")
+        send_and_wait(server, [f"first-{i}" for i in range(3)])
         server.stop()
         # A log restored from elsewhere: entries numbered from 1 again, never processed here.
         restored = tmp_path / "restored"
