@@ -38,6 +38,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _declared("Not found"),
 }
 
+# Declared on the operations that refuse a clash with what exists (a name taken, a purpose or output in use).
+CONFLICT: dict[int | str, dict[str, Any]] = {409: _declared("Conflict with what exists (the message says what)")}
+
 
 def without_422(schema: dict[str, Any]) -> dict[str, Any]:
     """FastAPI documents 422 for validation errors; Kaon answers 400 (`ERROR_RESPONSES`): drop the 422s."""

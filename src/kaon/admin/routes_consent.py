@@ -7,6 +7,7 @@ import msgspec
 from fastapi import APIRouter, Body, HTTPException
 
 from kaon.admin.deps import Db, Workspace
+from kaon.admin.errors import CONFLICT
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_profiles import ConsentRecord, ConsentSettings, ProfileConsent
 from kaon.governance.consent import SETTING, ConsentHistory, load_settings, parse_settings, purposes_in_use
@@ -29,7 +30,7 @@ def consent_settings(db: Db, workspace_id: Workspace) -> dict[str, Any]:
     return _shown(settings if settings is not None else {"gdpr_purposes": []}, settings is not None)
 
 
-@router.put("/settings/consent", tags=["settings"], response_model=ConsentSettings)
+@router.put("/settings/consent", tags=["settings"], response_model=ConsentSettings, responses=CONFLICT)
 def set_consent_settings(body: Annotated[dict[str, Any], Body()], db: Db, workspace_id: Workspace) -> dict[str, Any]:
     """Replace the workspace's GDPR purposes (`{"gdpr_purposes": [{"name", "description"}]}`; names are trimmed
     and lower-cased). A purpose a connection's consent rule still names cannot be removed (409)."""

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, HTTPException
 
 from kaon.admin.deps import Db, SealerDep, Workspace
+from kaon.admin.errors import CONFLICT
 from kaon.admin.paging import Paging
 from kaon.admin.schemas import InputCreate, InputCreated, InputOut, InputPatch, Inputs
 from kaon.errors import Conflict, NotFound
@@ -31,7 +32,7 @@ def list_inputs(db: Db, sealer: SealerDep, workspace_id: Workspace, page: Paging
     return Inputs(inputs=[_out(item, plans) for item in shown], next_cursor=next_cursor)
 
 
-@router.post("/inputs", response_model=InputCreated, status_code=201)
+@router.post("/inputs", response_model=InputCreated, status_code=201, responses=CONFLICT)
 def create_input(body: InputCreate, db: Db, sealer: SealerDep, workspace_id: Workspace) -> InputCreated:
     try:
         made = ConfigStore(db.conn(), sealer).create_input(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Query
 
 from kaon import outbound
 from kaon.admin.deps import Db, Workspace
+from kaon.admin.errors import CONFLICT
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_delivery import (
     Connection,
@@ -92,7 +93,7 @@ def list_outputs(db: Db, workspace_id: Workspace, page: Paging) -> Outputs:
     return Outputs(outputs=[_output(o) for o in shown], next_cursor=next_cursor)
 
 
-@router.post("/outputs", status_code=201, response_model=Output)
+@router.post("/outputs", status_code=201, response_model=Output, responses=CONFLICT)
 def create_output(body: OutputIn, db: Db, workspace_id: Workspace) -> Output:
     try:
         return _output(OutputStore(db.conn(), workspace_id).create_output(body.name, body.destination, body.settings,
@@ -114,7 +115,7 @@ def get_output(output_id: str, db: Db, workspace_id: Workspace) -> Output:
         raise _bad("NOT_FOUND", error) from None
 
 
-@router.patch("/outputs/{output_id}", response_model=Output)
+@router.patch("/outputs/{output_id}", response_model=Output, responses=CONFLICT)
 def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Workspace) -> Output:
     try:
         return _output(OutputStore(db.conn(), workspace_id).update_output(
@@ -127,7 +128,7 @@ def patch_output(output_id: str, body: OutputPatch, db: Db, workspace_id: Worksp
         raise _bad("INVALID_SETTINGS", error) from None
 
 
-@router.delete("/outputs/{output_id}", response_model=OutputDeleted)
+@router.delete("/outputs/{output_id}", response_model=OutputDeleted, responses=CONFLICT)
 def delete_output(output_id: str, db: Db, workspace_id: Workspace, force: bool = False) -> OutputDeleted:
     """Refused while jobs are queued unless `force=true`, which dead-letters them (visibly) first."""
     conn = db.conn()

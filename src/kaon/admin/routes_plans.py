@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from kaon.admin.deps import Db, Reader, Workspace
+from kaon.admin.errors import CONFLICT
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_governance import (
     Plan,
@@ -72,7 +73,7 @@ def _failed(error: NotFound | Conflict) -> HTTPException:
     return HTTPException(409, detail={"code": "CONFLICT", "message": str(error)})
 
 
-@router.post("/plans", status_code=201, response_model=Plan)
+@router.post("/plans", status_code=201, response_model=Plan, responses=CONFLICT)
 def create_plan(body: Annotated[Any, Body()], db: Db, workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Create a plan from mParticle's plan document (with any versions); refused with pointers when invalid."""
     if (refused := _too_large(body)) is not None:
@@ -120,7 +121,7 @@ def get_plan(plan_id: str, db: Db, workspace_id: Workspace) -> dict[str, Any]:
         raise _failed(error) from None
 
 
-@router.post("/plans/{plan_id}/versions", status_code=201, response_model=Plan)
+@router.post("/plans/{plan_id}/versions", status_code=201, response_model=Plan, responses=CONFLICT)
 def add_version(plan_id: str, body: Annotated[Any, Body()], db: Db,
                 workspace_id: Workspace) -> dict[str, Any] | JSONResponse:
     """Add a version (the next number unless `version` is given); it may be activated at once."""
@@ -136,7 +137,7 @@ def add_version(plan_id: str, body: Annotated[Any, Body()], db: Db,
         raise _failed(error) from None
 
 
-@router.patch("/plans/{plan_id}/versions/{version}", response_model=Plan)
+@router.patch("/plans/{plan_id}/versions/{version}", response_model=Plan, responses=CONFLICT)
 def patch_version(plan_id: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], body: VersionPatch, db: Db,
                   workspace_id: Workspace) -> dict[str, Any]:
     """Activate a version for an environment (or `none`) and/or change its blocking settings: one transaction."""

@@ -6,7 +6,7 @@ import msgspec
 from fastapi import APIRouter, Body, HTTPException, Query
 
 from kaon.admin.deps import Db, Workspace
-from kaon.admin.errors import api_error
+from kaon.admin.errors import CONFLICT, api_error
 from kaon.admin.identity_types import canonical_type
 from kaon.admin.paging import Paging
 from kaon.admin.routes_events import Filters, event_page
@@ -85,7 +85,7 @@ def profile_merges(mpid: int, db: Db, workspace_id: Workspace, page: Paging) -> 
     return Merges(merges=[Merge(**row) for row in shown], next_cursor=next_cursor)
 
 
-@router.post("/profiles/{mpid}/unmerge", response_model=Unmerge)
+@router.post("/profiles/{mpid}/unmerge", response_model=Unmerge, responses=CONFLICT)
 def unmerge_profile(
     mpid: int, db: Db, workspace_id: Workspace,
     merge_id: Annotated[int | None, Body(embed=True, ge=1, le=2**62)] = None,
