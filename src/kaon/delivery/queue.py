@@ -4,7 +4,6 @@ Per (output, mpid) order: a job is claimable only when no earlier job of the sam
 is still waiting to be retried; other users' jobs are not held back.
 """
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from kaon.delivery.retry import RetryPolicy
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome, SendResult
 from kaon.store.metrics import hour_of
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 _unpack = msgspec.msgpack.Decoder(DeliveryEvent)
@@ -33,7 +33,7 @@ class Job:
     event: DeliveryEvent
 
 
-def claim(conn: sqlite3.Connection, output_id: str, now_ms: int, limit: int) -> list[Job]:
+def claim(conn: Conn, output_id: str, now_ms: int, limit: int) -> list[Job]:
     rows = conn.execute(
         "SELECT p.job_id, j.workspace_id, j.connection_id, j.event_id, p.mpid, p.attempts, p.first_attempt_ms,"
         " j.payload FROM delivery_pending p INDEXED BY delivery_pending_in_order"  # job order, no sort
@@ -48,12 +48,12 @@ def claim(conn: sqlite3.Connection, output_id: str, now_ms: int, limit: int) -> 
                 first_attempt_ms=r[6], event=_unpack.decode(r[7])) for r in rows]
 
 
-def next_due_ms(conn: sqlite3.Connection, output_id: str) -> int | None:
+def next_due_ms(conn: Conn, output_id: str) -> int | None:
     row = conn.execute("SELECT MIN(next_attempt_ms) FROM delivery_pending WHERE output_id = ?", (output_id,)).fetchone()
     return None if row[0] is None else int(row[0])
 
 
-def record(conn: sqlite3.Connection, output_id: str, outcomes: list[tuple[Job, SendResult]], *, now_ms: int,
+def record(conn: Conn, output_id: str, outcomes: list[tuple[Job, SendResult]], *, now_ms: int,
            latency_ms: int, policy: RetryPolicy) -> Counter[str]:
     """Append an attempt row per job and move it on (done, dead, or due again later). One transaction."""
     counts: Counter[str] = Counter()
@@ -95,7 +95,7 @@ def record(conn: sqlite3.Connection, output_id: str, outcomes: list[tuple[Job, S
     return counts
 
 
-def replay(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms: int, *, dead_only: bool,
+def replay(conn: Conn, workspace_id: str, output_id: str, since_ms: int, *, dead_only: bool,
            now_ms: int, until_ms: int | None = None) -> list[int]:
     """Queue jobs of this output created in [since_ms, until_ms) again (only dead-lettered ones with `dead_only`);
     returns their ids."""
@@ -115,7 +115,7 @@ def replay(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms
     return [int(job_id) for job_id, _ in rows]
 
 
-def dead_letter_pending(conn: sqlite3.Connection, output_id: str, reason: str, now_ms: int) -> int:
+def dead_letter_pending(conn: Conn, output_id: str, reason: str, now_ms: int) -> int:
     """Dead-letter every queued job of an output (when it is deleted with force), visibly."""
     rows = conn.execute(
         "SELECT p.job_id, p.attempts, j.workspace_id, j.connection_id FROM delivery_pending p"

@@ -1,10 +1,11 @@
 """Read models of delivery: per-output hourly status, system alerts, and the trace of one event."""
 
-import sqlite3
 from typing import Any
 
+from kaon.store.sql import Conn
 
-def output_status(conn: sqlite3.Connection, workspace_id: str, output_id: str, since_ms: int,
+
+def output_status(conn: Conn, workspace_id: str, output_id: str, since_ms: int,
                   until_ms: int | None = None, *, after_hour: int | None = None, limit: int = -1) -> dict[str, Any]:
     """The output's queue now and its hourly counters in [since, until), oldest hour first; `after_hour` is the
     last hour shown (limit -1: every hour)."""
@@ -44,7 +45,7 @@ def _window(since_ms: int, until_ms: int | None, column: str) -> tuple[str, list
     return f" AND {column} >= ? AND {column} < ?", [since_ms, until_ms]
 
 
-def alerts(conn: sqlite3.Connection, workspace_id: str, since_ms: int, until_ms: int | None = None, *,
+def alerts(conn: Conn, workspace_id: str, since_ms: int, until_ms: int | None = None, *,
            after: tuple[int, str] | None = None, limit: int = -1) -> list[dict[str, Any]]:
     """One alert per output per hour with failed or dead-lettered events: how many, and the last error. Newest
     hour first, then by output; `after` is the last (hour, output id) shown (limit -1: all)."""
@@ -69,7 +70,7 @@ def alerts(conn: sqlite3.Connection, workspace_id: str, since_ms: int, until_ms:
     return out
 
 
-def trace(conn: sqlite3.Connection, workspace_id: str, event_id: int) -> dict[str, Any] | None:
+def trace(conn: Conn, workspace_id: str, event_id: int) -> dict[str, Any] | None:
     event = conn.execute("SELECT input_id, received_ms FROM events WHERE workspace_id = ? AND id = ?",
                          (workspace_id, event_id)).fetchone()
     if event is None:

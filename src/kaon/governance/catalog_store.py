@@ -10,7 +10,6 @@ holds each attribute's type bits per input and environment, written only when a 
 counts, so that a data subject request can remove them (`forget_values`).
 """
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ import msgspec
 from kaon.errors import NotFound
 from kaon.governance.catalog_aggregate import Bucket, CatalogAggregate, PointState, packed_bits, unpack
 from kaon.governance.catalog_values import MAX_EXAMPLES, TRUNCATED, types_of
+from kaon.store.sql import Conn
 
 _ADD_POINT = (
     "INSERT OR IGNORE INTO catalog_points (workspace_id, point_id, point_type, name, custom_event_type)"
@@ -96,7 +96,7 @@ def _series_keys(bucket: Bucket) -> tuple[SeriesKey, ...]:
     return ((workspace_id, pid, input_id, environment, _names(bucket.names)),)
 
 
-def write(conn: sqlite3.Connection, aggregate: CatalogAggregate, known: Known | None = None) -> None:
+def write(conn: Conn, aggregate: CatalogAggregate, known: Known | None = None) -> None:
     """Apply one slice's observations with a few statements, whatever the number of events.
 
     Steady state (every point, series and type already read back): one `executemany` adding to the tallies, and
@@ -153,7 +153,7 @@ def write(conn: sqlite3.Connection, aggregate: CatalogAggregate, known: Known | 
         conn.executemany(_ADD_EXAMPLE, examples)
 
 
-def _resolve(conn: sqlite3.Connection, buckets: list[Bucket]) -> dict[SeriesKey, int]:
+def _resolve(conn: Conn, buckets: list[Bucket]) -> dict[SeriesKey, int]:
     """The series ids of buckets that have none yet: read, and the missing ones added (with an empty tally).
 
     A bucket keeps its ids (`series`) only when the read found them all: an id this transaction assigned could be
@@ -174,14 +174,14 @@ def _resolve(conn: sqlite3.Connection, buckets: list[Bucket]) -> dict[SeriesKey,
     return ids
 
 
-def _read_series(conn: sqlite3.Connection, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
+def _read_series(conn: Conn, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
     return {(workspace_id, pid, input_id, environment, attributes): sid
             for workspace_id, (sid, pid, input_id, environment, attributes) in _rows_of_points(
                 conn, "id, point_id, input_id, environment, attributes", "catalog_series",
                 ((key[0], key[1]) for key in keys))}
 
 
-def _write_types(conn: sqlite3.Connection, known: Known,
+def _write_types(conn: Conn, known: Known,
                  typed: list[tuple[Bucket, int, set[tuple[type | None, ...]]]]) -> None:
     """Check a slice's possibly new types against the stored ones; add the types that are new.
 
@@ -218,7 +218,7 @@ def _covered(bucket: Bucket, packed: int, signatures: set[tuple[type | None, ...
     return True
 
 
-def _rows_of_points(conn: sqlite3.Connection, columns: str, table: str,
+def _rows_of_points(conn: Conn, columns: str, table: str,
                     keys: Iterable[tuple[str, str]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """(workspace, row) for every row of `table` belonging to the given (workspace, point id) pairs."""
     by_workspace: dict[str, set[str]] = {}
@@ -234,17 +234,17 @@ def _rows_of_points(conn: sqlite3.Connection, columns: str, table: str,
                 yield workspace_id, row
 
 
-def _read_points(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+def _read_points(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(workspace_id, pid) for workspace_id, (pid,) in _rows_of_points(conn, "point_id", "catalog_points", keys)}
 
 
-def _read_types(conn: sqlite3.Connection, known: Known, keys: Iterable[tuple[str, str]]) -> None:
+def _read_types(conn: Conn, known: Known, keys: Iterable[tuple[str, str]]) -> None:
     for workspace_id, (pid, input_id, environment, attribute, bits) in _rows_of_points(
             conn, "point_id, input_id, environment, attribute, types", "catalog_types", keys):
         known.types[(workspace_id, pid, input_id, environment, attribute)] = bits
 
 
-def stored_examples(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, list[str]]]:
+def stored_examples(conn: Conn) -> dict[tuple[str, str], dict[str, list[str]]]:
     """Per (workspace, point id), each attribute's stored example values."""
     found: dict[tuple[str, str], dict[str, list[str]]] = {}
     for workspace_id, pid, attribute, value in conn.execute(
@@ -253,7 +253,7 @@ def stored_examples(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str,
     return found
 
 
-def forget_values(conn: sqlite3.Connection, workspace_id: str, values: set[str]) -> int:
+def forget_values(conn: Conn, workspace_id: str, values: set[str]) -> int:
     """Remove every example containing one of `values` (a truncated example: whose kept start begins one).
 
     For erasure: pass the person's identity values and attribute values as text. Returns the rows removed.
@@ -283,7 +283,7 @@ def _filters(input_id: str | None, environment: str | None) -> tuple[str, list[o
 PointKey = tuple[str, str, str, str]
 
 
-def list_points(conn: sqlite3.Connection, workspace_id: str, *, q: str | None = None, type_: str | None = None,
+def list_points(conn: Conn, workspace_id: str, *, q: str | None = None, type_: str | None = None,
                 input_id: str | None = None, environment: str | None = None, limit: int = 1000,
                 after: PointKey | None = None) -> list[dict[str, Any]]:
     """Data points with their totals (over the inputs and environments asked for), ordered by type, name, custom
@@ -347,7 +347,7 @@ def point_key(point: dict[str, Any]) -> PointKey:
     return (point["type"], point["name"], point["custom_event_type"] or "", point["id"])
 
 
-def point(conn: sqlite3.Connection, workspace_id: str, pid: str, *, input_id: str | None = None,
+def point(conn: Conn, workspace_id: str, pid: str, *, input_id: str | None = None,
           environment: str | None = None) -> dict[str, Any]:
     """One data point: totals, per input and environment, and each attribute with types and examples."""
     row = conn.execute(

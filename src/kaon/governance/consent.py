@@ -10,7 +10,6 @@ once saved, a connection's consent rule may only name listed purposes, and batch
 are still stored but counted (`consent_unknown_purpose`, reason = the purpose).
 """
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +17,7 @@ import msgspec
 
 from kaon.errors import NotFound
 from kaon.store.config import ConfigStore
+from kaon.store.sql import Conn
 
 SETTING = "consent"
 MAX_PURPOSES = 200
@@ -62,7 +62,7 @@ def parse_settings(raw: Any) -> ConsentSettings:
     return ConsentSettings(gdpr_purposes=out)
 
 
-def load_settings(conn: sqlite3.Connection, workspace_id: str) -> ConsentSettings | None:
+def load_settings(conn: Conn, workspace_id: str) -> ConsentSettings | None:
     """The workspace's consent settings; None when never configured (or the workspace is gone)."""
     try:
         raw = ConfigStore(conn).settings(workspace_id).get(SETTING)
@@ -77,7 +77,7 @@ def rule_purposes(rules: dict[str, Any]) -> list[str]:
     return [p for p in purposes if isinstance(p, str)]
 
 
-def check_rule_purposes(conn: sqlite3.Connection, workspace_id: str, rules: dict[str, Any]) -> None:
+def check_rule_purposes(conn: Conn, workspace_id: str, rules: dict[str, Any]) -> None:
     """Refuse (ValueError naming it) a connection consent rule that names a purpose the workspace does not list."""
     settings = load_settings(conn, workspace_id)
     if settings is None:
@@ -90,7 +90,7 @@ def check_rule_purposes(conn: sqlite3.Connection, workspace_id: str, rules: dict
                              f" - at `consent.gdpr_purposes[{i}]`")
 
 
-def purposes_in_use(conn: sqlite3.Connection, workspace_id: str) -> dict[str, list[str]]:
+def purposes_in_use(conn: Conn, workspace_id: str) -> dict[str, list[str]]:
     """Normalised purpose → ids of the connections whose consent rule names it."""
     used: dict[str, list[str]] = {}
     for connection_id, raw in conn.execute("SELECT id, rules FROM connections WHERE workspace_id = ? ORDER BY id",
@@ -149,7 +149,7 @@ def _text(value: Any) -> str | None:
 
 
 class ConsentHistory:
-    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+    def __init__(self, conn: Conn, workspace_id: str) -> None:
         self.conn = conn
         self.ws = workspace_id
 
@@ -168,10 +168,10 @@ class ConsentHistory:
         cursor = self.conn.execute(
             "INSERT INTO consent_history (workspace_id, mpid, regulation, purpose, consented, document,"
             " timestamp_unixtime_ms, location, hardware_id, received_ms, input_id, source_request_id,"
-            " log_partition, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " log_partition, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (self.ws, mpid, regulation, purpose, consented, document, timestamp, location, hardware,
              source.received_ms, source.input_id, source.source_request_id, source.log_partition, source.log_seq))
-        return cursor.lastrowid
+        return int(cursor.fetchone()[0])
 
     def append_state(self, mpid: int, state: dict[str, Any], source: Source) -> list[int]:
         """Every record of a `{regulation: {purpose: record}}` state; returns the ids of those appended."""

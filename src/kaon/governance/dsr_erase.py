@@ -1,13 +1,13 @@
 """Erasure in the main store: everything held about a person, found from their identities, in one transaction."""
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from kaon.governance.dsr_model import MPID
+from kaon.store.sql import Conn
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -66,7 +66,7 @@ def _flatten(value: Any) -> Iterable[str]:
         yield str(value)
 
 
-def find_subject(conn: sqlite3.Connection, workspace_id: str, identities: dict[str, str]) -> Subject:
+def find_subject(conn: Conn, workspace_id: str, identities: dict[str, str]) -> Subject:
     """The profiles owning these identities (or the mpid), their survivors and every tombstone merged into them."""
     ws = workspace_id
     found: set[int] = set()
@@ -113,7 +113,7 @@ def _contains_any(column: str, needles: list[str]) -> tuple[str, list[str]]:
     return "(" + " OR ".join(f"instr(lower(CAST({column} AS TEXT)), ?) > 0" for _ in needles) + ")", needles
 
 
-def erase(conn: sqlite3.Connection, subject: Subject) -> dict[str, int]:
+def erase(conn: Conn, subject: Subject) -> dict[str, int]:
     """Delete the person's rows from every table of the main store that holds personal data; counts per table.
 
     Runs inside the caller's transaction. The connection should have `secure_delete` on, so freed pages are

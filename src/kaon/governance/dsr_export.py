@@ -4,13 +4,13 @@ import csv
 import io
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from kaon.governance.dsr_erase import Subject, _ids
+from kaon.store.sql import Conn
 
 _decode = msgspec.json.Decoder()
 
@@ -22,7 +22,7 @@ def _decoded(raw: bytes | str) -> Any:
         return None
 
 
-def collect(conn: sqlite3.Connection, subject: Subject) -> dict[str, Any]:
+def collect(conn: Conn, subject: Subject) -> dict[str, Any]:
     ws, mpids = subject.workspace_id, _ids(subject.mpids)
     profiles = [{"mpid": str(m), "created_ms": c, "first_seen_ms": f, "last_seen_ms": last, "session_count": n,
                  "is_opted_out": bool(o), "consent": _decoded(consent), "merged_into": None if into is None

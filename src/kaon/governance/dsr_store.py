@@ -3,12 +3,12 @@
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from typing import Any
 
 import msgspec
 
 from kaon.governance.dsr_model import API_VERSION, DsrError, Submission, iso
+from kaon.store.sql import Conn
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -50,7 +50,7 @@ def _row(row: tuple[Any, ...]) -> DsrRow:
     )
 
 
-def salt(conn: sqlite3.Connection) -> bytes:
+def salt(conn: Conn) -> bytes:
     """The install's key for identity digests (made on first use; the same for every process)."""
     row = conn.execute("SELECT value FROM dsr_settings WHERE name = 'digest_key'").fetchone()
     if row is None:
@@ -72,7 +72,7 @@ def results_url(row: DsrRow, token: str | None) -> str | None:
 
 
 class DsrStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
     def get(self, request_id: str, workspace_id: str | None = None) -> DsrRow | None:

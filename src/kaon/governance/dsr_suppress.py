@@ -1,12 +1,12 @@
 """Suppressed identities: values erased by a request, kept as keyed digests so the identity step will not link
 them again for a while (a late event must not silently recreate the person)."""
 
-import sqlite3
 
 from kaon.governance.dsr_store import digest, salt
+from kaon.store.sql import Conn
 
 
-def is_suppressed(conn: sqlite3.Connection, workspace_id: str, identity_type: str, value: str, now_ms: int) -> bool:
+def is_suppressed(conn: Conn, workspace_id: str, identity_type: str, value: str, now_ms: int) -> bool:
     """True while an erasure's suppression of this identity lasts (one indexed lookup when any exists)."""
     if conn.execute("SELECT 1 FROM suppressed_identities WHERE workspace_id = ? AND expires_ms > ? LIMIT 1",
                     (workspace_id, now_ms)).fetchone() is None:
@@ -16,7 +16,7 @@ def is_suppressed(conn: sqlite3.Connection, workspace_id: str, identity_type: st
                         (workspace_id, key, now_ms)).fetchone() is not None
 
 
-def suppress(conn: sqlite3.Connection, workspace_id: str, identities: set[tuple[str, str]], request_id: str,
+def suppress(conn: Conn, workspace_id: str, identities: set[tuple[str, str]], request_id: str,
              now_ms: int, until_ms: int) -> int:
     key = salt(conn)
     for identity_type, value in identities:
@@ -29,7 +29,7 @@ def suppress(conn: sqlite3.Connection, workspace_id: str, identities: set[tuple[
     return len(identities)
 
 
-def active(conn: sqlite3.Connection, workspace_id: str, now_ms: int) -> list[dict[str, object]]:
+def active(conn: Conn, workspace_id: str, now_ms: int) -> list[dict[str, object]]:
     """What is suppressed now (types, not values), for the API."""
     return [{"identity_type": t, "subject_request_id": r, "created_ms": c, "expires_ms": e}
             for t, r, c, e in conn.execute(

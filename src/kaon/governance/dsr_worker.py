@@ -29,6 +29,7 @@ from kaon.governance.dsr_store import DsrRow, DsrStore, results_url
 from kaon.governance.dsr_suppress import suppress
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.dsr")
@@ -202,7 +203,7 @@ def _loop(database_path: Path) -> None:
         time.sleep(1.0)
 
 
-def ensure_worker(conn: sqlite3.Connection, _now: int) -> None:
+def ensure_worker(conn: Conn, _now: int) -> None:
     """The process-stage chore: make sure this process runs the DSR worker thread (started on first call)."""
     path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
     with _lock:

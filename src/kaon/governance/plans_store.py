@@ -1,6 +1,5 @@
 """Data plans in the config store: plans, their versions (document + blocking), activation, the plan report."""
 
-import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,7 @@ import msgspec
 from kaon.clock import now_ms
 from kaon.errors import Conflict, NotFound
 from kaon.governance.plans_document import Blocking, PlanIn, VersionIn
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 _json = msgspec.json.Encoder()
@@ -40,7 +40,7 @@ def environments_for(batch_environment: str) -> tuple[str, ...]:
 
 
 class PlanStore:
-    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+    def __init__(self, conn: Conn, workspace_id: str) -> None:
         self.conn = conn
         self.ws = workspace_id
 
@@ -168,7 +168,7 @@ class PlanStore:
                 for h, v, d, t, c in rows]
 
 
-def add_report(conn: sqlite3.Connection, counts: Counter[ReportKey]) -> None:
+def add_report(conn: Conn, counts: Counter[ReportKey]) -> None:
     conn.executemany(
         "INSERT INTO plan_report (workspace_id, plan_id, version, data_point, violation, hour_ms, count)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, plan_id, hour_ms, version, data_point, violation)"

@@ -8,7 +8,6 @@ row replayed twice (two requests, or a crash before the request was recorded) is
 of that partition, which no client can write to, are honoured as replays.
 """
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from kaon.log.sqlite import SqliteLogWriter
 from kaon.model import mparticle
 from kaon.model.batch import Batch, SourceInfo
 from kaon.store.offsets import OffsetStore
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 REPLAY_PARTITION = "quarantine"
@@ -32,17 +32,17 @@ _COLUMNS = ("id, input_id, plan_id, plan_version, received_ms, quarantined_ms, r
             " replay_requested_ms")
 
 
-def add(conn: sqlite3.Connection, *, workspace_id: str, input_id: str, plan_id: str, plan_version: int,
+def add(conn: Conn, *, workspace_id: str, input_id: str, plan_id: str, plan_version: int,
         received_ms: int, now: int, reasons: list[dict[str, Any]], blocked_events: list[int], batch: bytes) -> int:
     cursor = conn.execute(
         "INSERT INTO quarantine (workspace_id, input_id, plan_id, plan_version, received_ms, quarantined_ms,"
-        " reasons, blocked_events, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " reasons, blocked_events, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (workspace_id, input_id, plan_id, plan_version, received_ms, now, _json.encode(reasons).decode(),
          _json.encode(blocked_events).decode(), batch))
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchone()[0])
 
 
-def take(conn: sqlite3.Connection, workspace_id: str, quarantine_id: int) -> bool:
+def take(conn: Conn, workspace_id: str, quarantine_id: int) -> bool:
     """Remove a row whose replay is being applied; False when it was already applied (or never existed)."""
     cursor = conn.execute("DELETE FROM quarantine WHERE id = ? AND workspace_id = ?", (quarantine_id, workspace_id))
     return cursor.rowcount == 1
@@ -77,7 +77,7 @@ def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 class QuarantineStore:
-    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+    def __init__(self, conn: Conn, workspace_id: str) -> None:
         self.conn = conn
         self.ws = workspace_id
 

@@ -10,12 +10,12 @@ the source holds (`ALIAS_DEVICE_MISMATCH`; the web SDK sends it) and its source 
 (`ALIAS_SOURCE_KNOWN`): otherwise anyone with the public key could copy a known user's events.
 """
 
-import sqlite3
 from typing import Any
 
 from kaon.identity.idsync import ALIAS_MAX_WINDOW_MS, AliasData
 from kaon.identity.store import ProfileStore
 from kaon.model.errors import PayloadError
+from kaon.store.sql import Conn
 
 _EVENT_COLUMNS = ("workspace_id, input_id, batch_id, event_type, event_name, source_message_id, timestamp_ms,"
                   " received_ms, environment, body")
@@ -25,7 +25,7 @@ def _refuse(code: str, message: str) -> PayloadError:
     return PayloadError(code, message)
 
 
-def request_alias(conn: sqlite3.Connection, workspace_id: str, data: AliasData, *, now_ms: int,
+def request_alias(conn: Conn, workspace_id: str, data: AliasData, *, now_ms: int,
                   delay_ms: int = 0, client_login_types: tuple[str, ...] | None = None) -> dict[str, Any]:
     source, destination = data.source_mpid, data.destination_mpid
     end = data.end_unixtime_ms if data.end_unixtime_ms is not None else now_ms
@@ -56,12 +56,12 @@ def request_alias(conn: sqlite3.Connection, workspace_id: str, data: AliasData, 
         raise _refuse("ALIAS_OVERLAP", "the source was already aliased for an overlapping window")
     cursor = conn.execute(
         "INSERT INTO alias_requests (workspace_id, source_mpid, destination_mpid, start_ms, end_ms, requested_ms,"
-        " due_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " due_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (workspace_id, source, destination, start, end, now_ms, now_ms + delay_ms),
     )
-    assert cursor.lastrowid is not None
-    copied = run_alias(conn, cursor.lastrowid, now_ms) if delay_ms == 0 else None
-    return {"alias_id": cursor.lastrowid, "events_copied": copied}
+    alias_id = int(cursor.fetchone()[0])
+    copied = run_alias(conn, alias_id, now_ms) if delay_ms == 0 else None
+    return {"alias_id": alias_id, "events_copied": copied}
 
 
 def _check_client_side(store: ProfileStore, data: AliasData, login_types: tuple[str, ...]) -> None:
@@ -75,7 +75,7 @@ def _check_client_side(store: ProfileStore, data: AliasData, login_types: tuple[
                                             " it - at `$.data.source_mpid`")
 
 
-def run_alias(conn: sqlite3.Connection, alias_id: int, now_ms: int) -> int:
+def run_alias(conn: Conn, alias_id: int, now_ms: int) -> int:
     row = conn.execute(
         "SELECT workspace_id, source_mpid, destination_mpid, start_ms, end_ms, done_ms FROM alias_requests"
         " WHERE id = ?", (alias_id,)).fetchone()
@@ -96,7 +96,7 @@ def run_alias(conn: sqlite3.Connection, alias_id: int, now_ms: int) -> int:
     return cursor.rowcount
 
 
-def run_due_aliases(conn: sqlite3.Connection, now_ms: int) -> int:
+def run_due_aliases(conn: Conn, now_ms: int) -> int:
     due = [int(r[0]) for r in conn.execute(
         "SELECT id FROM alias_requests WHERE done_ms IS NULL AND due_ms <= ? ORDER BY id LIMIT 100", (now_ms,))]
     return sum(run_alias(conn, alias_id, now_ms) for alias_id in due)

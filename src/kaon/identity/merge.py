@@ -8,7 +8,6 @@ as a tombstone (`merged_into`), so its mpid keeps resolving to the survivor. The
 everything the merge changed, which `unmerge` restores.
 """
 
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -16,6 +15,7 @@ import msgspec
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent import ConsentHistory
 from kaon.identity.store import AttributeRow, ProfileStore
+from kaon.store.sql import Conn
 
 _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -41,7 +41,7 @@ def _row(raw: list[Any]) -> AttributeRow:
     return (str(name), value, int(updated), bool(raw[3]) if len(raw) > 3 else False)
 
 
-def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: int, *, reason: str,
+def merge(conn: Conn, workspace_id: str, survivor: int, merged: int, *, reason: str,
           actor: str, now_ms: int) -> int:
     """Move `merged` into `survivor`; returns the audit row id. Call inside a transaction."""
     store = ProfileStore(conn, workspace_id)
@@ -88,14 +88,13 @@ def merge(conn: sqlite3.Connection, workspace_id: str, survivor: int, merged: in
                  (survivor, workspace_id, merged))
     cursor = conn.execute(
         "INSERT INTO merges (workspace_id, survivor_mpid, merged_mpid, reason, actor, merged_ms, snapshot)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (workspace_id, survivor, merged, reason, actor, now_ms, _encode.encode(snapshot)),
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return int(cursor.fetchone()[0])
 
 
-def unmerge(conn: sqlite3.Connection, workspace_id: str, merge_id: int, *, actor: str, now_ms: int) -> dict[str, Any]:
+def unmerge(conn: Conn, workspace_id: str, merge_id: int, *, actor: str, now_ms: int) -> dict[str, Any]:
     """Restore the two profiles a merge joined, with their identities, attributes and events."""
     row = conn.execute(
         "SELECT survivor_mpid, merged_mpid, snapshot, undone_ms FROM merges WHERE workspace_id = ? AND id = ?",

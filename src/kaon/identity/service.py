@@ -1,6 +1,5 @@
 """One workspace's identity machinery in a transaction: its policy, profile store, resolver and merges."""
 
-import sqlite3
 
 import msgspec
 
@@ -10,9 +9,10 @@ from kaon.identity.policy import DEFAULT_POLICY, IdentityPolicy
 from kaon.identity.resolve import Resolver
 from kaon.identity.store import ProfileStore
 from kaon.store.config import ConfigStore
+from kaon.store.sql import Conn
 
 
-def load_policy(conn: sqlite3.Connection, workspace_id: str) -> IdentityPolicy:
+def load_policy(conn: Conn, workspace_id: str) -> IdentityPolicy:
     try:
         raw = ConfigStore(conn).settings(workspace_id).get("identity")
     except NotFound:  # events of a workspace deleted since they were accepted: defaults apply
@@ -23,7 +23,7 @@ def load_policy(conn: sqlite3.Connection, workspace_id: str) -> IdentityPolicy:
 class Identity:
     """Everything identity work needs for one workspace; `actor` is written to merge audit rows."""
 
-    def __init__(self, conn: sqlite3.Connection, workspace_id: str, *, actor: str, now_ms: int,
+    def __init__(self, conn: Conn, workspace_id: str, *, actor: str, now_ms: int,
                  policy: IdentityPolicy | None = None) -> None:
         self.conn = conn
         self.workspace_id = workspace_id

@@ -1,13 +1,13 @@
 """Profiles, their identities and attributes in the main store (SQL in one place)."""
 
 import secrets
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from kaon.identity.extract import Identity
+from kaon.store.sql import Conn
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -22,7 +22,7 @@ def new_mpid() -> int:
 
 
 class ProfileStore:
-    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+    def __init__(self, conn: Conn, workspace_id: str) -> None:
         self.conn = conn
         self.ws = workspace_id
 

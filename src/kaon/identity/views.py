@@ -1,12 +1,12 @@
 """Read models of a profile: Kaon's admin view and mParticle's Profile API shape."""
 
-import sqlite3
 from typing import Any
 
 import msgspec
 
 from kaon.identity.store import ProfileStore
 from kaon.model.identities import DEVICE_IDENTITY_TYPES
+from kaon.store.sql import Conn
 
 DEVICE_TYPES = frozenset((*DEVICE_IDENTITY_TYPES, "device_application_stamp"))
 # Profile API spellings of device identities (wire-format reference §4.3).
@@ -18,7 +18,7 @@ PROFILE_API_SECTIONS = ("user_identities", "device_identities", "user_attributes
 _decode = msgspec.json.Decoder()
 
 
-def profile_view(conn: sqlite3.Connection, workspace_id: str, mpid: int) -> dict[str, Any] | None:
+def profile_view(conn: Conn, workspace_id: str, mpid: int) -> dict[str, Any] | None:
     store = ProfileStore(conn, workspace_id)
     live = store.live(mpid)
     if live is None:
@@ -52,7 +52,7 @@ def _attribute(value: object) -> object:
     return None if value is None else str(value)
 
 
-def profile_api_view(conn: sqlite3.Connection, workspace_id: str, mpid: int, fields: set[str]) -> dict[str, Any] | None:
+def profile_api_view(conn: Conn, workspace_id: str, mpid: int, fields: set[str]) -> dict[str, Any] | None:
     view = profile_view(conn, workspace_id, mpid)
     if view is None:
         return None
@@ -78,7 +78,7 @@ def profile_api_view(conn: sqlite3.Connection, workspace_id: str, mpid: int, fie
     return out
 
 
-def merges_of(conn: sqlite3.Connection, workspace_id: str, mpid: int, limit: int = -1,
+def merges_of(conn: Conn, workspace_id: str, mpid: int, limit: int = -1,
               after: int | None = None) -> list[dict[str, Any]]:
     """Merges into or of this profile, newest first; `after` is the merge id last shown (limit -1: all)."""
     rows = conn.execute(

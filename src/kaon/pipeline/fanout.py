@@ -4,7 +4,6 @@ Runs in the slice's transaction, so a job exists exactly when its event does (st
 Historical batches are not forwarded (mParticle's rule).
 """
 
-import sqlite3
 from collections import Counter
 
 import msgspec
@@ -16,6 +15,7 @@ from kaon.identity.store import ProfileStore
 from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.metrics import hour_of
 from kaon.store.outputs import Connection, Output, OutputStore
+from kaon.store.sql import Conn
 
 _pack = msgspec.msgpack.Encoder()
 # (workspace, output, connection, hour, metric, reason)
@@ -55,13 +55,13 @@ class Fanout:
                     reason = "" if connection.enabled and output.enabled else "disabled"
                     decision = evaluate(rules, base, facts) if not reason else None
                     if decision is not None and decision.forward and decision.event is not None:
-                        cursor = work.tx.execute(
+                        job_id = work.tx.execute(
                             "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid,"
-                            " created_ms, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            " created_ms, payload) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                             (item.workspace_id, output.id, connection.id, event_id, base.mpid, work.now_ms,
-                             _pack.encode(decision.event)))
+                             _pack.encode(decision.event))).fetchone()[0]
                         work.tx.execute("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms)"
-                                        " VALUES (?, ?, ?, ?)", (cursor.lastrowid, output.id, base.mpid, work.now_ms))
+                                        " VALUES (?, ?, ?, ?)", (job_id, output.id, base.mpid, work.now_ms))
                         counts[(item.workspace_id, output.id, connection.id, hour, "queued", "")] += 1
                         continue
                     reason = reason or (decision.reason if decision else "disabled")
@@ -71,7 +71,7 @@ class Fanout:
         add_output_counts(work.tx, counts)
 
 
-def add_output_counts(tx: sqlite3.Connection, counts: Counter[OutputKey]) -> None:
+def add_output_counts(tx: Conn, counts: Counter[OutputKey]) -> None:
     tx.executemany(
         "INSERT INTO output_stats (workspace_id, output_id, connection_id, hour_ms, metric, reason, count)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, output_id, connection_id, hour_ms, metric, reason)"

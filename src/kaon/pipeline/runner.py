@@ -1,7 +1,6 @@
 """The process-stage loop: claim a slice per partition, run the steps, commit effects + offset together."""
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,12 +12,13 @@ from kaon.pipeline.work import Slice
 from kaon.store.db import Database
 from kaon.store.metrics import MetricsStore
 from kaon.store.offsets import OffsetStore
+from kaon.store.sql import TRANSIENT_ERRORS, Conn
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.pipeline")
 CHORES_EVERY_MS = 10_000
 # A chore gets the stage's connection (inside a transaction) and the time.
-Chore = Callable[[sqlite3.Connection, int], object]
+Chore = Callable[[Conn, int], object]
 
 
 class ProcessStage:
@@ -71,7 +71,7 @@ class ProcessStage:
                 continue
             try:
                 self._apply(conn, partition, entries)
-            except sqlite3.OperationalError:
+            except TRANSIENT_ERRORS:
                 raise  # locked or out of disk: transient, the loop retries the same slice
             except Exception:
                 _log.exception("slice %s:%s-%s failed; retrying entry by entry", partition,
@@ -83,7 +83,7 @@ class ProcessStage:
                 self.on_committed(partition, entries[-1].seq)
         return done
 
-    def _apply(self, conn: sqlite3.Connection, partition: str, entries: list[StoredEntry]) -> None:
+    def _apply(self, conn: Conn, partition: str, entries: list[StoredEntry]) -> None:
         with transaction(conn):
             # Claim inside the write transaction: another stage (an old process still exiting, or a second
             # worker) may have applied some of these entries since we read them.
@@ -97,12 +97,12 @@ class ProcessStage:
             MetricsStore(conn).add(work.counts)
             OffsetStore(conn).set(partition, entries[-1].seq)
 
-    def _apply_alone(self, conn: sqlite3.Connection, partition: str, stored: StoredEntry) -> None:
+    def _apply_alone(self, conn: Conn, partition: str, stored: StoredEntry) -> None:
         """One entry on its own; if it still fails, keep it as a rejection (with its body) and move on."""
         try:
             self._apply(conn, partition, [stored])
             return
-        except sqlite3.OperationalError:
+        except TRANSIENT_ERRORS:
             raise
         except Exception as error:
             _log.exception("log entry %s:%s cannot be processed; recorded as PROCESS_FAILED", partition, stored.seq)

@@ -1,6 +1,5 @@
 """What the process stage's steps share: the claimed slice and the batches decoded from it."""
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +9,7 @@ from kaon.log.base import StoredEntry
 from kaon.model.batch import Batch
 from kaon.store.config import ConfigStore
 from kaon.store.metrics import CounterKey, hour_of
+from kaon.store.sql import Conn
 
 
 @dataclass
@@ -48,7 +48,7 @@ class DataWarning:
 class Slice:
     """A claimed run of log entries from one partition and everything derived from it."""
 
-    tx: sqlite3.Connection
+    tx: Conn
     entries: list[StoredEntry]
     now_ms: int
     batches: list[WorkBatch] = field(default_factory=list)

@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import uuid
 from typing import Any
 
@@ -12,6 +11,7 @@ import msgspec
 from kaon.clock import now_ms
 from kaon.errors import Conflict, NotFound
 from kaon.store.sealing import Sealer
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 from kaon.types import InputId, WorkspaceId
 
@@ -72,7 +72,7 @@ def _input(row: tuple[object, ...]) -> Input:
 class ConfigStore:
     """`sealer` (when given) also stores new secrets encrypted, so HMAC-signed requests can be checked."""
 
-    def __init__(self, conn: sqlite3.Connection, sealer: Sealer | None = None) -> None:
+    def __init__(self, conn: Conn, sealer: Sealer | None = None) -> None:
         self.conn = conn
         self.sealer = sealer
 

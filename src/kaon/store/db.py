@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kaon.errors import ConfigError
 from kaon.store.schema import SCHEMA, migrate
+from kaon.store.sql import Conn, SqliteConn
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class Database:
             conn.execute(statement)
         migrate(conn)
 
-    def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.url.path, isolation_level=None, check_same_thread=False, timeout=30)
+    def connect(self) -> Conn:
+        conn = sqlite3.connect(self.url.path, isolation_level=None, check_same_thread=False, timeout=30,
+                               factory=SqliteConn)
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the ingest log is truncated up to committed offsets, so those commits must be durable.
@@ -44,9 +46,9 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Conn:
         """This thread's connection."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: Conn | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.connect()
             self._local.conn = conn

@@ -1,10 +1,10 @@
 """Message-id deduplication: a `source_message_id` seen within the window is stored once per workspace."""
 
-import sqlite3
+from kaon.store.sql import Conn
 
 
 class DedupStore:
-    def __init__(self, conn: sqlite3.Connection, window_ms: int) -> None:
+    def __init__(self, conn: Conn, window_ms: int) -> None:
         self.conn = conn
         self.window_ms = window_ms
 

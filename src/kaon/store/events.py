@@ -1,10 +1,11 @@
 """The event store: processed events (newest-first listing, filtered, with a keyset cursor) and their batches."""
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+
+from kaon.store.sql import Conn
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,16 +72,15 @@ class EventFilters(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EventStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
     def insert_batch(self, workspace_id: str, input_id: str, received_ms: int, body: bytes) -> int:
         cursor = self.conn.execute(
-            "INSERT INTO batches (workspace_id, input_id, received_ms, body) VALUES (?, ?, ?, ?)",
+            "INSERT INTO batches (workspace_id, input_id, received_ms, body) VALUES (?, ?, ?, ?) RETURNING id",
             (workspace_id, input_id, received_ms, body),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return int(cursor.fetchone()[0])
 
     def insert_events(self, events: Sequence[StoredEvent]) -> list[int]:
         """Insert in order; returns the new ids (one statement per row: executemany gives no ids)."""
@@ -89,12 +89,11 @@ class EventStore:
             cursor = self.conn.execute(
                 "INSERT INTO events (workspace_id, input_id, batch_id, mpid, event_type, event_name,"
                 " source_message_id, timestamp_ms, received_ms, environment, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (e.workspace_id, e.input_id, e.batch_id, e.mpid, e.event_type, e.event_name,
                  e.source_message_id, e.timestamp_ms, e.received_ms, e.environment, e.body),
             )
-            assert cursor.lastrowid is not None
-            ids.append(cursor.lastrowid)
+            ids.append(int(cursor.fetchone()[0]))
         return ids
 
     def count(self, workspace_id: str) -> int:

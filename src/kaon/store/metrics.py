@@ -1,8 +1,9 @@
 """Hourly counters per input (received, rejected by reason, processed, duplicates) and rejection records."""
 
-import sqlite3
 from collections import Counter
 from typing import Any
+
+from kaon.store.sql import Conn
 
 HOUR_MS = 3_600_000
 # Rejection records kept per workspace, and for those of no workspace (unauthenticated: bad key, unknown path,
@@ -22,7 +23,7 @@ def hour_of(ms: int) -> int:
 
 
 class MetricsStore:
-    def __init__(self, conn: sqlite3.Connection, *, rejections_kept: int = REJECTIONS_KEPT) -> None:
+    def __init__(self, conn: Conn, *, rejections_kept: int = REJECTIONS_KEPT) -> None:
         self.conn = conn
         self.rejections_kept = rejections_kept
 
@@ -40,10 +41,10 @@ class MetricsStore:
     ) -> None:
         row = self.conn.execute(
             "INSERT INTO rejections (workspace_id, input_id, received_ms, status, code, message, count, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (workspace_id, input_id, received_ms, status, code, message, count, body),
         )
-        if row.lastrowid is not None and row.lastrowid % PRUNE_EVERY == 0:
+        if int(row.fetchone()[0]) % PRUNE_EVERY == 0:
             self.prune_rejections()
 
     def prune_rejections(self) -> None:

@@ -1,10 +1,10 @@
 """Consumer offsets: how far the process stage has read each ingest log partition."""
 
-import sqlite3
+from kaon.store.sql import Conn
 
 
 class OffsetStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
     def get(self, partition: str) -> int:

@@ -9,7 +9,6 @@ headers), sealed value by value.
 
 import functools
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from kaon.destinations.base import PLACEHOLDER, Destination, secret_fields
 from kaon.store.sealing import Sealer
+from kaon.store.sql import Conn
 
 PREFIX = "kaon-sealed:"
 # Settings that say where an output sends: changing one requires giving its secrets again.
@@ -27,7 +27,7 @@ class SecretsRequired(ValueError):
     code = "SECRETS_REQUIRED"
 
 
-def _data_dir(conn: sqlite3.Connection) -> Path | None:
+def _data_dir(conn: Conn) -> Path | None:
     """`KAON_DATA_DIR`, else the main store's directory (the default layout, as `secret.key` is found); None
     for a store in memory."""
     configured = os.environ.get("KAON_DATA_DIR")
@@ -44,7 +44,7 @@ def _sealer(data_dir: Path | None, key: str) -> Sealer:
     return Sealer.for_data_dir(data_dir) if data_dir else Sealer(Fernet.generate_key())  # in memory: this process
 
 
-def sealer_for(conn: sqlite3.Connection) -> Sealer:
+def sealer_for(conn: Conn) -> Sealer:
     return _sealer(_data_dir(conn), os.environ.get("KAON_SECRET_KEY", ""))
 
 

@@ -1,7 +1,6 @@
 """Outputs (configured destinations) and connections (input → output with rules) in the config store."""
 
 import logging
-import sqlite3
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent import check_rule_purposes
 from kaon.store import output_secrets as secrets
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.store")
@@ -53,7 +53,7 @@ _OUT = "id, workspace_id, name, destination, settings, enabled, created_ms, upda
 _CON = "id, workspace_id, input_id, output_id, enabled, rules, created_ms, updated_ms"
 
 
-def _opened(conn: sqlite3.Connection, name: str, stored: str | bytes, strict: bool = False) -> dict[str, Any]:
+def _opened(conn: Conn, name: str, stored: str | bytes, strict: bool = False) -> dict[str, Any]:
     """Stored settings with their secrets unsealed (as stored when the destination is not installed, or, unless
     `strict`, when the key cannot open them: listing and routing must not fail for one such output)."""
     settings: dict[str, Any] = _decode.decode(stored)
@@ -67,17 +67,17 @@ def _opened(conn: sqlite3.Connection, name: str, stored: str | bytes, strict: bo
         return settings
 
 
-def _stored(conn: sqlite3.Connection, name: str, settings: dict[str, Any]) -> bytes:
+def _stored(conn: Conn, name: str, settings: dict[str, Any]) -> bytes:
     return _json.encode(secrets.seal(destination(name), settings, secrets.sealer_for(conn)))
 
 
-def _output(conn: sqlite3.Connection, row: tuple[Any, ...]) -> Output:
+def _output(conn: Conn, row: tuple[Any, ...]) -> Output:
     return Output(id=row[0], workspace_id=row[1], name=row[2], destination=row[3],
                   settings=_opened(conn, row[3], row[4]), enabled=bool(row[5]), created_ms=row[6],
                   updated_ms=row[7])
 
 
-def enabled_outputs(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any], int]]:
+def enabled_outputs(conn: Conn) -> list[tuple[str, str, dict[str, Any], int]]:
     """(id, destination, settings with secrets unsealed, updated_ms) of every enabled output, for delivery."""
     rows = conn.execute("SELECT id, destination, settings, updated_ms FROM outputs WHERE enabled = 1").fetchall()
     out = []
@@ -89,7 +89,7 @@ def enabled_outputs(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, 
     return out
 
 
-def seal_stored(conn: sqlite3.Connection) -> int:
+def seal_stored(conn: Conn) -> int:
     """Seal output secrets stored in plaintext by an earlier release; how many outputs were sealed."""
     sealed = 0
     with transaction(conn):
@@ -119,7 +119,7 @@ def _after(after: tuple[int, str] | None) -> tuple[str, list[Any]]:
 
 
 class OutputStore:
-    def __init__(self, conn: sqlite3.Connection, workspace_id: str) -> None:
+    def __init__(self, conn: Conn, workspace_id: str) -> None:
         self.conn = conn
         self.ws = workspace_id
 

@@ -2,6 +2,7 @@
 
 import sqlite3
 
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 SCHEMA: tuple[str, ...] = (
@@ -436,7 +437,7 @@ SCHEMA += (
 )
 
 
-def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+def _add_column(conn: Conn, table: str, column: str, declaration: str) -> None:
     if conn.execute(f"SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?", (column,)).fetchone() is not None:
         return
     try:
@@ -446,7 +447,7 @@ def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: 
             raise
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: Conn) -> None:
     """Bring a store written by an earlier release up to SCHEMA (each step checks whether it is needed)."""
     _add_column(conn, "consent_history", "batch_id", "INTEGER")
     _add_column(conn, "profile_attributes", "deleted", "INTEGER NOT NULL DEFAULT 0")

@@ -6,7 +6,6 @@ also sees what belongs to no workspace (unauthenticated rejections).
 """
 
 import secrets
-import sqlite3
 from typing import Any
 
 import msgspec
@@ -14,6 +13,7 @@ import msgspec
 from kaon.clock import now_ms
 from kaon.errors import NotFound
 from kaon.store.config import hash_secret
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 from kaon.types import WorkspaceId
 
@@ -48,7 +48,7 @@ def _token(row: Any) -> AdminToken:
 
 
 class TokenStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
     def create(self, workspace_id: str, name: str, *, scope: str = "write", operator: bool = False,

@@ -1,12 +1,13 @@
 """A transaction helper: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kaon.store.sql import Conn
+
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: Conn) -> Iterator[Conn]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

@@ -1,0 +1,104 @@
+"""The SQL seam: one connection type over SQLite and PostgreSQL, and helpers for the statements they share.
+
+Owners write statements in the subset both dialects run: `?` placeholders (the PostgreSQL connection rewrites
+them), `INSERT ... ON CONFLICT (...) DO NOTHING | DO UPDATE`, `RETURNING` instead of `lastrowid`, explicit
+lists through `marks()` instead of `json_each(?)`. What cannot be shared (scalar `min`/`max`, JSON functions,
+text search in blobs) is chosen from `conn.dialect` inside the owning module, in one place per owner.
+"""
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+
+    @property
+    def sqlite(self) -> bool:
+        return self.name == SQLITE
+
+    def least(self, *terms: str) -> str:
+        """The smallest of several values (SQLite's scalar `min`, PostgreSQL's `least`)."""
+        return f"{'min' if self.sqlite else 'least'}({', '.join(terms)})"
+
+    def greatest(self, *terms: str) -> str:
+        return f"{'max' if self.sqlite else 'greatest'}({', '.join(terms)})"
+
+    def text(self, column: str) -> str:
+        """A text or blob column as text (blobs hold UTF-8 JSON)."""
+        return f"CAST({column} AS TEXT)" if self.sqlite else f"convert_from({column}, 'UTF8')"
+
+    def contains(self, haystack: str) -> str:
+        """SQL true when the text expression holds the next parameter (case as given)."""
+        return f"instr({haystack}, ?) > 0" if self.sqlite else f"strpos({haystack}, ?) > 0"
+
+
+# Errors that mean "try the same work again" (locked, busy, out of disk, connection lost), in both dialects.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+
+SQLITE_DIALECT = Dialect(SQLITE)
+POSTGRESQL_DIALECT = Dialect(POSTGRESQL)
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """What owners use of a connection; `sqlite3.Connection` (via `SqliteConn`) and `PostgresConn` provide it."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteConn(sqlite3.Connection):
+    """A plain sqlite3 connection that says its dialect (no per-statement cost)."""
+
+    @property
+    def dialect(self) -> Dialect:
+        return SQLITE_DIALECT
+
+
+def marks(values: Sized) -> str:
+    """`?, ?, ?` for an explicit list; `NULL` for an empty one (so `x IN (NULL)` matches nothing)."""
+    return ", ".join("?" * len(values)) if len(values) else "NULL"
+
+
+# Longest explicit list one statement binds (SQLite allows 32,766 variables, PostgreSQL 65,535).
+MAX_LIST = 10_000
+
+
+def chunks(values: Iterable[Any], size: int = MAX_LIST) -> Iterator[list[Any]]:
+    """Values in lists of at most `size`, for statements that take an explicit list."""
+    chunk: list[Any] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
