@@ -9,8 +9,9 @@ from typing import Any
 
 import msgspec
 
-from kaon.governance.dsr_erase import Subject, _ids
+from kaon.governance.dsr_erase import _ids
 from kaon.store.sql import Conn
+from kaon.store.subject import Subject
 
 _decode = msgspec.json.Decoder()
 

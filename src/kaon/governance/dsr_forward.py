@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from kaon import outbound
-from kaon.governance.dsr_erase import Subject
 from kaon.store.outputs import Output
+from kaon.store.subject import Subject
 
 ATTEMPTS = 3
 # Event-ingestion hosts → the host of the vendor's deletion API; any other (self-hosted, test) base is kept.

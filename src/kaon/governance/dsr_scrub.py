@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from kaon.governance.dsr_erase import Subject
 from kaon.store.outputs import Output
+from kaon.store.subject import Subject
 
 _PARTITION = re.compile(r"dt=\d{4}-\d{2}-\d{2}")
 _PART = re.compile(r"part-\d{12}-\d{12}\.(jsonl|parquet)")

@@ -21,7 +21,7 @@ import msgspec
 from kaon import outbound
 from kaon.clock import Clock, now_ms
 from kaon.governance import dsr_export
-from kaon.governance.dsr_erase import Subject, erase, find_subject
+from kaon.governance.dsr_erase import erase, find_subject
 from kaon.governance.dsr_forward import forward, supports
 from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
 from kaon.governance.dsr_scrub import scrub_files, scrub_log, scrub_postgres
@@ -30,6 +30,7 @@ from kaon.governance.dsr_suppress import suppress
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
 from kaon.store.sql import Conn
+from kaon.store.subject import Subject
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.dsr")

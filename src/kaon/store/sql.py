@@ -44,6 +44,13 @@ class Dialect:
 # Errors that mean "try the same work again" (locked, busy, out of disk, connection lost), in both dialects.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
 
+def contains_any(dialect: Dialect, expression: str, needles: list[str]) -> tuple[str, list[str]]:
+    """SQL true when a text expression holds any needle, and its parameters; `1 = 0` when there are none."""
+    if not needles:
+        return "1 = 0", []
+    return "(" + " OR ".join(dialect.contains(expression) for _ in needles) + ")", needles
+
+
 SQLITE_DIALECT = Dialect(SQLITE)
 POSTGRESQL_DIALECT = Dialect(POSTGRESQL)
 
