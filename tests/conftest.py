@@ -10,6 +10,8 @@ from support.browser import running_chromium
 from support.capture import VendorCapture
 from support.server import KaonServer
 
+pytest_plugins = ["support.stores"]
+
 
 @pytest.fixture(scope="module")
 def kaon_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     lsub = log.add_subparsers(dest="action", required=True)
     _common(lsub.add_parser("accept-epoch", help="accept a replaced log file: renumber its entries after what "
                                                  "was processed, so they are processed (kaon serve stopped)"))
+    migrate = sub.add_parser("migrate", help="bring the data store to the newest schema (serve and init do it too)")
+    _common(migrate)
+    migrate.add_argument("--check", action="store_true",
+                         help="only report the store's schema version; exit 1 when it is not the newest")
+    migrate.add_argument("--json", action="store_true", help="print one JSON object")
     quarantine = sub.add_parser("quarantine", help="list data a plan blocked, or run it through processing again")
     qsub = quarantine.add_subparsers(dest="action", required=True)
     qlist = qsub.add_parser("list", help="list quarantined batches, newest first")
@@ -139,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from kaon.commands.quarantine import run_quarantine
 
             return run_quarantine(settings, args)
+        if args.command == "migrate":
+            from kaon.commands.migrate import run_migrate
+
+            return run_migrate(settings, args)
         if args.command == "log":
             from kaon.commands.log import run_log
 

@@ -35,28 +35,6 @@ def test_catalog_counts_keyed_by_text_become_series_and_tallies(tmp_path: Path) 
     assert catalog_store.point(conn, "ws", "dp_1")["count"] == 9
 
 
-def test_counts_an_older_release_made_after_a_migration_are_added_not_replaced(tmp_path: Path) -> None:
-    path = tmp_path / "kaon.db"
-    conn = Database(DatabaseUrl.parse(f"sqlite:///{path}")).conn()
-    conn.execute("INSERT INTO catalog_points VALUES ('ws', 'dp_1', 'custom_event', 'Play', 'media')")
-    sid = conn.execute("INSERT INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
-                       " VALUES ('ws', 'dp_1', 'in_web', 'production', '[]') RETURNING id").fetchone()[0]
-    conn.execute("INSERT INTO catalog_tallies VALUES (?, 1000, 1000, 100, 900)", (sid,))
-    # An older release opens the store again and counts two more events its own way.
-    conn.executescript("""
-        CREATE TABLE catalog_counts (workspace_id TEXT NOT NULL, point_id TEXT NOT NULL, input_id TEXT NOT NULL,
-            environment TEXT NOT NULL, attributes TEXT NOT NULL, count INTEGER NOT NULL,
-            attribute_count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-            PRIMARY KEY (workspace_id, point_id, input_id, environment, attributes)) WITHOUT ROWID;
-        INSERT INTO catalog_counts VALUES ('ws', 'dp_1', 'in_web', 'production', '[]', 2, 2, 950, 960);
-    """)
-
-    Database(DatabaseUrl.parse(f"sqlite:///{path}"))
-
-    point = catalog_store.point(conn, "ws", "dp_1")
-    assert (point["count"], point["first_seen_unixtime_ms"], point["last_seen_unixtime_ms"]) == (1002, 100, 960)
-
-
 def test_profile_attributes_gain_removals_and_keep_their_values(tmp_path: Path) -> None:
     from kaon.identity.store import ProfileStore
 

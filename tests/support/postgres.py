@@ -65,7 +65,8 @@ class PostgresCluster:
 
     def start(self) -> None:
         self.run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o",
-                 f"-k {self.sockets} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off")
+                 f"-k {self.sockets} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+                 " -c max_connections=400")
 
     def stop(self) -> None:
         self.run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))

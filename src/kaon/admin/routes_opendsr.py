@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from kaon.admin.deps import READ_METHODS
 from kaon.clock import now_ms
 from kaon.governance import dsr_export
-from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
+from kaon.governance.dsr_keys import DOMAIN, SigningKey
 from kaon.governance.dsr_model import API_VERSION, REQUEST_TYPES, TOP_LEVEL, DsrError, iso, parse_submission
 from kaon.governance.dsr_store import DsrRow, DsrStore, results_url, status_body
 from kaon.settings import public_url
@@ -79,7 +79,7 @@ def _now(request: Request) -> int:
 def _keys(request: Request) -> tuple[SigningKey, Path]:
     found: tuple[SigningKey, Path] | None = getattr(request.app.state, "dsr_keys", None)
     if found is None:
-        data_dir = data_dir_of(_db(request).url.path)
+        data_dir = _db(request).data_dir
         found = (SigningKey.for_data_dir(data_dir), data_dir)
         request.app.state.dsr_keys = found
     return found

@@ -187,7 +187,7 @@ def log_dir(request: Request, db: Db) -> pathlib.Path:
     """Where `kaon serve` keeps the ingest log (set by the server; else the default beside the database)."""
     found: pathlib.Path | None = getattr(request.app.state, "log_dir", None)
     if found is None:
-        found = db.url.path.parent / "log"
+        found = db.data_dir / "log"
         if not any(found.glob("ingest-*.db")):
             raise HTTPException(503, detail={"code": "LOG_UNAVAILABLE", "message": "the ingest log directory is "
                                              "not known to this server; use `kaon quarantine replay`"})

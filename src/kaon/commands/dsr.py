@@ -10,7 +10,7 @@ import msgspec
 from kaon.clock import now_ms
 from kaon.commands.workspace import chosen_workspace
 from kaon.errors import KaonError
-from kaon.governance.dsr_keys import SigningKey, data_dir_of
+from kaon.governance.dsr_keys import SigningKey
 from kaon.governance.dsr_model import EXTENSION_DOMAIN, DsrError, iso, parse_submission
 from kaon.governance.dsr_store import DsrStore, results_url, status_body
 from kaon.settings import Settings
@@ -51,7 +51,7 @@ def run_dsr(settings: Settings, args: argparse.Namespace) -> int:
         found = store.get(args.request_id, workspace.id)
         if found is None:
             raise KaonError(f"no data subject request {args.request_id}")
-        keys = SigningKey.for_data_dir(data_dir_of(db.url.path))
+        keys = SigningKey.for_data_dir(db.data_dir)
         token = keys.link_token(found.id, found.results_expires_ms) if found.results_expires_ms else None
         print(json.dumps(status_body(found, results_url(found, token))))
         return 0

@@ -22,6 +22,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "kaon.governance.plans_store": ("plans", "plan_versions", "plan_report", "input_default_plans"),
     "kaon.governance.quarantine_store": ("quarantine",),
     "kaon.governance.consent_store": ("consent_history",),
+    "kaon.store.processes": ("processes",),
 }
 
 

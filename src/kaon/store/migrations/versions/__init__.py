@@ -1,0 +1,1 @@
+"""Numbered revisions of the main store (see kaon.store.migrations)."""
