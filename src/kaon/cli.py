@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--process-stage", choices=("process", "thread"),
                        help="run the process stage in its own OS process (default) or in a thread "
                        "(default $KAON_PROCESS_STAGE or process)")
+    serve.add_argument("--role", choices=("all", "collect", "process", "deliver"),
+                       help="what this process runs: all (default) or one role of a cluster on PostgreSQL "
+                       "(default $KAON_ROLE or all; docs/deploy.md)")
     serve.add_argument("--access-log", action="store_true", default=None,
                        help="log every request to stderr (default $KAON_ACCESS_LOG, off)")
 
@@ -127,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
                                     getattr(args, "port", None), getattr(args, "process_stage", None),
-                                    getattr(args, "access_log", None))
+                                    getattr(args, "access_log", None), getattr(args, "role", None))
         os.umask(files.UMASK)  # databases, logs and keys are private to the user running Kaon
         if args.command in ("init", "serve"):
             files.secure(settings.data_dir)

@@ -1,14 +1,13 @@
 """Input authentication: Basic parsing and the cached key table over a real config store."""
 
 import base64
-from pathlib import Path
 
 import pytest
 
 from kaon.collect.auth import Authenticator, parse_basic
 from kaon.collect.errors import CollectError
 from kaon.store.config import ConfigStore
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 
 
 def basic(text: str) -> bytes:
@@ -45,8 +44,8 @@ def test_parse_basic_refuses_other_schemes_and_garbage(value: bytes) -> None:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Database, ConfigStore, str]:
-    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+def setup(database: Database) -> tuple[Database, ConfigStore, str]:
+    db = database
     store = ConfigStore(db.conn())
     workspace = store.create_workspace("w")
     return db, store, workspace.id

@@ -1,19 +1,18 @@
 """Store units over a real SQLite database: message-id dedup windows and newest-first, filtered event paging."""
 
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from kaon.store.dedup import DedupStore
 from kaon.store.events import EventFilters, EventStore, StoredEvent
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+def db(database: Database) -> Database:
+    return database
 
 
 def test_first_sighting_within_and_after_the_window(db: Database) -> None:

@@ -1,17 +1,16 @@
 """Hourly counters read back in pages: every (hour, input) row once, whole, in order, whatever the page size."""
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from kaon.store.metrics import HOUR_MS, CounterKey, MetricsStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> MetricsStore:
-    db = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+def store(database: Database) -> MetricsStore:
+    db = database
     counts: Counter[CounterKey] = Counter()
     for hour in range(4):
         for input_id in ("in_a", "in_b", "in_c"):
@@ -68,8 +67,8 @@ def test_reasons_page_by_hour_input_and_reason(store: MetricsStore) -> None:
     assert seen == whole
 
 
-def test_rejections_page_newest_first(tmp_path: Path) -> None:
-    store = MetricsStore(Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}")).conn())
+def test_rejections_page_newest_first(database: Database) -> None:
+    store = MetricsStore(database.conn())
     for n in range(5):
         store.record_rejection(workspace_id="ws", input_id="in", received_ms=n, status=400, code=f"C{n}",
                                message="m", count=1, body=None)
@@ -78,9 +77,9 @@ def test_rejections_page_newest_first(tmp_path: Path) -> None:
     assert [r["code"] for r in store.rejections("ws", 10, after=int(first[-1]["id"]))] == ["C2", "C1", "C0"]
 
 
-def test_rejection_records_are_capped_per_workspace_and_for_none_oldest_dropped(tmp_path: Path) -> None:
+def test_rejection_records_are_capped_per_workspace_and_for_none_oldest_dropped(database: Database) -> None:
     from kaon.store.metrics import PRUNE_EVERY
-    conn = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'capped.db'}")).conn()
+    conn = database.conn()
     store = MetricsStore(conn, rejections_kept=50)
     for index in range(1000):
         owner = None if index % 2 else "ws"
@@ -94,8 +93,8 @@ def test_rejection_records_are_capped_per_workspace_and_for_none_oldest_dropped(
             assert {r["message"] for r in rows}.isdisjoint({"n0", "n2"})
 
 
-def test_a_workspace_sees_only_its_own_rejections_unless_operator(tmp_path: Path) -> None:
-    conn = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'owned.db'}")).conn()
+def test_a_workspace_sees_only_its_own_rejections_unless_operator(database: Database) -> None:
+    conn = database.conn()
     store = MetricsStore(conn)
     for owner in ("ws", "other", None):
         store.record_rejection(workspace_id=owner, input_id=None, received_ms=1, status=400, code="X",

@@ -1,22 +1,21 @@
 """Outputs and connections in the config store: settings validated by the destination, references checked."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
 
 from kaon.errors import Conflict, NotFound
 from kaon.store.config import ConfigStore
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from kaon.store.outputs import OutputStore
 
 HOOK = {"base_url": "https://example.com/hook"}
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    yield Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+def db(database: Database) -> Iterator[Database]:
+    yield database
 
 
 def a_workspace(db: Database, name: str = "main") -> tuple[OutputStore, str]:

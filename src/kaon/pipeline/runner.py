@@ -34,8 +34,11 @@ class ProcessStage:
         clock: Clock = now_ms,
         on_committed: Callable[[str, int], None] | None = None,
         chores: Sequence[Chore] = (),
+        partitions: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.db = db
+        # Which partitions to read: all the reader has (one stage), or those this worker holds leases on.
+        self.partitions = partitions or reader.partitions
         self.chores = list(chores)
         self._chores_at = 0
         self.reader = reader
@@ -64,7 +67,7 @@ class ProcessStage:
         conn = self.db.conn()
         offsets = OffsetStore(conn)
         done = 0
-        for partition in self.reader.partitions():
+        for partition in self.partitions():
             after = offsets.get(partition)
             entries = self.reader.read(partition, after, self.slice_size)
             if not entries:
@@ -87,7 +90,7 @@ class ProcessStage:
         with transaction(conn):
             # Claim inside the write transaction: another stage (an old process still exiting, or a second
             # worker) may have applied some of these entries since we read them.
-            committed = OffsetStore(conn).get(partition)
+            committed = OffsetStore(conn).claim(partition)
             entries = [e for e in entries if e.seq > committed]
             if not entries:
                 return
@@ -109,7 +112,7 @@ class ProcessStage:
             failure = f"{type(error).__name__}: {error}"
         entry = stored.entry
         with transaction(conn):
-            if OffsetStore(conn).get(partition) >= stored.seq:
+            if OffsetStore(conn).claim(partition) >= stored.seq:
                 return
             work = Slice(tx=conn, entries=[stored], now_ms=self.clock())
             work.count(stored, "rejected", 1, "PROCESS_FAILED")
