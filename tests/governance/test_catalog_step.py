@@ -19,6 +19,7 @@ from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.steps import default_steps
 from kaon.pipeline.work import Slice
 from kaon.store.db import Database, DatabaseUrl
+from kaon.store.sql import Conn, Dialect
 from kaon.store.tx import transaction
 
 WS = "ws_cat"
@@ -155,9 +156,13 @@ def test_forget_values_removes_truncated_examples_of_a_long_value(world: World) 
 class CountingConnection:
     """A connection that counts the statements it is asked to run (executemany counts once)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.calls: list[str] = []
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.conn.dialect
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
         self.calls.append(sql)
@@ -184,10 +189,11 @@ def test_a_slice_is_written_with_a_few_statements_whatever_its_size(world: World
     # added and read back, their tallies started); the tallies added to; the types (read, then the new ones
     # added); the examples: eleven statements for 500 events.
     assert [sql.split()[0:3] for sql in counting.calls] == [
-        ["SELECT", "workspace_id,", "point_id,"], ["SELECT", "point_id", "FROM"], ["INSERT", "OR", "IGNORE"],
-        ["SELECT", "id,", "point_id,"], ["INSERT", "OR", "IGNORE"], ["SELECT", "id,", "point_id,"],
-        ["INSERT", "OR", "IGNORE"], ["UPDATE", "catalog_tallies", "SET"],
-        ["SELECT", "point_id,", "input_id,"], ["INSERT", "INTO", "catalog_types"], ["INSERT", "OR", "IGNORE"]]
+        ["SELECT", "workspace_id,", "point_id,"], ["SELECT", "point_id", "FROM"], ["INSERT", "INTO", "catalog_points"],
+        ["SELECT", "id,", "point_id,"], ["INSERT", "INTO", "catalog_series"], ["SELECT", "id,", "point_id,"],
+        ["INSERT", "INTO", "catalog_tallies"], ["UPDATE", "catalog_tallies", "SET"],
+        ["SELECT", "point_id,", "input_id,"], ["INSERT", "INTO", "catalog_types"],
+        ["INSERT", "INTO", "catalog_examples"]]
     assert catalog_store.point(conn, WS, PLAY)["count"] == 500
     # The next slice confirms what the first one added (one read each for points, series and types); from then
     # on, with nothing new, a slice adds to the tallies with one statement (`plan` has one value, already shown).

@@ -11,14 +11,13 @@ from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.webhook import event_json
 from kaon.governance.consent import (
     SETTING,
-    ConsentHistory,
-    Source,
     check_rule_purposes,
     consent_changes,
     load_settings,
     parse_settings,
     purposes_in_use,
 )
+from kaon.governance.consent_store import ConsentHistory, Source
 from kaon.governance.dsr_erase import erase, find_subject
 from kaon.identity.merge import merge, unmerge
 from kaon.identity.store import ProfileStore

@@ -30,7 +30,6 @@ PENDING: dict[str, set[str]] = {
         "output_stats",
         "outputs",
     },
-    "kaon.governance.consent": {"connections", "consent_history"},
     "kaon.governance.dsr_erase": {
         "alias_requests",
         "batches",
@@ -50,16 +49,11 @@ PENDING: dict[str, set[str]] = {
         "rejections",
     },
     "kaon.governance.dsr_export": {"consent_history", "events", "identities", "profile_attributes", "profiles"},
-    "kaon.governance.dsr_suppress": {"suppressed_identities"},
-    "kaon.governance.dsr_worker": {"dsr_callbacks", "dsr_progress", "dsr_requests"},
-    "kaon.governance.quarantine": {"quarantine"},
     "kaon.identity.alias": {"alias_requests", "events"},
     "kaon.identity.merge": {"events", "identities", "merges", "profile_attributes", "profiles"},
     "kaon.identity.views": {"merges"},
     "kaon.pipeline.fanout": {"delivery_drops", "delivery_jobs", "delivery_pending", "output_stats"},
     "kaon.pipeline.plans": {"message_ids"},
-    "kaon.store.config": {"input_default_plans", "plan_versions", "plans"},
-    "kaon.store.outputs": {"inputs"},
 }
 
 

@@ -10,7 +10,8 @@ from kaon.admin.deps import Db, Workspace
 from kaon.admin.errors import CONFLICT
 from kaon.admin.paging import Paging
 from kaon.admin.schemas_profiles import ConsentRecord, ConsentSettings, ProfileConsent
-from kaon.governance.consent import SETTING, ConsentHistory, load_settings, parse_settings, purposes_in_use
+from kaon.governance.consent import SETTING, load_settings, parse_settings, purposes_in_use
+from kaon.governance.consent_store import ConsentHistory
 from kaon.identity.store import ProfileStore
 from kaon.store.config import ConfigStore
 

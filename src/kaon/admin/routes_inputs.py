@@ -7,6 +7,7 @@ from kaon.admin.errors import CONFLICT
 from kaon.admin.paging import Paging
 from kaon.admin.schemas import InputCreate, InputCreated, InputOut, InputPatch, Inputs
 from kaon.errors import Conflict, NotFound
+from kaon.governance.plans_store import PlanStore
 from kaon.store.config import ConfigStore, Input
 
 router = APIRouter(tags=["inputs"])
@@ -26,7 +27,7 @@ def _created(item: Input, secret: str | None) -> InputCreated:
 def list_inputs(db: Db, sealer: SealerDep, workspace_id: Workspace, page: Paging) -> Inputs:
     """Oldest first."""
     store = ConfigStore(db.conn(), sealer)
-    plans = store.default_plans(workspace_id)
+    plans = PlanStore(db.conn(), workspace_id).default_plans()
     rows = store.inputs_page(workspace_id, page.limit + 1, page.after(int, str))
     shown, next_cursor = page.take(rows, lambda item: (item.created_ms, item.id))
     return Inputs(inputs=[_out(item, plans) for item in shown], next_cursor=next_cursor)
@@ -48,7 +49,7 @@ def create_input(body: InputCreate, db: Db, sealer: SealerDep, workspace_id: Wor
 def get_input(input_id: str, db: Db, sealer: SealerDep, workspace_id: Workspace) -> InputOut:
     store = ConfigStore(db.conn(), sealer)
     try:
-        return _out(store.input(input_id, workspace_id), store.default_plans(workspace_id))
+        return _out(store.input(input_id, workspace_id), PlanStore(db.conn(), workspace_id).default_plans())
     except NotFound as error:
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": str(error)}) from None
 
@@ -67,12 +68,13 @@ def patch_input(input_id: str, body: InputPatch, db: Db, sealer: SealerDep, work
         raise HTTPException(404, detail={"code": "NOT_FOUND", "message": str(error)}) from None
     if "default_plan_id" in given:
         try:
-            store.set_default_plan(input_id, body.default_plan_id, body.default_plan_version, workspace_id)
+            PlanStore(db.conn(), workspace_id).set_default_plan(input_id, body.default_plan_id,
+                                                             body.default_plan_version)
         except NotFound as error:
             raise HTTPException(400, detail={"code": "UNKNOWN_PLAN", "message": str(error)}) from None
     if body.enabled is not None:
         item = store.set_enabled(input_id, body.enabled, workspace_id)
-    return _out(item, store.default_plans(workspace_id))
+    return _out(item, PlanStore(db.conn(), workspace_id).default_plans())
 
 
 @router.post("/inputs/{input_id}/rotate-secret", response_model=InputCreated)

@@ -18,32 +18,37 @@ import msgspec
 from kaon.errors import NotFound
 from kaon.governance.catalog_aggregate import Bucket, CatalogAggregate, PointState, packed_bits, unpack
 from kaon.governance.catalog_values import MAX_EXAMPLES, TRUNCATED, types_of
-from kaon.store.sql import Conn
+from kaon.store.sql import Conn, Dialect, chunks, contains_any, marks
+from kaon.store.subject import Subject
 
 _ADD_POINT = (
-    "INSERT OR IGNORE INTO catalog_points (workspace_id, point_id, point_type, name, custom_event_type)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO catalog_points (workspace_id, point_id, point_type, name, custom_event_type)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, point_id) DO NOTHING"
 )
 _ADD_SERIES = (
-    # OR IGNORE: another process stage may have added it since this one read (it is read back either way).
-    "INSERT OR IGNORE INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
-    " VALUES (?, ?, ?, ?, ?)"
+    # DO NOTHING: another process stage may have added it since this one read (it is read back either way).
+    "INSERT INTO catalog_series (workspace_id, point_id, input_id, environment, attributes)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, point_id, input_id, environment, attributes) DO NOTHING"
 )
 _NEVER = 2**63 - 1  # a new tally's first seen, before its first addition
 _NEW_TALLY = (
-    "INSERT OR IGNORE INTO catalog_tallies (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
-    f" VALUES (?, 0, 0, {_NEVER}, 0)"
+    "INSERT INTO catalog_tallies (series_id, count, attribute_count, first_seen_ms, last_seen_ms)"
+    f" VALUES (?, 0, 0, {_NEVER}, 0) ON CONFLICT (series_id) DO NOTHING"
 )
-_ADD_TALLY = (
-    "UPDATE catalog_tallies SET count = count + ?, attribute_count = attribute_count + ?,"
-    " first_seen_ms = min(first_seen_ms, ?), last_seen_ms = max(last_seen_ms, ?) WHERE series_id = ?"
-)
+
+
+def _add_tally(dialect: Dialect) -> str:
+    return ("UPDATE catalog_tallies SET count = count + ?, attribute_count = attribute_count + ?,"
+            f" first_seen_ms = {dialect.least('first_seen_ms', '?')},"
+            f" last_seen_ms = {dialect.greatest('last_seen_ms', '?')} WHERE series_id = ?")
+
+
 # (workspace, point id, input, environment, attribute names as stored)
 SeriesKey = tuple[str, str, str, str, str]
 _ADD_TYPES = (
     "INSERT INTO catalog_types (workspace_id, point_id, input_id, environment, attribute, types)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, point_id, input_id, environment, attribute)"
-    " DO UPDATE SET types = types | excluded.types"
+    " DO UPDATE SET types = catalog_types.types | excluded.types"
 )
 _encode_names = msgspec.json.Encoder().encode
 _decode_names = msgspec.json.Decoder(list[str]).decode
@@ -52,10 +57,12 @@ _CACHE_LIMIT = 1_000_000  # entries in the type cache: past it, the cache is dro
 _names_json: dict[tuple[str, ...], str] = {}
 
 # Only while the attribute has fewer than MAX_EXAMPLES examples; the same value twice is one example.
+# Parameters: workspace, point id, attribute, value, seen_ms, then workspace, point id, attribute again.
 _ADD_EXAMPLE = (
-    "INSERT OR IGNORE INTO catalog_examples (workspace_id, point_id, attribute, value, seen_ms)"
-    " SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT COUNT(*) FROM catalog_examples"
-    f" WHERE workspace_id = ?1 AND point_id = ?2 AND attribute = ?3) < {MAX_EXAMPLES}"
+    "INSERT INTO catalog_examples (workspace_id, point_id, attribute, value, seen_ms)"
+    " SELECT ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM catalog_examples"
+    f" WHERE workspace_id = ? AND point_id = ? AND attribute = ?) < {MAX_EXAMPLES}"
+    " ON CONFLICT (workspace_id, point_id, attribute, value) DO NOTHING"
 )
 
 
@@ -141,14 +148,15 @@ def write(conn: Conn, aggregate: CatalogAggregate, known: Known | None = None) -
             tallies.extend((0, n, first, last, sid) for sid in series[1:])
         else:
             tallies.append((n, n, first, last, series[0]))
-    if conn.executemany(_ADD_TALLY, tallies).rowcount != len(tallies):
+    if conn.executemany(_add_tally(conn.dialect), tallies).rowcount != len(tallies):
         # A series this process had read is gone (nothing deletes them today): forget every cached id and fail
         # the slice; the runner retries it, and the retry reads (or adds) the series again.
         aggregate.forget_series()
         raise RuntimeError("catalog tallies missing for cached series; series ids re-read on retry")
     if typed:
         _write_types(conn, known, typed)
-    examples = [(p.workspace_id, p.pid, name, value, ms) for p in aggregate.examined for name, value, ms, _ in p.new]
+    examples = [(p.workspace_id, p.pid, name, value, ms, p.workspace_id, p.pid, name)
+                for p in aggregate.examined for name, value, ms, _ in p.new]
     if examples:
         conn.executemany(_ADD_EXAMPLE, examples)
 
@@ -225,12 +233,9 @@ def _rows_of_points(conn: Conn, columns: str, table: str,
     for workspace_id, pid in keys:
         by_workspace.setdefault(workspace_id, set()).add(pid)
     for workspace_id, pids in by_workspace.items():
-        ids = sorted(pids)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            for row in conn.execute(f"SELECT {columns} FROM {table}"
-                                    f" WHERE workspace_id = ? AND point_id IN ({','.join('?' * len(chunk))})",
-                                    [workspace_id, *chunk]):
+        for chunk in chunks(sorted(pids), _CHUNK):
+            for row in conn.execute(f"SELECT {columns} FROM {table} WHERE workspace_id = ? AND point_id IN"
+                                    f" ({marks(chunk)})", [workspace_id, *chunk]):
                 yield workspace_id, row
 
 
@@ -260,12 +265,26 @@ def forget_values(conn: Conn, workspace_id: str, values: set[str]) -> int:
     """
     removed = 0
     for value in sorted(v for v in values if v):
+        # A truncated example's kept start: all but its last character (the TRUNCATED mark).
+        kept = "substr(value, 1, length(value) - 1)"
         removed += conn.execute(
-            "DELETE FROM catalog_examples WHERE workspace_id = ?1 AND (instr(value, ?2) > 0"
-            f" OR (substr(value, -1) = '{TRUNCATED}' AND instr(?2, substr(value, 1, length(value) - 1)) = 1))",
-            (workspace_id, value),
+            f"DELETE FROM catalog_examples WHERE workspace_id = ? AND ({conn.dialect.contains('value')}"
+            f" OR (substr(value, length(value), 1) = '{TRUNCATED}' AND substr(?, 1, length(value) - 1) = {kept}))",
+            (workspace_id, value, value),
         ).rowcount
     return removed
+
+
+def erase_subject(conn: Conn, subject: Subject) -> dict[str, int]:
+    """Delete the person's example values: those equal to one of their values (identities, attributes, mpids)
+    or holding one of their identity values as a JSON string."""
+    ws = subject.workspace_id
+    match, args = contains_any(conn.dialect, "lower(value)", subject.needles())
+    erased = conn.execute(f"DELETE FROM catalog_examples WHERE workspace_id = ? AND {match}", (ws, *args)).rowcount
+    for chunk in chunks(sorted(subject.all_values())):
+        erased += conn.execute(f"DELETE FROM catalog_examples WHERE workspace_id = ? AND value IN ({marks(chunk)})",
+                               (ws, *chunk)).rowcount
+    return {"catalog_examples": erased}
 
 
 def _filters(input_id: str | None, environment: str | None) -> tuple[str, list[object]]:

@@ -1,21 +1,23 @@
 """Consent: the workspace's GDPR purposes (settings) and every profile's consent history.
 
 The profile's `consent` column is the current state (per regulation and purpose, the record with the newest
-`timestamp_unixtime_ms` wins). `consent_history` keeps every distinct record a batch carried, older ones
-included, so what was consented to, when and where, can be shown and audited. An identical record sent again
-(the web SDK repeats its consent state on every upload) is not appended twice.
+`timestamp_unixtime_ms` wins). `consent_history` (kept by `kaon.governance.consent_store`) keeps every distinct
+record a batch carried, older ones included, so what was consented to, when and where, can be shown and audited.
+An identical record sent again (the web SDK repeats its consent state on every upload) is not appended twice.
 
 Purposes: until the workspace saves its purpose list (`PUT /api/v1/settings/consent`) nothing is checked;
 once saved, a connection's consent rule may only name listed purposes, and batches carrying other purposes
 are still stored but counted (`consent_unknown_purpose`, reason = the purpose).
 """
 
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from kaon.errors import NotFound
+
+# Re-exported: kaon.identity.merge still imports it from here.
+from kaon.governance.consent_store import ConsentHistory as ConsentHistory  # noqa: PLC0414
 from kaon.store.config import ConfigStore
 from kaon.store.sql import Conn
 
@@ -92,26 +94,13 @@ def check_rule_purposes(conn: Conn, workspace_id: str, rules: dict[str, Any]) ->
 
 def purposes_in_use(conn: Conn, workspace_id: str) -> dict[str, list[str]]:
     """Normalised purpose → ids of the connections whose consent rule names it."""
+    from kaon.store.outputs import connection_rules  # kaon.store.outputs checks rules with this module
+
     used: dict[str, list[str]] = {}
-    for connection_id, raw in conn.execute("SELECT id, rules FROM connections WHERE workspace_id = ? ORDER BY id",
-                                           (workspace_id,)):
-        for purpose in rule_purposes(msgspec.json.decode(raw)):
-            used.setdefault(normalise_purpose(purpose), []).append(str(connection_id))
+    for connection_id, rules in connection_rules(conn, workspace_id):
+        for purpose in rule_purposes(rules):
+            used.setdefault(normalise_purpose(purpose), []).append(connection_id)
     return used
-
-
-class Source(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a consent record came from: the input, the batch's `source_request_id` and its log position."""
-
-    received_ms: int
-    input_id: str | None = None
-    source_request_id: str | None = None
-    log_partition: str | None = None
-    log_seq: int | None = None
-
-
-_COLUMNS = ("id, mpid, regulation, purpose, consented, document, timestamp_unixtime_ms, location, hardware_id,"
-            " received_ms, input_id, source_request_id, log_partition, log_seq, batch_id")
 
 
 # mParticle's system notification per regulation (on the outbound batch when a batch changes a profile's consent).
@@ -142,74 +131,3 @@ def consent_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, 
 
 def _notified(regulation: str, record: dict[str, Any]) -> dict[str, Any]:
     return {"regulation": regulation, **{name: record.get(name) for name in _RECORD_FIELDS}}
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-class ConsentHistory:
-    def __init__(self, conn: Conn, workspace_id: str) -> None:
-        self.conn = conn
-        self.ws = workspace_id
-
-    def append(self, mpid: int, regulation: str, purpose: str, record: dict[str, Any], source: Source) -> int | None:
-        """Append one record (unless this profile already holds the identical record); the new row's id."""
-        consented = int(bool(record.get("consented")))
-        timestamp = int(record.get("timestamp_unixtime_ms") or source.received_ms)
-        document, location, hardware = (_text(record.get(k)) for k in ("document", "location", "hardware_id"))
-        held = self.conn.execute(
-            "SELECT 1 FROM consent_history WHERE workspace_id = ? AND mpid = ? AND regulation = ? AND purpose = ?"
-            " AND timestamp_unixtime_ms = ? AND consented = ? AND document IS ? AND location IS ?"
-            " AND hardware_id IS ?",
-            (self.ws, mpid, regulation, purpose, timestamp, consented, document, location, hardware)).fetchone()
-        if held is not None:
-            return None
-        cursor = self.conn.execute(
-            "INSERT INTO consent_history (workspace_id, mpid, regulation, purpose, consented, document,"
-            " timestamp_unixtime_ms, location, hardware_id, received_ms, input_id, source_request_id,"
-            " log_partition, log_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (self.ws, mpid, regulation, purpose, consented, document, timestamp, location, hardware,
-             source.received_ms, source.input_id, source.source_request_id, source.log_partition, source.log_seq))
-        return int(cursor.fetchone()[0])
-
-    def append_state(self, mpid: int, state: dict[str, Any], source: Source) -> list[int]:
-        """Every record of a `{regulation: {purpose: record}}` state; returns the ids of those appended."""
-        ids = (self.append(mpid, regulation, purpose, record, source)
-               for regulation, purposes in state.items() for purpose, record in purposes.items())
-        return [i for i in ids if i is not None]
-
-    def set_batch(self, ids: list[int], batch_id: int) -> None:
-        """Name the stored batch the records came in (known once the batch is stored, later in the slice)."""
-        self.conn.execute("UPDATE consent_history SET batch_id = ? WHERE workspace_id = ? AND id IN"
-                          " (SELECT value FROM json_each(?))", (batch_id, self.ws, msgspec.json.encode(ids).decode()))
-
-    def history(self, mpids: Iterable[int], limit: int = -1,
-                after: tuple[int, int, int] | None = None) -> list[dict[str, Any]]:
-        """The records of these profiles, newest (by consent timestamp, then arrival) first; `after` is the
-        (timestamp_unixtime_ms, received_ms, id) of the last record shown (limit -1: all)."""
-        ids = msgspec.json.encode(sorted(set(mpids))).decode()
-        where, args = ("", ()) if after is None else (
-            " AND (timestamp_unixtime_ms, received_ms, id) < (?, ?, ?)", after)
-        rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM consent_history WHERE workspace_id = ? AND mpid IN (SELECT value FROM"
-            f" json_each(?)){where} ORDER BY timestamp_unixtime_ms DESC, received_ms DESC, id DESC LIMIT ?",
-            (self.ws, ids, *args, limit))
-        return [{"id": r[0], "mpid": str(r[1]), "regulation": r[2], "purpose": r[3], "consented": bool(r[4]),
-                 "document": r[5], "timestamp_unixtime_ms": r[6], "location": r[7], "hardware_id": r[8],
-                 "received_ms": r[9], "input_id": r[10], "source_request_id": r[11],
-                 "source": None if r[12] is None else f"{r[12]}:{r[13]}", "batch_id": r[14]} for r in rows]
-
-    def ids_of(self, mpid: int) -> list[int]:
-        return [int(r[0]) for r in self.conn.execute(
-            "SELECT id FROM consent_history WHERE workspace_id = ? AND mpid = ? ORDER BY id", (self.ws, mpid))]
-
-    def move(self, ids: list[int], from_mpid: int, to_mpid: int) -> int:
-        """Re-key these rows (still held by `from_mpid`) to `to_mpid`; returns how many moved."""
-        moved = 0
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            moved += self.conn.execute(
-                f"UPDATE consent_history SET mpid = ? WHERE workspace_id = ? AND mpid = ? AND id IN"
-                f" ({','.join('?' * len(chunk))})", (to_mpid, self.ws, from_mpid, *chunk)).rowcount
-        return moved

@@ -1,4 +1,5 @@
-"""Data subject requests in the main store: rows, status changes (one transaction each) and callbacks queued."""
+"""Data subject requests in the main store (owner of the `dsr_*` tables and `suppressed_identities`): rows,
+status changes (one transaction each), callbacks queued and sent, an erasure's progress, suppressed digests."""
 
 import hashlib
 import hmac
@@ -40,6 +41,11 @@ class DsrRow(msgspec.Struct, kw_only=True):
     summary: dict[str, Any]
 
 
+def _text(value: object) -> str:
+    """JSON for a TEXT column (bytes would be a BLOB on SQLite and refused on PostgreSQL)."""
+    return _json.encode(value).decode()
+
+
 def _row(row: tuple[Any, ...]) -> DsrRow:
     return DsrRow(
         id=row[0], workspace_id=row[1], request_type=row[2], regulation=row[3], group_id=row[4], status=row[5],
@@ -54,7 +60,7 @@ def salt(conn: Conn) -> bytes:
     """The install's key for identity digests (made on first use; the same for every process)."""
     row = conn.execute("SELECT value FROM dsr_settings WHERE name = 'digest_key'").fetchone()
     if row is None:
-        conn.execute("INSERT OR IGNORE INTO dsr_settings (name, value) VALUES ('digest_key', ?)",
+        conn.execute("INSERT INTO dsr_settings (name, value) VALUES ('digest_key', ?) ON CONFLICT (name) DO NOTHING",
                      (secrets.token_hex(32),))
         row = conn.execute("SELECT value FROM dsr_settings WHERE name = 'digest_key'").fetchone()
     return bytes.fromhex(row[0])
@@ -112,9 +118,9 @@ class DsrStore:
             f"INSERT INTO dsr_requests ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
             " NULL, '[]', '{}')",
             (submission.subject_request_id, workspace_id, submission.subject_request_type, submission.regulation,
-             submission.group_id, _json.encode(submission.identities),
-             _json.encode(sorted(submission.identities)), _json.encode(digests), fingerprint,
-             _json.encode(submission.status_callback_urls), base_url, now_ms, due_ms, expected_ms, now_ms),
+             submission.group_id, _text(submission.identities), _text(sorted(submission.identities)),
+             _text(digests), fingerprint, _text(submission.status_callback_urls), base_url, now_ms, due_ms,
+             expected_ms, now_ms),
         )
         row = self.get(submission.subject_request_id)
         assert row is not None
@@ -126,7 +132,7 @@ class DsrStore:
         columns = {"status": status, "updated_ms": now_ms, **changes}
         if status in ("completed", "cancelled"):
             columns["identities"] = {}
-        encoded = {k: _json.encode(v) if isinstance(v, (dict, list)) else v for k, v in columns.items()}
+        encoded = {k: _text(v) if isinstance(v, (dict, list)) else v for k, v in columns.items()}
         assignments = ", ".join(f"{k} = ?" for k in encoded)
         self.conn.execute(f"UPDATE dsr_requests SET {assignments} WHERE id = ?", (*encoded.values(), row.id))
         updated = self.get(row.id)
@@ -136,7 +142,7 @@ class DsrStore:
 
     def set_extensions(self, row: DsrRow, extensions: list[dict[str, Any]], now_ms: int) -> None:
         self.conn.execute("UPDATE dsr_requests SET extensions = ?, updated_ms = ? WHERE id = ?",
-                          (_json.encode(extensions), now_ms, row.id))
+                          (_text(extensions), now_ms, row.id))
 
     def _changed(self, row: DsrRow, now_ms: int, url: str | None) -> None:
         self.conn.execute("INSERT INTO dsr_status_log (request_id, status, at_ms) VALUES (?, ?, ?)",
@@ -150,6 +156,75 @@ class DsrStore:
     def history(self, request_id: str) -> list[tuple[str, int]]:
         return [(s, int(t)) for s, t in self.conn.execute(
             "SELECT status, at_ms FROM dsr_status_log WHERE request_id = ? ORDER BY id", (request_id,))]
+
+    def others_with_digests(self, row: DsrRow) -> list[str]:
+        """Ids of the workspace's other requests, erasures aside, for any of the same identities (by digest)."""
+        mine = set(row.digests)
+        return [str(r) for r, d in self.conn.execute(
+            "SELECT id, digests FROM dsr_requests WHERE workspace_id = ? AND id != ? AND request_type != 'erasure'",
+            (row.workspace_id, row.id)) if set(_decode.decode(d)) & mine]
+
+    # An erasure's progress (the person as found, what was done) between its store transaction and completion
+    def progress(self, request_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The saved subject (JSON) and summary of an erasure interrupted after its store transaction."""
+        row = self.conn.execute("SELECT subject, summary FROM dsr_progress WHERE request_id = ?",
+                                (request_id,)).fetchone()
+        if row is None:
+            return None
+        subject = row[0] if isinstance(row[0], bytes) else str(row[0]).encode()
+        return subject, _decode.decode(row[1])
+
+    def save_progress(self, request_id: str, subject: bytes, summary: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO dsr_progress (request_id, subject, summary) VALUES (?, ?, ?) ON CONFLICT (request_id)"
+            " DO UPDATE SET subject = excluded.subject, summary = excluded.summary",
+            (request_id, subject.decode(), _text(summary)))
+
+    def clear_progress(self, request_id: str) -> None:
+        self.conn.execute("DELETE FROM dsr_progress WHERE request_id = ?", (request_id,))
+
+    # Status callbacks
+    def callbacks_due(self, now_ms: int, max_attempts: int, limit: int = 100) -> list[tuple[int, str, bytes, int]]:
+        """(id, url, body, attempts) of callbacks to send now, oldest first."""
+        return [(int(i), str(u), bytes(b), int(a)) for i, u, b, a in self.conn.execute(
+            "SELECT id, url, body, attempts FROM dsr_callbacks WHERE done_ms IS NULL AND next_ms <= ? AND attempts < ?"
+            " ORDER BY id LIMIT ?", (now_ms, max_attempts, limit)).fetchall()]
+
+    def callback_sent(self, callback_id: int, attempts: int, now_ms: int, status: int | None) -> None:
+        self.conn.execute("UPDATE dsr_callbacks SET attempts = ?, done_ms = ?, last_status = ?, last_error = NULL"
+                          " WHERE id = ?", (attempts, now_ms, status, callback_id))
+
+    def callback_failed(self, callback_id: int, attempts: int, next_ms: int, status: int | None, error: str) -> None:
+        self.conn.execute("UPDATE dsr_callbacks SET attempts = ?, next_ms = ?, last_status = ?, last_error = ?"
+                          " WHERE id = ?", (attempts, next_ms, status, error, callback_id))
+
+
+# Suppressed identities (keyed digests of erased values; kaon.governance.dsr_suppress decides what to digest)
+def any_suppressed(conn: Conn, workspace_id: str, now_ms: int) -> bool:
+    return conn.execute("SELECT 1 FROM suppressed_identities WHERE workspace_id = ? AND expires_ms > ? LIMIT 1",
+                        (workspace_id, now_ms)).fetchone() is not None
+
+
+def is_digest_suppressed(conn: Conn, workspace_id: str, key: str, now_ms: int) -> bool:
+    return conn.execute("SELECT 1 FROM suppressed_identities WHERE workspace_id = ? AND digest = ? AND expires_ms > ?",
+                        (workspace_id, key, now_ms)).fetchone() is not None
+
+
+def suppress_digest(conn: Conn, workspace_id: str, key: str, identity_type: str, request_id: str, now_ms: int,
+                    until_ms: int) -> None:
+    """Suppress one digest until `until_ms` (a suppression already lasting longer keeps its end)."""
+    expires = conn.dialect.greatest("suppressed_identities.expires_ms", "excluded.expires_ms")
+    conn.execute(
+        "INSERT INTO suppressed_identities (workspace_id, digest, identity_type, request_id, created_ms, expires_ms)"
+        f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, digest) DO UPDATE SET expires_ms = {expires},"
+        " request_id = excluded.request_id", (workspace_id, key, identity_type, request_id, now_ms, until_ms))
+
+
+def suppressions(conn: Conn, workspace_id: str, now_ms: int) -> list[tuple[str, str, int, int]]:
+    """(identity type, request id, created_ms, expires_ms) of the suppressions lasting now, oldest first."""
+    return [(str(t), str(r), int(c), int(e)) for t, r, c, e in conn.execute(
+        "SELECT identity_type, request_id, created_ms, expires_ms FROM suppressed_identities"
+        " WHERE workspace_id = ? AND expires_ms > ? ORDER BY created_ms", (workspace_id, now_ms))]
 
 
 def status_body(row: DsrRow, url: str | None) -> dict[str, Any]:

@@ -99,12 +99,11 @@ class DsrWorker:
         log_dir = self.data_dir / "log"
         before = find_subject(self.conn, row.workspace_id, row.identities)
         # Resumed after a crash: the main store may already be erased; the person as found then is kept.
-        saved = self.conn.execute("SELECT subject, summary FROM dsr_progress WHERE request_id = ?",
-                                  (row.id,)).fetchone()
+        saved = store.progress(row.id)
         earlier_summary: dict[str, Any] = {}
         if saved is not None:
             _merge(before, _subject.decode(saved[0]))
-            earlier_summary = msgspec.json.decode(saved[1])
+            earlier_summary = saved[1]
         summary: dict[str, Any] = {"log_entries": scrub_log(log_dir, before)}
         with transaction(self.conn):
             subject = find_subject(self.conn, row.workspace_id, row.identities)
@@ -116,11 +115,8 @@ class DsrWorker:
             for key in ("store", "suppressed"):  # what the interrupted run already did
                 if earlier_summary.get(key) and not summary[key]:
                     summary[key] = earlier_summary[key]
-            self.conn.execute("INSERT OR REPLACE INTO dsr_progress (request_id, subject, summary) VALUES (?, ?, ?)",
-                              (row.id, _json.encode(subject).decode(), _json.encode(summary).decode()))
-            earlier = [r for (r, d) in self.conn.execute(
-                "SELECT id, digests FROM dsr_requests WHERE workspace_id = ? AND id != ? AND request_type != 'erasure'",
-                (row.workspace_id, row.id)) if set(msgspec.json.decode(d)) & set(row.digests)]
+            store.save_progress(row.id, _json.encode(subject), summary)
+            earlier = store.others_with_digests(row)
         for request_id in earlier:
             dsr_export.remove(self.data_dir, request_id)  # an earlier access export of this person
         outputs = OutputStore(self.conn, row.workspace_id).outputs()
@@ -145,7 +141,7 @@ class DsrWorker:
             current = store.get(row.id)
             assert current is not None
             store.set_status(current, "completed", self.clock(), extensions=extensions, summary=summary)
-            self.conn.execute("DELETE FROM dsr_progress WHERE request_id = ?", (row.id,))
+            store.clear_progress(row.id)
 
     def _export(self, row: DsrRow) -> None:
         store = DsrStore(self.conn)
@@ -163,13 +159,9 @@ class DsrWorker:
 
     # Callbacks
     def send_callbacks(self) -> int:
-        now = self.clock()
-        due = self.conn.execute(
-            "SELECT id, url, body, attempts FROM dsr_callbacks WHERE done_ms IS NULL AND next_ms <= ? AND attempts < ?"
-            " ORDER BY id LIMIT 100", (now, CALLBACK_ATTEMPTS)).fetchall()
+        store = DsrStore(self.conn)
         sent = 0
-        for callback_id, url, stored, attempts in due:
-            body = bytes(stored)
+        for callback_id, url, body, attempts in store.callbacks_due(self.clock(), CALLBACK_ATTEMPTS):
             headers = {"Content-Type": "application/json", "X-OpenDSR-Processor-Domain": DOMAIN,
                        "X-OpenDSR-Signature": self.keys.sign(body)}
             status: int | None = None
@@ -181,12 +173,10 @@ class DsrWorker:
             attempt = attempts + 1
             if not error:
                 sent += 1
-                self.conn.execute("UPDATE dsr_callbacks SET attempts = ?, done_ms = ?, last_status = ?,"
-                                  " last_error = NULL WHERE id = ?", (attempt, self.clock(), status, callback_id))
+                store.callback_sent(callback_id, attempt, self.clock(), status)
                 continue
             delay_ms = int(min(self.callback_base_s * 2 ** attempts, CALLBACK_CAP_S) * 1000)
-            self.conn.execute("UPDATE dsr_callbacks SET attempts = ?, next_ms = ?, last_status = ?, last_error = ?"
-                              " WHERE id = ?", (attempt, self.clock() + delay_ms, status, error, callback_id))
+            store.callback_failed(callback_id, attempt, self.clock() + delay_ms, status, error)
         return sent
 
 

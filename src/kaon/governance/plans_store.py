@@ -1,4 +1,5 @@
-"""Data plans in the config store: plans, their versions (document + blocking), activation, the plan report."""
+"""Data plans (owner of `plans`, `plan_versions`, `plan_report`, `input_default_plans`): plans, their versions
+(document + blocking), activation, inputs' default plans, the plan report."""
 
 from collections import Counter
 from datetime import UTC, datetime
@@ -9,7 +10,8 @@ import msgspec
 from kaon.clock import now_ms
 from kaon.errors import Conflict, NotFound
 from kaon.governance.plans_document import Blocking, PlanIn, VersionIn
-from kaon.store.sql import Conn
+from kaon.store.config import ConfigStore
+from kaon.store.sql import Conn, marks
 from kaon.store.tx import transaction
 
 _json = msgspec.json.Encoder()
@@ -34,6 +36,11 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _limit(limit: int) -> tuple[str, tuple[int, ...]]:
+    """A `LIMIT ?` clause and its parameter; none for -1 (all rows: PostgreSQL refuses a negative limit)."""
+    return (" LIMIT ?", (limit,)) if limit >= 0 else ("", ())
+
+
 def environments_for(batch_environment: str) -> tuple[str, ...]:
     """Activations that apply to a batch: a development batch also follows a version active in production."""
     return ("development", "production") if batch_environment == "development" else ("production",)
@@ -47,9 +54,10 @@ class PlanStore:
     # Reading
     def plan_ids(self, limit: int = -1, after: str | None = None) -> list[str]:
         """In id order; `after` is the last id shown (limit -1: all)."""
+        limited, bound = _limit(limit)
         return [r[0] for r in self.conn.execute(
-            "SELECT plan_id FROM plans WHERE workspace_id = ? AND plan_id > ? ORDER BY plan_id LIMIT ?",
-            (self.ws, "" if after is None else after, limit))]
+            f"SELECT plan_id FROM plans WHERE workspace_id = ? AND plan_id > ? ORDER BY plan_id{limited}",
+            (self.ws, "" if after is None else after, *bound))]
 
     def plan(self, plan_id: str) -> dict[str, Any]:
         """The plan document as mParticle shows it, with every version."""
@@ -78,7 +86,7 @@ class PlanStore:
             envs = environments_for(environment)
             row = self.conn.execute(
                 f"SELECT {columns} FROM plan_versions WHERE workspace_id = ? AND plan_id = ?"
-                f" AND activated_environment IN ({','.join('?' * len(envs))}) ORDER BY version DESC LIMIT 1",
+                f" AND activated_environment IN ({marks(envs)}) ORDER BY version DESC LIMIT 1",
                 (self.ws, plan_id, *envs)).fetchone()
         if row is None:
             return None
@@ -147,6 +155,37 @@ class PlanStore:
                                  (self.ws, plan_id)).fetchone():
             raise NotFound(f"data plan {plan_id!r} not found")
 
+    # Default plans: applied to an input's batches that name no plan (kaon.pipeline.plans)
+    def default_plans(self) -> dict[str, tuple[str, int | None]]:
+        """input id → (plan id, version or None for the latest active one)."""
+        return {str(i): (str(p), None if v is None else int(v)) for i, p, v in self.conn.execute(
+            "SELECT input_id, plan_id, plan_version FROM input_default_plans WHERE workspace_id = ?",
+            (self.ws,))}
+
+    def set_default_plan(self, input_id: str, plan_id: str | None, version: int | None) -> None:
+        """Name (or with None, clear) the input's default plan; the input, plan (and version) must exist."""
+        config = ConfigStore(self.conn)
+        with transaction(self.conn):
+            config.input(input_id, self.ws)
+            if plan_id is None:
+                self.conn.execute("DELETE FROM input_default_plans WHERE input_id = ?", (input_id,))
+            else:
+                if version is None:
+                    known = self.conn.execute("SELECT 1 FROM plans WHERE workspace_id = ? AND plan_id = ?",
+                                              (self.ws, plan_id)).fetchone()
+                else:
+                    known = self.conn.execute(
+                        "SELECT 1 FROM plan_versions WHERE workspace_id = ? AND plan_id = ? AND version = ?",
+                        (self.ws, plan_id, version)).fetchone()
+                if known is None:
+                    raise NotFound(f"data plan {plan_id!r}" + ("" if version is None else f" version {version}")
+                                   + " not found")
+                self.conn.execute(
+                    "INSERT INTO input_default_plans (input_id, workspace_id, plan_id, plan_version)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (input_id) DO UPDATE SET plan_id = excluded.plan_id,"
+                    " plan_version = excluded.plan_version", (input_id, self.ws, plan_id, version))
+            config.bump_version()
+
     # The plan report
     def report(self, plan_id: str, since_ms: int, until_ms: int | None = None, *,
                after: tuple[int, int, str, str] | None = None, limit: int = -1) -> list[dict[str, Any]]:
@@ -160,10 +199,11 @@ class PlanStore:
         if after is not None:
             where += " AND (hour_ms, version, data_point, violation) > (?, ?, ?, ?)"
             args.extend(after)
+        limited, bound = _limit(limit)
         rows = self.conn.execute(
             "SELECT hour_ms, version, data_point, violation, count FROM plan_report WHERE workspace_id = ?"
-            f" AND plan_id = ? AND hour_ms >= ?{where} ORDER BY hour_ms, version, data_point, violation LIMIT ?",
-            (self.ws, plan_id, since_ms, *args, limit))
+            f" AND plan_id = ? AND hour_ms >= ?{where} ORDER BY hour_ms, version, data_point, violation{limited}",
+            (self.ws, plan_id, since_ms, *args, *bound))
         return [{"hour_start_unixtime_ms": h, "version": v, "data_point": d, "violation": t, "count": c}
                 for h, v, d, t, c in rows]
 
@@ -172,5 +212,5 @@ def add_report(conn: Conn, counts: Counter[ReportKey]) -> None:
     conn.executemany(
         "INSERT INTO plan_report (workspace_id, plan_id, version, data_point, violation, hour_ms, count)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, plan_id, hour_ms, version, data_point, violation)"
-        " DO UPDATE SET count = count + excluded.count",
+        " DO UPDATE SET count = plan_report.count + excluded.count",
         [(*key, n) for key, n in counts.items() if n])

@@ -8,13 +8,13 @@ row replayed twice (two requests, or a crash before the request was recorded) is
 of that partition, which no client can write to, are honoured as replays.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from kaon.clock import now_ms
+from kaon.governance import quarantine_store
 from kaon.log.base import KIND_MPARTICLE_BATCH, LogEntry
 from kaon.log.sqlite import SqliteLogWriter
 from kaon.model import mparticle
@@ -28,24 +28,18 @@ REPLAY_PREFIX = "kaon-quarantine:"
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 _blocked = msgspec.json.Decoder(list[int])
-_COLUMNS = ("id, input_id, plan_id, plan_version, received_ms, quarantined_ms, reasons, blocked_events, batch,"
-            " replay_requested_ms")
 
 
 def add(conn: Conn, *, workspace_id: str, input_id: str, plan_id: str, plan_version: int,
         received_ms: int, now: int, reasons: list[dict[str, Any]], blocked_events: list[int], batch: bytes) -> int:
-    cursor = conn.execute(
-        "INSERT INTO quarantine (workspace_id, input_id, plan_id, plan_version, received_ms, quarantined_ms,"
-        " reasons, blocked_events, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (workspace_id, input_id, plan_id, plan_version, received_ms, now, _json.encode(reasons).decode(),
-         _json.encode(blocked_events).decode(), batch))
-    return int(cursor.fetchone()[0])
+    return quarantine_store.add(conn, workspace_id=workspace_id, input_id=input_id, plan_id=plan_id,
+                                plan_version=plan_version, received_ms=received_ms, now=now, reasons=reasons,
+                                blocked_events=blocked_events, batch=batch)
 
 
 def take(conn: Conn, workspace_id: str, quarantine_id: int) -> bool:
     """Remove a row whose replay is being applied; False when it was already applied (or never existed)."""
-    cursor = conn.execute("DELETE FROM quarantine WHERE id = ? AND workspace_id = ?", (quarantine_id, workspace_id))
-    return cursor.rowcount == 1
+    return quarantine_store.take(conn, workspace_id, quarantine_id)
 
 
 def replay_id(batch: Batch, partition: str) -> int | None:
@@ -83,28 +77,12 @@ class QuarantineStore:
 
     def page(self, limit: int, cursor: int | None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; the cursor is the last id seen."""
-        rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM quarantine WHERE workspace_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-            (self.ws, cursor if cursor is not None else 2**63 - 1, limit + 1)).fetchall()
+        rows = quarantine_store.page(self.conn, self.ws, limit + 1, cursor)
         entries = [_entry(r) for r in rows[:limit]]
         return entries, str(rows[limit - 1][0]) if len(rows) > limit else None
 
     def count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM quarantine WHERE workspace_id = ?",
-                                     (self.ws,)).fetchone()[0])
-
-    def _chunks(self, ids: list[int] | None) -> Iterator[list[tuple[Any, ...]]]:
-        select = "SELECT id, input_id, received_ms, blocked_events, batch FROM quarantine WHERE workspace_id = ?"
-        if ids is not None:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                yield self.conn.execute(f"{select} AND id IN ({','.join('?' * len(chunk))}) ORDER BY id",
-                                        (self.ws, *chunk)).fetchall()
-            return
-        after = 0
-        while rows := self.conn.execute(f"{select} AND id > ? ORDER BY id LIMIT 500", (self.ws, after)).fetchall():
-            yield rows
-            after = rows[-1][0]
+        return quarantine_store.count(self.conn, self.ws)
 
     def replay(self, log_dir: Path, ids: list[int] | None) -> list[int]:
         """Append replays of these rows (None: every row) to the log; returns the ids queued."""
@@ -113,7 +91,7 @@ class QuarantineStore:
         try:
             # This partition has no long-lived writer: drop what the process stage has already applied.
             writer.truncate(OffsetStore(self.conn).get(REPLAY_PARTITION))
-            for rows in self._chunks(ids):
+            for rows in quarantine_store.for_replay(self.conn, self.ws, ids):
                 if not rows:
                     continue
                 writer.append([
@@ -122,8 +100,7 @@ class QuarantineStore:
                     for qid, input_id, received, blocked, batch in rows])
                 done = [int(r[0]) for r in rows]
                 with transaction(self.conn):
-                    self.conn.executemany("UPDATE quarantine SET replay_requested_ms = ? WHERE id = ?",
-                                          [(now_ms(), i) for i in done])
+                    quarantine_store.mark_replay_requested(self.conn, done, now_ms())
                 queued.extend(done)
         finally:
             writer.close()

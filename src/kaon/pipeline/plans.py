@@ -14,7 +14,6 @@ from kaon.governance.plans_store import ActiveVersion, PlanStore, ReportKey, add
 from kaon.governance.plans_validate import CompiledPlan, Finding, check_batch, compile_plan
 from kaon.model.identities import DEVICE_IDENTITY_TYPES, idsync_name
 from kaon.pipeline.work import Slice, WorkBatch
-from kaon.store.config import ConfigStore
 from kaon.store.metrics import hour_of
 
 _encoder = msgspec.json.Encoder()
@@ -68,7 +67,7 @@ class ApplyPlans:
                 plan_id, plan_version = plan_ref.plan_id, plan_ref.plan_version
             else:  # the input's default plan, if it has one
                 if item.workspace_id not in defaults:
-                    defaults[item.workspace_id] = ConfigStore(work.tx).default_plans(item.workspace_id)
+                    defaults[item.workspace_id] = PlanStore(work.tx, item.workspace_id).default_plans()
                 default = defaults[item.workspace_id].get(item.input_id)
                 if default is None:
                     continue

@@ -4,7 +4,8 @@ from typing import Any
 
 import msgspec
 
-from kaon.governance.consent import ConsentHistory, ConsentSettings, Source, consent_changes, load_settings
+from kaon.governance.consent import ConsentSettings, consent_changes, load_settings
+from kaon.governance.consent_store import ConsentHistory, Source
 from kaon.governance.dsr_suppress import is_suppressed
 from kaon.identity.extract import Identity as IdentityPair
 from kaon.identity.extract import normalise

@@ -2,7 +2,7 @@
 
 import msgspec
 
-from kaon.governance.consent import ConsentHistory
+from kaon.governance.consent_store import ConsentHistory
 from kaon.model.events import event_name
 from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.events import EventStore, StoredEvent

@@ -1,4 +1,4 @@
-"""The config store: workspaces, inputs (keys, hashed secrets) and admin tokens."""
+"""The config store (owner of `workspaces`, `inputs`, `config_version`): workspaces, inputs (keys, hashed secrets)."""
 
 import hashlib
 import hmac
@@ -127,7 +127,7 @@ class ConfigStore:
             current = self.settings(workspace_id)
             current[key] = value
             self.conn.execute("UPDATE workspaces SET settings = ? WHERE id = ?",
-                              (msgspec.json.encode(current), workspace_id))
+                              (msgspec.json.encode(current).decode(), workspace_id))
             self.bump_version()
 
     # Inputs
@@ -218,38 +218,6 @@ class ConfigStore:
             self.bump_version()
         return InputCredentials(self.input(input_id), secret)
 
-    # Default data plans: applied to an input's batches that name no plan (kaon.pipeline.plans)
-    def default_plans(self, workspace_id: str) -> dict[str, tuple[str, int | None]]:
-        """input id → (plan id, version or None for the latest active one)."""
-        return {str(i): (str(p), None if v is None else int(v)) for i, p, v in self.conn.execute(
-            "SELECT input_id, plan_id, plan_version FROM input_default_plans WHERE workspace_id = ?",
-            (workspace_id,))}
-
-    def set_default_plan(self, input_id: str, plan_id: str | None, version: int | None,
-                         workspace_id: str | None = None) -> None:
-        """Name (or with None, clear) the input's default plan; the plan (and version) must exist."""
-        with transaction(self.conn):
-            found = self.input(input_id, workspace_id)
-            if plan_id is None:
-                self.conn.execute("DELETE FROM input_default_plans WHERE input_id = ?", (input_id,))
-            else:
-                if version is None:
-                    known = self.conn.execute("SELECT 1 FROM plans WHERE workspace_id = ? AND plan_id = ?",
-                                              (found.workspace_id, plan_id)).fetchone()
-                else:
-                    known = self.conn.execute(
-                        "SELECT 1 FROM plan_versions WHERE workspace_id = ? AND plan_id = ? AND version = ?",
-                        (found.workspace_id, plan_id, version)).fetchone()
-                if known is None:
-                    raise NotFound(f"data plan {plan_id!r}" + ("" if version is None else f" version {version}")
-                                   + " not found")
-                self.conn.execute(
-                    "INSERT INTO input_default_plans (input_id, workspace_id, plan_id, plan_version)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (input_id) DO UPDATE SET plan_id = excluded.plan_id,"
-                    " plan_version = excluded.plan_version", (input_id, found.workspace_id, plan_id, version))
-            self.bump_version()
-
-    # Admin tokens
     # Admin tokens (owned by kaon.store.tokens)
     def create_admin_token(self, workspace_id: str, name: str, *, operator: bool = False) -> str:
         """A write-scoped token that does not expire (what `kaon init` hands out)."""

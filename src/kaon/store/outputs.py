@@ -12,6 +12,7 @@ from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent import check_rule_purposes
 from kaon.store import output_secrets as secrets
+from kaon.store.config import ConfigStore
 from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
@@ -67,8 +68,8 @@ def _opened(conn: Conn, name: str, stored: str | bytes, strict: bool = False) ->
         return settings
 
 
-def _stored(conn: Conn, name: str, settings: dict[str, Any]) -> bytes:
-    return _json.encode(secrets.seal(destination(name), settings, secrets.sealer_for(conn)))
+def _stored(conn: Conn, name: str, settings: dict[str, Any]) -> str:
+    return _json.encode(secrets.seal(destination(name), settings, secrets.sealer_for(conn))).decode()
 
 
 def _output(conn: Conn, row: tuple[Any, ...]) -> Output:
@@ -219,13 +220,11 @@ class OutputStore:
         connection = Connection(id=f"con_{uuid.uuid4().hex[:16]}", workspace_id=self.ws, input_id=input_id,
                                 output_id=output_id, enabled=enabled, rules=rules, created_ms=now, updated_ms=now)
         with transaction(self.conn):
-            if self.conn.execute("SELECT 1 FROM inputs WHERE workspace_id = ? AND id = ?",
-                                 (self.ws, input_id)).fetchone() is None:
-                raise NotFound(f"input {input_id} not found")
+            ConfigStore(self.conn).input(input_id, self.ws)  # NotFound unless the workspace has it
             self.output(output_id)
             self.conn.execute(f"INSERT INTO connections ({_CON}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              (connection.id, self.ws, input_id, output_id, int(enabled), _json.encode(rules), now,
-                               now))
+                              (connection.id, self.ws, input_id, output_id, int(enabled), _json.encode(rules).decode(),
+                               now, now))
         return connection
 
     def update_connection(self, connection_id: str, *, enabled: bool | None = None,
@@ -237,10 +236,17 @@ class OutputStore:
             current = self.connection(connection_id)
             self.conn.execute("UPDATE connections SET enabled = ?, rules = ?, updated_ms = ? WHERE id = ?",
                               (int(current.enabled if enabled is None else enabled),
-                               _json.encode(current.rules if rules is None else rules), now_ms(), connection_id))
+                               _json.encode(current.rules if rules is None else rules).decode(), now_ms(),
+                               connection_id))
         return self.connection(connection_id)
 
     def delete_connection(self, connection_id: str) -> None:
         with transaction(self.conn):
             self.connection(connection_id)
             self.conn.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
+
+
+def connection_rules(conn: Conn, workspace_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(id, rules) of every connection of the workspace, by id (for checks over all rules, such as consent's)."""
+    return [(str(i), _decode.decode(raw)) for i, raw in conn.execute(
+        "SELECT id, rules FROM connections WHERE workspace_id = ? ORDER BY id", (workspace_id,))]

@@ -89,9 +89,10 @@ class TokenStore:
     def revoke(self, workspace_id: str, token_id: str) -> AdminToken:
         """Revoke by public id (idempotent); NotFound when the workspace has no such token."""
         with transaction(self.conn):
-            found = self.conn.execute(
+            # A public id is 16 hex digits: a shorter one must not match every token it begins.
+            found = 0 if len(token_id) != 16 else self.conn.execute(
                 "UPDATE admin_tokens SET revoked_ms = coalesce(revoked_ms, ?) WHERE workspace_id = ?"
-                " AND substr(token_hash, 1, 16) = ? AND length(?) = 16", (now_ms(), workspace_id, token_id, token_id))
-            if found.rowcount == 0:
+                " AND substr(token_hash, 1, 16) = ?", (now_ms(), workspace_id, token_id)).rowcount
+            if found == 0:
                 raise NotFound(f"admin token {token_id!r} not found")
         return next(t for t in self.list(workspace_id) if t.id == token_id)
