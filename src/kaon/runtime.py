@@ -20,12 +20,14 @@ from kaon.pipeline.runner import ProcessStage
 from kaon.pipeline.steps import default_chores, default_steps
 from kaon.pipeline.worker import run_process_stage
 from kaon.settings import Settings
+from kaon.store import processes
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.offsets import OffsetStore
 from kaon.store.sealing import Sealer
 
 _log = logging.getLogger("kaon.runtime")
 TRUNCATE_EVERY_S = 5.0
+BEAT_EVERY_S = 2.0
 PARTITION = "0"
 
 
@@ -54,6 +56,8 @@ class Runtime:
         self.doors = Doors(self.auth, RateLimiter(), self.committer, self.rejections)
         self.collect = CollectApp(self.doors, IdSyncDoors(self.auth, self.db))
         self.ready = False
+        self.process_id: str | None = None
+        self._beat_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._truncated_at = 0.0
         self._truncate_lock = threading.Lock()
@@ -79,6 +83,8 @@ class Runtime:
         if self.stage_process is not None:
             self.stage_process.start()
         self.delivery.start()
+        self.process_id = processes.register(self.db.conn(), self.settings.role,
+                                             f"{self.settings.host}:{self.settings.port}", now_ms())
         self._tasks.append(asyncio.create_task(self._every_second()))
         self.ready = True
 
@@ -89,6 +95,9 @@ class Runtime:
             try:
                 self.auth.refresh()
                 self.rejections.flush(now_ms())
+                if self.process_id is not None and time.monotonic() - self._beat_at >= BEAT_EVERY_S:
+                    self._beat_at = time.monotonic()
+                    await asyncio.to_thread(processes.beat, self.db.conn(), self.process_id, now_ms())
                 if self.stage_process is not None and time.monotonic() - last_truncate > TRUNCATE_EVERY_S:
                     last_truncate = time.monotonic()
                     await asyncio.to_thread(self._truncate_processed)
@@ -107,5 +116,7 @@ class Runtime:
         if self.stage_process is not None:
             await asyncio.to_thread(self.stage_process.stop, self.settings.drain_seconds)
         await asyncio.to_thread(self.delivery.stop, 30)
+        if self.process_id is not None:
+            processes.stopped(self.db.conn(), self.process_id, now_ms())
         self.writer.close()
         self.reader.close()

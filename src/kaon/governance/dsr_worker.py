@@ -6,10 +6,8 @@ stage's write transaction. The erasure of the main store (and the suppression of
 one transaction, so the identity step sees either the person or their suppression, never half of each.
 """
 
-import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -23,13 +21,13 @@ from kaon.clock import Clock, now_ms
 from kaon.governance import dsr_export
 from kaon.governance.dsr_erase import erase, find_subject
 from kaon.governance.dsr_forward import forward, supports
-from kaon.governance.dsr_keys import DOMAIN, SigningKey, data_dir_of
+from kaon.governance.dsr_keys import DOMAIN, SigningKey
 from kaon.governance.dsr_scrub import scrub_files, scrub_log, scrub_postgres
 from kaon.governance.dsr_store import DsrRow, DsrStore, results_url
 from kaon.governance.dsr_suppress import suppress
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
-from kaon.store.sql import Conn
+from kaon.store.sql import Conn, checkpoint, secure_delete, store_url, try_singleton_lock
 from kaon.store.subject import Subject
 from kaon.store.tx import transaction
 
@@ -68,9 +66,11 @@ class DsrWorker:
         self.suppress_ms = _days_env("KAON_DSR_SUPPRESS_DAYS", 30)
         self.callback_base_s = float(os.environ.get("KAON_DSR_CALLBACK_BASE_SECONDS") or 2.0)
         self.conn = db.connect()
-        self.conn.execute("PRAGMA secure_delete=ON")
+        secure_delete(self.conn)
 
     def run_once(self) -> int:
+        if not try_singleton_lock(self.conn, DSR_WORKER_LOCK):
+            return 0  # another process of the cluster runs the requests
         done = 0
         for row in DsrStore(self.conn).due(self.clock()):
             self.work(row)
@@ -91,8 +91,7 @@ class DsrWorker:
             self._erase(row)
         else:
             self._export(row)
-        with contextlib.suppress(sqlite3.OperationalError):
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # old page images leave the WAL
+        checkpoint(self.conn)  # old page images leave SQLite's WAL
 
     def _erase(self, row: DsrRow) -> None:
         store = DsrStore(self.conn)
@@ -181,11 +180,13 @@ class DsrWorker:
 
 
 _started: dict[str, threading.Thread] = {}
+DSR_WORKER_LOCK = 4_242_012  # one DSR worker per cluster (PostgreSQL advisory lock)
 _lock = threading.Lock()
 
 
-def _loop(database_path: Path) -> None:
-    worker = DsrWorker(Database(DatabaseUrl.parse(f"sqlite:///{database_path}")), data_dir_of(database_path))
+def _loop(url: str) -> None:
+    db = Database(DatabaseUrl.parse(url))
+    worker = DsrWorker(db, db.data_dir)
     while True:
         try:
             worker.run_once()
@@ -196,10 +197,10 @@ def _loop(database_path: Path) -> None:
 
 def ensure_worker(conn: Conn, _now: int) -> None:
     """The process-stage chore: make sure this process runs the DSR worker thread (started on first call)."""
-    path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+    url = store_url(conn)
     with _lock:
-        thread = _started.get(str(path))
+        thread = _started.get(url)
         if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=_loop, args=(path,), name="kaon-dsr", daemon=True)
-            _started[str(path)] = thread
+            thread = threading.Thread(target=_loop, args=(url,), name="kaon-dsr", daemon=True)
+            _started[url] = thread
             thread.start()

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from kaon.destinations.base import PLACEHOLDER, Destination, secret_fields
 from kaon.store.sealing import Sealer
-from kaon.store.sql import Conn
+from kaon.store.sql import Conn, store_url
 
 PREFIX = "kaon-sealed:"
 # Settings that say where an output sends: changing one requires giving its secrets again.
@@ -33,7 +33,9 @@ def _data_dir(conn: Conn) -> Path | None:
     configured = os.environ.get("KAON_DATA_DIR")
     if configured:
         return Path(configured).resolve()
-    main = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not conn.dialect.sqlite:
+        return None  # a cluster shares KAON_SECRET_KEY (or KAON_DATA_DIR): Settings insists on one of them
+    main = store_url(conn).removeprefix("sqlite:///")
     return Path(main).resolve().parent if main else None
 
 

@@ -44,6 +44,7 @@ class PostgresConn:
     """One psycopg connection (one per thread, like SQLite's) behind the `Conn` protocol."""
 
     def __init__(self, dsn: str) -> None:
+        self.url = dsn
         self._conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
 
     @property

@@ -6,6 +6,7 @@ lists through `marks()` instead of `json_each(?)`. What cannot be shared (scalar
 text search in blobs) is chosen from `conn.dialect` inside the owning module, in one place per owner.
 """
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
@@ -88,6 +89,35 @@ class SqliteConn(sqlite3.Connection):
     @property
     def dialect(self) -> Dialect:
         return SQLITE_DIALECT
+
+
+def store_url(conn: Conn) -> str:
+    """The database URL a connection is open on (to open another one on the same store)."""
+    if conn.dialect.sqlite:
+        path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+        return f"sqlite:///{path}"
+    return str(conn.url)  # type: ignore[attr-defined]
+
+
+def secure_delete(conn: Conn) -> None:
+    """Make deleted rows unreadable in the file: SQLite zeroes freed pages (PostgreSQL: VACUUM reclaims them)."""
+    if conn.dialect.sqlite:
+        conn.execute("PRAGMA secure_delete=ON")
+
+
+def checkpoint(conn: Conn) -> None:
+    """Move old page images out of SQLite's WAL after an erasure (nothing to do on PostgreSQL)."""
+    if conn.dialect.sqlite:
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def try_singleton_lock(conn: Conn, key: int) -> bool:
+    """True when this connection is (now) the one holder of a cluster-wide lock (PostgreSQL advisory lock, held
+    until the connection ends — a killed holder frees it); on SQLite there is one process stage: always true."""
+    if conn.dialect.sqlite:
+        return True
+    return bool(conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
 
 
 def marks(values: Sized) -> str:
