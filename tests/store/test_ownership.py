@@ -16,20 +16,7 @@ _SQL_WORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b")
 
 # Tables whose statements have not moved to their owner yet: module -> tables it still touches. Shrinks to empty.
 PENDING: dict[str, set[str]] = {
-    "kaon.admin.routes_outputs": {"delivery_pending"},
     "kaon.admin.routes_profiles": {"merges"},
-    "kaon.commands.replay": {"delivery_pending"},
-    "kaon.delivery.queue": {"delivery_attempts", "delivery_jobs", "delivery_pending", "output_stats"},
-    "kaon.delivery.reports": {
-        "connections",
-        "delivery_attempts",
-        "delivery_drops",
-        "delivery_jobs",
-        "delivery_pending",
-        "events",
-        "output_stats",
-        "outputs",
-    },
     "kaon.governance.dsr_erase": {
         "alias_requests",
         "batches",
@@ -52,7 +39,6 @@ PENDING: dict[str, set[str]] = {
     "kaon.identity.alias": {"alias_requests", "events"},
     "kaon.identity.merge": {"events", "identities", "merges", "profile_attributes", "profiles"},
     "kaon.identity.views": {"merges"},
-    "kaon.pipeline.fanout": {"delivery_drops", "delivery_jobs", "delivery_pending", "output_stats"},
     "kaon.pipeline.plans": {"message_ids"},
 }
 

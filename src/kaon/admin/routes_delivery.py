@@ -7,8 +7,7 @@ from kaon.admin.paging import Page, Paging
 from kaon.admin.schemas_delivery import Alert, Alerts, OutputStatus, Replayed, ReplayIn, StatusHour, Trace
 from kaon.admin.times import Since, Until, point
 from kaon.clock import now_ms
-from kaon.delivery.queue import replay
-from kaon.delivery.reports import alerts, output_status, trace
+from kaon.delivery.store import alerts, output_status, replay, trace
 from kaon.errors import NotFound
 from kaon.store.outputs import OutputStore
 

@@ -28,8 +28,8 @@ from kaon.admin.schemas_delivery import (
 from kaon.clock import now_ms
 from kaon.delivery import summary
 from kaon.delivery.outcomes import per_event
-from kaon.delivery.queue import dead_letter_pending
 from kaon.delivery.send import send
+from kaon.delivery.store import dead_letter_pending, queued_count
 from kaon.destinations.base import redact
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.registry import destination, destinations
@@ -137,7 +137,7 @@ def delete_output(output_id: str, db: Db, workspace_id: Workspace, force: bool =
         store.output(output_id)
     except NotFound as error:
         raise _bad("NOT_FOUND", error) from None
-    queued = conn.execute("SELECT COUNT(*) FROM delivery_pending WHERE output_id = ?", (output_id,)).fetchone()[0]
+    queued = queued_count(conn, output_id)
     if queued and not force:
         raise HTTPException(409, detail={"code": "JOBS_QUEUED", "message": f"{queued} jobs are queued for this "
                                          "output; repeat with ?force=true to dead-letter them and delete it"})

@@ -6,7 +6,7 @@ import time
 
 from kaon.clock import now_ms
 from kaon.commands.workspace import chosen_workspace
-from kaon.delivery.queue import replay
+from kaon.delivery.store import replay, still_queued
 from kaon.durations import DurationError, parse_point
 from kaon.errors import ConfigError
 from kaon.settings import Settings
@@ -42,9 +42,7 @@ def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     deadline = time.monotonic() + args.timeout
     while True:
-        waiting = sum(
-            conn.execute(f"SELECT COUNT(*) FROM delivery_pending WHERE job_id IN ({','.join('?' * len(chunk))})",
-                         chunk).fetchone()[0] for chunk in (jobs[i:i + 500] for i in range(0, total, 500)))
+        waiting = still_queued(conn, jobs)
         done = total - waiting
         print(f"\r{_bar(done, total)}", end="", file=sys.stderr, flush=True)
         if done >= total:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from kaon.clock import now_ms
-from kaon.delivery import queue
+from kaon.delivery import store
 from kaon.delivery.outcomes import WAITING, per_event
 from kaon.delivery.retry import RetryPolicy
 from kaon.delivery.send import send
@@ -61,7 +61,7 @@ class OutputWorker:
     def run_once(self) -> int:
         """Deliver one claimed batch; returns how many jobs it handled."""
         conn = self.db.conn()
-        jobs = queue.claim(conn, self.output_id, now_ms(), max(1, self.destination.policy.batch_size))
+        jobs = store.claim(conn, self.output_id, now_ms(), max(1, self.destination.policy.batch_size))
         if not jobs:
             return 0
         started = time.monotonic()
@@ -82,7 +82,7 @@ class OutputWorker:
                 _log.exception("send failed for output %s", self.output_id)
                 results = [SendResult(Outcome.ABORT, f"send failed: {type(error).__name__}: {error}")] * len(jobs)
         latency = int((time.monotonic() - started) * 1000)
-        queue.record(conn, self.output_id, list(zip(jobs, results, strict=True)), now_ms=now_ms(),
+        store.record(conn, self.output_id, list(zip(jobs, results, strict=True)), now_ms=now_ms(),
                      latency_ms=latency, policy=self.retry)
         return len(jobs)
 
@@ -134,7 +134,7 @@ class OutputWorker:
 
     def _idle_s(self) -> float:
         """Sleep until the next job is due (at least IDLE_S, at most a second: new jobs may arrive)."""
-        due = queue.next_due_ms(self.db.conn(), self.output_id)
+        due = store.next_due_ms(self.db.conn(), self.output_id)
         if due is None:
             return IDLE_S
         return min(1.0, max(IDLE_S, (due - now_ms()) / 1000))

@@ -10,12 +10,12 @@ import msgspec
 
 from kaon.connections.evaluate import ProfileFacts, evaluate
 from kaon.connections.rules import Rules, parse_rules
+from kaon.delivery import store as delivery_store
 from kaon.destinations.event import DeliveryEvent, batch_event
 from kaon.identity.store import ProfileStore
 from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.metrics import hour_of
 from kaon.store.outputs import Connection, Output, OutputStore
-from kaon.store.sql import Conn
 
 _pack = msgspec.msgpack.Encoder()
 # (workspace, output, connection, hour, metric, reason)
@@ -55,26 +55,11 @@ class Fanout:
                     reason = "" if connection.enabled and output.enabled else "disabled"
                     decision = evaluate(rules, base, facts) if not reason else None
                     if decision is not None and decision.forward and decision.event is not None:
-                        job_id = work.tx.execute(
-                            "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid,"
-                            " created_ms, payload) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                            (item.workspace_id, output.id, connection.id, event_id, base.mpid, work.now_ms,
-                             _pack.encode(decision.event))).fetchone()[0]
-                        work.tx.execute("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms)"
-                                        " VALUES (?, ?, ?, ?)", (job_id, output.id, base.mpid, work.now_ms))
+                        delivery_store.enqueue(work.tx, item.workspace_id, output.id, connection.id, event_id,
+                                               base.mpid, work.now_ms, decision.event)
                         counts[(item.workspace_id, output.id, connection.id, hour, "queued", "")] += 1
                         continue
                     reason = reason or (decision.reason if decision else "disabled")
-                    work.tx.execute("INSERT OR REPLACE INTO delivery_drops (event_id, connection_id, reason)"
-                                    " VALUES (?, ?, ?)", (event_id, connection.id, reason))
+                    delivery_store.record_drop(work.tx, event_id, connection.id, reason)
                     counts[(item.workspace_id, output.id, connection.id, hour, "filtered", reason)] += 1
-        add_output_counts(work.tx, counts)
-
-
-def add_output_counts(tx: Conn, counts: Counter[OutputKey]) -> None:
-    tx.executemany(
-        "INSERT INTO output_stats (workspace_id, output_id, connection_id, hour_ms, metric, reason, count)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, output_id, connection_id, hour_ms, metric, reason)"
-        " DO UPDATE SET count = count + excluded.count",
-        [(*key, n) for key, n in counts.items() if n],
-    )
+        delivery_store.add_output_counts(work.tx, counts)

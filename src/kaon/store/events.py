@@ -152,3 +152,10 @@ class EventStore:
                                      f" ({','.join('?' * len(chunk))})", (workspace_id, *chunk))
             found.update({id_: _batch_context.decode(body).shown() for id_, body in rows})
         return found
+
+
+def input_of_event(conn: Conn, workspace_id: str, event_id: int) -> str | None:
+    """The input an event of the workspace arrived through (None: no such event)."""
+    row = conn.execute("SELECT input_id FROM events WHERE workspace_id = ? AND id = ?",
+                       (workspace_id, event_id)).fetchone()
+    return None if row is None else str(row[0])

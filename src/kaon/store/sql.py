@@ -120,6 +120,11 @@ def try_singleton_lock(conn: Conn, key: int) -> bool:
     return bool(conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
 
 
+def rows_limit(limit: int) -> int:
+    """A `LIMIT ?` value: negative means every row (SQLite's -1; PostgreSQL refuses negative limits)."""
+    return limit if limit >= 0 else 2**62
+
+
 def marks(values: Sized) -> str:
     """`?, ?, ?` for an explicit list; `NULL` for an empty one (so `x IN (NULL)` matches nothing)."""
     return ", ".join("?" * len(values)) if len(values) else "NULL"

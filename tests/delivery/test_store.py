@@ -1,16 +1,15 @@
-"""The delivery queue on a real SQLite store: per-user order, append-only attempts, dead letters, replay."""
+"""The delivery queue on a real store, SQLite and PostgreSQL: per-user order, append-only attempts, replay."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
 
-from kaon.delivery import queue
+from kaon.delivery import store as queue
 from kaon.delivery.outcomes import WAITING
 from kaon.delivery.retry import RetryPolicy
 from kaon.destinations.outcome import Outcome, SendResult
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from support.events import custom
 
 OUT = "out_a"
@@ -24,11 +23,17 @@ _pack = msgspec.msgpack.Encoder()
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'kaon.db'}"))
+def db(database: Database) -> Iterator[Database]:
     # The attempts table is append-only: make any UPDATE of it fail loudly.
-    database.conn().execute("CREATE TRIGGER attempts_append_only BEFORE UPDATE ON delivery_attempts"
-                            " BEGIN SELECT RAISE(ABORT, 'delivery_attempts is append-only'); END")
+    conn = database.conn()
+    if conn.dialect.sqlite:
+        conn.execute("CREATE TRIGGER attempts_append_only BEFORE UPDATE ON delivery_attempts"
+                     " BEGIN SELECT RAISE(ABORT, 'delivery_attempts is append-only'); END")
+    else:
+        conn.execute("CREATE FUNCTION refuse_update() RETURNS trigger AS $$ BEGIN"
+                     " RAISE EXCEPTION 'delivery_attempts is append-only'; END $$ LANGUAGE plpgsql")
+        conn.execute("CREATE TRIGGER attempts_append_only BEFORE UPDATE ON delivery_attempts"
+                     " FOR EACH ROW EXECUTE FUNCTION refuse_update()")
     yield database
 
 
@@ -36,14 +41,9 @@ def enqueue(db: Database, mpid: int | None, *, output: str = OUT, due_ms: int = 
             workspace: str = WS) -> int:
     """A job as fan-out writes it: the immutable job row plus its queue entry."""
     conn = db.conn()
-    event = custom(1)
-    cursor = conn.execute(
-        "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid, created_ms, payload)"
-        " VALUES (?, ?, 'con_a', ?, ?, ?, ?)", (workspace, output, 1000 + (mpid or 0), mpid, created_ms,
-                                                _pack.encode(msgspec.structs.replace(event, mpid=mpid))))
-    job_id = int(cursor.lastrowid or 0)
-    conn.execute("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms) VALUES (?, ?, ?, ?)",
-                 (job_id, output, mpid, due_ms))
+    event = msgspec.structs.replace(custom(1), mpid=mpid)
+    job_id = queue.enqueue(conn, workspace, output, "con_a", 1000 + (mpid or 0), mpid, created_ms, event)
+    conn.execute("UPDATE delivery_pending SET next_attempt_ms = ? WHERE job_id = ?", (due_ms, job_id))
     return job_id
 
 
@@ -231,3 +231,23 @@ def test_dead_letter_pending_dead_letters_every_queued_job_of_the_output(db: Dat
     assert queue.claim(db.conn(), OUT, T0 + 100 * SECOND, 10) == []
     # Dead letters can be replayed.
     assert queue.replay(db.conn(), WS, OUT, 0, dead_only=True, now_ms=T0 + 2 * SECOND) == [fresh, retried]
+
+
+def test_erase_subject_removes_their_jobs_and_drops_and_keeps_the_others(db: Database) -> None:
+    from kaon.store.subject import Subject
+
+    conn = db.conn()
+    theirs = [enqueue(db, 7), enqueue(db, 7)]
+    other = enqueue(db, 8)
+    queue.record(conn, OUT, [(j, LATER) for j in queue.claim(conn, OUT, T0, 10) if j.id == theirs[0]],
+                 now_ms=T0, latency_ms=1, policy=POLICY)
+    queue.record_drop(conn, 1007, "con_b", "filtered")
+    queue.record_drop(conn, 1008, "con_b", "filtered")
+    subject = Subject(workspace_id=WS, mpids={7}, identities=set(), attribute_values=set(), event_ids=[1007])
+
+    erased = queue.erase_subject(conn, subject)
+
+    assert erased == {"delivery_jobs": 2, "delivery_pending": 2, "delivery_attempts": 1, "delivery_drops": 1}
+    assert [j.id for j in queue.claim(conn, OUT, T0 + 60 * SECOND, 10)] == [other]
+    assert conn.execute("SELECT event_id FROM delivery_drops").fetchall() == [(1008,)]
+    assert not set(theirs) & {r[0] for r in conn.execute("SELECT job_id FROM delivery_attempts")}
