@@ -76,20 +76,20 @@ def record(db: Database, outcomes: list[tuple[queue.Job, SendResult]], now: int,
 
 
 def claim_one(db: Database, job_id: int, now: int = T0) -> queue.Job:
-    return next(j for j in queue.claim(db.conn(), OUT, now, 100) if j.id == job_id)
+    return next(j for j in queue.due(db.conn(), OUT, now, 100) if j.id == job_id)
 
 
 def test_claim_returns_due_jobs_of_this_output_in_order(db: Database) -> None:
     a1, b1, a2 = enqueue(db, 1), enqueue(db, 2), enqueue(db, 1)
     enqueue(db, 3, output="out_other")
     future = enqueue(db, 4, due_ms=T0 + SECOND)
-    jobs = queue.claim(db.conn(), OUT, T0, 100)
+    jobs = queue.due(db.conn(), OUT, T0, 100)
     assert ids(jobs) == [a1, b1, a2]
     assert [(j.mpid, j.workspace_id, j.connection_id, j.attempts, j.first_attempt_ms) for j in jobs] == [
         (1, WS, "con_a", 0, None), (2, WS, "con_a", 0, None), (1, WS, "con_a", 0, None)]
     assert jobs[1].event.mpid == 2 and jobs[1].event.source_message_id == custom(1).source_message_id
-    assert ids(queue.claim(db.conn(), OUT, T0, 2)) == [a1, b1]
-    assert ids(queue.claim(db.conn(), OUT, T0 + SECOND, 100)) == [a1, b1, a2, future]
+    assert ids(queue.due(db.conn(), OUT, T0, 2)) == [a1, b1]
+    assert ids(queue.due(db.conn(), OUT, T0 + SECOND, 100)) == [a1, b1, a2, future]
     assert queue.next_due_ms(db.conn(), OUT) == T0
     assert queue.next_due_ms(db.conn(), "out_none") is None
 
@@ -97,24 +97,24 @@ def test_claim_returns_due_jobs_of_this_output_in_order(db: Database) -> None:
 def test_a_user_waiting_for_a_retry_holds_back_only_their_own_later_jobs(db: Database) -> None:
     a1, b1, a2, b2, a3 = enqueue(db, 1), enqueue(db, 2), enqueue(db, 1), enqueue(db, 2), enqueue(db, 1)
     anon1, anon2 = enqueue(db, None), enqueue(db, None)
-    jobs = {j.id: j for j in queue.claim(db.conn(), OUT, T0, 100)}
+    jobs = {j.id: j for j in queue.due(db.conn(), OUT, T0, 100)}
     # a1 and anon1 fail; everything else of those users waits; user 2 is delivered.
     record(db, [(jobs[a1], LATER), (jobs[b1], DELIVERED), (jobs[a2], WAITING), (jobs[b2], DELIVERED),
                 (jobs[a3], WAITING), (jobs[anon1], LATER), (jobs[anon2], WAITING)], T0)
     b3 = enqueue(db, 2)
     a4 = enqueue(db, 1)
     now = T0 + SECOND
-    assert ids(queue.claim(db.conn(), OUT, now, 100)) == [b3]
+    assert ids(queue.due(db.conn(), OUT, now, 100)) == [b3]
     due = pending(db)[a1][2]
     assert T0 + 5 * SECOND <= due <= T0 + 10 * SECOND  # 10 s backoff with jitter in [50%, 100%]
     # Once the earliest job is due again, the user's jobs come back together, in order.
     both_due = max(due, pending(db)[anon1][2])
-    assert ids(queue.claim(db.conn(), OUT, both_due, 100)) == [a1, a2, a3, anon1, anon2, b3, a4]
+    assert ids(queue.due(db.conn(), OUT, both_due, 100)) == [a1, a2, a3, anon1, anon2, b3, a4]
 
 
 def test_record_appends_attempts_and_moves_jobs_on(db: Database) -> None:
     job_ids = [enqueue(db, m) for m in (1, 2, 3, 4)]
-    jobs = queue.claim(db.conn(), OUT, T0, 100)
+    jobs = queue.due(db.conn(), OUT, T0, 100)
     record(db, list(zip(jobs, [DELIVERED, LATER, SendResult(Outcome.ABORT, "HTTP 400: bad", 400),
                                SendResult(Outcome.SKIP, "not taken")], strict=True)), T0)
     assert attempts(db) == [
@@ -148,7 +148,7 @@ def test_retry_after_sets_the_next_attempt(db: Database) -> None:
     job_id = enqueue(db, 1)
     record(db, [(claim_one(db, job_id), SendResult(Outcome.RETRY, "HTTP 429", 429, 120.0))], T0)
     assert pending(db)[job_id] == (1, T0, T0 + 120 * SECOND)
-    assert ids(queue.claim(db.conn(), OUT, T0 + 119 * SECOND, 10)) == []
+    assert ids(queue.due(db.conn(), OUT, T0 + 119 * SECOND, 10)) == []
 
 
 def fail_at(db: Database, job_id: int, now: int) -> None:
@@ -213,7 +213,7 @@ def test_replay_all_jobs_of_the_output_and_workspace(db: Database) -> None:
     die(db, dead)
     record(db, [(claim_one(db, done), DELIVERED), (claim_one(db, skipped), SendResult(Outcome.SKIP))], T0)
     record(db, [(claim_one(db, elsewhere), DELIVERED)], T0)
-    queue.record(db.conn(), "out_other", [(queue.claim(db.conn(), "out_other", T0, 1)[0], DELIVERED)], now_ms=T0,
+    queue.record(db.conn(), "out_other", [(queue.due(db.conn(), "out_other", T0, 1)[0], DELIVERED)], now_ms=T0,
                  latency_ms=1, policy=POLICY)
     assert queue.replay(db.conn(), WS, OUT, T0, dead_only=False, now_ms=T0 + SECOND) == [dead, done, skipped]
     assert set(pending(db)) == {dead, done, skipped, queued}
@@ -228,7 +228,7 @@ def test_dead_letter_pending_dead_letters_every_queued_job_of_the_output(db: Dat
     assert set(pending(db)) == {other}
     assert attempts(db, fresh) == [(fresh, 1, "dead", 1, T0 + SECOND, None, "output deleted")]
     assert attempts(db, retried)[-1] == (retried, 2, "dead", 1, T0 + SECOND, None, "output deleted")
-    assert queue.claim(db.conn(), OUT, T0 + 100 * SECOND, 10) == []
+    assert queue.due(db.conn(), OUT, T0 + 100 * SECOND, 10) == []
     # Dead letters can be replayed.
     assert queue.replay(db.conn(), WS, OUT, 0, dead_only=True, now_ms=T0 + 2 * SECOND) == [fresh, retried]
 
@@ -239,7 +239,7 @@ def test_erase_subject_removes_their_jobs_and_drops_and_keeps_the_others(db: Dat
     conn = db.conn()
     theirs = [enqueue(db, 7), enqueue(db, 7)]
     other = enqueue(db, 8)
-    queue.record(conn, OUT, [(j, LATER) for j in queue.claim(conn, OUT, T0, 10) if j.id == theirs[0]],
+    queue.record(conn, OUT, [(j, LATER) for j in queue.due(conn, OUT, T0, 10) if j.id == theirs[0]],
                  now_ms=T0, latency_ms=1, policy=POLICY)
     queue.record_drop(conn, 1007, "con_b", "filtered")
     queue.record_drop(conn, 1008, "con_b", "filtered")
@@ -248,6 +248,33 @@ def test_erase_subject_removes_their_jobs_and_drops_and_keeps_the_others(db: Dat
     erased = queue.erase_subject(conn, subject)
 
     assert erased == {"delivery_jobs": 2, "delivery_pending": 2, "delivery_attempts": 1, "delivery_drops": 1}
-    assert [j.id for j in queue.claim(conn, OUT, T0 + 60 * SECOND, 10)] == [other]
+    assert [j.id for j in queue.due(conn, OUT, T0 + 60 * SECOND, 10)] == [other]
     assert conn.execute("SELECT event_id FROM delivery_drops").fetchall() == [(1008,)]
     assert not set(theirs) & {r[0] for r in conn.execute("SELECT job_id FROM delivery_attempts")}
+
+
+def test_a_claim_takes_jobs_in_flight_so_a_second_worker_keeps_each_users_order(db: Database) -> None:
+    a1, b1, a2 = enqueue(db, 1), enqueue(db, 2), enqueue(db, 1)
+    first = queue.claim(db.conn(), OUT, T0, 1)
+    second = queue.claim(db.conn(), OUT, T0, 100)
+    assert ids(first) == [a1]
+    if db.dialect == "sqlite":  # one deliver process per output: a claim is a read
+        assert ids(second) == [a1, b1, a2]
+        return
+    # Another worker gets user 2's job, never user 1's later one while the first is in flight.
+    assert ids(second) == [b1]
+    record(db, [(first[0], DELIVERED)], T0)
+    assert ids(queue.claim(db.conn(), OUT, T0, 100)) == [a2]
+    # Workers that died: their jobs are due again for anyone after CLAIM_MS.
+    assert ids(queue.due(db.conn(), OUT, T0 + queue.CLAIM_MS - 1, 100)) == []
+    assert ids(queue.due(db.conn(), OUT, T0 + queue.CLAIM_MS, 100)) == [b1, a2]
+
+
+def test_the_rate_limit_is_shared_by_the_workers_of_an_output(db: Database) -> None:
+    conn = db.conn()
+    starts = [queue.reserve_sends(conn, OUT, 10, 10.0, T0) for _ in range(3)]
+    if db.dialect == "sqlite":
+        assert starts == [T0] * 3
+        return
+    assert starts == [T0, T0 + 1000, T0 + 2000]  # 10 sends at 10/s each: one second apart
+    assert queue.reserve_sends(conn, OUT, 10, 10.0, T0 + 10_000) == T0 + 10_000  # idle: no debt carried

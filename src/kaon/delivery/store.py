@@ -27,6 +27,8 @@ from kaon.store.tx import transaction
 _unpack = msgspec.msgpack.Decoder(DeliveryEvent)
 _pack = msgspec.msgpack.Encoder()
 TERMINAL = {Outcome.DELIVERED: "delivered", Outcome.SKIP: "skipped", Outcome.ABORT: "dead"}
+# How long a claimed job stays in one worker's hands (PostgreSQL) before it is due again for any worker.
+CLAIM_MS = 60_000
 # SQLite walks the queue in job order by this index (no sort); PostgreSQL's planner picks it by itself.
 _IN_JOB_ORDER = {True: " INDEXED BY delivery_pending_in_order", False: ""}
 # A per-hour output counter (workspace, output, connection, hour, metric, reason).
@@ -49,6 +51,45 @@ class Job:
 
 
 def claim(conn: Conn, output_id: str, now_ms: int, limit: int) -> list[Job]:
+    """Due jobs of the output in job order, at most `limit`, none behind an earlier job of the same user that
+    waits (for a retry, or in another worker's hands).
+
+    SQLite: one deliver process holds each output, so claiming is a read. PostgreSQL: deliver workers on several
+    machines share an output. Claims of one output are serialised (a transaction-scoped advisory lock, held
+    for the claim only), and each claimed job is marked in flight for `CLAIM_MS` by moving its next attempt
+    past it. That makes the same "an earlier job of the user waits" rule hold the user's later jobs back from
+    every other worker, so per-(output, user) order holds across machines. A worker that dies leaves its jobs
+    due again after `CLAIM_MS` (delivery is at least once; the idempotency key makes a repeat harmless).
+    """
+    if conn.dialect.sqlite:
+        return due(conn, output_id, now_ms, limit)
+    with transaction(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (output_id,))
+        jobs = due(conn, output_id, now_ms, limit)
+        for chunk in chunks([j.id for j in jobs]):
+            conn.execute(f"UPDATE delivery_pending SET next_attempt_ms = ? WHERE job_id IN ({marks(chunk)})",
+                         (now_ms + CLAIM_MS, *chunk))
+    return jobs
+
+
+def reserve_sends(conn: Conn, output_id: str, count: int, rate_per_s: float, now_ms: int) -> int:
+    """The time (ms) from which `count` sends of this output may start, its rate limit shared by every worker.
+
+    SQLite: the one worker of the output paces itself, so now. PostgreSQL: the output's next free slot moves
+    on by `count / rate` seconds in one statement; a worker waits until the time it is given.
+    """
+    if conn.dialect.sqlite or rate_per_s <= 0 or count <= 0:
+        return now_ms
+    span = int(count * 1000 / rate_per_s)
+    row = conn.execute(
+        "INSERT INTO output_rates (output_id, next_slot_ms) VALUES (?, ?) ON CONFLICT (output_id) DO UPDATE"
+        " SET next_slot_ms = greatest(output_rates.next_slot_ms, ?) + ? RETURNING next_slot_ms",
+        (output_id, now_ms + span, now_ms, span)).fetchone()
+    return int(row[0]) - span
+
+
+def due(conn: Conn, output_id: str, now_ms: int, limit: int) -> list[Job]:
+    """The jobs `claim` would take now, without taking them (a read)."""
     rows = conn.execute(
         "SELECT p.job_id, j.workspace_id, j.connection_id, j.event_id, p.mpid, p.attempts, p.first_attempt_ms,"
         f" j.payload FROM delivery_pending p{_IN_JOB_ORDER[conn.dialect.sqlite]}"
@@ -76,8 +117,9 @@ def record(conn: Conn, output_id: str, outcomes: list[tuple[Job, SendResult]], *
     hour = hour_of(now_ms)
     with transaction(conn):
         for job, result in outcomes:
-            if result is WAITING:
-                continue  # held back behind the same user's earlier event: not an attempt, stays due
+            if result is WAITING:  # held back behind the same user's earlier event: not an attempt, due again now
+                conn.execute("UPDATE delivery_pending SET next_attempt_ms = ? WHERE job_id = ?", (now_ms, job.id))
+                continue
             attempt = job.attempts + 1
             first = job.first_attempt_ms or now_ms
             state = TERMINAL.get(result.outcome)

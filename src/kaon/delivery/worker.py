@@ -58,6 +58,16 @@ class OutputWorker:
             if wait > 0:
                 self.stop_event.wait(wait)
 
+    def _wait_for_slot(self, conn: Any, count: int) -> None:
+        """With deliver workers on several machines, the output's rate limit is shared: wait for our slot."""
+        rate = self.destination.policy.rate_limit_rps
+        if not rate:
+            return
+        start = store.reserve_sends(conn, self.output_id, count, rate, now_ms())
+        wait = (start - now_ms()) / 1000
+        if wait > 0:
+            self.stop_event.wait(wait)
+
     def run_once(self) -> int:
         """Deliver one claimed batch; returns how many jobs it handled."""
         conn = self.db.conn()
@@ -76,6 +86,7 @@ class OutputWorker:
                 if direct is not None:
                     results = direct
                 else:
+                    self._wait_for_slot(conn, len(requests))
                     sent = self._send_all(requests, [j.mpid for j in jobs])
                     results = per_event(len(jobs), requests, sent)
             except Exception as error:  # recorded, never an unrecorded batch claimed again every second

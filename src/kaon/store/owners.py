@@ -14,7 +14,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "kaon.store.outputs": ("outputs", "connections"),
     "kaon.identity.store": ("profiles", "identities", "profile_attributes", "merges", "alias_requests"),
     "kaon.delivery.store": ("delivery_jobs", "delivery_pending", "delivery_attempts", "delivery_drops",
-                            "output_stats"),
+                            "output_stats", "output_rates"),
     "kaon.governance.catalog_store": ("catalog_points", "catalog_series", "catalog_tallies", "catalog_types",
                                       "catalog_examples"),
     "kaon.governance.dsr_store": ("dsr_requests", "dsr_status_log", "dsr_callbacks", "dsr_settings",
