@@ -17,7 +17,6 @@ _SQL_WORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b")
 # Tables whose statements have not moved to their owner yet: module -> tables it still touches. Shrinks to empty.
 PENDING: dict[str, set[str]] = {
     "kaon.admin.routes_outputs": {"delivery_pending"},
-    "kaon.admin.routes_profiles": {"merges"},
     "kaon.commands.replay": {"delivery_pending"},
     "kaon.delivery.queue": {"delivery_attempts", "delivery_jobs", "delivery_pending", "output_stats"},
     "kaon.delivery.reports": {
@@ -31,29 +30,16 @@ PENDING: dict[str, set[str]] = {
         "outputs",
     },
     "kaon.governance.dsr_erase": {
-        "alias_requests",
-        "batches",
         "catalog_examples",
         "consent_history",
         "delivery_attempts",
         "delivery_drops",
         "delivery_jobs",
         "delivery_pending",
-        "events",
-        "identities",
-        "merges",
-        "message_ids",
-        "profile_attributes",
-        "profiles",
         "quarantine",
-        "rejections",
     },
-    "kaon.governance.dsr_export": {"consent_history", "events", "identities", "profile_attributes", "profiles"},
-    "kaon.identity.alias": {"alias_requests", "events"},
-    "kaon.identity.merge": {"events", "identities", "merges", "profile_attributes", "profiles"},
-    "kaon.identity.views": {"merges"},
+    "kaon.governance.dsr_export": {"consent_history"},
     "kaon.pipeline.fanout": {"delivery_drops", "delivery_jobs", "delivery_pending", "output_stats"},
-    "kaon.pipeline.plans": {"message_ids"},
 }
 
 
