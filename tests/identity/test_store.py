@@ -156,3 +156,18 @@ def test_erase_subject_deletes_the_person_only(conn: Conn) -> None:
     assert elsewhere.owners([("email", "a@x.com")]) != {}
     assert identity_store.erase_subject(conn, subject) == {"merges": 0, "alias_requests": 0,
                                                            "profile_attributes": 0, "identities": 0, "profiles": 0}
+
+
+def test_json_in_text_columns_is_written_as_text(conn: Conn) -> None:
+    """PostgreSQL binds bytes as bytea, which a TEXT column refuses: consent and attribute values go as str."""
+    ws, _ = _workspaces(conn)
+    store = ProfileStore(conn, ws)
+    mpid = store.create(1)
+    store.set_consent(mpid, {"gdpr": {}})
+    store.set_attribute(mpid, "a", [1], 1)
+    store.delete_attribute(mpid, "b", 1)
+    store.put_attribute_row(mpid, ("c", "x", 1, False))
+    store.set_summary(mpid, first_seen_ms=1, last_seen_ms=1, session_count=0, is_opted_out=False, consent={})
+    kinds = {str(k) for (k,) in conn.execute("SELECT typeof(value) FROM profile_attributes")}
+    kinds |= {str(k) for (k,) in conn.execute("SELECT typeof(consent) FROM profiles")}
+    assert kinds == {"text"}

@@ -14,6 +14,11 @@ _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
 
+def _text(value: object) -> str:
+    """JSON for a TEXT column (`consent`, attribute values): a str, as PostgreSQL binds bytes as bytea."""
+    return _json.encode(value).decode()
+
+
 def new_mpid() -> int:
     """A random non-zero signed 63-bit id (mParticle's MPIDs are signed 64-bit; both signs appear)."""
     while True:
@@ -94,7 +99,7 @@ class ProfileStore:
 
     def set_consent(self, mpid: int, consent: dict[str, Any]) -> None:
         self.conn.execute("UPDATE profiles SET consent = ? WHERE workspace_id = ? AND mpid = ?",
-                          (_json.encode(consent), self.ws, mpid))
+                          (_text(consent), self.ws, mpid))
 
     # Identities
     def owners(self, identities: Iterable[Identity]) -> dict[Identity, int]:
@@ -150,7 +155,7 @@ class ProfileStore:
             " VALUES (?, ?, ?, ?, ?, 0)"
             " ON CONFLICT (workspace_id, mpid, name) DO UPDATE SET value = excluded.value,"
             " updated_ms = excluded.updated_ms, deleted = 0 WHERE excluded.updated_ms >= profile_attributes.updated_ms",
-            (self.ws, mpid, name, _json.encode(value), updated_ms),
+            (self.ws, mpid, name, _text(value), updated_ms),
         )
 
     def delete_attribute(self, mpid: int, name: str, updated_ms: int) -> None:
@@ -159,7 +164,7 @@ class ProfileStore:
             " VALUES (?, ?, ?, ?, ?, 1)"
             " ON CONFLICT (workspace_id, mpid, name) DO UPDATE SET value = excluded.value,"
             " updated_ms = excluded.updated_ms, deleted = 1 WHERE excluded.updated_ms >= profile_attributes.updated_ms",
-            (self.ws, mpid, name, _json.encode(None), updated_ms),
+            (self.ws, mpid, name, _text(None), updated_ms),
         )
 
     def put_attribute_row(self, mpid: int, row: "AttributeRow") -> None:
@@ -169,7 +174,7 @@ class ProfileStore:
             "INSERT INTO profile_attributes (workspace_id, mpid, name, value, updated_ms, deleted)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, mpid, name) DO UPDATE SET value = excluded.value,"
             " updated_ms = excluded.updated_ms, deleted = excluded.deleted",
-            (self.ws, mpid, name, _json.encode(value), updated_ms, int(deleted)),
+            (self.ws, mpid, name, _text(value), updated_ms, int(deleted)),
         )
 
     def forget_attribute(self, mpid: int, name: str) -> None:
@@ -210,7 +215,7 @@ class ProfileStore:
         self.conn.execute(
             "UPDATE profiles SET first_seen_ms = ?, last_seen_ms = ?, session_count = ?, is_opted_out = ?,"
             " consent = ? WHERE workspace_id = ? AND mpid = ?",
-            (first_seen_ms, last_seen_ms, session_count, int(is_opted_out), _json.encode(consent), self.ws, mpid),
+            (first_seen_ms, last_seen_ms, session_count, int(is_opted_out), _text(consent), self.ws, mpid),
         )
 
     def set_merged_into(self, mpid: int, survivor: int | None) -> None:
@@ -226,7 +231,7 @@ class ProfileStore:
             " is_opted_out = ?, consent = ?, last_seen_ms = CASE WHEN last_seen_ms = ? THEN ? ELSE last_seen_ms END"
             " WHERE workspace_id = ? AND mpid = ?",
             (before["first_seen_ms"], merged["session_count"], int(before["is_opted_out"]),
-             _json.encode(before["consent"]), max(before["last_seen_ms"], merged["last_seen_ms"]),
+             _text(before["consent"]), max(before["last_seen_ms"], merged["last_seen_ms"]),
              before["last_seen_ms"], self.ws, mpid),
         )
 
