@@ -1,19 +1,18 @@
 """The events owner's statements for merges, aliases and data subject requests (find, export, erase)."""
 
-from pathlib import Path
-
 import pytest
 
 from kaon.store import events
-from kaon.store.db import Database, DatabaseUrl
+from kaon.store.db import Database
 from kaon.store.events import EventStore, StoredEvent
 from kaon.store.sql import Conn
 from kaon.store.subject import Subject
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Conn:
-    return Database(DatabaseUrl.parse("sqlite:///" + str(tmp_path / "kaon.db"))).conn()
+def conn(database: Database) -> Conn:
+    """The main store on SQLite, then on PostgreSQL."""
+    return database.conn()
 
 
 def _event(ws: str, batch_id: int, mpid: int | None, n: int) -> StoredEvent:
