@@ -15,14 +15,13 @@ from kaon.store.subject import Subject
 
 
 # moves to kaon.governance.consent_store.export_subject
-def _export_consent(conn: Conn, subject: Subject) -> dict[str, list[dict[str, Any]]]:
-    history = [{"mpid": str(m), "regulation": reg, "purpose": pur, "consented": bool(c), "document": doc,
-                "timestamp_ms": ts, "location": loc, "hardware_id": hw, "received_ms": r}
-               for m, reg, pur, c, doc, ts, loc, hw, r in conn.execute(
+def _export_consent(conn: Conn, subject: Subject) -> list[dict[str, Any]]:
+    return [{"mpid": str(m), "regulation": reg, "purpose": pur, "consented": bool(c), "document": doc,
+             "timestamp_ms": ts, "location": loc, "hardware_id": hw, "received_ms": r}
+            for m, reg, pur, c, doc, ts, loc, hw, r in conn.execute(
         "SELECT mpid, regulation, purpose, consented, document, timestamp_unixtime_ms, location, hardware_id,"
         " received_ms FROM consent_history WHERE workspace_id = ? AND mpid IN (SELECT value FROM json_each(?))"
         " ORDER BY timestamp_unixtime_ms, id", (subject.workspace_id, _ids(subject.mpids)))]
-    return {"consent_history": history}
 
 
 def collect(conn: Conn, subject: Subject) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def collect(conn: Conn, subject: Subject) -> dict[str, Any]:
     return {"workspace_id": subject.workspace_id, "profiles": profiles, "identities": held["identities"],
             "attributes": held["attributes"],
             "consent": [{"mpid": p["mpid"], "consent": p["consent"]} for p in profiles],
-            "consent_history": _export_consent(conn, subject)["consent_history"],
+            "consent_history": _export_consent(conn, subject),
             "events": events.export_subject(conn, subject)["events"]}
 
 
