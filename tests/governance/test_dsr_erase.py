@@ -2,14 +2,22 @@
 
 from pathlib import Path
 
+import pytest
+
+from kaon.governance import dsr_erase, quarantine
 from kaon.governance.dsr_erase import Subject, erase
 from kaon.governance.dsr_scrub import scrub_files, scrub_log
+from kaon.identity.merge import merge
+from kaon.identity.store import ProfileStore
 from kaon.log.base import LogEntry
 from kaon.log.sqlite import SqliteLogReader, SqliteLogWriter
 from kaon.store.config import ConfigStore
 from kaon.store.db import Database, DatabaseUrl
+from kaon.store.dedup import DedupStore
+from kaon.store.events import EventStore, StoredEvent
 from kaon.store.metrics import MetricsStore
 from kaon.store.outputs import Output
+from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
 
@@ -82,3 +90,47 @@ def test_files_scrub_touches_only_the_part_files_kaon_wrote(tmp_path: Path) -> N
                     enabled=True, created_ms=1, updated_ms=1)
     assert scrub_files(output, _subject("w")) == 1
     assert not part.exists() and all(p.read_text() == row for p in strangers)
+
+
+def _person_everywhere(conn: Conn) -> str:
+    """A person with a merged tombstone, events in two batches, their message ids, a quarantined batch carrying one
+    of their events (found only by its source message id), a rejection; and a stranger beside them."""
+    ws = ConfigStore(conn).create_workspace("w").id
+    store, events = ProfileStore(conn, ws), EventStore(conn)
+    with transaction(conn):
+        survivor, tombstone, stranger = store.create(1), store.create(2), store.create(3)
+        store.link(survivor, ("email", "a@x.com"), 1)
+        store.link(stranger, ("email", "s@x.com"), 1)
+        store.set_attribute(tombstone, "plan", "gold", 1)
+        batches = [events.insert_batch(ws, "in", 1, b"{}") for _ in range(3)]
+        for n, (mpid, batch) in enumerate(((tombstone, batches[0]), (survivor, batches[1]), (stranger, batches[2]))):
+            events.insert_events([StoredEvent(workspace_id=ws, input_id="in", batch_id=batch, mpid=mpid,
+                                              event_type="custom_event", event_name="e", source_message_id=f"m-{n}",
+                                              timestamp_ms=1, received_ms=1, environment="production", body=b"{}")])
+            DedupStore(conn, 1_000).first_sighting(ws, f"m-{n}", 1)
+        merge(conn, ws, survivor, tombstone, reason="test", actor="test", now_ms=2)
+        quarantine.add(conn, workspace_id=ws, input_id="in", plan_id="p", plan_version=1, received_ms=1, now=1,
+                       reasons=[], blocked_events=[], batch=b'{"events": [{"data": {"source_message_id": "m-0"}}]}')
+        quarantine.add(conn, workspace_id=ws, input_id="in", plan_id="p", plan_version=1, received_ms=1, now=1,
+                       reasons=[], blocked_events=[], batch=b'{"events": [{"data": {"source_message_id": "m-2"}}]}')
+        MetricsStore(conn).record_rejection(workspace_id=ws, input_id="in", received_ms=1, status=400, code="X",
+                                            message="no", count=1, body=b'{"email": "a@x.com"}')
+    return ws
+
+
+_EVERY_ROW = {"batches": 1, "events": 1, "message_ids": 1, "profiles": 1, "identities": 1, "quarantine": 1,
+              "rejections": 0, "merges": 0, "profile_attributes": 0}
+
+
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_owners_erase_the_person_in_any_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str) -> None:
+    conn = Database(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'k.db'}")).conn()
+    ws = _person_everywhere(conn)
+    if order == "reversed":
+        monkeypatch.setattr(dsr_erase, "ERASERS", tuple(reversed(dsr_erase.ERASERS)))
+    with transaction(conn):
+        counts = erase(conn, dsr_erase.find_subject(conn, ws, {"email": "a@x.com"}))
+    assert counts == {"batches": 2, "events": 2, "message_ids": 2, "profiles": 2, "identities": 1, "quarantine": 1,
+                      "rejections": 1, "merges": 1, "profile_attributes": 1}
+    left = {table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]) for table in _EVERY_ROW}
+    assert left == _EVERY_ROW  # the stranger's

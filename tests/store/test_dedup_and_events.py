@@ -5,9 +5,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from kaon.store import dedup
 from kaon.store.db import Database
 from kaon.store.dedup import DedupStore
 from kaon.store.events import EventFilters, EventStore, StoredEvent
+from kaon.store.subject import Subject
 
 
 @pytest.fixture
@@ -93,3 +95,15 @@ def test_event_filters_each_narrow_the_list(db: Database) -> None:
     assert names(since_ms=20, until_ms=40) == [("Home", 30), ("Buy", 20)]
     assert names(mpid=1, event_name="Buy", since_ms=11) == [("Buy", 40)]
     assert [e["received_unixtime_ms"] for e in store.page("ws", 1, (40, 4), filters=EventFilters(mpid=1))] == [30]
+
+
+def test_forget_and_erase_subject_drop_only_the_given_ids(db: Database) -> None:
+    store = DedupStore(db.conn(), window_ms=1000)
+    for ws, message_id in (("ws", "a"), ("ws", "b"), ("ws", "c"), ("other", "a")):
+        store.first_sighting(ws, message_id, 1)
+    assert store.forget("ws", ["a", "a", "zzz"]) == 1
+    assert store.first_sighting("ws", "a", 2) and not store.first_sighting("other", "a", 2)
+    subject = Subject(workspace_id="ws", mpids=set(), identities=set(), attribute_values=set(), event_ids=[],
+                      source_message_ids=["b"])
+    assert dedup.erase_subject(db.conn(), subject) == {"message_ids": 1}
+    assert store.first_sighting("ws", "b", 3) and not store.first_sighting("ws", "c", 3)

@@ -4,8 +4,10 @@ from collections import Counter
 
 import pytest
 
+from kaon.store import metrics
 from kaon.store.db import Database
 from kaon.store.metrics import HOUR_MS, CounterKey, MetricsStore
+from kaon.store.subject import Subject
 
 
 @pytest.fixture
@@ -101,3 +103,35 @@ def test_a_workspace_sees_only_its_own_rejections_unless_operator(database: Data
                                message=str(owner), count=1, body=b"secret of " + str(owner).encode())
     assert [r["message"] for r in store.rejections("ws", 10)] == ["ws"]
     assert [r["message"] for r in store.rejections("ws", 10, unowned=True)] == ["None", "ws"]
+
+
+def test_counters_add_up_on_conflict(database: Database) -> None:
+    store = MetricsStore(database.conn())
+    key: CounterKey = ("ws", "in_a", 0, "events_received", "")
+    store.add(Counter({key: 2}))
+    store.add(Counter({key: 3}))
+    assert store.stats("ws")[0]["events_received"] == 5
+
+
+def test_prune_keeps_the_newest_rejections_of_each_workspace(database: Database) -> None:
+    store = MetricsStore(database.conn(), rejections_kept=2)
+    for workspace, n in [("ws", n) for n in range(4)] + [(None, 10), ("other", 20)]:
+        store.record_rejection(workspace_id=workspace, input_id=None, received_ms=1, status=400, code="X",
+                               message=str(n), count=1, body=None)
+    store.prune_rejections()
+    assert [r["message"] for r in store.rejections("ws", 10, unowned=True)] == ["10", "3", "2"]
+
+
+def test_erase_subject_deletes_rejections_naming_the_person(database: Database) -> None:
+    conn = database.conn()
+    store = MetricsStore(conn)
+    for workspace, message, body in (("ws", "no", b'{"email": "a@x.com"}'), (None, "previousId 'a@x.com'", None),
+                                     ("ws", "already on profile 42 (userId 'u')", b"{}"),
+                                     ("ws", "profile 420 ", b'{"email": "aa@x.com"}'),
+                                     ("other", "no", b'{"email": "a@x.com"}')):
+        store.record_rejection(workspace_id=workspace, input_id=None, received_ms=1, status=400, code="X",
+                               message=message, count=1, body=body)
+    subject = Subject(workspace_id="ws", mpids={42}, identities={("email", "a@x.com")}, attribute_values=set(),
+                      event_ids=[])
+    assert metrics.erase_subject(conn, subject) == {"rejections": 3}
+    assert [r["message"] for r in store.rejections("ws", 10, unowned=True)] == ["profile 420 "]

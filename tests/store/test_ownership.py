@@ -15,32 +15,7 @@ _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE(?: IF NOT EXISTS)?|IN
 _SQL_WORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b")
 
 # Tables whose statements have not moved to their owner yet: module -> tables it still touches. Shrinks to empty.
-PENDING: dict[str, set[str]] = {
-    "kaon.admin.routes_profiles": {"merges"},
-    "kaon.governance.dsr_erase": {
-        "alias_requests",
-        "batches",
-        "catalog_examples",
-        "consent_history",
-        "delivery_attempts",
-        "delivery_drops",
-        "delivery_jobs",
-        "delivery_pending",
-        "events",
-        "identities",
-        "merges",
-        "message_ids",
-        "profile_attributes",
-        "profiles",
-        "quarantine",
-        "rejections",
-    },
-    "kaon.governance.dsr_export": {"consent_history", "events", "identities", "profile_attributes", "profiles"},
-    "kaon.identity.alias": {"alias_requests", "events"},
-    "kaon.identity.merge": {"events", "identities", "merges", "profile_attributes", "profiles"},
-    "kaon.identity.views": {"merges"},
-    "kaon.pipeline.plans": {"message_ids"},
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def _module_name(path: Path) -> str:

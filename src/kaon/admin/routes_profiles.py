@@ -95,17 +95,14 @@ def unmerge_profile(
     if mpid not in INT64:
         raise _missing(mpid)
     with transaction(conn):
+        store = ProfileStore(conn, workspace_id)
         if merge_id is None:
-            row = conn.execute(
-                "SELECT id FROM merges WHERE workspace_id = ? AND survivor_mpid = ? AND undone_ms IS NULL"
-                " ORDER BY id DESC LIMIT 1", (workspace_id, mpid)).fetchone()
-            if row is None:
+            merge_id = store.latest_open_merge_into(mpid)
+            if merge_id is None:
                 raise HTTPException(404, detail={"code": "NOT_FOUND", "message": f"No merge into {mpid} to undo."})
-            merge_id = int(row[0])
         else:
-            row = conn.execute("SELECT survivor_mpid FROM merges WHERE workspace_id = ? AND id = ?",
-                               (workspace_id, merge_id)).fetchone()
-            if row is None or int(row[0]) != mpid:
+            record = store.merge_record(merge_id)
+            if record is None or record[0] != mpid:
                 raise HTTPException(404, detail={"code": "NOT_FOUND", "message": f"No merge {merge_id} into {mpid}."})
         try:
             return unmerge(conn, workspace_id, merge_id, actor="admin", now_ms=now_ms())

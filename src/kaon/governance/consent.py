@@ -17,7 +17,6 @@ import msgspec
 from kaon.errors import NotFound
 
 # Re-exported: kaon.identity.merge still imports it from here.
-from kaon.governance.consent_store import ConsentHistory as ConsentHistory  # noqa: PLC0414
 from kaon.store.config import ConfigStore
 from kaon.store.sql import Conn
 

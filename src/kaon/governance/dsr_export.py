@@ -7,50 +7,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from kaon.governance.dsr_erase import _ids
+from kaon.governance import consent_store
+from kaon.identity import store as identity_store
+from kaon.store import events
 from kaon.store.sql import Conn
 from kaon.store.subject import Subject
 
-_decode = msgspec.json.Decoder()
 
-
-def _decoded(raw: bytes | str) -> Any:
-    try:
-        return _decode.decode(raw)
-    except msgspec.DecodeError:
-        return None
-
-
+# moves to kaon.governance.consent_store.export_subject
 def collect(conn: Conn, subject: Subject) -> dict[str, Any]:
-    ws, mpids = subject.workspace_id, _ids(subject.mpids)
-    profiles = [{"mpid": str(m), "created_ms": c, "first_seen_ms": f, "last_seen_ms": last, "session_count": n,
-                 "is_opted_out": bool(o), "consent": _decoded(consent), "merged_into": None if into is None
-                 else str(into)} for m, c, f, last, n, o, consent, into in conn.execute(
-        "SELECT mpid, created_ms, first_seen_ms, last_seen_ms, session_count, is_opted_out, consent, merged_into"
-        " FROM profiles WHERE workspace_id = ? AND mpid IN (SELECT value FROM json_each(?)) ORDER BY created_ms",
-        (ws, mpids))]
-    identities = [{"mpid": str(m), "identity_type": t, "value": v, "first_seen_ms": s} for m, t, v, s in conn.execute(
-        "SELECT mpid, identity_type, value, first_seen_ms FROM identities WHERE workspace_id = ? AND mpid IN"
-        " (SELECT value FROM json_each(?)) ORDER BY identity_type, value", (ws, mpids))]
-    attributes = [{"mpid": str(m), "name": n, "value": _decoded(v), "updated_ms": u} for m, n, v, u in conn.execute(
-        "SELECT mpid, name, value, updated_ms FROM profile_attributes WHERE workspace_id = ? AND deleted = 0 AND mpid"
-        " IN (SELECT value FROM json_each(?)) ORDER BY name", (ws, mpids))]
-    events = [{"event_id": i, "mpid": None if m is None else str(m), "input_id": inp, "event_type": t,
-               "event_name": n, "timestamp_ms": ts, "received_ms": r, "environment": env, "data": _decoded(body)}
-              for i, m, inp, t, n, ts, r, env, body in conn.execute(
-        "SELECT id, mpid, input_id, event_type, event_name, timestamp_ms, received_ms, environment, body FROM events"
-        " WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", (_ids(subject.event_ids),))]
-    history = [{"mpid": str(m), "regulation": reg, "purpose": pur, "consented": bool(c), "document": doc,
-                "timestamp_ms": ts, "location": loc, "hardware_id": hw, "received_ms": r}
-               for m, reg, pur, c, doc, ts, loc, hw, r in conn.execute(
-        "SELECT mpid, regulation, purpose, consented, document, timestamp_unixtime_ms, location, hardware_id,"
-        " received_ms FROM consent_history WHERE workspace_id = ? AND mpid IN (SELECT value FROM json_each(?))"
-        " ORDER BY timestamp_unixtime_ms, id", (ws, mpids))]
-    return {"workspace_id": ws, "profiles": profiles, "identities": identities, "attributes": attributes,
+    held = identity_store.export_subject(conn, subject)
+    profiles = held["profiles"]
+    return {"workspace_id": subject.workspace_id, "profiles": profiles, "identities": held["identities"],
+            "attributes": held["attributes"],
             "consent": [{"mpid": p["mpid"], "consent": p["consent"]} for p in profiles],
-            "consent_history": history, "events": events}
+            "consent_history": consent_store.export_subject(conn, subject),
+            "events": events.export_subject(conn, subject)["events"]}
 
 
 def to_csv(export: dict[str, Any]) -> str:

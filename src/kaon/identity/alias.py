@@ -13,12 +13,10 @@ the source holds (`ALIAS_DEVICE_MISMATCH`; the web SDK sends it) and its source 
 from typing import Any
 
 from kaon.identity.idsync import ALIAS_MAX_WINDOW_MS, AliasData
-from kaon.identity.store import ProfileStore
+from kaon.identity.store import ProfileStore, alias_request, due_aliases, finish_alias
 from kaon.model.errors import PayloadError
+from kaon.store.events import EventStore
 from kaon.store.sql import Conn
-
-_EVENT_COLUMNS = ("workspace_id, input_id, batch_id, event_type, event_name, source_message_id, timestamp_ms,"
-                  " received_ms, environment, body")
 
 
 def _refuse(code: str, message: str) -> PayloadError:
@@ -42,24 +40,13 @@ def request_alias(conn: Conn, workspace_id: str, data: AliasData, *, now_ms: int
             raise _refuse("ALIAS_UNKNOWN_MPID", f"no profile {mpid} - at `$.data.{name}`")
     if client_login_types is not None:
         _check_client_side(store, data, client_login_types)
-    def seen(column: str, mpid: int) -> bool:
-        return conn.execute(f"SELECT 1 FROM alias_requests WHERE workspace_id = ? AND {column} = ? LIMIT 1",
-                            (workspace_id, mpid)).fetchone() is not None
-    if seen("destination_mpid", source):
+    if store.was_alias_destination(source):
         raise _refuse("ALIAS_SOURCE_WAS_DESTINATION", "the source was the destination of an earlier alias")
-    if seen("source_mpid", destination):
+    if store.was_alias_source(destination):
         raise _refuse("ALIAS_DESTINATION_WAS_SOURCE", "the destination was the source of an earlier alias")
-    overlap = conn.execute(
-        "SELECT 1 FROM alias_requests WHERE workspace_id = ? AND source_mpid = ? AND start_ms <= ? AND end_ms >= ?",
-        (workspace_id, source, end, start)).fetchone()
-    if overlap is not None:
+    if store.alias_overlaps(source, start, end):
         raise _refuse("ALIAS_OVERLAP", "the source was already aliased for an overlapping window")
-    cursor = conn.execute(
-        "INSERT INTO alias_requests (workspace_id, source_mpid, destination_mpid, start_ms, end_ms, requested_ms,"
-        " due_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (workspace_id, source, destination, start, end, now_ms, now_ms + delay_ms),
-    )
-    alias_id = int(cursor.fetchone()[0])
+    alias_id = store.add_alias_request(source, destination, start, end, now_ms=now_ms, due_ms=now_ms + delay_ms)
     copied = run_alias(conn, alias_id, now_ms) if delay_ms == 0 else None
     return {"alias_id": alias_id, "events_copied": copied}
 
@@ -76,27 +63,19 @@ def _check_client_side(store: ProfileStore, data: AliasData, login_types: tuple[
 
 
 def run_alias(conn: Conn, alias_id: int, now_ms: int) -> int:
-    row = conn.execute(
-        "SELECT workspace_id, source_mpid, destination_mpid, start_ms, end_ms, done_ms FROM alias_requests"
-        " WHERE id = ?", (alias_id,)).fetchone()
-    workspace_id, source, destination, start, end, done = row
-    if done is not None:
+    request = alias_request(conn, alias_id)
+    assert request is not None
+    if request.done_ms is not None:
         return 0
-    cursor = conn.execute(
-        f"INSERT INTO events ({_EVENT_COLUMNS}, mpid) SELECT {_EVENT_COLUMNS}, ? FROM events"
-        " WHERE workspace_id = ? AND mpid = ? AND timestamp_ms BETWEEN ? AND ? ORDER BY id",
-        (destination, workspace_id, source, start, end),
-    )
-    store = ProfileStore(conn, workspace_id)
+    ws, source, destination = request.workspace_id, request.source_mpid, request.destination_mpid
+    copied = EventStore(conn).copy_window(ws, source, destination, request.start_ms, request.end_ms)
+    store = ProfileStore(conn, ws)
     first = store.row(source)
     if first is not None:
         store.seen(destination, first["first_seen_ms"], first["first_seen_ms"])
-    conn.execute("UPDATE alias_requests SET done_ms = ?, events_copied = ? WHERE id = ?",
-                 (now_ms, cursor.rowcount, alias_id))
-    return cursor.rowcount
+    finish_alias(conn, alias_id, now_ms=now_ms, events_copied=copied)
+    return copied
 
 
 def run_due_aliases(conn: Conn, now_ms: int) -> int:
-    due = [int(r[0]) for r in conn.execute(
-        "SELECT id FROM alias_requests WHERE done_ms IS NULL AND due_ms <= ? ORDER BY id LIMIT 100", (now_ms,))]
-    return sum(run_alias(conn, alias_id, now_ms) for alias_id in due)
+    return sum(run_alias(conn, alias_id, now_ms) for alias_id in due_aliases(conn, now_ms))

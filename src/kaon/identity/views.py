@@ -81,11 +81,4 @@ def profile_api_view(conn: Conn, workspace_id: str, mpid: int, fields: set[str])
 def merges_of(conn: Conn, workspace_id: str, mpid: int, limit: int = -1,
               after: int | None = None) -> list[dict[str, Any]]:
     """Merges into or of this profile, newest first; `after` is the merge id last shown (limit -1: all)."""
-    rows = conn.execute(
-        "SELECT id, survivor_mpid, merged_mpid, reason, actor, merged_ms, undone_ms, undone_by FROM merges"
-        " WHERE workspace_id = ? AND (survivor_mpid = ? OR merged_mpid = ?) AND id < ? ORDER BY id DESC LIMIT ?",
-        (workspace_id, mpid, mpid, 2**63 - 1 if after is None else after, limit),
-    )
-    return [{"merge_id": i, "survivor_mpid": str(s), "merged_mpid": str(m), "reason": r, "actor": a,
-             "merged_unixtime_ms": t, "undone_unixtime_ms": u, "undone_by": ub}
-            for i, s, m, r, a, t, u, ub in rows]
+    return ProfileStore(conn, workspace_id).merges_of(mpid, limit, after)

@@ -14,6 +14,7 @@ from kaon.governance.plans_store import ActiveVersion, PlanStore, ReportKey, add
 from kaon.governance.plans_validate import CompiledPlan, Finding, check_batch, compile_plan
 from kaon.model.identities import DEVICE_IDENTITY_TYPES, idsync_name
 from kaon.pipeline.work import Slice, WorkBatch
+from kaon.store.dedup import DedupStore
 from kaon.store.metrics import hour_of
 
 _encoder = msgspec.json.Encoder()
@@ -129,11 +130,11 @@ class ApplyPlans:
             item.keep[index] = False
             message_id = batch.events[index].data.source_message_id
             if message_id:
-                unseen.append((item.workspace_id, message_id))
+                unseen.append(message_id)
         if events:
             work.count(item.entry, "events_blocked", len(events))
             # Never stored: forget the ids so a replay of these events is not taken for a duplicate.
-            work.tx.executemany("DELETE FROM message_ids WHERE workspace_id = ? AND source_message_id = ?", unseen)
+            DedupStore(work.tx, 0).forget(item.workspace_id, unseen)
         for finding, names in strip:
             work.count(item.entry, "attributes_blocked", len(names), violation_type(finding, "unplanned"))
             if finding.index is not None:

@@ -1,6 +1,9 @@
 """Message-id deduplication: a `source_message_id` seen within the window is stored once per workspace."""
 
-from kaon.store.sql import Conn
+from collections.abc import Iterable
+
+from kaon.store.sql import Conn, chunks, marks
+from kaon.store.subject import Subject
 
 
 class DedupStore:
@@ -26,11 +29,10 @@ class DedupStore:
         """Of these ids, those not seen within the window (recorded as seen now): two statements per chunk."""
         unique = list(dict.fromkeys(message_ids))
         seen: dict[str, int] = {}
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+        for chunk in chunks(unique, 500):
             rows = self.conn.execute(
                 "SELECT source_message_id, seen_ms FROM message_ids WHERE workspace_id = ?"
-                f" AND source_message_id IN ({','.join('?' * len(chunk))})",
+                f" AND source_message_id IN ({marks(chunk)})",
                 (workspace_id, *chunk),
             )
             seen.update((str(m), int(s)) for m, s in rows)
@@ -42,3 +44,14 @@ class DedupStore:
             [(workspace_id, m, now_ms) for m in fresh],
         )
         return set(fresh)
+
+    def forget(self, workspace_id: str, message_ids: Iterable[str]) -> int:
+        """Forget these ids (events never stored), so that a replay of them is not taken for a duplicate."""
+        return sum(self.conn.execute(
+            f"DELETE FROM message_ids WHERE workspace_id = ? AND source_message_id IN ({marks(chunk)})",
+            (workspace_id, *chunk)).rowcount for chunk in chunks(dict.fromkeys(message_ids)))
+
+
+def erase_subject(conn: Conn, subject: Subject) -> dict[str, int]:
+    """Forget the message ids of the person's events (`subject.source_message_ids`); rows deleted."""
+    return {"message_ids": DedupStore(conn, 0).forget(subject.workspace_id, subject.source_message_ids)}

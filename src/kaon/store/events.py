@@ -5,7 +5,8 @@ from typing import Any
 
 import msgspec
 
-from kaon.store.sql import Conn
+from kaon.store.sql import Conn, chunks, contains_any, marks
+from kaon.store.subject import Subject
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,7 +108,8 @@ class EventStore:
         where, args = (filters or EventFilters()).sql()
         # One profile's events are few next to the workspace's: read them by `events_by_profile` and sort. Left to
         # itself (no ANALYZE statistics) SQLite walks `events_by_received` for the order, through every event.
-        source = "events INDEXED BY events_by_profile" if filters is not None and filters.mpid is not None else "events"
+        by_profile = filters is not None and filters.mpid is not None and self.conn.dialect.sqlite
+        source = "events INDEXED BY events_by_profile" if by_profile else "events"
         sql = (
             "SELECT id, input_id, batch_id, mpid, event_type, event_name, source_message_id, timestamp_ms,"
             f" received_ms, environment, body FROM {source} WHERE workspace_id = ?{where}"
@@ -148,11 +150,88 @@ class EventStore:
         ids, found = sorted(batch_ids), dict[int, dict[str, Any]]()
         for start in range(0, len(ids), 500):  # SQLite before 3.32 allows 999 parameters per statement
             chunk = ids[start:start + 500]
-            rows = self.conn.execute(f"SELECT id, body FROM batches WHERE workspace_id = ? AND id IN"
-                                     f" ({','.join('?' * len(chunk))})", (workspace_id, *chunk))
+            rows = self.conn.execute(f"SELECT id, body FROM batches WHERE workspace_id = ? AND id IN ({marks(chunk)})",
+                                     (workspace_id, *chunk))
             found.update({id_: _batch_context.decode(body).shown() for id_, body in rows})
         return found
 
+    def ids_of(self, workspace_id: str, mpid: int) -> list[int]:
+        """Ids of a profile's events, in order (a merge records those it moves)."""
+        return [int(r[0]) for r in self.conn.execute(
+            "SELECT id FROM events WHERE workspace_id = ? AND mpid = ? ORDER BY id", (workspace_id, mpid))]
+
+    def rekey(self, workspace_id: str, source: int, target: int, *, ids: Sequence[int] | None = None) -> int:
+        """Give the source profile's events (all, or those of `ids` it still holds) to the target; rows moved.
+
+        A merge moves a profile's whole history to the survivor; unmerge gives back the events the merge moved."""
+        sql = "UPDATE events SET mpid = ? WHERE workspace_id = ? AND mpid = ?"
+        if ids is None:
+            return self.conn.execute(sql, (target, workspace_id, source)).rowcount
+        return sum(self.conn.execute(f"{sql} AND id IN ({marks(chunk)})", (target, workspace_id, source, *chunk))
+                   .rowcount for chunk in chunks(ids))
+
+    def copy_window(self, workspace_id: str, source: int, target: int, start_ms: int, end_ms: int) -> int:
+        """Copy the source profile's events timed within [start, end] to the target (an alias); rows copied."""
+        return self.conn.execute(
+            f"INSERT INTO events ({_COPIED}, mpid) SELECT {_COPIED}, ? FROM events"
+            " WHERE workspace_id = ? AND mpid = ? AND timestamp_ms BETWEEN ? AND ? ORDER BY id",
+            (target, workspace_id, source, start_ms, end_ms),
+        ).rowcount
+
+
+_COPIED = ("workspace_id, input_id, batch_id, event_type, event_name, source_message_id, timestamp_ms, received_ms,"
+           " environment, body")
+
+
+# Data subject requests (kaon.governance.dsr_*).
+def with_events(conn: Conn, subject: Subject) -> Subject:
+    """The subject with their profiles' events: ids, and the source message ids and batches those events came in
+    (found while the events are there, so that owners may erase in any order)."""
+    found: dict[int, tuple[str, int]] = {}
+    mpids = sorted(subject.mpids)
+    for chunk in chunks(mpids):
+        found.update((int(i), (str(m), int(b))) for i, m, b in conn.execute(
+            f"SELECT id, source_message_id, batch_id FROM events WHERE workspace_id = ? AND mpid IN ({marks(chunk)})",
+            (subject.workspace_id, *chunk)))
+    ids = sorted(found)
+    return msgspec.structs.replace(
+        subject, event_ids=ids, source_message_ids=sorted({m for m, _ in found.values()}),
+        batch_ids=sorted({b for _, b in found.values()}))
+
+
+def export_subject(conn: Conn, subject: Subject) -> dict[str, list[dict[str, Any]]]:
+    """The person's events (by id), each with its body decoded (None when it does not decode)."""
+    events = []
+    for chunk in chunks(sorted(subject.event_ids)):
+        events += [{"event_id": i, "mpid": None if m is None else str(m), "input_id": inp, "event_type": t,
+                    "event_name": n, "timestamp_ms": ts, "received_ms": r, "environment": env,
+                    "data": _decoded(body)} for i, m, inp, t, n, ts, r, env, body in conn.execute(
+            "SELECT id, mpid, input_id, event_type, event_name, timestamp_ms, received_ms, environment, body"
+            f" FROM events WHERE workspace_id = ? AND id IN ({marks(chunk)}) ORDER BY id",
+            (subject.workspace_id, *chunk))]
+    return {"events": events}
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return _json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def erase_subject(conn: Conn, subject: Subject) -> dict[str, int]:
+    """Delete the person's events and the batches they came in or that name them (an identity value, an mpid)."""
+    ws, d = subject.workspace_id, conn.dialect
+    counts = {"batches": 0, "events": 0}
+    for chunk in chunks(subject.batch_ids):
+        counts["batches"] += conn.execute(f"DELETE FROM batches WHERE workspace_id = ? AND id IN ({marks(chunk)})",
+                                          (ws, *chunk)).rowcount
+    match, args = contains_any(d, f"lower({d.text('body')})", subject.needles() + subject.mpid_needles())
+    counts["batches"] += conn.execute(f"DELETE FROM batches WHERE workspace_id = ? AND {match}", (ws, *args)).rowcount
+    for chunk in chunks(subject.event_ids):
+        counts["events"] += conn.execute(f"DELETE FROM events WHERE workspace_id = ? AND id IN ({marks(chunk)})",
+                                         (ws, *chunk)).rowcount
+    return counts
 
 def input_of_event(conn: Conn, workspace_id: str, event_id: int) -> str | None:
     """The input an event of the workspace arrived through (None: no such event)."""

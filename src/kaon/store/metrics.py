@@ -3,7 +3,8 @@
 from collections import Counter
 from typing import Any
 
-from kaon.store.sql import Conn
+from kaon.store.sql import Conn, contains_any
+from kaon.store.subject import Subject
 
 HOUR_MS = 3_600_000
 # Rejection records kept per workspace, and for those of no workspace (unauthenticated: bad key, unknown path,
@@ -31,7 +32,7 @@ class MetricsStore:
         self.conn.executemany(
             "INSERT INTO input_stats (workspace_id, input_id, hour_ms, metric, reason, count)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, input_id, hour_ms, metric, reason)"
-            " DO UPDATE SET count = count + excluded.count",
+            " DO UPDATE SET count = input_stats.count + excluded.count",
             [(*key, n) for key, n in counts.items() if n],
         )
 
@@ -51,7 +52,7 @@ class MetricsStore:
         """Drop the oldest records of every bucket (a workspace, or none) past `rejections_kept`."""
         self.conn.execute(
             "DELETE FROM rejections WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"
-            " (PARTITION BY workspace_id ORDER BY id DESC) AS newer FROM rejections) WHERE newer > ?)",
+            " (PARTITION BY workspace_id ORDER BY id DESC) AS newer FROM rejections) AS ranked WHERE newer > ?)",
             (self.rejections_kept,))
 
     def stats(self, workspace_id: str, since_ms: int = 0, until_ms: int | None = None, *, input_id: str | None = None,
@@ -128,3 +129,15 @@ class MetricsStore:
              "body_sample": None if body is None else bytes(body).decode("utf-8", "replace")}
             for id_, workspace, input_id, received, status, code, message, count, body in rows
         ]
+
+
+def erase_subject(conn: Conn, subject: Subject) -> dict[str, int]:
+    """Delete the rejections of the workspace (or of none) whose body or message names the person; rows deleted."""
+    d = conn.dialect
+    body_match, body_args = contains_any(d, f"lower({d.text('body')})", subject.needles())
+    # Messages name ids too: a refused alias names its previousId, userId and both profiles ("profile 123 (").
+    message_match, message_args = contains_any(d, "lower(message)", subject.message_needles()
+                                               + [f"profile {m} " for m in sorted(subject.mpids)])
+    cursor = conn.execute(f"DELETE FROM rejections WHERE (workspace_id = ? OR workspace_id IS NULL) AND"
+                          f" ({body_match} OR {message_match})", (subject.workspace_id, *body_args, *message_args))
+    return {"rejections": cursor.rowcount}
