@@ -39,9 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--process-stage", choices=("process", "thread"),
                        help="run the process stage in its own OS process (default) or in a thread "
                        "(default $KAON_PROCESS_STAGE or process)")
-    serve.add_argument("--role", choices=("all", "collect", "process", "deliver"),
-                       help="what this process runs: all (default) or one role of a cluster on PostgreSQL "
-                       "(default $KAON_ROLE or all; docs/deploy.md)")
     serve.add_argument("--access-log", action="store_true", default=None,
                        help="log every request to stderr (default $KAON_ACCESS_LOG, off)")
 
@@ -91,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     lsub = log.add_subparsers(dest="action", required=True)
     _common(lsub.add_parser("accept-epoch", help="accept a replaced log file: renumber its entries after what "
                                                  "was processed, so they are processed (kaon serve stopped)"))
+    status = sub.add_parser("status", help="the processes of this Kaon and how far processing has read the log")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
     migrate = sub.add_parser("migrate", help="bring the data store to the newest schema (serve and init do it too)")
     _common(migrate)
     migrate.add_argument("--check", action="store_true",
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
                                     getattr(args, "port", None), getattr(args, "process_stage", None),
-                                    getattr(args, "access_log", None), getattr(args, "role", None))
+                                    getattr(args, "access_log", None))
         os.umask(files.UMASK)  # databases, logs and keys are private to the user running Kaon
         if args.command in ("init", "serve"):
             files.secure(settings.data_dir)
@@ -147,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from kaon.commands.quarantine import run_quarantine
 
             return run_quarantine(settings, args)
+        if args.command == "status":
+            from kaon.commands.status import run_status
+
+            return run_status(settings, args)
         if args.command == "migrate":
             from kaon.commands.migrate import run_migrate
 

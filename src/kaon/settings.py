@@ -41,7 +41,7 @@ def public_url(environ: Mapping[str, str] | None = None) -> str | None:
     return value.rstrip("/")
 
 
-ROLES = ("all", "collect", "process", "deliver")
+ROLES = ("all",)
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class Settings:
     admin_max_body_bytes: int = 16 * 1024 * 1024
     # KAON_PUBLIC_URL (see `public_url`): validated at start so a typo fails early.
     public_url: str | None = None
-    # What this process runs (docs/deploy.md): `all` (collect, process and deliver: the single-machine default),
-    # or one role of a cluster on PostgreSQL: `collect` (the doors and the admin API), `process`, `deliver`.
+    # What this process runs: `all` (collect, process and deliver). Role processes of a cluster are not built yet
+    # (issue 11, docs/deploy.md): Settings refuses any other value.
     role: str = "all"
 
     def __post_init__(self) -> None:
@@ -79,9 +79,9 @@ class Settings:
             raise ValueError("process stage must be `process` or `thread`")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
-        if self.role != "all" and not self.database_url.startswith(("postgresql://", "postgres://")):
-            raise ValueError(f"--role {self.role} needs a PostgreSQL database (--database postgresql://...): the "
-                             "roles of a cluster share one database; on SQLite run `--role all` (the default)")
+        if self.role != "all":
+            raise ValueError(f"role {self.role!r}: only `all` runs in this version (role processes are planned, "
+                             "docs/deploy.md)")
 
     @property
     def log_dir(self) -> Path:
@@ -96,7 +96,6 @@ class Settings:
         port: int | None = None,
         process_stage: str | None = None,
         access_log: bool | None = None,
-        role: str | None = None,
     ) -> "Settings":
         directory = Path(data_dir or os.environ.get("KAON_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
         url = database_url or os.environ.get("KAON_DATABASE_URL") or f"sqlite:///{directory / 'kaon.db'}"
@@ -117,5 +116,4 @@ class Settings:
             body_timeout=_float_env("KAON_BODY_TIMEOUT") or 30.0,
             admin_max_body_bytes=_int_env("KAON_ADMIN_MAX_BODY_BYTES") or 16 * 1024 * 1024,
             public_url=public_url(),
-            role=role or os.environ.get("KAON_ROLE") or "all",
         )

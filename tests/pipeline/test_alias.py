@@ -50,8 +50,8 @@ def alias(user: str, message_id: str = "alias", *, previous: str | None = None,
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path) as made:
+def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
+    with a_pipeline(tmp_path, url=database_url) as made:
         yield made
 
 

@@ -16,8 +16,8 @@ from support.pipeline import NOW, Pipeline, a_pipeline
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path) as made:
+def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
+    with a_pipeline(tmp_path, url=database_url) as made:
         yield made
 
 

@@ -85,8 +85,8 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    with stage_parts(tmp_path, "fanout") as parts:
+def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
+    with stage_parts(tmp_path, "fanout", database_url) as parts:
         yield Env(parts.db, parts.writer, parts.reader, parts.workspace_id, parts.input_id)
 
 

@@ -25,8 +25,8 @@ def batch(identities: dict[str, str], *, name: str, at: int, attributes: dict[st
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path, "identity") as made:
+def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
+    with a_pipeline(tmp_path, "identity", url=database_url) as made:
         yield made
 
 

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path) as made:
+def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
+    with a_pipeline(tmp_path, url=database_url) as made:
         yield made
 
 

@@ -33,9 +33,10 @@ class StageParts:
 
 
 @contextmanager
-def stage_parts(root: Path, workspace: str) -> Iterator[StageParts]:
-    """A SQLite store under `root` with one workspace and server input, and the log beside it (closed after)."""
-    db = Database(DatabaseUrl.parse(f"sqlite:///{root / 'kaon.db'}"))
+def stage_parts(root: Path, workspace: str, url: str | None = None) -> Iterator[StageParts]:
+    """A store (SQLite under `root`, or the `url` given: the `database_url` fixture) with one workspace and server
+    input, and the log beside it (closed after)."""
+    db = Database(DatabaseUrl.parse(url or f"sqlite:///{root / 'kaon.db'}"), data_dir=root)
     config = ConfigStore(db.conn())
     made = config.create_workspace(workspace)
     source = config.create_input(made.id, "server", "server").input
@@ -46,6 +47,7 @@ def stage_parts(root: Path, workspace: str) -> Iterator[StageParts]:
     finally:
         writer.close()
         reader.close()
+        db.close()
 
 
 @dataclass
@@ -139,6 +141,6 @@ class Pipeline:
 
 
 @contextmanager
-def a_pipeline(root: Path, workspace: str = "pipeline") -> Iterator[Pipeline]:
-    with stage_parts(root, workspace) as parts:
+def a_pipeline(root: Path, workspace: str = "pipeline", url: str | None = None) -> Iterator[Pipeline]:
+    with stage_parts(root, workspace, url) as parts:
         yield Pipeline(parts.db, parts.writer, parts.reader, parts.workspace_id, parts.input_id)
