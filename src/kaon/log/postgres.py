@@ -57,7 +57,11 @@ class PostgresLog:
         self._spread = itertools.count() if spread_unkeyed else None
         self._s = sql.Identifier(schema)
         self._write = self.connect()
-        postgres_schema.create(self._write, schema, partitions)
+        try:
+            postgres_schema.create(self._write, schema, partitions)
+        except BaseException:
+            self._write.close()
+            raise
         self._read = self.connect()
         self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
 
