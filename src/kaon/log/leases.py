@@ -74,7 +74,7 @@ class PartitionLeases:
         rows = self._conn.execute(self._sql(
             "UPDATE {s}.leases SET expires_ms = %s WHERE owner = %s AND expires_ms >= %s RETURNING part, partition"),
             (now + ttl_ms, owner, now)).fetchall()
-        return [str(p) for _, p in sorted(rows)]
+        return self._sorted([str(p) for _, p in rows])
 
     def acquire(self, owner: str, ttl_ms: int, info: str = "") -> list[str]:
         """Renew this worker's leases and take free or expired partitions up to its fair share."""
@@ -128,7 +128,7 @@ class PartitionLeases:
         return int(row[0]) if row else 0
 
     def _sorted(self, partitions: list[str]) -> list[str]:
-        return sorted(partitions, key=self.log.part)
+        return sorted(partitions, key=self.log.rank)
 
     def close(self) -> None:
         self._conn.close()
@@ -158,7 +158,7 @@ def log_status(log: PostgresLog, committed: Mapping[str, int]) -> LogStatus:
         head, done = heads.get(partition, 0), int(committed.get(partition, 0))
         partitions.append(PartitionStatus(partition=partition, owner=live_owner, expires_ms=int(expires),
                                           head_seq=head, committed_seq=done, lag=max(0, head - done)))
-    return LogStatus(now_ms=now, partitions=sorted(partitions, key=lambda p: log.part(p.partition)), workers=[
+    return LogStatus(now_ms=now, partitions=sorted(partitions, key=lambda p: log.rank(p.partition)), workers=[
         WorkerStatus(owner=o, heartbeat_ms=int(hb), started_ms=int(st), live=int(hb) >= now - int(ttl), info=info,
-                     partitions=sorted(held.get(o, []), key=log.part))
+                     partitions=sorted(held.get(o, []), key=log.rank))
         for o, hb, st, ttl, info in workers])

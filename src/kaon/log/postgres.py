@@ -86,6 +86,11 @@ class PostgresLog:
         raise UnknownPartition(f"the ingest log has no partition {partition!r} (it has 0..{self.count - 1} and "
                                f"{REPLAY_PARTITION!r})")
 
+    def rank(self, partition: str) -> int:
+        """A partition's place in `partitions()` (the replay partition last), for sorting."""
+        part = self.part(partition)
+        return self.count if part == REPLAY_PART else part
+
     def partitions(self) -> list[str]:
         return [*(str(p) for p in range(self.count)), REPLAY_PARTITION]
 
