@@ -209,3 +209,20 @@ def test_a_full_disk_reports_the_disk_error_and_the_log_recovers(tmp_path: Path)
     assert lines[0] in ("refused: OperationalError: disk I/O error",
                         "refused: OperationalError: database or disk is full"), done.stdout
     assert lines[1] == "sizes [10, 20]", done.stdout
+
+
+def test_the_whole_log_appends_truncates_and_scrubs_every_partition(tmp_path: Path) -> None:
+    from kaon.log.sqlite import SqliteLog
+
+    log = SqliteLog(tmp_path)
+    assert log.truncate("quarantine", 5) == 0 and log.partitions() == []  # no file is created for nothing
+    log.append([entry(1), entry(2)])
+    log.append_to("quarantine", [entry(3), entry(4)])
+    assert log.partitions() == ["0", "quarantine"]
+    assert [s.entry for s in log.read("quarantine", 0, 10)] == [entry(3), entry(4)]
+    assert log.truncate("quarantine", 1) == 1
+    assert log.scrub("ws", lambda body: body in (b'{"n":2}', b'{"n":4}')) == 2
+    assert log.scrub("another-ws", lambda body: True) == 0
+    assert [s.entry for s in log.read("0", 0, 10)] == [entry(1)]
+    assert log.read("quarantine", 0, 10) == []
+    log.close()

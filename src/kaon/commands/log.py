@@ -3,21 +3,27 @@
 import argparse
 import json
 
-from kaon.log.sqlite import SqliteLogWriter
+from kaon.log.factory import POSTGRES_SCHEMES
+from kaon.log.sqlite import DEFAULT_PARTITION, SqliteLog
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.offsets import OffsetStore
 
-PARTITION = "0"  # the partition `kaon serve` writes (kaon.runtime.PARTITION)
+PARTITION = DEFAULT_PARTITION  # the partition `kaon serve` writes (kaon.runtime.PARTITION)
 
 
 def run_log(settings: Settings, args: argparse.Namespace) -> int:
     """Renumber the partition's entries after the committed offset; run with `kaon serve` stopped."""
+    if settings.database_url.startswith(POSTGRES_SCHEMES):
+        # The PostgreSQL log lives in the store's own database: it cannot be replaced apart from the offsets.
+        print(json.dumps({"partition": None, "entries_renumbered": 0,
+                          "message": "the PostgreSQL ingest log has no epochs to accept"}))
+        return 0
     committed = OffsetStore(Database(DatabaseUrl.parse(settings.database_url)).conn()).get(PARTITION)
-    writer = SqliteLogWriter(settings.log_dir, PARTITION)
+    log = SqliteLog(settings.log_dir)
     try:
-        renumbered = writer.continue_after(committed)
+        renumbered = log.writer(PARTITION).continue_after(committed)
     finally:
-        writer.close()
+        log.close()
     print(json.dumps({"partition": PARTITION, "processed_up_to": committed, "entries_renumbered": renumbered}))
     return 0

@@ -3,13 +3,14 @@
 import json
 import os
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from kaon.log.base import IngestLog
+from kaon.log.sqlite import SqliteLog
 from kaon.store.outputs import Output
 from kaon.store.subject import Subject
 
@@ -27,36 +28,25 @@ def _matches(text: str, needles: list[str], mpids: set[str] | None = None) -> bo
     return mpids is not None and any(m in mpids for m in _MPID.findall(text))  # a batch naming their profile by mpid
 
 
-def scrub_log(log_dir: Path, subject: Subject) -> int:
+def scrub_log(log: IngestLog | Path, subject: Subject) -> int:
     """Delete not-yet-truncated ingest log entries that hold any of the person's identity values.
 
-    Each partition belongs to one writer (the serving process): a short transaction here waits on SQLite's
-    lock, so appends are never lost. Entries match on strong identifiers (identity values, or a batch `mpid` of
-    one of their profiles) only, never on attribute values.
+    Through the log's own interface (`IngestLog.scrub`); a Path is the SQLite log in that directory. Appends
+    go on meanwhile and are never lost. Entries match on strong identifiers (identity values, or a batch `mpid`
+    of one of their profiles) only, never on attribute values; only this workspace's entries (and
+    unauthenticated rejections, which belong to no workspace).
     """
     needles, mpids = subject.needles(), {str(m) for m in subject.mpids}
-    if not (needles or mpids) or not log_dir.exists():
+    if not (needles or mpids):
         return 0
-    removed = 0
-    for path in sorted(log_dir.glob("ingest-*.db")):
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    if isinstance(log, Path):
+        opened = SqliteLog(log)
         try:
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA secure_delete=ON")
-            # Only this workspace's entries (and unauthenticated rejections, which belong to no workspace).
-            doomed = [seq for seq, body in conn.execute(
-                      "SELECT seq, body FROM entries WHERE workspace_id = ? OR workspace_id IS NULL",
-                      (subject.workspace_id,))
-                      if _matches(bytes(body).decode("utf-8", "replace"), needles, mpids)]
-            if doomed:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("DELETE FROM entries WHERE seq = ?", [(s,) for s in doomed])
-                conn.execute("COMMIT")
-                removed += len(doomed)
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return scrub_log(opened, subject)
         finally:
-            conn.close()
-    return removed
+            opened.close()
+    return log.scrub(subject.workspace_id,
+                     lambda body: _matches(body.decode("utf-8", "replace"), needles, mpids))
 
 
 def _row_is_theirs(row: dict[str, Any], line: str, subject: Subject, mpids: set[str], ids: set[int]) -> bool:

@@ -15,15 +15,16 @@ import msgspec
 
 from kaon.clock import now_ms
 from kaon.governance import quarantine_store
-from kaon.log.base import KIND_MPARTICLE_BATCH, LogEntry
-from kaon.log.sqlite import SqliteLogWriter
+from kaon.log import base as log_base
+from kaon.log.base import KIND_MPARTICLE_BATCH, IngestLog, LogEntry
+from kaon.log.sqlite import SqliteLog
 from kaon.model import mparticle
 from kaon.model.batch import Batch, SourceInfo
 from kaon.store.offsets import OffsetStore
 from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
-REPLAY_PARTITION = "quarantine"
+REPLAY_PARTITION = log_base.REPLAY_PARTITION
 REPLAY_PREFIX = "kaon-quarantine:"
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -84,17 +85,20 @@ class QuarantineStore:
     def count(self) -> int:
         return quarantine_store.count(self.conn, self.ws)
 
-    def replay(self, log_dir: Path, ids: list[int] | None) -> list[int]:
-        """Append replays of these rows (None: every row) to the log; returns the ids queued."""
+    def replay(self, log: IngestLog | Path, ids: list[int] | None) -> list[int]:
+        """Append replays of these rows (None: every row) to the log; returns the ids queued.
+
+        `log` is the ingest log (`kaon.log.factory.open_log`); a Path is the SQLite log in that directory.
+        """
         queued: list[int] = []
-        writer = SqliteLogWriter(log_dir, REPLAY_PARTITION)
+        target: IngestLog = SqliteLog(log) if isinstance(log, Path) else log
         try:
             # This partition has no long-lived writer: drop what the process stage has already applied.
-            writer.truncate(OffsetStore(self.conn).get(REPLAY_PARTITION))
+            target.truncate(REPLAY_PARTITION, OffsetStore(self.conn).get(REPLAY_PARTITION))
             for rows in quarantine_store.for_replay(self.conn, self.ws, ids):
                 if not rows:
                     continue
-                writer.append([
+                target.append_to(REPLAY_PARTITION, [
                     LogEntry(kind=KIND_MPARTICLE_BATCH, workspace_id=self.ws, input_id=input_id, received_ms=received,
                              body=replay_body(bytes(batch), _blocked.decode(blocked), qid))
                     for qid, input_id, received, blocked, batch in rows])
@@ -103,5 +107,6 @@ class QuarantineStore:
                     quarantine_store.mark_replay_requested(self.conn, done, now_ms())
                 queued.extend(done)
         finally:
-            writer.close()
+            if isinstance(log, Path):
+                target.close()  # only the log opened here
         return queued

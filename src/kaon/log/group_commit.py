@@ -5,7 +5,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from kaon.log.base import LogEntry, LogWriter
+from kaon.log.base import Appender, LogEntry
 
 _log = logging.getLogger("kaon.log")
 
@@ -17,7 +17,7 @@ class GroupCommitter:
     not wait on (rejections). `on_commit` is called on the writer thread after each durable write.
     """
 
-    def __init__(self, writer: LogWriter, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, writer: Appender, on_commit: Callable[[], None] | None = None) -> None:
         self._writer = writer
         self._on_commit = on_commit
         self._pending: list[tuple[LogEntry, asyncio.Future[None] | None]] = []

@@ -1,10 +1,14 @@
-"""The ingest log on SQLite: one file per partition (one writer each), WAL, fsync on every commit."""
+"""The ingest log on SQLite: one file per partition (one writer each), WAL, fsync on every commit.
+
+`SqliteLog(directory)` is the whole log (`kaon.log.base.IngestLog`); `SqliteLogWriter`/`SqliteLogReader` are
+its pieces. One machine, so `append` writes every entry to partition "0" whatever its `user_key`.
+"""
 
 import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kaon.log.base import LogEntry, StoredEntry
@@ -22,6 +26,7 @@ CREATE TABLE IF NOT EXISTS entries (
 )
 """
 _PREFIX = "ingest-"
+DEFAULT_PARTITION = "0"  # the partition `kaon serve` writes (kaon.runtime.PARTITION)
 _log = logging.getLogger("kaon.log")
 
 
@@ -183,3 +188,68 @@ class SqliteLogReader:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+
+
+def _scrub_file(path: Path, workspace_id: str, matches: Callable[[bytes], bool]) -> int:
+    """Delete matching entries of one partition file; a short transaction that waits on its writer's lock."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA secure_delete=ON")  # deleted bodies are overwritten, not left in free pages
+        doomed = [seq for seq, body in conn.execute(
+                  "SELECT seq, body FROM entries WHERE workspace_id = ? OR workspace_id IS NULL", (workspace_id,))
+                  if matches(bytes(body))]
+        if doomed:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("DELETE FROM entries WHERE seq = ?", [(s,) for s in doomed])
+            conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # old page images leave the WAL
+        return len(doomed)
+    finally:
+        conn.close()
+
+
+class SqliteLog:
+    """The ingest log in a directory of partition files: `kaon.log.base.IngestLog` on SQLite."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._writers: dict[str, SqliteLogWriter] = {}
+        self._reader = SqliteLogReader(directory)
+        self._lock = threading.Lock()
+
+    def writer(self, partition: str = DEFAULT_PARTITION) -> SqliteLogWriter:
+        with self._lock:
+            found = self._writers.get(partition)
+            if found is None:
+                found = self._writers[partition] = SqliteLogWriter(self.directory, partition)
+            return found
+
+    def append(self, entries: Sequence[LogEntry]) -> None:
+        self.writer().append(entries)
+
+    def append_to(self, partition: str, entries: Sequence[LogEntry]) -> None:
+        self.writer(partition).append(entries)
+
+    def partitions(self) -> list[str]:
+        return self._reader.partitions()
+
+    def read(self, partition: str, after_seq: int, limit: int) -> list[StoredEntry]:
+        return self._reader.read(partition, after_seq, limit)
+
+    def truncate(self, partition: str, upto_seq: int) -> int:
+        if partition not in self._writers and partition not in self.partitions():
+            return 0  # no file: nothing to drop, and none is created
+        return self.writer(partition).truncate(upto_seq)
+
+    def scrub(self, workspace_id: str, matches: Callable[[bytes], bool]) -> int:
+        if not self.directory.exists():
+            return 0
+        return sum(_scrub_file(path, workspace_id, matches) for path in sorted(self.directory.glob(f"{_PREFIX}*.db")))
+
+    def close(self) -> None:
+        with self._lock:
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
+        self._reader.close()
