@@ -34,7 +34,7 @@ PARTITION = "0"
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(DatabaseUrl.parse(settings.database_url))
+        self.db = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir)
         self.writer = SqliteLogWriter(settings.log_dir, PARTITION)
         # Before anything is appended or read: a replaced log file must not make new entries look processed.
         self.writer.align(OffsetStore(self.db.conn()).get(PARTITION))

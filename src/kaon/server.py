@@ -1,6 +1,7 @@
 """`kaon serve`: one ASGI app (collection doors + admin API) and its lifespan, run by uvicorn."""
 
 import logging
+import os
 import resource
 import signal
 from urllib.parse import urlsplit, urlunsplit
@@ -96,6 +97,8 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
 
 def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain: finish in-flight requests and let processing catch up."""
+    # The data directory of a store with no file (PostgreSQL), for the threads and child processes that open it.
+    os.environ.setdefault("KAON_DATA_DIR", str(settings.data_dir))
     runtime = Runtime(settings)
     limits = connection_limits(settings)
     config = uvicorn.Config(

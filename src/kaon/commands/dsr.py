@@ -22,7 +22,7 @@ DAY_MS = 86_400_000
 
 
 def run_dsr(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(DatabaseUrl.parse(settings.database_url))
+    db = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir)
     conn = db.conn()
     workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     store = DsrStore(conn)

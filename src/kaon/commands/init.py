@@ -38,7 +38,7 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 def initialise(settings: Settings, workspace_choice: str | None) -> dict[str, Any]:
     """Create what is missing and return the workspace's credentials (secrets kept in the data dir, 0600)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn(),
+    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir).conn(),
                         Sealer.for_data_dir(settings.data_dir))
     workspace_name = init_workspace_name(store, workspace_choice)
     path = _credentials_path(settings)

@@ -20,7 +20,7 @@ def _row(item: Input, secret: str | None = None) -> dict[str, object]:
 
 
 def run_inputs(settings: Settings, args: argparse.Namespace) -> int:
-    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url)).conn(),
+    store = ConfigStore(Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir).conn(),
                         Sealer.for_data_dir(settings.data_dir))
     workspace = chosen_workspace(store, args.workspace)
     rows: list[dict[str, object]]

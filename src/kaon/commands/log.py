@@ -19,7 +19,8 @@ def run_log(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps({"partition": None, "entries_renumbered": 0,
                           "message": "the PostgreSQL ingest log has no epochs to accept"}))
         return 0
-    committed = OffsetStore(Database(DatabaseUrl.parse(settings.database_url)).conn()).get(PARTITION)
+    db = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir)
+    committed = OffsetStore(db.conn()).get(PARTITION)
     log = SqliteLog(settings.log_dir)
     try:
         renumbered = log.writer(PARTITION).continue_after(committed)

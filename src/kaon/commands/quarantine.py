@@ -13,7 +13,7 @@ from kaon.store.db import Database, DatabaseUrl
 
 
 def run_quarantine(settings: Settings, args: argparse.Namespace) -> int:
-    conn = Database(DatabaseUrl.parse(settings.database_url)).conn()
+    conn = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir).conn()
     workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     store = QuarantineStore(conn, workspace.id)
     if args.action == "list":

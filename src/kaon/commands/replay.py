@@ -29,7 +29,7 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    conn = Database(DatabaseUrl.parse(settings.database_url)).conn()
+    conn = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir).conn()
     workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     OutputStore(conn, workspace.id).output(args.output)
     since = parse_since(args.since)

@@ -23,7 +23,7 @@ def _row(token: AdminToken, secret: str | None = None) -> dict[str, object]:
 
 
 def run_tokens(settings: Settings, args: argparse.Namespace) -> int:
-    conn = Database(DatabaseUrl.parse(settings.database_url)).conn()
+    conn = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir).conn()
     workspace = chosen_workspace(ConfigStore(conn), args.workspace)
     store = TokenStore(conn)
     rows: list[dict[str, object]]

@@ -11,4 +11,5 @@ from kaon.store.db import Database, DatabaseUrl
 def run_delivery(settings: Settings, stop: StopEvent, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-    DeliveryService(Database(DatabaseUrl.parse(settings.database_url))).run_until(stop, parent)
+    db = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir)
+    DeliveryService(db).run_until(stop, parent)

@@ -31,7 +31,7 @@ def tune_gc() -> None:
 def run_process_stage(settings: Settings, stop: StopEvent, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-    db = Database(DatabaseUrl.parse(settings.database_url))
+    db = Database(DatabaseUrl.parse(settings.database_url), data_dir=settings.data_dir)
     reader = SqliteLogReader(settings.log_dir)
     window = settings.dedup_window_ms
     stage = ProcessStage(db, reader, default_steps(dedup_window_ms=window),

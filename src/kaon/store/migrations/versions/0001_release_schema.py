@@ -463,6 +463,9 @@ def upgrade() -> None:
             op.execute(for_dialect(statement, dialect))
     if dialect == "sqlite":
         _upgrade_pre_release(bind)
+    else:  # the columns 0.1.0 added to older tables, which its CREATE statements above lack
+        for table, column, declaration in _LATE_COLUMNS:
+            op.execute(for_dialect(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {declaration}", dialect))
 
 
 def _has_column(bind: Connection, table: str, column: str) -> bool:
