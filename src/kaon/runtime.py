@@ -28,6 +28,7 @@ from kaon.store.sealing import Sealer
 _log = logging.getLogger("kaon.runtime")
 TRUNCATE_EVERY_S = 5.0
 BEAT_EVERY_S = 2.0
+ROLE = "all"  # collect, process and deliver in this process and its children (role processes: docs/deploy.md)
 PARTITION = "0"
 
 
@@ -83,7 +84,7 @@ class Runtime:
         if self.stage_process is not None:
             self.stage_process.start()
         self.delivery.start()
-        self.process_id = processes.register(self.db.conn(), self.settings.role,
+        self.process_id = processes.register(self.db.conn(), ROLE,
                                              f"{self.settings.host}:{self.settings.port}", now_ms())
         self._tasks.append(asyncio.create_task(self._every_second()))
         self.ready = True

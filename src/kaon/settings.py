@@ -41,9 +41,6 @@ def public_url(environ: Mapping[str, str] | None = None) -> str | None:
     return value.rstrip("/")
 
 
-ROLES = ("all",)
-
-
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -70,18 +67,10 @@ class Settings:
     admin_max_body_bytes: int = 16 * 1024 * 1024
     # KAON_PUBLIC_URL (see `public_url`): validated at start so a typo fails early.
     public_url: str | None = None
-    # What this process runs: `all` (collect, process and deliver). Role processes of a cluster are not built yet
-    # (issue 11, docs/deploy.md): Settings refuses any other value.
-    role: str = "all"
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
             raise ValueError("process stage must be `process` or `thread`")
-        if self.role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
-        if self.role != "all":
-            raise ValueError(f"role {self.role!r}: only `all` runs in this version (role processes are planned, "
-                             "docs/deploy.md)")
 
     @property
     def log_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for the log's tests, and a fresh log schema per test."""
+"""The PostgreSQL cluster for the log's tests, and a fresh log schema per test."""
 
 import uuid
 from collections.abc import Iterator
@@ -6,13 +6,14 @@ from collections.abc import Iterator
 import pytest
 
 from kaon.log.postgres import PostgresLog
-from support.postgres import PostgresCluster, running_cluster
+from support.postgres import PostgresCluster
+from support.stores import PostgresStores
 
 
 @pytest.fixture(scope="session")
-def log_cluster() -> Iterator[PostgresCluster]:
-    with running_cluster() as running:
-        yield running
+def log_cluster(postgres_stores: PostgresStores) -> PostgresCluster:
+    """The suite's one throwaway cluster (support.stores), shared with the store tests."""
+    return postgres_stores.cluster()
 
 
 @pytest.fixture

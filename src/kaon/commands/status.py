@@ -18,15 +18,10 @@ def status(settings: Settings) -> dict[str, Any]:
         now = now_ms()
         listed = processes.listing(conn, now)
         offsets = OffsetStore(conn).all()
-        partitions = _partitions(settings, offsets)
+        partitions = [{"partition": p, "processed_up_to": seq} for p, seq in sorted(offsets.items())]
     finally:
         db.close()
     return {"database": db.dialect, "processes": listed, "partitions": partitions}
-
-
-def _partitions(settings: Settings, offsets: dict[str, int]) -> list[dict[str, Any]]:
-    """How far processing has read each ingest log partition (the consumer offsets)."""
-    return [{"partition": p, "processed_up_to": seq} for p, seq in sorted(offsets.items())]
 
 
 def run_status(settings: Settings, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from kaon.store.sql import Conn, chunks, marks
+from kaon.store.sql import Conn, chunks, marks, rows_limit
 from kaon.store.subject import Subject
 
 
@@ -76,11 +76,10 @@ class ConsentHistory:
         ids = sorted(set(mpids))
         where, args = ("", ()) if after is None else (
             " AND (timestamp_unixtime_ms, received_ms, id) < (?, ?, ?)", after)
-        limited, bound = (" LIMIT ?", (limit,)) if limit >= 0 else ("", ())
         rows = self.conn.execute(
             f"SELECT {_COLUMNS} FROM consent_history WHERE workspace_id = ? AND mpid IN ({marks(ids)}){where}"
-            f" ORDER BY timestamp_unixtime_ms DESC, received_ms DESC, id DESC{limited}",
-            (self.ws, *ids, *args, *bound))
+            " ORDER BY timestamp_unixtime_ms DESC, received_ms DESC, id DESC LIMIT ?",
+            (self.ws, *ids, *args, rows_limit(limit)))
         return [{"id": r[0], "mpid": str(r[1]), "regulation": r[2], "purpose": r[3], "consented": bool(r[4]),
                  "document": r[5], "timestamp_unixtime_ms": r[6], "location": r[7], "hardware_id": r[8],
                  "received_ms": r[9], "input_id": r[10], "source_request_id": r[11],

@@ -11,7 +11,7 @@ from kaon.clock import now_ms
 from kaon.errors import Conflict, NotFound
 from kaon.governance.plans_document import Blocking, PlanIn, VersionIn
 from kaon.store.config import ConfigStore
-from kaon.store.sql import Conn, marks
+from kaon.store.sql import Conn, marks, rows_limit
 from kaon.store.tx import transaction
 
 _json = msgspec.json.Encoder()
@@ -36,11 +36,6 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _limit(limit: int) -> tuple[str, tuple[int, ...]]:
-    """A `LIMIT ?` clause and its parameter; none for -1 (all rows: PostgreSQL refuses a negative limit)."""
-    return (" LIMIT ?", (limit,)) if limit >= 0 else ("", ())
-
-
 def environments_for(batch_environment: str) -> tuple[str, ...]:
     """Activations that apply to a batch: a development batch also follows a version active in production."""
     return ("development", "production") if batch_environment == "development" else ("production",)
@@ -54,10 +49,9 @@ class PlanStore:
     # Reading
     def plan_ids(self, limit: int = -1, after: str | None = None) -> list[str]:
         """In id order; `after` is the last id shown (limit -1: all)."""
-        limited, bound = _limit(limit)
         return [r[0] for r in self.conn.execute(
-            f"SELECT plan_id FROM plans WHERE workspace_id = ? AND plan_id > ? ORDER BY plan_id{limited}",
-            (self.ws, "" if after is None else after, *bound))]
+            "SELECT plan_id FROM plans WHERE workspace_id = ? AND plan_id > ? ORDER BY plan_id LIMIT ?",
+            (self.ws, "" if after is None else after, rows_limit(limit)))]
 
     def plan(self, plan_id: str) -> dict[str, Any]:
         """The plan document as mParticle shows it, with every version."""
@@ -199,11 +193,10 @@ class PlanStore:
         if after is not None:
             where += " AND (hour_ms, version, data_point, violation) > (?, ?, ?, ?)"
             args.extend(after)
-        limited, bound = _limit(limit)
         rows = self.conn.execute(
             "SELECT hour_ms, version, data_point, violation, count FROM plan_report WHERE workspace_id = ?"
-            f" AND plan_id = ? AND hour_ms >= ?{where} ORDER BY hour_ms, version, data_point, violation{limited}",
-            (self.ws, plan_id, since_ms, *args, *bound))
+            f" AND plan_id = ? AND hour_ms >= ?{where} ORDER BY hour_ms, version, data_point, violation LIMIT ?",
+            (self.ws, plan_id, since_ms, *args, rows_limit(limit)))
         return [{"hour_start_unixtime_ms": h, "version": v, "data_point": d, "violation": t, "count": c}
                 for h, v, d, t, c in rows]
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from kaon.identity.extract import Identity
-from kaon.store.sql import Conn, chunks, contains_any, marks
+from kaon.store.sql import Conn, chunks, contains_any, marks, rows_limit
 from kaon.store.subject import Subject
 
 _json = msgspec.json.Encoder()
@@ -274,11 +274,10 @@ class ProfileStore:
 
     def merges_of(self, mpid: int, limit: int = -1, after: int | None = None) -> list[dict[str, Any]]:
         """Merges into or of this profile, newest first; `after` is the merge id last shown (limit -1: all)."""
-        limit_sql, limit_args = ("", ()) if limit < 0 else (" LIMIT ?", (limit,))
         rows = self.conn.execute(
             "SELECT id, survivor_mpid, merged_mpid, reason, actor, merged_ms, undone_ms, undone_by FROM merges"
-            f" WHERE workspace_id = ? AND (survivor_mpid = ? OR merged_mpid = ?) AND id < ? ORDER BY id DESC"
-            f"{limit_sql}", (self.ws, mpid, mpid, 2**63 - 1 if after is None else after, *limit_args),
+            " WHERE workspace_id = ? AND (survivor_mpid = ? OR merged_mpid = ?) AND id < ? ORDER BY id DESC LIMIT ?",
+            (self.ws, mpid, mpid, 2**63 - 1 if after is None else after, rows_limit(limit)),
         )
         return [{"merge_id": i, "survivor_mpid": str(s), "merged_mpid": str(m), "reason": r, "actor": a,
                  "merged_unixtime_ms": t, "undone_unixtime_ms": u, "undone_by": ub}
