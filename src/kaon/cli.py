@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default $KAON_PROCESS_STAGE or process)")
     serve.add_argument("--access-log", action="store_true", default=None,
                        help="log every request to stderr (default $KAON_ACCESS_LOG, off)")
+    serve.add_argument("--role", choices=("all", "collect", "process", "deliver"),
+                       help="what this process runs: everything (default, $KAON_ROLE or all) or one role of a "
+                       "cluster on PostgreSQL: collect (the doors), process (log partitions by lease) or deliver")
 
     inputs = sub.add_parser("inputs", help="manage inputs (platforms and feeds)")
     _common(inputs)
@@ -130,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.resolve(args.data_dir, args.database_url, getattr(args, "host", None),
                                     getattr(args, "port", None), getattr(args, "process_stage", None),
-                                    getattr(args, "access_log", None))
+                                    getattr(args, "access_log", None), getattr(args, "role", None))
         os.umask(files.UMASK)  # databases, logs and keys are private to the user running Kaon
         if args.command in ("init", "serve"):
             files.secure(settings.data_dir)

@@ -11,7 +11,8 @@ import uvicorn
 from kaon import __version__
 from kaon.admin.app import create_admin_app
 from kaon.admin.guard import AdminGuard
-from kaon.collect.http import Receive, Scope, Send
+from kaon.collect.door import error_body
+from kaon.collect.http import Receive, Scope, Send, respond
 from kaon.runtime import Runtime
 from kaon.server_protocol import ConnectionLimits, protocol_class
 from kaon.settings import Settings
@@ -24,7 +25,8 @@ class KaonApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready)
+        self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready, role=runtime.settings.role,
+                                      parts=runtime.health)
         self.admin.state.sealer = runtime.sealer
         self.admin.state.log_dir = runtime.settings.log_dir
         runtime.collect.fallback = AdminGuard(self.admin, runtime.db, runtime.settings.admin_max_body_bytes)
@@ -32,6 +34,11 @@ class KaonApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if not self.runtime.settings.runs_collect and self.runtime.collect.handles(scope["path"]):
+                await respond(send, 404, error_body(
+                    "NOT_A_COLLECT_PROCESS", f"this Kaon process runs the {self.runtime.settings.role} role; "
+                    "send events to a collect process (docs/deploy.md)"))
+                return
             await self.runtime.collect(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -67,7 +74,7 @@ def banner(settings: Settings) -> str:
     """What `kaon serve` prints once it answers: where it listens and where the data lives."""
     base = f"http://{settings.host}:{settings.port}"
     return "\n".join([
-        f"Kaon {__version__} listening on {base}",
+        f"Kaon {__version__} listening on {base} (role {settings.role})",
         f"  collect:    {base}/v2/events, /v2/bulkevents, /v3/JS/<key>/events, /v1/batch (Segment spec),"
         " /v1/identify (IDSync)",
         f"  admin API:  {base}/api/v1 (docs {base}/api/v1/docs, health {base}/api/v1/health)",

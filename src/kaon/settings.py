@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_DATA_DIR = "./kaon-data"
 DAY_MS = 86_400_000
+ROLES = ("all", "collect", "process", "deliver")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _float_env(name: str) -> float | None:
@@ -67,10 +69,34 @@ class Settings:
     admin_max_body_bytes: int = 16 * 1024 * 1024
     # KAON_PUBLIC_URL (see `public_url`): validated at start so a typo fails early.
     public_url: str | None = None
+    # What this `kaon serve` runs (docs/deploy.md): "all" (collect, process and deliver), or one of them, for
+    # role processes on several machines against one PostgreSQL database.
+    role: str = "all"
 
     def __post_init__(self) -> None:
         if self.process_stage not in ("process", "thread"):
             raise ValueError("process stage must be `process` or `thread`")
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+        if self.role != "all" and not self.database_url.startswith(POSTGRES_SCHEMES):
+            raise ValueError(f"--role {self.role} needs the store on PostgreSQL (--database-url postgresql://…): "
+                             "role processes share one database and its ingest log (docs/deploy.md)")
+
+    @property
+    def runs_collect(self) -> bool:
+        return self.role in ("all", "collect")
+
+    @property
+    def runs_process(self) -> bool:
+        return self.role in ("all", "process")
+
+    @property
+    def runs_deliver(self) -> bool:
+        return self.role in ("all", "deliver")
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database_url.startswith(POSTGRES_SCHEMES)
 
     @property
     def log_dir(self) -> Path:
@@ -85,6 +111,7 @@ class Settings:
         port: int | None = None,
         process_stage: str | None = None,
         access_log: bool | None = None,
+        role: str | None = None,
     ) -> "Settings":
         directory = Path(data_dir or os.environ.get("KAON_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
         url = database_url or os.environ.get("KAON_DATABASE_URL") or f"sqlite:///{directory / 'kaon.db'}"
@@ -105,4 +132,5 @@ class Settings:
             body_timeout=_float_env("KAON_BODY_TIMEOUT") or 30.0,
             admin_max_body_bytes=_int_env("KAON_ADMIN_MAX_BODY_BYTES") or 16 * 1024 * 1024,
             public_url=public_url(),
+            role=role or os.environ.get("KAON_ROLE") or "all",
         )

@@ -1,5 +1,6 @@
 """The admin API application (FastAPI; kept off the collection hot path)."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def _document_real_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
+def create_admin_app(db: Database, is_ready: Any = lambda: True, *, role: str = "all",
+                     parts: Callable[[], dict[str, str]] | None = None) -> FastAPI:
     app = FastAPI(
         title="Kaon admin API", version=__version__, openapi_url=f"{PREFIX}/openapi.json",
         docs_url=None, redoc_url=None, responses=ERROR_RESPONSES,
@@ -76,9 +78,13 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True) -> FastAPI:
     @app.get(f"{PREFIX}/health", response_model=Health, tags=["health"], dependencies=guarded,
              responses={503: {"description": "Starting"}})
     def health() -> Health | JSONResponse:
+        """`ok` when this process runs every part its role has; which parts, and the role, for a load balancer."""
+        found = parts() if parts is not None else {}
         if not is_ready():
-            return JSONResponse({"status": "starting"}, status_code=503)
-        return Health(status="ok")
+            return JSONResponse({"status": "starting", "role": role, "parts": found}, status_code=503)
+        if any(state == "stopped" for state in found.values()):
+            return JSONResponse({"status": "degraded", "role": role, "parts": found}, status_code=503)
+        return Health(status="ok", role=role, parts=found)
 
     for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery,
                    routes_catalog, routes_plans, routes_consent, routes_tokens):

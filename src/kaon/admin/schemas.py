@@ -13,6 +13,9 @@ NextCursor = Annotated[str | None, Field(description="Pass as `cursor` for the n
 
 class Health(BaseModel):
     status: Literal["ok"]
+    role: str = "all"
+    # collect / process / deliver: running, stopped (503 degraded) or off (not this process's role).
+    parts: dict[str, str] = {}
 
 
 class EventOut(BaseModel):

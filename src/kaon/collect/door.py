@@ -8,6 +8,7 @@ import msgspec
 
 from kaon.clock import Clock, now_ms
 from kaon.collect import cors as cors_module
+from kaon.collect import user_keys
 from kaon.collect.auth import Authenticator, InputInfo
 from kaon.collect.errors import CollectError
 from kaon.collect.http import Receive, Scope, Send, client_ip, read_body, respond
@@ -51,6 +52,8 @@ class Doors:
     committer: GroupCommitter
     rejections: Rejections
     clock: Clock = now_ms
+    # The log has several partitions (PostgreSQL): route entries by user key (kaon.collect.user_keys).
+    keyed: bool = False
 
     async def accept(
         self,
@@ -81,10 +84,16 @@ class Doors:
                 info = authenticate(scope, body_key)
                 self._rate_limit(info)
             assert info is not None
-            entry = LogEntry(kind=kind, workspace_id=info.workspace_id, input_id=info.id,
-                             received_ms=received_ms, ip=client_ip(scope), body=body)
+            ip = client_ip(scope)
+            if self.keyed:
+                entries = [LogEntry(kind=kind, workspace_id=info.workspace_id, input_id=info.id,
+                                    received_ms=received_ms, ip=ip, body=part, user_key=key)
+                           for key, part in user_keys.split(kind, body)]
+            else:
+                entries = [LogEntry(kind=kind, workspace_id=info.workspace_id, input_id=info.id,
+                                    received_ms=received_ms, ip=ip, body=body)]
             try:
-                await self.committer.append(entry)
+                await self.committer.append_many(entries)
             except RuntimeError as error:
                 raise CollectError(503, "LOG_UNAVAILABLE", f"Could not store the request durably: {error}",
                                    {"retry-after": "1"}) from None

@@ -31,12 +31,18 @@ class GroupCommitter:
         self._thread.start()
 
     async def append(self, entry: LogEntry) -> None:
+        await self.append_many([entry])
+
+    async def append_many(self, entries: list[LogEntry]) -> None:
+        """Append entries in the same round (one durable commit): all of them are stored, or none."""
         assert self._loop is not None, "start() first"
         future: asyncio.Future[None] = self._loop.create_future()
         with self._cond:
             if self._closing:
                 raise RuntimeError("ingest log is closing")
-            self._pending.append((entry, future))
+            # Only the last carries the future: the round that writes it writes the others too.
+            self._pending.extend((entry, None) for entry in entries[:-1])
+            self._pending.append((entries[-1], future))
             self._cond.notify()
         await future
 

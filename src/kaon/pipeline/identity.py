@@ -18,6 +18,20 @@ from kaon.identity.service import Identity, load_policy
 from kaon.identity.store import ProfileStore
 from kaon.model.events import Alias, AliasData
 from kaon.pipeline.work import Slice, WorkBatch
+from kaon.store.sql import lock_keys
+
+
+def _identity_keys(work: Slice, policies: dict[str, IdentityPolicy]) -> list[str]:
+    """The identity values (and mpids named) of a slice's batches, as lock keys."""
+    keys = []
+    for item in work.batches:
+        policy = policies.get(item.workspace_id)
+        if policy is None:
+            policy = policies[item.workspace_id] = load_policy(work.tx, item.workspace_id)
+        keys += [f"{item.workspace_id}\x1f{kind}\x1f{value}" for kind, value in batch_identities(item.batch, policy)]
+        if item.batch.mpid is not None:
+            keys.append(f"{item.workspace_id}\x1fmpid\x1f{item.batch.mpid}")
+    return keys
 
 
 class ResolveIdentity:
@@ -26,6 +40,9 @@ class ResolveIdentity:
     def run(self, work: Slice) -> None:
         policies: dict[str, IdentityPolicy] = {}
         merged: dict[str, set[int]] = {}
+        if not work.tx.dialect.sqlite:
+            # Process workers on other partitions may resolve the same identities now: take turns on them.
+            lock_keys(work.tx, _identity_keys(work, policies))
         for item in work.batches:
             policy = policies.get(item.workspace_id)
             if policy is None:

@@ -99,6 +99,20 @@ def store_url(conn: Conn) -> str:
     return str(conn.url)  # type: ignore[attr-defined]
 
 
+def lock_keys(conn: Conn, keys: Iterable[str]) -> None:
+    """Hold these keys until the transaction ends, so concurrent writers of the same keys take turns.
+
+    SQLite has one writer at a time already; PostgreSQL takes transaction-level advisory locks, in sorted order
+    so that two transactions locking overlapping sets cannot deadlock on them.
+    """
+    if conn.dialect.sqlite:
+        return
+    wanted = sorted(set(keys))
+    if wanted:
+        conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(k, 0) AS k"
+                     " FROM unnest(?::text[]) AS k ORDER BY 1) AS sorted_keys", (wanted,))
+
+
 def secure_delete(conn: Conn) -> None:
     """Make deleted rows unreadable in the file: SQLite zeroes freed pages (PostgreSQL: VACUUM reclaims them)."""
     if conn.dialect.sqlite:
