@@ -253,8 +253,17 @@ class Report:
     profiles: int
     identity_partition_equal: bool
     retries: int
-    seconds: float
+    send_seconds: float  # until the last batch was acknowledged
+    seconds: float  # until the last event was delivered
     killed: list[str]
+
+    @property
+    def ingest_events_per_s(self) -> float:
+        return self.acknowledged / self.send_seconds
+
+    @property
+    def end_to_end_events_per_s(self) -> float:
+        return self.acknowledged / self.seconds
 
     @property
     def ok(self) -> bool:
@@ -310,7 +319,8 @@ def sqlite_partition(work: Path, users: list[list[dict[str, Any]]]) -> Partition
 
 
 def run_cluster(dsn: str, work: Path, *, users: int = 200, batches: int = 3000, per_role: int = 2,
-                kill: bool = True, threads: int = 16, timeout: float = 600) -> Report:
+                kill: bool = True, threads: int = 16, timeout: float = 600, process_workers: int | None = None,
+                compare_sqlite: bool = True) -> Report:
     users_batches = world(users, batches)
     env = kaon_env({"KAON_DATABASE_URL": dsn, "KAON_SECRET_KEY": Fernet.generate_key().decode()})
     created = init(work / "init", env)
@@ -320,8 +330,9 @@ def run_cluster(dsn: str, work: Path, *, users: int = 200, batches: int = 3000, 
     with ExitStack() as stack:
         capture = VendorCapture().start()
         stack.callback(capture.stop)
-        nodes = {role: [Node(role, work / f"{role}-{i}", env) for i in range(per_role)]
-                 for role in ("collect", "process", "deliver")}
+        counts = {"collect": per_role, "process": per_role if process_workers is None else process_workers,
+                  "deliver": per_role}
+        nodes = {role: [Node(role, work / f"{role}-{i}", env) for i in range(n)] for role, n in counts.items()}
         for role_nodes in nodes.values():
             for node in role_nodes:
                 node.start()
@@ -347,24 +358,25 @@ def run_cluster(dsn: str, work: Path, *, users: int = 200, batches: int = 3000, 
                           threads, progress=halfway, at=total_batches // 3)
         if kill:
             chaos_thread.join()
+        send_seconds = time.monotonic() - started
         acknowledged = load.acknowledged
         wait_for(lambda: acknowledged <= set(stored_counts(dsn)), timeout, "every acknowledged event stored")
         wait_for(lambda: acknowledged <= set(delivered(capture)[0]), timeout, "every event delivered")
         seconds = time.monotonic() - started
-        counts = stored_counts(dsn)
+        stored = stored_counts(dsn)
         ids, unkeyed = delivered(capture)
         with psycopg.connect(dsn) as conn:
             cluster_partition = partition_of(conn.execute(IDENTITIES).fetchall())
-    expected_partition = sqlite_partition(work, users_batches)
+    expected_partition = sqlite_partition(work, users_batches) if compare_sqlite else cluster_partition
     return Report(
         batches=total_batches, acknowledged=len(acknowledged),
-        stored_once=sum(1 for m in acknowledged if counts.get(m) == 1),
-        stored_twice_or_more=sum(1 for c in counts.values() if c > 1),
-        missing=sum(1 for m in acknowledged if m not in counts),
+        stored_once=sum(1 for m in acknowledged if stored.get(m) == 1),
+        stored_twice_or_more=sum(1 for c in stored.values() if c > 1),
+        missing=sum(1 for m in acknowledged if m not in stored),
         delivered_distinct=len(set(ids) & acknowledged), delivered_repeats=len(ids) - len(set(ids)),
         requests_without_idempotency_key=unkeyed, order_breaks=order_breaks(ids),
         profiles=len(cluster_partition), identity_partition_equal=cluster_partition == expected_partition,
-        retries=load.retries, seconds=seconds, killed=killed)
+        retries=load.retries, send_seconds=send_seconds, seconds=seconds, killed=killed)
 
 
 @contextmanager
@@ -379,14 +391,43 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=3000)
     parser.add_argument("--per-role", type=int, default=2, help="processes of each role (default 2)")
     parser.add_argument("--no-kill", action="store_true", help="do not kill -9 a process of each role")
+    parser.add_argument("--figures", action="store_true",
+                        help="no kills: events/s with 1 and then 2 process workers (2 collect, 2 deliver), same run")
     args = parser.parse_args()
+    if args.figures:
+        return figures(args.users, args.batches)
     with tempfile.TemporaryDirectory(prefix="kaon-cluster-") as work, postgres() as dsn:
         report = run_cluster(dsn, Path(work), users=args.users, batches=args.batches, per_role=args.per_role,
                              kill=not args.no_kill)
     for name, value in vars(report).items():
         print(f"{name:>34}: {value}")
+    print(f"{'ingest events/s':>34}: {report.ingest_events_per_s:,.0f}")
+    print(f"{'end-to-end events/s':>34}: {report.end_to_end_events_per_s:,.0f}")
     print(f"{'result':>34}: {'ok' if report.ok else 'FAILED'}")
     return 0 if report.ok else 1
+
+
+def figures(users: int, batches: int) -> int:
+    """Ingest and end-to-end events/s on PostgreSQL with 1 and 2 process workers, each on a fresh database."""
+    rows = []
+    with postgres() as dsn:
+        for n, workers in enumerate((1, 2, 1, 2)):
+            database = f"figures_{n}"
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {database}")
+            url = dsn.rsplit("/", 1)[0] + f"/{database}"
+            with tempfile.TemporaryDirectory(prefix="kaon-cluster-") as work:
+                report = run_cluster(url, Path(work), users=users, batches=batches, kill=False,
+                                     process_workers=workers, compare_sqlite=False)
+            rows.append((workers, report))
+            print(f"process workers {workers}: ingest {report.ingest_events_per_s:>8,.0f} events/s, end to end "
+                  f"{report.end_to_end_events_per_s:>8,.0f} events/s ({report.acknowledged} events, "
+                  f"{'ok' if report.ok else 'FAILED'})", flush=True)
+    by = {w: [r.end_to_end_events_per_s for x, r in rows if x == w] for w in (1, 2)}
+    print(f"end to end, 2 workers / 1 worker (mean of {len(by[1])} runs each): "
+          f"{sum(by[2]) / len(by[2]) / (sum(by[1]) / len(by[1])):.2f}")
+    print(f"machine: {os.cpu_count()} cores; the sender is this script (16 threads, one batch per user at a time)")
+    return 0 if all(r.ok for _, r in rows) else 1
 
 
 if __name__ == "__main__":

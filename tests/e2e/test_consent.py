@@ -11,12 +11,14 @@ import pytest
 
 from support.capture import VendorCapture
 from support.server import KaonServer
+from support.stores import DIALECTS, server_env
 from support.waiting import eventually
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
-    running = KaonServer(tmp_path_factory.mktemp("consent")).start()
+@pytest.fixture(scope="module", params=DIALECTS)
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[KaonServer]:
+    """One server per store dialect: consent behaves the same on SQLite and PostgreSQL."""
+    running = KaonServer(tmp_path_factory.mktemp("consent"), env=server_env(request, request.param)).start()
     saved = running.admin("PUT", "/settings/consent", json={"gdpr_purposes": [
         {"name": " Marketing ", "description": "Email and ads"}, {"name": "analytics"}]})
     assert saved.status_code == 200, saved.text

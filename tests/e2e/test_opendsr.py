@@ -1,4 +1,5 @@
-"""OpenDSR v3 end to end: a real `kaon serve`, erasure completeness over the whole data dir, callbacks, errors."""
+"""OpenDSR v3 end to end: a real `kaon serve`, erasure completeness over the whole data dir (and, with the store on
+PostgreSQL, every table of its database), callbacks, errors. The module runs once per store dialect."""
 
 import base64
 import json
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from kaon.governance.dsr_keys import verify
 from support.capture import VendorCapture
 from support.server import KaonServer
+from support.stores import DIALECTS, server_env
 from support.waiting import eventually
 
 ENV = {"KAON_DSR_CALLBACK_BASE_SECONDS": "0.2"}
@@ -26,15 +29,16 @@ B_EMAIL, B_CUSTOMER, B_CITY = "bob.keeper@example.org", "cust-keep-0815", "Reykj
 
 
 @pytest.fixture(scope="module")
-def capture() -> Iterator[VendorCapture]:
+def capture(server: KaonServer) -> Iterator[VendorCapture]:
+    """One per server (per store dialect), so each sees only its own server's requests."""
     started = VendorCapture().start()
     yield started
     started.stop()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KaonServer]:
-    running = KaonServer(tmp_path_factory.mktemp("opendsr"), env=dict(ENV))
+@pytest.fixture(scope="module", params=DIALECTS)
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[KaonServer]:
+    running = KaonServer(tmp_path_factory.mktemp("opendsr"), env={**ENV, **server_env(request, request.param)})
     running.env["KAON_PUBLIC_URL"] = running.url  # links Kaon hands out point here, whatever Host a caller sends
     running.start()
     yield running
@@ -86,10 +90,27 @@ def events(name: str, n: int, **attributes: str) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
-def scan(data_dir: Path, roots: list[Path], needles: list[str]) -> list[str]:
-    """Every SQLite file's every table and column, and every other file's bytes, searched for the needles."""
+def scan_postgres(url: str, needles: list[bytes]) -> list[str]:
+    """Every row of every table in every schema of the database (the main store and the `kaon_log` schema)."""
+    found: list[str] = []
+    with psycopg.connect(url) as conn:
+        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables WHERE table_type ="
+                              " 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')").fetchall()
+        for schema, table in tables:
+            for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"'):
+                text = b" ".join(bytes(c) if isinstance(c, (bytes, memoryview)) else str(c).encode()
+                                 for c in row).lower()
+                found += [f"{schema}.{table}: {n!r}" for n in needles if n in text]
+    return found
+
+
+def scan(data_dir: Path, roots: list[Path], needles: list[str], database_url: str | None = None) -> list[str]:
+    """Every SQLite file's every table and column, and every other file's bytes, searched for the needles; with
+    a PostgreSQL `database_url`, every table of that database too."""
     found: list[str] = []
     lowered = [n.lower().encode() for n in needles]
+    if database_url is not None:
+        found += scan_postgres(database_url, lowered)
     for root in roots:
         for path in sorted(root.rglob("*")):
             if not path.is_file() or path.name.endswith(("-wal", "-shm", "-journal")):
@@ -158,7 +179,8 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
     eventually(lambda: A_CUSTOMER in "".join(p.read_text() for p in export_dir.rglob("*.jsonl")), timeout=30,
                what="the files output holds A's rows")
     a_needles = [A_EMAIL, A_CUSTOMER, A_DEVICE, *A_ATTRIBUTES.values()]
-    assert scan(server.data_dir, [server.data_dir, export_dir], a_needles), "the scan must see A before erasure"
+    database = server.env.get("KAON_DATABASE_URL")
+    assert scan(server.data_dir, [server.data_dir, export_dir], a_needles, database), "the scan must see A first"
 
     body = request_body(callback=f"{capture.url}/callbacks", email=A_EMAIL.upper(),
                         controller_customer_id=A_CUSTOMER)
@@ -166,7 +188,7 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(server: KaonServer, captu
     assert created.status_code == 201, created.text
     status = completed(server, body["subject_request_id"])
 
-    leftovers = scan(server.data_dir, [server.data_dir, export_dir], a_needles)
+    leftovers = scan(server.data_dir, [server.data_dir, export_dir], a_needles, database)
     assert leftovers == []
     assert [e["event_name"] for e in server.events()].count("b-only") == 3
     assert B_CITY in "".join(p.read_text() for p in export_dir.rglob("*.jsonl"))
@@ -322,7 +344,7 @@ def test_an_erasure_in_progress_when_the_server_is_killed_completes_after_restar
     assert [a["alias_name"] for a in deletion.json()["user_aliases"]] == [mpid]
     statuses = {e["name"]: e["status"] for e in status["extensions"]}
     assert statuses == {"braze-hangs": "failed", "braze-ok": "sent"}
-    assert scan(server.data_dir, [server.data_dir], [email, customer]) == []
+    assert scan(server.data_dir, [server.data_dir], [email, customer], server.env.get("KAON_DATABASE_URL")) == []
 
 
 def test_an_input_key_and_secret_is_not_an_opendsr_credential(server: KaonServer) -> None:

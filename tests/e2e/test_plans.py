@@ -2,12 +2,23 @@
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from support.server import KaonServer, kaon
+from support.stores import DIALECTS, server_env
 from support.waiting import eventually
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def kaon_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[KaonServer]:
+    """One server per store dialect: data plans behave the same on SQLite and PostgreSQL."""
+    server = KaonServer(tmp_path_factory.mktemp("plans"), env=server_env(request, request.param)).start()
+    yield server
+    server.stop()
 
 
 def unique(prefix: str) -> str:
@@ -105,11 +116,12 @@ def test_cli_lists_and_replays_the_quarantine(kaon_server: KaonServer) -> None:
     create(kaon_server, plan_id, version(["Buy"], unplanned_events=True))
     send(kaon_server, plan_id, (spy, {}))
     [entry] = eventually(lambda: quarantined(kaon_server, plan_id), what="quarantined")
-    listed = kaon("quarantine", "list", "--json", data_dir=kaon_server.data_dir)
+    listed = kaon("quarantine", "list", "--json", data_dir=kaon_server.data_dir, env=kaon_server.env)
     assert listed.returncode == 0, listed.stderr
     assert entry["id"] in [e["id"] for e in json.loads(listed.stdout)["entries"]]
     kaon_server.admin("PATCH", f"/plans/{plan_id}/versions/1", json={"blocking": {"unplanned_events": False}})
-    done = kaon("quarantine", "replay", str(entry["id"]), "--json", data_dir=kaon_server.data_dir)
+    done = kaon("quarantine", "replay", str(entry["id"]), "--json", data_dir=kaon_server.data_dir,
+                env=kaon_server.env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["queued"] == 1
     eventually(lambda: kaon_server.events_named(spy), what="replayed by the CLI")

@@ -77,3 +77,13 @@ def database(database_url: str, tmp_path: Path) -> Iterator[Database]:
     db = Database(DatabaseUrl.parse(database_url), data_dir=tmp_path)
     yield db
     db.close()
+
+
+def server_env(request: pytest.FixtureRequest, dialect: str) -> dict[str, str]:
+    """The environment of a `kaon serve` whose main store (and ingest log) is on this dialect."""
+    if dialect == "sqlite":
+        return {}
+    from cryptography.fernet import Fernet
+
+    stores: PostgresStores = request.getfixturevalue("postgres_stores")
+    return {"KAON_DATABASE_URL": stores.new_url(), "KAON_SECRET_KEY": Fernet.generate_key().decode()}

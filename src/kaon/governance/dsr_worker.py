@@ -25,6 +25,8 @@ from kaon.governance.dsr_keys import DOMAIN, SigningKey
 from kaon.governance.dsr_scrub import scrub_files, scrub_log, scrub_postgres
 from kaon.governance.dsr_store import DsrRow, DsrStore, results_url
 from kaon.governance.dsr_suppress import suppress
+from kaon.log.base import IngestLog
+from kaon.log.factory import open_log
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
 from kaon.store.sql import Conn, checkpoint, secure_delete, store_url, try_singleton_lock
@@ -95,7 +97,14 @@ class DsrWorker:
 
     def _erase(self, row: DsrRow) -> None:
         store = DsrStore(self.conn)
-        log_dir = self.data_dir / "log"
+        # The store's own ingest log: files beside SQLite, the `kaon_log` tables of a PostgreSQL store.
+        log = open_log(store_url(self.conn), self.data_dir / "log")
+        try:
+            self._erase_with(row, store, log)
+        finally:
+            log.close()
+
+    def _erase_with(self, row: DsrRow, store: DsrStore, log: IngestLog) -> None:
         before = find_subject(self.conn, row.workspace_id, row.identities)
         # Resumed after a crash: the main store may already be erased; the person as found then is kept.
         saved = store.progress(row.id)
@@ -103,7 +112,7 @@ class DsrWorker:
         if saved is not None:
             _merge(before, _subject.decode(saved[0]))
             earlier_summary = saved[1]
-        summary: dict[str, Any] = {"log_entries": scrub_log(log_dir, before)}
+        summary: dict[str, Any] = {"log_entries": scrub_log(log, before)}
         with transaction(self.conn):
             subject = find_subject(self.conn, row.workspace_id, row.identities)
             _merge(subject, before)
@@ -129,7 +138,7 @@ class DsrWorker:
             except Exception as error:  # recorded; the rest of the erasure goes on
                 _log.exception("erasure in output %s failed", output.id)
                 summary[f"error:{output.id}"] = type(error).__name__
-        summary["log_entries"] += scrub_log(log_dir, subject)
+        summary["log_entries"] += scrub_log(log, subject)
         for output in outputs:
             if supports(output):
                 extensions.append(forward(output, subject, self.client)

@@ -17,11 +17,11 @@ from kaon.clock import now_ms
 from kaon.governance import quarantine_store
 from kaon.log import base as log_base
 from kaon.log.base import KIND_MPARTICLE_BATCH, IngestLog, LogEntry
-from kaon.log.sqlite import SqliteLog
+from kaon.log.factory import open_log
 from kaon.model import mparticle
 from kaon.model.batch import Batch, SourceInfo
 from kaon.store.offsets import OffsetStore
-from kaon.store.sql import Conn
+from kaon.store.sql import Conn, store_url
 from kaon.store.tx import transaction
 
 REPLAY_PARTITION = log_base.REPLAY_PARTITION
@@ -88,10 +88,11 @@ class QuarantineStore:
     def replay(self, log: IngestLog | Path, ids: list[int] | None) -> list[int]:
         """Append replays of these rows (None: every row) to the log; returns the ids queued.
 
-        `log` is the ingest log (`kaon.log.factory.open_log`); a Path is the SQLite log in that directory.
+        `log` is the ingest log (`kaon.log.factory.open_log`); a Path is the log directory of this store (the
+        store's own log is opened: files there beside SQLite, the `kaon_log` tables of a PostgreSQL store).
         """
         queued: list[int] = []
-        target: IngestLog = SqliteLog(log) if isinstance(log, Path) else log
+        target: IngestLog = open_log(store_url(self.conn), log) if isinstance(log, Path) else log
         try:
             # This partition has no long-lived writer: drop what the process stage has already applied.
             target.truncate(REPLAY_PARTITION, OffsetStore(self.conn).get(REPLAY_PARTITION))
