@@ -84,9 +84,13 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
         time.sleep(0.1)
 
 
+# Settings every Kaon of the run gets (`--postgres`: the store and its log in a PostgreSQL started for the run).
+EXTRA_ENV: dict[str, str] = {}
+
+
 def clean_env() -> dict[str, str]:
     """Our environment without KAON_* settings (a stray KAON_INPUT_RATE_LIMIT would skew the numbers)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("KAON_")}
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("KAON_")}, **EXTRA_ENV}
 
 
 class Server:
@@ -250,11 +254,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--settle-timeout", type=float, default=300.0,
                         help="seconds to wait for processing to catch up after each Kaon run (default 300)")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the main store and ingest log on a PostgreSQL cluster started for the run")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    if args.postgres:
+        sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
+        from cryptography.fernet import Fernet
+
+        from support.postgres import running_cluster
+
+        with running_cluster() as cluster:
+            EXTRA_ENV.update(KAON_DATABASE_URL=cluster.dsn(), KAON_SECRET_KEY=Fernet.generate_key().decode())
+            print(f"store: PostgreSQL on 127.0.0.1:{cluster.port} (main store and ingest log)")
+            return measure(args)
+    return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
     check_wrk()
     print(f"machine: {machine()}; load average before {os.getloadavg()[0]:.2f}")

@@ -32,7 +32,9 @@ def send(server: KaonServer, body: bytes, key: str | None = None, secret: str | 
 def test_health_needs_no_token(kaon_server: KaonServer) -> None:
     response = httpx.get(f"{kaon_server.url}/api/v1/health", timeout=30)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    # The role and its parts, for a load balancer; nothing else (no versions, no configuration).
+    assert response.json() == {"status": "ok", "role": "all",
+                               "parts": {"collect": "running", "process": "running", "deliver": "running"}}
 
 
 @pytest.mark.parametrize(("method", "path"), [

@@ -83,3 +83,24 @@ def test_status_lists_roles_leases_and_lag(cluster: dict[str, Any], tmp_path: Pa
     [worker] = [w for w in found["workers"] if w["live"]]
     assert worker["partitions"] == [p["partition"] for p in found["partitions"]]  # one worker holds them all
     assert {p["leased_by"] for p in found["partitions"]} == {worker["worker"]}
+
+
+def test_a_role_whose_part_died_reports_degraded(cluster: dict[str, Any], tmp_path: Path) -> None:
+    bench = cluster_module()
+    node = bench.Node("deliver", tmp_path / "deliver", cluster["env"]).start()
+    try:
+        assert node.proc is not None
+        children = Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text().split()
+        assert children, "the deliver role runs the delivery engine as a child process"
+        for pid in children:
+            os.kill(int(pid), 9)
+
+        def degraded() -> dict[str, Any] | None:
+            answer = httpx.get(f"{node.url}/api/v1/health", timeout=5)
+            return answer.json() if answer.status_code == 503 else None
+
+        found = eventually(degraded, timeout=30, what="health 503 once the delivery engine is gone")
+        assert found == {"status": "degraded", "role": "deliver",
+                         "parts": {"collect": "off", "process": "off", "deliver": "stopped"}}
+    finally:
+        node.stop()
