@@ -38,17 +38,9 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.capture import VendorCapture
-from support.postgres import running_cluster
+from support.postgres import free_port, running_cluster
 
 HEALTH_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def kaon_env(extra: dict[str, str]) -> dict[str, str]:

@@ -86,15 +86,14 @@ class Runtime:
 
     def health(self) -> dict[str, str]:
         """What this process runs and whether each part is up (`/api/v1/health`): {part: running|stopped}."""
-        parts = {"collect": "running" if self.settings.runs_collect and self.ready else "off"}
-        for name, child in (("process", self.stage_process), ("deliver", self.delivery)):
+        def state(child: ChildProcess | None, in_thread: bool = False) -> str:
             if child is not None:
-                parts[name] = "running" if child.alive() else "stopped"
-            elif name == "process" and self.stage is not None:
-                parts[name] = "running"
-            else:
-                parts[name] = "off"
-        return parts
+                return "running" if child.alive() else "stopped"
+            return "running" if in_thread else "off"
+
+        return {"collect": "running" if self.settings.runs_collect and self.ready else "off",
+                "process": state(self.stage_process, in_thread=self.stage is not None),
+                "deliver": state(self.delivery)}
 
     def _committed(self, partition: str, seq: int) -> None:
         """Drop processed entries from our own partition now and then (its single writer does it)."""

@@ -25,6 +25,7 @@ class KaonApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.collects = runtime.settings.runs_collect
         self.admin = create_admin_app(runtime.db, is_ready=lambda: runtime.ready, role=runtime.settings.role,
                                       parts=runtime.health)
         self.admin.state.sealer = runtime.sealer
@@ -34,7 +35,7 @@ class KaonApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if not self.runtime.settings.runs_collect and self.runtime.collect.handles(scope["path"]):
+            if not self.collects and self.runtime.collect.handles(scope["path"]):
                 await respond(send, 404, error_body(
                     "NOT_A_COLLECT_PROCESS", f"this Kaon process runs the {self.runtime.settings.role} role; "
                     "send events to a collect process (docs/deploy.md)"))

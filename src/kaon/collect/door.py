@@ -85,13 +85,9 @@ class Doors:
                 self._rate_limit(info)
             assert info is not None
             ip = client_ip(scope)
-            if self.keyed:
-                entries = [LogEntry(kind=kind, workspace_id=info.workspace_id, input_id=info.id,
-                                    received_ms=received_ms, ip=ip, body=part, user_key=key)
-                           for key, part in user_keys.split(kind, body)]
-            else:
-                entries = [LogEntry(kind=kind, workspace_id=info.workspace_id, input_id=info.id,
-                                    received_ms=received_ms, ip=ip, body=body)]
+            parts = user_keys.split(kind, body) if self.keyed else [(None, body)]
+            entries = [LogEntry(kind=kind, workspace_id=info.workspace_id, input_id=info.id,
+                                received_ms=received_ms, ip=ip, body=part, user_key=key) for key, part in parts]
             try:
                 await self.committer.append_many(entries)
             except RuntimeError as error:

@@ -3,7 +3,6 @@
 import argparse
 import json
 
-from kaon.log.factory import POSTGRES_SCHEMES
 from kaon.log.sqlite import DEFAULT_PARTITION, SqliteLog
 from kaon.settings import Settings
 from kaon.store.db import Database, DatabaseUrl
@@ -14,7 +13,7 @@ PARTITION = DEFAULT_PARTITION  # the partition `kaon serve` writes (kaon.runtime
 
 def run_log(settings: Settings, args: argparse.Namespace) -> int:
     """Renumber the partition's entries after the committed offset; run with `kaon serve` stopped."""
-    if settings.database_url.startswith(POSTGRES_SCHEMES):
+    if settings.on_postgres:
         # The PostgreSQL log lives in the store's own database: it cannot be replaced apart from the offsets.
         print(json.dumps({"partition": None, "entries_renumbered": 0,
                           "message": "the PostgreSQL ingest log has no epochs to accept"}))

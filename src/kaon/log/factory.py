@@ -5,8 +5,7 @@ from pathlib import Path
 from kaon.log.base import IngestLog
 from kaon.log.postgres import DEFAULT_PARTITIONS, PostgresLog
 from kaon.log.sqlite import SqliteLog
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+from kaon.settings import POSTGRES_SCHEMES
 
 
 def open_log(database_url: str, log_dir: Path, *, partitions: int = DEFAULT_PARTITIONS) -> IngestLog:

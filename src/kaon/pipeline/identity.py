@@ -21,17 +21,8 @@ from kaon.pipeline.work import Slice, WorkBatch
 from kaon.store.sql import lock_keys
 
 
-def _identity_keys(work: Slice, policies: dict[str, IdentityPolicy]) -> list[str]:
-    """The identity values (and mpids named) of a slice's batches, as lock keys."""
-    keys = []
-    for item in work.batches:
-        policy = policies.get(item.workspace_id)
-        if policy is None:
-            policy = policies[item.workspace_id] = load_policy(work.tx, item.workspace_id)
-        keys += [f"{item.workspace_id}\x1f{kind}\x1f{value}" for kind, value in batch_identities(item.batch, policy)]
-        if item.batch.mpid is not None:
-            keys.append(f"{item.workspace_id}\x1fmpid\x1f{item.batch.mpid}")
-    return keys
+def _lock_key(workspace_id: str, kind: str, value: object) -> str:
+    return f"{workspace_id}\x1f{kind}\x1f{value}"
 
 
 class ResolveIdentity:
@@ -40,20 +31,23 @@ class ResolveIdentity:
     def run(self, work: Slice) -> None:
         policies: dict[str, IdentityPolicy] = {}
         merged: dict[str, set[int]] = {}
-        if not work.tx.dialect.sqlite:
-            # Process workers on other partitions may resolve the same identities now: take turns on them.
-            lock_keys(work.tx, _identity_keys(work, policies))
+        found = []
         for item in work.batches:
             policy = policies.get(item.workspace_id)
             if policy is None:
                 policy = policies[item.workspace_id] = load_policy(work.tx, item.workspace_id)
+            found.append((item, policy, batch_identities(item.batch, policy)))
+        if not work.tx.dialect.sqlite:
+            # Process workers on other partitions may resolve the same identities now: take turns on them.
+            lock_keys(work.tx, [key for item, _, identities in found for key in (
+                *(_lock_key(item.workspace_id, kind, value) for kind, value in identities),
+                *((_lock_key(item.workspace_id, "mpid", item.batch.mpid),) if item.batch.mpid is not None else ()))])
+        for item, policy, named in found:
             identity = Identity(work.tx, item.workspace_id, actor="pipeline", now_ms=work.now_ms, policy=policy)
-            identities = batch_identities(item.batch, policy)
             previous = _alias_previous(item)
-            if previous:
-                # An alias batch resolves to the user's profile without its previousId (often its own
-                # anonymousId): how the previous profile joins is the alias step's decision, by strategy.
-                identities = [i for i in identities if i not in previous]
+            # An alias batch resolves to the user's profile without its previousId (often its own
+            # anonymousId): how the previous profile joins is the alias step's decision, by strategy.
+            identities = [i for i in named if i not in previous] if previous else named
             resolution = identity.resolver.resolve(
                 identities, item.entry.entry.received_ms, mpid_hint=item.batch.mpid,
                 client_side=work.client_side(item),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaon.errors import ConfigError
+from kaon.settings import POSTGRES_SCHEMES
 from kaon.store import migrations
 from kaon.store.postgres import PostgresConn
 from kaon.store.sql import POSTGRESQL, SQLITE, Conn, SqliteConn
@@ -22,7 +23,7 @@ class DatabaseUrl:
     def parse(cls, url: str) -> "DatabaseUrl":
         if url.startswith("sqlite:///"):
             return cls(SQLITE, path=Path(url.removeprefix("sqlite:///")))
-        if url.startswith(("postgresql://", "postgres://")):
+        if url.startswith(POSTGRES_SCHEMES):
             return cls(POSTGRESQL, dsn=url)
         raise ConfigError(f"unsupported database URL {url!r}; expected sqlite:///PATH or postgresql://...")
 
