@@ -6,6 +6,7 @@ The person is found by the identity owner (profiles, through identities and the 
 
 from collections.abc import Callable
 
+from kaon.audiences import store as audience_store
 from kaon.delivery import store as delivery_store
 from kaon.governance import catalog_store, consent_store, quarantine_store
 from kaon.governance.dsr_model import MPID
@@ -33,6 +34,7 @@ ERASERS: tuple[Callable[[Conn, Subject], dict[str, int]], ...] = (
     consent_store.erase_subject,
     metrics.erase_subject,
     catalog_store.erase_subject,
+    audience_store.erase_subject,
 )
 
 

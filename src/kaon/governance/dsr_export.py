@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kaon.audiences import store as audience_store
 from kaon.governance import consent_store
 from kaon.identity import store as identity_store
 from kaon.store import events
@@ -22,7 +23,8 @@ def collect(conn: Conn, subject: Subject) -> dict[str, Any]:
             "attributes": held["attributes"],
             "consent": [{"mpid": p["mpid"], "consent": p["consent"]} for p in profiles],
             "consent_history": consent_store.export_subject(conn, subject),
-            "events": events.export_subject(conn, subject)["events"]}
+            "events": events.export_subject(conn, subject)["events"],
+            "audiences": audience_store.export_subject(conn, subject)}
 
 
 def to_csv(export: dict[str, Any]) -> str:

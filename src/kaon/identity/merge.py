@@ -3,7 +3,8 @@
 What a merge moves to the survivor: identities; attributes (newest wins: for a name both hold, the value
 or removal with the later update time is kept, the survivor's on a tie); consent (per purpose, the later timestamp
 wins); first seen (earliest), last seen (latest), session count (sum), opt-out (opted out if either is);
-the event history (events are re-keyed to the survivor) and the consent history rows. The merged profile stays
+the event history (events are re-keyed to the survivor) and the consent history rows; audience and calculated
+attribute state (kaon.audiences.moves). The merged profile stays
 as a tombstone (`merged_into`), so its mpid keeps resolving to the survivor. The audit row keeps a snapshot of
 everything the merge changed, which `unmerge` restores.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from kaon.audiences import moves
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent_store import ConsentHistory
 from kaon.identity.store import AttributeRow, ProfileStore
@@ -85,6 +87,7 @@ def merge(conn: Conn, workspace_id: str, survivor: int, merged: int, *, reason: 
     events.rekey(workspace_id, merged, survivor)
     history.move(moved_consent, merged, survivor)
     store.set_merged_into(merged, survivor)
+    moves.merged(conn, workspace_id, survivor, merged, now_ms)
     return store.add_merge(survivor, merged, reason=reason, actor=actor, now_ms=now_ms,
                            snapshot=_encode.encode(snapshot))
 
@@ -128,5 +131,6 @@ def unmerge(conn: Conn, workspace_id: str, merge_id: int, *, actor: str, now_ms:
     EventStore(conn).rekey(workspace_id, survivor, merged, ids=moved)
     # Consent history rows the merge brought go back (snapshots from before consent history hold none).
     ConsentHistory(conn, workspace_id).move(snap.get("moved_consent_ids", []), survivor, merged)
+    moves.unmerged(conn, workspace_id, survivor, merged, now_ms)
     store.mark_undone(merge_id, actor=actor, now_ms=now_ms)
     return {"merge_id": merge_id, "restored": [str(survivor), str(merged)], "events_restored": len(moved)}

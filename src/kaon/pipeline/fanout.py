@@ -23,9 +23,12 @@ OutputKey = tuple[str, str, str, int, str, str]
 
 
 def delivery_event(item: WorkBatch, index: int, event_id: int) -> DeliveryEvent:
-    return batch_event(item.batch, index, event_id=event_id, workspace_id=item.workspace_id,
-                       input_id=item.input_id, received_ms=item.entry.entry.received_ms,
-                       system_notifications=item.system_notifications)
+    event = batch_event(item.batch, index, event_id=event_id, workspace_id=item.workspace_id,
+                        input_id=item.input_id, received_ms=item.entry.entry.received_ms,
+                        system_notifications=item.system_notifications)
+    if item.calculated_attributes:  # calculated attributes win over user attributes of the same name (mParticle)
+        event.user_attributes.update({k: v for k, v in item.calculated_attributes.items() if v is not None})
+    return event
 
 
 class Fanout:

@@ -1,8 +1,11 @@
 """The ordered list of process-stage steps; a new step is one module plus one line here."""
 
+from kaon.audiences.backfill import ensure_backfill_worker
+from kaon.audiences.schedule import run_due_changes
 from kaon.governance.dsr_worker import ensure_worker
 from kaon.identity.alias import run_due_aliases
 from kaon.pipeline.alias import JoinAliases
+from kaon.pipeline.audiences import UpdateAudiences
 from kaon.pipeline.catalog import ObserveCatalog
 from kaon.pipeline.dedup import Dedup
 from kaon.pipeline.fanout import Fanout
@@ -26,6 +29,7 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
         UpdateProfiles(),
         StoreEvents(),
         JoinAliases(),
+        UpdateAudiences(),
         ObserveCatalog(),
         Fanout(),
         RecordWarnings(),
@@ -33,9 +37,11 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
 
 
 def default_chores(*, dedup_window_ms: int) -> list[Chore]:
-    """Timed work of the process stage: due alias requests, expired dedup ids."""
+    """Timed work of the process stage: due alias requests, expired dedup ids, DSRs, due audience changes, backfills."""
     return [
         run_due_aliases,
         lambda conn, now: DedupStore(conn, dedup_window_ms).expire(now),
         ensure_worker,  # data subject requests run on their own thread (kaon.governance.dsr_worker)
+        run_due_changes,  # audience and calculated attribute changes that time brings (kaon.audiences.schedule)
+        ensure_backfill_worker,  # activations' backfills run on their own thread (kaon.audiences.backfill)
     ]

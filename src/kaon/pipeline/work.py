@@ -28,6 +28,9 @@ class WorkBatch:
     # made to the profile, forwarded with its events as mParticle's `system_notifications` (set by profiles).
     consent_history_ids: list[int] = field(default_factory=list)
     system_notifications: list[dict[str, Any]] = field(default_factory=list)
+    # The profile's calculated attribute values after this batch (set by the audiences step; forwarded as user
+    # attributes, winning over a user attribute of the same name).
+    calculated_attributes: dict[str, Any] = field(default_factory=dict)
 
     def kept(self) -> list[int]:
         return [i for i, k in enumerate(self.keep) if k]

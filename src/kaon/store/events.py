@@ -169,6 +169,39 @@ class EventStore:
         return [int(r[0]) for r in self.conn.execute(
             "SELECT id FROM events WHERE workspace_id = ? AND mpid = ? ORDER BY id", (workspace_id, mpid))]
 
+    def scan(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None,
+             limit: int) -> list[tuple[int, int, int, bytes]]:
+        """(id, mpid, timestamp_ms, body) of events with `after_id < id <= max_id` (and timed after `min_ts`), in
+        id order: a backfill's pages over the stored history."""
+        time_clause = "" if min_ts is None else " AND timestamp_ms > ?"
+        args: tuple[object, ...] = (workspace_id, after_id, max_id) + (() if min_ts is None else (min_ts,))
+        return [(int(i), int(m), int(t), bytes(b) if not isinstance(b, bytes) else b) for i, m, t, b in
+                self.conn.execute(f"SELECT id, mpid, timestamp_ms, body FROM events WHERE workspace_id = ? AND id > ?"
+                                  f" AND id <= ?{time_clause} AND mpid IS NOT NULL ORDER BY id LIMIT ?",
+                                  (*args, limit))]
+
+    def count_range(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None) -> int:
+        time_clause = "" if min_ts is None else " AND timestamp_ms > ?"
+        args: tuple[object, ...] = (workspace_id, after_id, max_id) + (() if min_ts is None else (min_ts,))
+        return int(self.conn.execute(f"SELECT count(*) FROM events WHERE workspace_id = ? AND id > ? AND id <= ?"
+                                     f"{time_clause}", args).fetchone()[0])
+
+    def settle(self) -> None:
+        """Until this transaction ends, no event is stored, and those being stored are committed first (PostgreSQL;
+        SQLite has one writer): `last_id()` then splits the history exactly between a backfill and live work."""
+        if not self.conn.dialect.sqlite:
+            self.conn.execute("LOCK TABLE events IN SHARE MODE")
+
+    def last_id(self) -> int:
+        """The highest event id stored (0 when none): where a backfill's pages end."""
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    def of_profile(self, workspace_id: str, mpid: int) -> list[tuple[int, int, bytes]]:
+        """(id, timestamp_ms, body) of one profile's events in id order (rebuilding its state after an unmerge)."""
+        return [(int(i), int(t), bytes(b) if not isinstance(b, bytes) else b) for i, t, b in self.conn.execute(
+            "SELECT id, timestamp_ms, body FROM events WHERE workspace_id = ? AND mpid = ? ORDER BY id",
+            (workspace_id, mpid))]
+
     def rekey(self, workspace_id: str, source: int, target: int, *, ids: Sequence[int] | None = None) -> int:
         """Give the source profile's events (all, or those of `ids` it still holds) to the target; rows moved.
 

@@ -23,6 +23,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "kaon.governance.quarantine_store": ("quarantine",),
     "kaon.governance.consent_store": ("consent_history",),
     "kaon.store.processes": ("processes",),
+    "kaon.audiences.store": ("segment_definitions", "profile_segments", "audience_members", "audience_changes"),
 }
 
 

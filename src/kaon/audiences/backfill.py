@@ -1,0 +1,150 @@
+"""Activation: a new definition version's state is built from the stored history while live work goes on.
+
+`activate` records the highest stored event id (after `EventStore.settle`, so the split is exact on PostgreSQL
+too): live processing takes the events after it, the backfill those up to it, so each event counts once. The
+backfill then reads the history in pages of event ids (only events inside the definition's window or lookback),
+one short transaction per page, and records its progress. An audience then evaluates every live profile in mpid
+order (live work evaluates those the backfill has passed), and becomes active.
+"""
+
+import logging
+import threading
+import time
+from typing import Any
+
+from kaon.audiences import calculated
+from kaon.audiences.definition import parse_audience
+from kaon.audiences.engine import Engine, compile_workspace, facts_of_rows
+from kaon.audiences.store import DefinitionRow, DefinitionStore, backfilling
+from kaon.clock import Clock, now_ms
+from kaon.identity.store import ProfileStore
+from kaon.store.db import Database, DatabaseUrl
+from kaon.store.events import EventStore
+from kaon.store.sql import Conn, store_url, try_singleton_lock
+from kaon.store.tx import transaction
+
+_log = logging.getLogger("kaon.audiences")
+EVENTS_PER_PAGE = 5_000
+PROFILES_PER_PAGE = 1_000
+FIRST_MPID = -(2**63)
+BACKFILL_LOCK = 4_242_013  # one backfill worker per cluster (PostgreSQL advisory lock)
+
+
+def activate(conn: Conn, row: DefinitionRow, body: dict[str, Any], now: int) -> DefinitionRow:
+    """Start a backfill of `body`'s definition (in the caller's transaction)."""
+    events = EventStore(conn)
+    events.settle()
+    return DefinitionStore(conn, row.workspace_id).start(row, hwm=events.last_id(), body=body, now_ms=now)
+
+
+def _oldest(row: DefinitionRow, now: int) -> int | None:
+    """Events at or before this time cannot count (the window or lookback); None: all history counts."""
+    raw = row.body.get("active_definition") if row.kind == "calculated" else row.body.get("definition")
+    if row.kind == "audience":
+        return now - parse_audience(raw, row.body.get("lookback_days")).lookback_ms
+    definition = calculated.parse_definition(raw)
+    if definition.window_ms is not None:
+        return now - definition.window_ms
+    return None if definition.since_ms is None else definition.since_ms - 1
+
+
+def step(conn: Conn, row: DefinitionRow, now: int) -> bool:
+    """One page of a backfill in one transaction; False when the definition needs no more work."""
+    with transaction(conn):
+        store = DefinitionStore(conn, row.workspace_id)
+        current = store.find(row.kind, row.id)
+        if current is None or current.status != "backfilling" or current.version != row.version:
+            return False
+        row = current
+        progress = dict(row.progress)
+        if row.phase == "events":
+            events = EventStore(conn)
+            oldest = _oldest(row, now)
+            if progress.get("events_total") is None:
+                progress["events_total"] = events.count_range(row.workspace_id, after_id=row.cursor,
+                                                              max_id=row.hwm or 0, min_ts=oldest)
+            page = events.scan(row.workspace_id, after_id=row.cursor, max_id=row.hwm or 0, min_ts=oldest,
+                               limit=EVENTS_PER_PAGE)
+            if not page:
+                if row.kind == "calculated":
+                    progress["finished_unixtime_ms"] = now
+                    store.advance(row, cursor=row.cursor, phase="done", progress=progress, status="active")
+                else:
+                    store.advance(row, cursor=FIRST_MPID, phase="profiles", progress=progress)
+                return True
+            by_profile: dict[int, list[tuple[int, int, bytes]]] = {}
+            for event_id, mpid, ts, body in page:
+                by_profile.setdefault(mpid, []).append((event_id, ts, body))
+            engine = Engine(conn, row.workspace_id, compile_workspace(conn, row.workspace_id))
+            states = engine.states.load(by_profile, lock=True)
+            hwm = row.hwm or 0
+            for mpid in sorted(by_profile):
+                state = states.get(mpid, {})
+                _, changes = engine.refresh(mpid, state, facts_of_rows(by_profile[mpid]), now_ms=now, at_ms=now,
+                                            cause="time", takes=lambda r, i: r.id == row.id and i <= hwm)
+                engine.save(mpid, state, changes, now)
+            progress["events_done"] = int(progress.get("events_done", 0)) + len(page)
+            store.advance(row, cursor=page[-1][0], phase="events", progress=progress)
+            return True
+        mpids = ProfileStore(conn, row.workspace_id).live_page(PROFILES_PER_PAGE, row.cursor)
+        if not mpids:
+            progress["finished_unixtime_ms"] = now
+            store.advance(row, cursor=row.cursor, phase="done", progress=progress, status="active")
+            return True
+        engine = Engine(conn, row.workspace_id, compile_workspace(conn, row.workspace_id))
+        states = engine.states.load(mpids, lock=True)
+        for mpid in mpids:
+            state = states.get(mpid, {})
+            _, changes = engine.refresh(mpid, state, [], now_ms=now, at_ms=now, cause="activation",
+                                        evaluates=lambda r, _m: r.id == row.id)
+            engine.save(mpid, state, changes, now)
+        progress["profiles_done"] = int(progress.get("profiles_done", 0)) + len(mpids)
+        store.advance(row, cursor=mpids[-1], phase="profiles", progress=progress)
+        return True
+
+
+def run_backfills(conn: Conn, clock: Clock = now_ms) -> int:
+    """Run every pending backfill to its end; pages done."""
+    pages = 0
+    while True:
+        rows = backfilling(conn)
+        if not rows:
+            return pages
+        for row in rows:
+            while step(conn, row, clock()):
+                pages += 1
+
+
+def run_some(conn: Conn, clock: Clock = now_ms, budget_pages: int = 20) -> int:
+    pages = 0
+    for row in backfilling(conn):
+        while pages < budget_pages and step(conn, row, clock()):
+            pages += 1
+    return pages
+
+
+_started: dict[str, threading.Thread] = {}
+_lock = threading.Lock()
+
+
+def _loop(url: str) -> None:
+    db = Database(DatabaseUrl.parse(url))
+    conn = db.connect()
+    while True:
+        try:
+            if try_singleton_lock(conn, BACKFILL_LOCK) and run_some(conn):
+                continue
+        except Exception:
+            _log.exception("audience backfill failed; retrying")
+        time.sleep(0.2)
+
+
+def ensure_backfill_worker(conn: Conn, _now: int) -> None:
+    """The process-stage chore: make sure this process runs the backfill thread (started on first call)."""
+    url = store_url(conn)
+    with _lock:
+        thread = _started.get(url)
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_loop, args=(url,), name="kaon-backfill", daemon=True)
+            _started[url] = thread
+            thread.start()

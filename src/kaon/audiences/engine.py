@@ -1,0 +1,237 @@
+"""One profile's audiences and calculated attributes brought up to date, inside the caller's transaction.
+
+The process stage (new events), the scheduler (a change time that came), a backfill (stored events), a merge or
+an unmerge all call `Engine.refresh`: it applies the events each definition should take, drops what rolled out of
+the windows, evaluates the active audiences, records every entry and exit, and stores the state with the
+profile's next change time. Which events a definition takes is what makes a backfill exact: live work takes
+events stored after the activation (`id > hwm`), the backfill those up to it.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from kaon.audiences import calculated, evaluate
+from kaon.audiences.calculated import CalcDefinition
+from kaon.audiences.definition import AudienceDefinition, parse_audience
+from kaon.audiences.errors import DefinitionError
+from kaon.audiences.evaluate import ProfileView
+from kaon.audiences.facts import Fact, fact_of
+from kaon.audiences.store import Change, DefinitionRow, DefinitionStore, MemberStore, StateStore
+from kaon.identity.store import ProfileStore
+from kaon.store.events import EventStore
+from kaon.store.sql import Conn
+
+_log = logging.getLogger("kaon.audiences")
+_decode = msgspec.json.Decoder()
+# An event as a definition sees it: (stored event id, fact).
+Seen = tuple[int, Fact]
+Takes = Callable[[DefinitionRow, int], bool]
+
+
+def live_takes(row: DefinitionRow, event_id: int) -> bool:
+    """Live work takes the events stored after the activation's high-water mark."""
+    return row.hwm is None or event_id > row.hwm
+
+
+def stored_takes(row: DefinitionRow, event_id: int) -> bool:
+    """Rebuilding from stored events: all of an active definition's; a backfilling one's that the backfill has
+    already read (id up to its cursor) or that live work took (after its high-water mark)."""
+    if row.status != "backfilling" or row.phase != "events":
+        return True
+    return event_id <= row.cursor or live_takes(row, event_id)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A workspace's live definitions, parsed; audiences in dependency order."""
+
+    calculated: list[tuple[DefinitionRow, CalcDefinition]] = field(default_factory=list)
+    audiences: list[tuple[DefinitionRow, AudienceDefinition]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.calculated and not self.audiences
+
+    @property
+    def uses_profile(self) -> bool:
+        return any(d.uses_profile for _, d in self.audiences)
+
+    def keys(self) -> set[str]:
+        return {r.key for r, _ in self.calculated} | {r.key for r, _ in self.audiences}
+
+
+def active_definition(row: DefinitionRow) -> dict[str, Any] | None:
+    found = row.body.get("active_definition") if row.kind == "calculated" else row.body.get("definition")
+    return found if isinstance(found, dict) else None
+
+
+def ordered(audiences: list[tuple[DefinitionRow, AudienceDefinition]]) -> list[tuple[DefinitionRow,
+                                                                                     AudienceDefinition]]:
+    """Audiences after those they name (definitions are checked for cycles when saved)."""
+    by_id = {r.id: (r, d) for r, d in audiences}
+    out: list[tuple[DefinitionRow, AudienceDefinition]] = []
+    placed: set[str] = set()
+
+    def place(audience_id: str, path: frozenset[str]) -> None:
+        if audience_id in placed or audience_id in path or audience_id not in by_id:
+            return
+        row, definition = by_id[audience_id]
+        for other in sorted(definition.references):
+            place(other, path | {audience_id})
+        placed.add(audience_id)
+        out.append((row, definition))
+
+    for audience_id in sorted(by_id):
+        place(audience_id, frozenset())
+    return out
+
+
+def compile_rows(rows: Iterable[DefinitionRow]) -> Compiled:
+    calcs: list[tuple[DefinitionRow, CalcDefinition]] = []
+    audiences: list[tuple[DefinitionRow, AudienceDefinition]] = []
+    for row in rows:
+        raw = active_definition(row)
+        try:
+            if row.kind == "calculated":
+                calcs.append((row, calculated.parse_definition(raw)))
+            else:
+                audiences.append((row, parse_audience(raw, row.body.get("lookback_days"))))
+        except DefinitionError as error:  # saved definitions were checked; one from an older Kaon may not parse
+            _log.error("%s %s does not parse (%s): skipped", row.kind, row.id, error)
+    return Compiled(calcs, ordered(audiences))
+
+
+def compile_workspace(conn: Conn, workspace_id: str) -> Compiled:
+    return compile_rows(DefinitionStore(conn, workspace_id).live())
+
+
+def facts_of_rows(rows: Iterable[tuple[int, int, bytes]]) -> list[Seen]:
+    """Facts of stored events given as (id, timestamp_ms, body)."""
+    return [(event_id, fact_of(_decode.decode(body), ts)) for event_id, ts, body in rows]
+
+
+class Engine:
+    def __init__(self, conn: Conn, workspace_id: str, compiled: Compiled) -> None:
+        self.conn = conn
+        self.ws = workspace_id
+        self.compiled = compiled
+        self.states = StateStore(conn, workspace_id)
+        self.members = MemberStore(conn, workspace_id)
+        self.profiles = ProfileStore(conn, workspace_id)
+
+    def view(self, mpid: int, calculated_values: dict[str, Any], device: dict[str, Any]) -> ProfileView:
+        view = ProfileView(calculated={k.lower(): v for k, v in calculated_values.items()}, device=device)
+        if not self.compiled.uses_profile:
+            return view
+        row = self.profiles.row(mpid)
+        if row is not None:
+            view.consent = row["consent"]
+            view.first_seen_ms, view.last_seen_ms = row["first_seen_ms"], row["last_seen_ms"]
+        view.attributes = {name.lower(): value for name, (value, _) in self.profiles.attributes(mpid).items()}
+        for kind, value, _ in self.profiles.identities(mpid):
+            view.identities.setdefault(kind, []).append(value)
+        return view
+
+    def refresh(self, mpid: int, state: dict[str, Any], seen: list[Seen], *, now_ms: int, at_ms: int, cause: str,
+                takes: Takes = live_takes, device: dict[str, Any] | None = None,
+                evaluates: Callable[[DefinitionRow, int], bool] | None = None) -> tuple[dict[str, Any], list[Change]]:
+        """Bring `state` up to date with `seen` at `now_ms`; returns the calculated values and the changes made.
+
+        The caller saves nothing: `save` stores the state and next change time, and records the changes."""
+        calcs: dict[str, Any] = state.setdefault("c", {})
+        auds: dict[str, Any] = state.setdefault("a", {})
+        keys = self.compiled.keys()
+        for held in (calcs, auds):
+            for key in [k for k in held if k not in keys]:
+                del held[key]  # an older version's, or a definition no longer live
+        if device:
+            state["d"] = {**state.get("d", {}), **device}
+        values: dict[str, Any] = {}
+        due: list[int] = []
+        for row, calc in self.compiled.calculated:
+            one = calcs.get(row.key) or {}
+            if not one and not any(takes(row, event_id) for event_id, _ in seen):
+                continue
+            for event_id, fact in seen:
+                if takes(row, event_id):
+                    calculated.apply(calc, one, fact)
+            calculated.prune(calc, one, now_ms)
+            if "a" in one or "w" in one:  # it has had events: its value is shown, null (or 0) once they roll off
+                calcs[row.key] = one
+                values[row.name] = calculated.current(calc, one, now_ms)
+                change = calculated.next_change(calc, one, now_ms)
+                if change is not None:
+                    due.append(change)
+        members: dict[str, int] = state.setdefault("m", {})
+        view = self.view(mpid, values, state.get("d", {}))
+        view.members = set(members)
+        changes: list[Change] = []
+        live_ids = {row.id for row, _ in self.compiled.audiences}
+        for audience_id in [a for a in members if a not in live_ids]:
+            del members[audience_id]  # deactivated or deleted: its exits were recorded then
+        for row, definition in self.compiled.audiences:
+            one = auds.get(row.key) or {}
+            for event_id, fact in seen:
+                if takes(row, event_id):
+                    evaluate.observe(definition, one, fact)
+            evaluate.prune(definition, one, now_ms)
+            if one:
+                auds[row.key] = one
+            else:
+                auds.pop(row.key, None)
+            judged = (row.status == "active" or (row.phase == "profiles" and mpid <= row.cursor)
+                      or (evaluates is not None and evaluates(row, mpid)))
+            if not judged:
+                continue  # backfilling: membership waits for the backfill (kept as it was)
+            inside = evaluate.is_member(definition, one, view, now_ms)
+            was = row.id in members
+            if inside and not was:
+                members[row.id] = at_ms
+                view.members.add(row.id)
+                changes.append(Change(row.id, mpid, "enter", at_ms, cause))
+            elif was and not inside:
+                del members[row.id]
+                view.members.discard(row.id)
+                changes.append(Change(row.id, mpid, "exit", at_ms, cause))
+            change = evaluate.next_change(definition, one, view, now_ms)
+            if change is not None:
+                due.append(change)
+        state["due"] = min(due) if due else None
+        if not members:
+            state.pop("m", None)
+        return values, changes
+
+    def save(self, mpid: int, state: dict[str, Any], changes: list[Change], now_ms: int) -> None:
+        due = state.pop("due", None)
+        if state.get("c") or state.get("a") or state.get("m") or state.get("d"):
+            self.states.save(mpid, {k: v for k, v in state.items() if v}, due)
+        else:
+            self.states.forget(mpid)
+        self.members.record(changes, now_ms)
+
+    def rebuild(self, mpid: int, *, now_ms: int, cause: str) -> list[Change]:
+        """Recompute a profile's state from its stored events (after an unmerge gave events back)."""
+        old = self.states.load([mpid], lock=True).get(mpid, {})
+        state: dict[str, Any] = {k: v for k, v in old.items() if k in ("m", "d")}
+        seen = facts_of_rows(EventStore(self.conn).of_profile(self.ws, mpid))
+        _, changes = self.refresh(mpid, state, seen, now_ms=now_ms, at_ms=now_ms, cause=cause, takes=stored_takes)
+        self.save(mpid, state, changes, now_ms)
+        return changes
+
+
+def current_values(conn: Conn, workspace_id: str, mpid: int, now_ms: int) -> dict[str, Any]:
+    """A profile's calculated attribute values now (name → value; a null value when its window is empty)."""
+    compiled = compile_rows(r for r in DefinitionStore(conn, workspace_id).live() if r.kind == "calculated")
+    if not compiled.calculated:
+        return {}
+    state = StateStore(conn, workspace_id).load([mpid]).get(mpid, {})
+    out: dict[str, Any] = {}
+    for row, definition in compiled.calculated:
+        one = state.get("c", {}).get(row.key)
+        if one:
+            out[row.name] = calculated.current(definition, one, now_ms)
+    return out

@@ -1,0 +1,76 @@
+"""What an event offers audience criteria and calculated attributes: its time, type, name and attributes.
+
+Built from the event's canonical JSON (`msgspec.to_builtins` of the model event, or a stored event's body), so the
+live path and the backfill over stored history read events the same way. Attribute names are matched
+case-insensitively (keys are lower-cased). A commerce event's attributes also hold its product action's fields
+(`total_amount`, `transaction_id`, ...) and `currency_code`; its products keep their own fields and attributes.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_ACTION_FIELDS = ("total_amount", "tax_amount", "shipping_amount", "transaction_id", "affiliation", "coupon_code",
+                  "checkout_step", "checkout_options", "product_action_list", "product_list_source")
+_PRODUCT_FIELDS = ("id", "name", "brand", "category", "variant", "position", "price", "quantity", "coupon_code",
+                   "total_product_amount")
+
+
+@dataclass(frozen=True)
+class Fact:
+    ts: int
+    event_type: str
+    name: str | None
+    custom_event_type: str | None
+    attributes: dict[str, Any]
+    products: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _lower(attrs: object) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in attrs.items()} if isinstance(attrs, dict) else {}
+
+
+def _name(event_type: str, data: dict[str, Any]) -> str | None:
+    """As kaon.model.events.event_name: custom event name, screen name or commerce action."""
+    if event_type == "custom_event":
+        return str(data.get("event_name") or "") or None
+    if event_type == "screen_view":
+        return str(data.get("screen_name") or "") or None
+    if event_type == "commerce_event":
+        if data.get("event_name"):
+            return str(data["event_name"])
+        action = data.get("product_action") or {}
+        if action.get("action"):
+            return str(action["action"])
+        promotion = data.get("promotion_action") or {}
+        if promotion.get("action"):
+            return f"promotion_{promotion['action']}"
+        if data.get("product_impressions"):
+            return "impression"
+    return None
+
+
+def fact_of(event: dict[str, Any], default_ts: int) -> Fact:
+    """The fact of one event in canonical JSON (`{"event_type", "data": {...}}`)."""
+    event_type = str(event.get("event_type") or "")
+    data = event.get("data") or {}
+    ts = data.get("timestamp_unixtime_ms")
+    attributes = _lower(data.get("custom_attributes"))
+    products: list[dict[str, Any]] = []
+    if event_type == "commerce_event":
+        action = data.get("product_action") or {}
+        for key in _ACTION_FIELDS:
+            if action.get(key) is not None:
+                attributes.setdefault(key, action[key])
+        if data.get("currency_code") is not None:
+            attributes.setdefault("currency_code", data["currency_code"])
+        for product in action.get("products") or []:
+            row = _lower(product.get("custom_attributes"))
+            for key in _PRODUCT_FIELDS:
+                if product.get(key) is not None:
+                    row.setdefault(key, product[key])
+            products.append(row)
+    custom_type = data.get("custom_event_type")
+    return Fact(ts=int(ts) if isinstance(ts, int) and not isinstance(ts, bool) else default_ts,
+                event_type=event_type, name=_name(event_type, data),
+                custom_event_type=str(custom_type).lower() if custom_type else None,
+                attributes=attributes, products=products)

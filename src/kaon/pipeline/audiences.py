@@ -1,0 +1,69 @@
+"""Step: bring each batch's profile's calculated attributes and audience memberships up to date with its events.
+
+In the slice's transaction, after the events are stored (their ids decide which definitions take them, so an
+activation's backfill and live work count each event once) and before fan-out (which forwards the calculated
+values as user attributes). A workspace with no live definitions costs one query per slice.
+"""
+
+from typing import Any
+
+import msgspec
+
+from kaon.audiences.engine import Compiled, Engine, Seen, compile_workspace
+from kaon.audiences.facts import fact_of
+from kaon.model.batch import Batch
+from kaon.pipeline.work import Slice, WorkBatch
+
+DEVICE_FIELDS = ("platform", "os_version", "brand", "product", "device_model", "device_manufacturer",
+                 "network_carrier", "device_country", "locale_language")
+APPLICATION_FIELDS = ("application_version", "application_name")
+
+
+def device_of(batch: Batch) -> dict[str, Any]:
+    """The device and app facts audience criteria read (the latest batch's win)."""
+    out: dict[str, Any] = {}
+    if batch.device_info is not None:
+        out.update({k: getattr(batch.device_info, k) for k in DEVICE_FIELDS
+                    if getattr(batch.device_info, k, None) is not None})
+    if batch.application_info is not None:
+        out.update({k: getattr(batch.application_info, k) for k in APPLICATION_FIELDS
+                    if getattr(batch.application_info, k, None) is not None})
+    return out
+
+
+class UpdateAudiences:
+    name = "audiences"
+
+    def run(self, work: Slice) -> None:
+        compiled: dict[str, Compiled] = {}
+        groups: dict[tuple[str, int], list[WorkBatch]] = {}
+        for item in work.batches:
+            if item.batch.mpid is None:
+                continue
+            if item.workspace_id not in compiled:
+                compiled[item.workspace_id] = compile_workspace(work.tx, item.workspace_id)
+            if not compiled[item.workspace_id].empty:
+                groups.setdefault((item.workspace_id, item.batch.mpid), []).append(item)
+        for workspace_id, found in compiled.items():
+            mine = sorted(m for ws, m in groups if ws == workspace_id)
+            if not mine:
+                continue
+            engine = Engine(work.tx, workspace_id, found)
+            states = engine.states.load(mine, lock=True)
+            for mpid in mine:
+                items = groups[(workspace_id, mpid)]
+                seen: list[Seen] = []
+                device: dict[str, Any] = {}
+                for item in items:
+                    received = item.entry.entry.received_ms
+                    for index, event_id in sorted(item.event_ids.items()):
+                        seen.append((event_id, fact_of(msgspec.to_builtins(item.batch.events[index]), received)))
+                    device.update(device_of(item.batch))
+                state = states.get(mpid, {})
+                values, changes = engine.refresh(mpid, state, seen, now_ms=work.now_ms, at_ms=work.now_ms,
+                                                 cause="event", device=device)
+                engine.save(mpid, state, changes, work.now_ms)
+                for item in items:
+                    item.calculated_attributes = values
+                if changes:
+                    work.count(items[-1].entry, "audience_changes", len(changes))
