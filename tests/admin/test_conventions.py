@@ -46,6 +46,7 @@ BOUNDED_ARRAYS = {
     ("Validation", "results"): "the findings for the one batch validated",
     ("QuarantineReplay", "ids"): "the ids the request named (at most 10,000)",
     ("Unmerge", "restored"): "the two profiles of the merge",
+    ("Profile", "audience_memberships"): "one per audience of the workspace the profile is in",
 }
 TIME_LIKE = re.compile(r"(_ms|_at)$|time|^(since|until)$")
 LIMIT_MAX = 1000

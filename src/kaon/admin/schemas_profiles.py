@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kaon.admin.schemas import NextCursor
 
@@ -25,6 +25,15 @@ class Profile(BaseModel):
     user_identities: list[ProfileIdentity]
     device_identities: list[ProfileIdentity]
     user_attributes: dict[str, Any]
+    calculated_attributes: dict[str, Any] = Field(
+        default_factory=dict, description="Active calculated attributes' values now (null: nothing in the window)")
+    audience_memberships: list["ProfileMembership"] = Field(default_factory=list)
+
+
+class ProfileMembership(BaseModel):
+    audience_id: str
+    audience_name: str
+    entered_unixtime_ms: int
 
 
 class Profiles(BaseModel):

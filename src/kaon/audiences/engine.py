@@ -114,6 +114,22 @@ def facts_of_rows(rows: Iterable[tuple[int, int, bytes]]) -> list[Seen]:
     return [(event_id, fact_of(_decode.decode(body), ts)) for event_id, ts, body in rows]
 
 
+def profile_view(profiles: ProfileStore, mpid: int, calculated_values: dict[str, Any], device: dict[str, Any], *,
+                 load: bool) -> ProfileView:
+    """What profile criteria read; the profile's row, attributes and identities only when `load`."""
+    view = ProfileView(calculated={k.lower(): v for k, v in calculated_values.items()}, device=device)
+    if not load:
+        return view
+    row = profiles.row(mpid)
+    if row is not None:
+        view.consent = row["consent"]
+        view.first_seen_ms, view.last_seen_ms = row["first_seen_ms"], row["last_seen_ms"]
+    view.attributes = {name.lower(): value for name, (value, _) in profiles.attributes(mpid).items()}
+    for kind, value, _ in profiles.identities(mpid):
+        view.identities.setdefault(kind, []).append(value)
+    return view
+
+
 class Engine:
     def __init__(self, conn: Conn, workspace_id: str, compiled: Compiled) -> None:
         self.conn = conn
@@ -124,17 +140,7 @@ class Engine:
         self.profiles = ProfileStore(conn, workspace_id)
 
     def view(self, mpid: int, calculated_values: dict[str, Any], device: dict[str, Any]) -> ProfileView:
-        view = ProfileView(calculated={k.lower(): v for k, v in calculated_values.items()}, device=device)
-        if not self.compiled.uses_profile:
-            return view
-        row = self.profiles.row(mpid)
-        if row is not None:
-            view.consent = row["consent"]
-            view.first_seen_ms, view.last_seen_ms = row["first_seen_ms"], row["last_seen_ms"]
-        view.attributes = {name.lower(): value for name, (value, _) in self.profiles.attributes(mpid).items()}
-        for kind, value, _ in self.profiles.identities(mpid):
-            view.identities.setdefault(kind, []).append(value)
-        return view
+        return profile_view(self.profiles, mpid, calculated_values, device, load=self.compiled.uses_profile)
 
     def refresh(self, mpid: int, state: dict[str, Any], seen: list[Seen], *, now_ms: int, at_ms: int, cause: str,
                 takes: Takes = live_takes, device: dict[str, Any] | None = None,
@@ -235,3 +241,10 @@ def current_values(conn: Conn, workspace_id: str, mpid: int, now_ms: int) -> dic
         if one:
             out[row.name] = calculated.current(definition, one, now_ms)
     return out
+
+
+def memberships(conn: Conn, workspace_id: str, mpid: int) -> list[dict[str, Any]]:
+    """The audiences a profile is in now, with names and entry times."""
+    names = {r.id: r.name for r in DefinitionStore(conn, workspace_id).all("audience")}
+    return [{"audience_id": a, "audience_name": names.get(a, a), "entered_unixtime_ms": entered}
+            for a, entered in MemberStore(conn, workspace_id).memberships(mpid)]

@@ -4,6 +4,8 @@ from typing import Any
 
 import msgspec
 
+from kaon.audiences.engine import current_values, memberships
+from kaon.clock import now_ms
 from kaon.identity.store import ProfileStore
 from kaon.model.identities import DEVICE_IDENTITY_TYPES
 from kaon.store.sql import Conn
@@ -40,6 +42,8 @@ def profile_view(conn: Conn, workspace_id: str, mpid: int) -> dict[str, Any] | N
         "device_identities": [{"type": t, "value": v, "first_seen_unixtime_ms": s}
                               for t, v, s in identities if t in DEVICE_TYPES],
         "user_attributes": {n: v for n, (v, _) in store.attributes(live).items()},
+        "calculated_attributes": current_values(conn, workspace_id, live, now_ms()),
+        "audience_memberships": memberships(conn, workspace_id, live),
     }
 
 
@@ -72,9 +76,12 @@ def profile_api_view(conn: Conn, workspace_id: str, mpid: int, fields: set[str])
             {"type": PROFILE_API_DEVICE_NAMES.get(i["type"], i["type"]), "encoding": "none", "value": i["value"]}
             for i in view["device_identities"] if i["type"] != "device_application_stamp"]
     if "user_attributes" in fields:
-        out["user_attributes"] = {n: _attribute(v) for n, v in view["user_attributes"].items()}
+        # A calculated attribute wins over a user attribute of the same name (mParticle).
+        merged = {**view["user_attributes"], **view["calculated_attributes"]}
+        out["user_attributes"] = {n: _attribute(v) for n, v in merged.items()}
     if "audience_memberships" in fields:
-        out["audience_memberships"] = []  # audiences are a later capability
+        out["audience_memberships"] = [{"audience_id": m["audience_id"], "audience_name": m["audience_name"],
+                                        "expiration_timestamp_ms": None} for m in view["audience_memberships"]]
     return out
 
 

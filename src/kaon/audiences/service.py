@@ -1,0 +1,216 @@
+"""What the admin API (and later the console) does with audiences and calculated attributes: one implementation.
+
+Every write runs in one transaction. Definitions are checked when saved (`DefinitionError` with a pointer), and
+an audience's references to other audiences must exist and must not loop.
+"""
+
+import secrets
+from typing import Any
+
+from kaon.audiences import backfill, calculated
+from kaon.audiences.definition import parse_audience
+from kaon.audiences.errors import DefinitionError
+from kaon.audiences.store import Change, DefinitionRow, DefinitionStore, MemberStore
+from kaon.errors import Conflict
+from kaon.store.sql import Conn
+from kaon.store.tx import transaction
+
+DAY_MS = 86_400_000
+MAX_NAME = 100  # mParticle's limit for audience names
+MAX_DESCRIPTION = 1_000
+
+
+def new_id(kind: str) -> str:
+    return ("aud_" if kind == "audience" else "ca_") + secrets.token_hex(8)
+
+
+def _name(raw: object, pointer: str = "#/name") -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise DefinitionError(pointer, "is required: a non-empty name")
+    if len(raw) > MAX_NAME:
+        raise DefinitionError(pointer, f"is at most {MAX_NAME} characters")
+    return raw.strip()
+
+
+def _description(raw: object, pointer: str = "#/description") -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str) or len(raw) > MAX_DESCRIPTION:
+        raise DefinitionError(pointer, f"must be a string of at most {MAX_DESCRIPTION} characters")
+    return raw
+
+
+def check_calculated(body: dict[str, Any]) -> dict[str, Any]:
+    raw = body.get("draft_definition", body.get("definition"))
+    calculated.parse_definition(raw, "#/draft_definition")
+    assert isinstance(raw, dict)
+    return calculated.definition_json(raw)
+
+
+def check_audience(conn: Conn, workspace_id: str, audience_id: str | None, definition: object,
+                   lookback_days: object) -> None:
+    parsed = parse_audience(definition, lookback_days)
+    store = DefinitionStore(conn, workspace_id)
+    graph = {r.id: parse_audience(r.body["definition"], r.body.get("lookback_days")).references
+             for r in store.all("audience") if r.id != audience_id}
+    for ref in sorted(parsed.references):
+        if ref not in graph:
+            raise DefinitionError("#/definition", f"names audience {ref!r}, which does not exist")
+    if audience_id is None:
+        return
+    graph[audience_id] = parsed.references
+    stack, seen = list(parsed.references), set()
+    while stack:
+        current = stack.pop()
+        if current == audience_id:
+            raise DefinitionError("#/definition", "the audiences it names lead back to it (a cycle)")
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.get(current, ()))
+
+
+def create_calculated(conn: Conn, workspace_id: str, body: dict[str, Any], actor: str, now: int) -> DefinitionRow:
+    name = _name(body.get("name"))
+    stored = {"description": _description(body.get("description")), "draft_definition": check_calculated(body),
+              "active_definition": None, "created_by": actor, "last_modified_by": actor, "activated_by": None,
+              "activated_ms": None}
+    with transaction(conn):
+        return DefinitionStore(conn, workspace_id).create("calculated", new_id("calculated"), name, stored, now)
+
+
+def update_calculated(conn: Conn, workspace_id: str, attribute_id: str, body: dict[str, Any], actor: str,
+                      now: int) -> DefinitionRow:
+    with transaction(conn):
+        store = DefinitionStore(conn, workspace_id)
+        row = store.get("calculated", attribute_id)
+        stored = dict(row.body)
+        name = _name(body["name"]) if "name" in body else row.name
+        if "description" in body:
+            stored["description"] = _description(body["description"])
+        if "draft_definition" in body or "definition" in body:
+            stored["draft_definition"] = check_calculated(body)
+        stored["last_modified_by"] = actor
+        return store.update(row, name=name, body=stored, now_ms=now)
+
+
+def activate_calculated(conn: Conn, workspace_id: str, attribute_id: str, actor: str, now: int) -> DefinitionRow:
+    """The draft becomes the active definition; its values are backfilled from the stored history."""
+    with transaction(conn):
+        store = DefinitionStore(conn, workspace_id)
+        row = store.get("calculated", attribute_id)
+        if row.status == "backfilling":
+            raise Conflict(f"calculated attribute {attribute_id!r} is being activated; wait for its backfill")
+        stored = {**row.body, "active_definition": row.body["draft_definition"], "activated_by": actor,
+                  "activated_ms": now, "last_modified_by": actor}
+        return backfill.activate(conn, row, stored, now)
+
+
+def create_audience(conn: Conn, workspace_id: str, body: dict[str, Any], actor: str, now: int) -> DefinitionRow:
+    name = _name(body.get("name"))
+    external = _name(body["external_name"], "#/external_name") if body.get("external_name") else name
+    with transaction(conn):
+        check_audience(conn, workspace_id, None, body.get("definition"), body.get("lookback_days"))
+        stored = {"external_name": external, "description": _description(body.get("description")),
+                  "lookback_days": body.get("lookback_days") or 30, "definition": body["definition"],
+                  "created_by": actor, "last_modified_by": actor}
+        return DefinitionStore(conn, workspace_id).create("audience", new_id("audience"), name, stored, now)
+
+
+def _clear(conn: Conn, row: DefinitionRow, cause: str, now: int) -> None:
+    members = MemberStore(conn, row.workspace_id)
+    gone = members.clear(row.id)
+    members.record([Change(row.id, mpid, "exit", now, cause) for mpid in gone], now)
+
+
+def update_audience(conn: Conn, workspace_id: str, audience_id: str, body: dict[str, Any], actor: str,
+                    now: int) -> DefinitionRow:
+    """A changed definition of a live audience is backfilled again (members change when that ends)."""
+    with transaction(conn):
+        store = DefinitionStore(conn, workspace_id)
+        row = store.get("audience", audience_id)
+        stored = dict(row.body)
+        name = _name(body["name"]) if "name" in body else row.name
+        if "external_name" in body:
+            stored["external_name"] = _name(body["external_name"], "#/external_name")
+        if "description" in body:
+            stored["description"] = _description(body["description"])
+        redefined = "definition" in body or "lookback_days" in body
+        if redefined:
+            definition = body.get("definition", row.body["definition"])
+            lookback = body.get("lookback_days", row.body.get("lookback_days"))
+            check_audience(conn, workspace_id, audience_id, definition, lookback)
+            stored["definition"], stored["lookback_days"] = definition, lookback or 30
+        stored["last_modified_by"] = actor
+        row = store.update(row, name=name, body=stored, now_ms=now)
+        if redefined and row.status in ("active", "backfilling"):
+            row = backfill.activate(conn, row, stored, now)
+        return row
+
+
+def activate_audience(conn: Conn, workspace_id: str, audience_id: str, actor: str, now: int) -> DefinitionRow:
+    with transaction(conn):
+        row = DefinitionStore(conn, workspace_id).get("audience", audience_id)
+        if row.status == "backfilling":
+            raise Conflict(f"audience {audience_id!r} is being activated; wait for its backfill")
+        if row.status == "active":
+            return row
+        return backfill.activate(conn, row, {**row.body, "activated_by": actor, "activated_ms": now}, now)
+
+
+def deactivate_audience(conn: Conn, workspace_id: str, audience_id: str, now: int) -> DefinitionRow:
+    """Stops evaluation; every member leaves (recorded as exits, cause `deactivated`)."""
+    with transaction(conn):
+        store = DefinitionStore(conn, workspace_id)
+        row = store.get("audience", audience_id)
+        store.set_status(row, "inactive", now)
+        _clear(conn, row, "deactivated", now)
+        return store.get("audience", audience_id)
+
+
+def _referrers(conn: Conn, workspace_id: str, audience_id: str) -> list[str]:
+    return [r.id for r in DefinitionStore(conn, workspace_id).all("audience") if r.id != audience_id and
+            audience_id in parse_audience(r.body["definition"], r.body.get("lookback_days")).references]
+
+
+def delete_audience(conn: Conn, workspace_id: str, audience_id: str, now: int) -> None:
+    with transaction(conn):
+        store = DefinitionStore(conn, workspace_id)
+        row = store.get("audience", audience_id)
+        users = _referrers(conn, workspace_id, audience_id)
+        if users:
+            raise Conflict(f"audience {audience_id!r} is named by {', '.join(users)}: change those first")
+        _clear(conn, row, "deleted", now)
+        store.delete(row)
+
+
+def delete_calculated(conn: Conn, workspace_id: str, attribute_id: str) -> None:
+    with transaction(conn):
+        store = DefinitionStore(conn, workspace_id)
+        store.delete(store.get("calculated", attribute_id))
+
+
+def audience_count(conn: Conn, workspace_id: str, name: str) -> int:
+    """Audiences whose criteria read the calculated attribute `name`."""
+    return sum(1 for row in DefinitionStore(conn, workspace_id).all("audience")
+               if _names_calculated(row.body.get("definition"), name.lower()))
+
+
+def _names_calculated(node: object, name: str) -> bool:
+    if isinstance(node, dict):
+        found = node.get("calculated_attribute")
+        if isinstance(found, dict) and str(found.get("name", "")).lower() == name:
+            return True
+        return any(_names_calculated(v, name) for v in node.values())
+    if isinstance(node, list):
+        return any(_names_calculated(v, name) for v in node)
+    return False
+
+
+def progress_of(row: DefinitionRow) -> dict[str, Any]:
+    return {"phase": row.phase or None, **row.progress}
+
+
+def size_of(conn: Conn, row: DefinitionRow, now: int) -> dict[str, Any]:
+    members = MemberStore(conn, row.workspace_id)
+    added, dropped = members.moved_since(row.id, now - DAY_MS)
+    return {"size": members.size(row.id), "added_last_24_hours": added, "dropped_last_24_hours": dropped}
