@@ -77,9 +77,9 @@ class Pipeline:
     def setting(self, key: str, value: object) -> None:
         ConfigStore(self.db.conn()).set_setting(self.workspace_id, key, value)
 
-    def process(self, slice_size: int = 256) -> None:
+    def process(self, slice_size: int = 256, now: int = NOW) -> None:
         ProcessStage(self.db, self.reader, default_steps(dedup_window_ms=DAY), slice_size=slice_size,
-                     clock=lambda: NOW).drain(NOW + 1)
+                     clock=lambda: now).drain(now + 1)
 
     # Reading
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -146,28 +146,40 @@ def iso(ms: int) -> str:
 Aggregate = dict[str, Any]
 
 
-def add(agg: Aggregate, ts: int, value: Any, weight: float) -> None:
+NEEDS: dict[str, frozenset[str]] = {
+    "count": frozenset(),
+    "sum": frozenset("s"), "average": frozenset("s"), "min": frozenset("x"), "max": frozenset("x"),
+    "first_occurrence": frozenset("t"), "last_occurrence": frozenset("t"),
+    "first_occurrence_timestamp": frozenset("t"), "last_occurrence_timestamp": frozenset("t"),
+    "most_frequent": frozenset("v"), "unique_values_count": frozenset("v"), "unique_list": frozenset("v"),
+}  # what an aggregate keeps per calculation: s sums, x extremes, t first/last, v distinct values
+
+
+def add(agg: Aggregate, ts: int, value: Any, weight: float, needs: frozenset[str] = frozenset("sxtv")) -> None:
     agg["n"] = agg.get("n", 0) + weight
+    key = "" if value is None else _key(value)
+    if "t" in needs:
+        agg["f"] = min(agg.get("f") or [ts, key], [ts, key])
+        agg["l"] = max(agg.get("l") or [ts, key], [ts, key])
     if value is None:
-        agg["f"] = min(agg.get("f") or [ts, ""], [ts, ""])
-        agg["l"] = max(agg.get("l") or [ts, ""], [ts, ""])
         return
-    number = as_number(value)
+    number = as_number(value) if needs & {"s", "x"} else None
     if number is not None:
-        agg["s"] = agg.get("s", 0.0) + number
-        agg["k"] = agg.get("k", 0) + 1
-        agg["lo"] = number if "lo" not in agg else min(agg["lo"], number)
-        agg["hi"] = number if "hi" not in agg else max(agg["hi"], number)
-    key = _key(value)
-    agg["f"] = min(agg.get("f") or [ts, key], [ts, key])
-    agg["l"] = max(agg.get("l") or [ts, key], [ts, key])
-    seen = agg.setdefault("v", {})
-    held = seen.get(key)
-    if held is not None:
-        held[0] += weight
-        held[1] = min(held[1], ts)
-    elif len(seen) < DISTINCT_KEPT:
-        seen[key] = [weight, ts]
+        if "s" in needs:
+            agg["s"] = agg.get("s", 0.0) + number
+            agg["k"] = agg.get("k", 0) + 1
+        if "x" in needs:
+            agg["k"] = agg.get("k", 0) + (0 if "s" in needs else 1)
+            agg["lo"] = number if "lo" not in agg else min(agg["lo"], number)
+            agg["hi"] = number if "hi" not in agg else max(agg["hi"], number)
+    if "v" in needs:
+        seen = agg.setdefault("v", {})
+        held = seen.get(key)
+        if held is not None:
+            held[0] += weight
+            held[1] = min(held[1], ts)
+        elif len(seen) < DISTINCT_KEPT:
+            seen[key] = [weight, ts]
 
 
 def combine(a: Aggregate, b: Aggregate) -> Aggregate:
@@ -210,12 +222,15 @@ def value_of(calc: str, agg: Aggregate | None) -> Value:
     if calc in ("sum", "average", "min", "max"):
         if not agg.get("k"):
             return None
-        number = {"sum": agg["s"], "average": agg["s"] / agg["k"], "min": agg["lo"], "max": agg["hi"]}[calc]
-        return number_text(float(number))
+        if calc == "sum":
+            return number_text(float(agg["s"]))
+        if calc == "average":
+            return number_text(float(agg["s"]) / agg["k"])
+        return number_text(float(agg["lo"] if calc == "min" else agg["hi"]))
     if calc == "first_occurrence":
-        return str(agg["f"][1]) if agg.get("v") else None
+        return str(agg["f"][1])
     if calc == "last_occurrence":
-        return str(agg["l"][1]) if agg.get("v") else None
+        return str(agg["l"][1])
     if calc == "first_occurrence_timestamp":
         return iso(int(agg["f"][0]))
     if calc == "last_occurrence_timestamp":
@@ -241,8 +256,9 @@ def apply(definition: CalcDefinition, state: State, fact: Fact) -> bool:
         return False
     if definition.window_ms is None:
         agg = state.setdefault("a", {})
+        needs = NEEDS[definition.calculation_type]
         for value, weight in found:
-            add(agg, fact.ts, value, weight)
+            add(agg, fact.ts, value, weight, needs)
     else:
         entries = state.setdefault("w", [])
         entries.extend([fact.ts, None if value is None else _key(value), weight] for value, weight in found)
@@ -275,9 +291,10 @@ def current(definition: CalcDefinition, state: State | None, now_ms: int) -> Val
         return value_of(definition.calculation_type, state.get("a"))
     start = now_ms - definition.window_ms
     agg: Aggregate = {}
+    needs = NEEDS[definition.calculation_type]
     for ts, key, weight in state.get("w", []):
         if ts > start:
-            add(agg, ts, key, weight)
+            add(agg, ts, key, weight, needs)
     return value_of(definition.calculation_type, agg)
 
 

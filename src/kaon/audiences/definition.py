@@ -42,7 +42,7 @@ class Not:
 
 @dataclass(frozen=True)
 class EventLeaf:
-    key: str  # the criterion's key in a profile's state (its pointer)
+    key: str  # the criterion's key in a profile's state (its position among the definition's event criteria)
     match: EventMatch
     within_ms: int | None = None
     between: tuple[int, int] | None = None  # [since, until) unix ms, UTC calendar days
@@ -184,7 +184,7 @@ class _Parser:
                 at_least, at_most = count, count
             else:
                 raise DefinitionError(f"{where}/frequency/{how}", "must be at_least, at_most or exactly")
-        leaf = EventLeaf(where, match, within, between, at_least, at_most)
+        leaf = EventLeaf(str(len(self.event_leaves)), match, within, between, at_least, at_most)
         self.event_leaves.append(leaf)
         return leaf
 
@@ -197,7 +197,7 @@ class _Parser:
         if not isinstance(then, dict):
             raise DefinitionError(f"{where}/then_not", "is required: `then` or `then_not`, the event that follows")
         second = "then_not" if negated else "then"
-        leaf = SequenceLeaf(where, compile_match(first, f"{where}/first"), compile_match(then, f"{where}/{second}"),
+        leaf = SequenceLeaf(str(len(self.event_leaves)), compile_match(first, f"{where}/first"), compile_match(then, f"{where}/{second}"),
                             negated, _duration(body.get("gap"), f"{where}/gap"),
                             _duration(body["within"], f"{where}/within") if body.get("within") is not None else None)
         self.event_leaves.append(leaf)

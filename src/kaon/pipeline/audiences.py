@@ -5,6 +5,7 @@ activation's backfill and live work count each event once) and before fan-out (w
 values as user attributes). A workspace with no live definitions costs one query per slice.
 """
 
+import logging
 from typing import Any
 
 import msgspec
@@ -14,6 +15,7 @@ from kaon.audiences.facts import fact_of
 from kaon.model.batch import Batch
 from kaon.pipeline.work import Slice, WorkBatch
 
+_log = logging.getLogger("kaon.audiences")
 DEVICE_FIELDS = ("platform", "os_version", "brand", "product", "device_model", "device_manufacturer",
                  "network_carrier", "device_country", "locale_language")
 APPLICATION_FIELDS = ("application_version", "application_name")
@@ -60,9 +62,22 @@ class UpdateAudiences:
                         seen.append((event_id, fact_of(msgspec.to_builtins(item.batch.events[index]), received)))
                     device.update(device_of(item.batch))
                 state = states.get(mpid, {})
-                values, changes = engine.refresh(mpid, state, seen, now_ms=work.now_ms, at_ms=work.now_ms,
-                                                 cause="event", device=device)
-                engine.save(mpid, state, changes, work.now_ms)
+                # A failure here must not cost the batch its processing: the profile's audience work is undone
+                # (savepoint), the events go on, and the failure is recorded where people look.
+                work.tx.execute("SAVEPOINT audiences")
+                try:
+                    values, changes = engine.refresh(mpid, state, seen, now_ms=work.now_ms, at_ms=work.now_ms,
+                                                     cause="event", device=device)
+                    engine.save(mpid, state, changes, work.now_ms)
+                except Exception as error:
+                    work.tx.execute("ROLLBACK TO SAVEPOINT audiences")
+                    work.tx.execute("RELEASE SAVEPOINT audiences")
+                    _log.exception("audiences of profile %s failed", mpid)
+                    work.warn(items[-1].entry, "AUDIENCE_EVALUATION_FAILED",
+                              f"audiences and calculated attributes of profile {mpid} were not updated: "
+                              f"{type(error).__name__}: {error}")
+                    continue
+                work.tx.execute("RELEASE SAVEPOINT audiences")
                 for item in items:
                     item.calculated_attributes = values
                 if changes:

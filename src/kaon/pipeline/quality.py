@@ -20,6 +20,9 @@ SAMPLE_BYTES: Final = 2048
 
 # code: (the stats counter that totals it, meaning). The docs list them (tests/pipeline/test_quality.py checks).
 WARNING_CODES: Final[dict[str, tuple[str, str]]] = {
+    "AUDIENCE_EVALUATION_FAILED": ("audience_failures", "The profile's audiences and calculated attributes could "
+                                                        "not be updated for this batch (the message says why); "
+                                                        "its events were processed and forwarded."),
     "INVALID_TIMESTAMP": ("invalid_timestamps", "A time field could not be read (or is out of range); the event "
                                                 "took the next rule's time, e.g. the receive time."),
     "IDENTITY_MERGE_REFUSED": ("identity_merges_refused", "A batch from a key-only (web) input would have merged a "
