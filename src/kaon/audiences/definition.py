@@ -220,7 +220,7 @@ class _Parser:
         return self._profile("calculated_attribute", body, where, "name")
 
     def identity(self, body: dict[str, Any], where: str) -> ProfileLeaf:
-        return self._profile("identity", body, where, "type")
+        return self._profile("identity", body, where, "identity_type")
 
     def device(self, body: dict[str, Any], where: str) -> ProfileLeaf:
         return self._profile("device", body, where, "field")

@@ -73,6 +73,7 @@ class UpdateAudiences:
                     work.tx.execute("ROLLBACK TO SAVEPOINT audiences")
                     work.tx.execute("RELEASE SAVEPOINT audiences")
                     _log.exception("audiences of profile %s failed", mpid)
+                    work.count(items[-1].entry, "audience_failures")
                     work.warn(items[-1].entry, "AUDIENCE_EVALUATION_FAILED",
                               f"audiences and calculated attributes of profile {mpid} were not updated: "
                               f"{type(error).__name__}: {error}")
