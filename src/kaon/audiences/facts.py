@@ -2,7 +2,8 @@
 
 Built from the event's canonical JSON (`msgspec.to_builtins` of the model event, or a stored event's body), so the
 live path and the backfill over stored history read events the same way. Attribute names are matched
-case-insensitively (keys are lower-cased). A commerce event's attributes also hold its product action's fields
+case-insensitively (keys are lower-cased). A commerce event is also known by its product action (`purchase`, `add_to_cart`, as Segment's "Order Completed"
+is), and its attributes also hold its product action's fields
 (`total_amount`, `transaction_id`, ...) and `currency_code`; its products keep their own fields and attributes.
 """
 
@@ -23,6 +24,7 @@ class Fact:
     custom_event_type: str | None
     attributes: dict[str, Any]
     products: list[dict[str, Any]] = field(default_factory=list)
+    action: str | None = None  # a commerce event's product action (`purchase`), also matched as its name
 
 
 def _lower(attrs: object) -> dict[str, Any]:
@@ -70,7 +72,8 @@ def fact_of(event: dict[str, Any], default_ts: int) -> Fact:
                     row.setdefault(key, product[key])
             products.append(row)
     custom_type = data.get("custom_event_type")
+    action = (data.get("product_action") or {}).get("action") if event_type == "commerce_event" else None
     return Fact(ts=int(ts) if isinstance(ts, int) and not isinstance(ts, bool) else default_ts,
                 event_type=event_type, name=_name(event_type, data),
                 custom_event_type=str(custom_type).lower() if custom_type else None,
-                attributes=attributes, products=products)
+                attributes=attributes, products=products, action=str(action).lower() if action else None)

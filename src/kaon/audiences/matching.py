@@ -55,12 +55,10 @@ class EventMatch:
     def kind_matches(self, fact: Fact) -> bool:
         if self.event_type is not None and fact.event_type != self.event_type:
             return False
-        if self.name is not None and (fact.name or "").lower() != self.name:
+        if self.name is not None and (fact.name or "").lower() != self.name and fact.action != self.name:
             return False
         if self.custom_event_type is not None:
-            found = fact.custom_event_type or (fact.name.lower() if fact.event_type == "commerce_event" and fact.name
-                                               else None)
-            if found != self.custom_event_type:
+            if self.custom_event_type not in (fact.custom_event_type, fact.action):
                 return False
         return True
 
