@@ -110,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
         _common(leaf)
         leaf.add_argument("--workspace", help=WORKSPACE_HELP)
         leaf.add_argument("--json", action="store_true", help="print JSON")
+    for command, what in (("audiences", "audiences"), ("calculated", "calculated attributes")):
+        parser_ = sub.add_parser(command, help=f"{what}: list, activate (backfill with progress), status")
+        asub = parser_.add_subparsers(dest="action", required=True)
+        alist = asub.add_parser("list", help=f"list {what} with their status")
+        aactivate = asub.add_parser("activate", help="activate: backfill from the stored history, with a progress bar")
+        aactivate.add_argument("id")
+        aactivate.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the backfill")
+        astatus = asub.add_parser("status", help="status and backfill progress as JSON")
+        astatus.add_argument("id")
+        for leaf in (alist, aactivate, astatus):
+            _common(leaf)
+            leaf.add_argument("--workspace", help=WORKSPACE_HELP)
+            leaf.add_argument("--json", action="store_true", help="print JSON")
     dsr = sub.add_parser("dsr", help="data subject requests (OpenDSR): submit one, show its status")
     _common(dsr)
     dsr.add_argument("--workspace", help=WORKSPACE_HELP)
@@ -170,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from kaon.commands.replay import run_replay
 
             return run_replay(settings, args)
+        if args.command in ("audiences", "calculated"):
+            from kaon.commands.audiences import run_audiences
+
+            return run_audiences(settings, args)
         if args.command == "tokens":
             from kaon.commands.tokens import run_tokens
 

@@ -52,7 +52,7 @@ def step(conn: Conn, row: DefinitionRow, now: int) -> bool:
     """One page of a backfill in one transaction; False when the definition needs no more work."""
     with transaction(conn):
         store = DefinitionStore(conn, row.workspace_id)
-        current = store.find(row.kind, row.id)
+        current = store.find(row.kind, row.id, lock=True)
         if current is None or current.status != "backfilling" or current.version != row.version:
             return False
         row = current

@@ -2,8 +2,8 @@
 
 Built from the event's canonical JSON (`msgspec.to_builtins` of the model event, or a stored event's body), so the
 live path and the backfill over stored history read events the same way. Attribute names are matched
-case-insensitively (keys are lower-cased). A commerce event is also known by its product action (`purchase`, `add_to_cart`, as Segment's "Order Completed"
-is), and its attributes also hold its product action's fields
+case-insensitively (keys are lower-cased). A commerce event is also known by its product action (`purchase`,
+`add_to_cart`: Segment's "Order Completed" is a purchase), and its attributes also hold its product action's fields
 (`total_amount`, `transaction_id`, ...) and `currency_code`; its products keep their own fields and attributes.
 """
 

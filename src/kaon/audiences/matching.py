@@ -57,10 +57,7 @@ class EventMatch:
             return False
         if self.name is not None and (fact.name or "").lower() != self.name and fact.action != self.name:
             return False
-        if self.custom_event_type is not None:
-            if self.custom_event_type not in (fact.custom_event_type, fact.action):
-                return False
-        return True
+        return self.custom_event_type is None or self.custom_event_type in (fact.custom_event_type, fact.action)
 
     def matches(self, fact: Fact) -> bool:
         if not self.kind_matches(fact) or not all(t.passes(fact.attributes) for t in self.tests):

@@ -73,9 +73,12 @@ class DefinitionStore:
                                 " AND name = ?", (self.ws, kind, name)).fetchone()
         return None if raw is None else _row(raw)
 
-    def find(self, kind: str, id_: str) -> DefinitionRow | None:
+    def find(self, kind: str, id_: str, *, lock: bool = False) -> DefinitionRow | None:
+        """The definition; `lock` holds its row until the transaction ends (PostgreSQL), so two backfill workers
+        never read the same cursor."""
+        suffix = " FOR UPDATE" if lock and not self.conn.dialect.sqlite else ""
         raw = self.conn.execute(f"SELECT {_COLUMNS} FROM segment_definitions WHERE workspace_id = ? AND id = ?"
-                                " AND kind = ?", (self.ws, id_, kind)).fetchone()
+                                f" AND kind = ?{suffix}", (self.ws, id_, kind)).fetchone()
         return None if raw is None else _row(raw)
 
     def get(self, kind: str, id_: str) -> DefinitionRow:
