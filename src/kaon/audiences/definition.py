@@ -198,7 +198,8 @@ class _Parser:
             raise DefinitionError(f"{where}/then_not", "is required: `then` or `then_not`, the event that follows")
         second = "then_not" if negated else "then"
         leaf = SequenceLeaf(str(len(self.event_leaves)), compile_match(first, f"{where}/first"),
-                            compile_match(then, f"{where}/{second}"), negated, _duration(body.get("gap"), f"{where}/gap"),
+                            compile_match(then, f"{where}/{second}"), negated,
+                            _duration(body.get("gap"), f"{where}/gap"),
                             _duration(body["within"], f"{where}/within") if body.get("within") is not None else None)
         self.event_leaves.append(leaf)
         return leaf
