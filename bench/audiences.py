@@ -34,6 +34,7 @@ Exits 1 if a run did not store every event or a latency probe never entered its 
 """
 
 import argparse
+import base64
 import cProfile
 import json
 import os
@@ -47,7 +48,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from datetime import UTC, datetime
 from http.client import HTTPConnection
 from pathlib import Path
@@ -131,12 +131,16 @@ def an_event(rng: random.Random, person: Person, ts: int, message: str) -> dict[
             **common, "event_name": name, "custom_event_type": kind,
             "custom_attributes": {"query": f"q{rng.randrange(500)}", "position": rng.randrange(1, 20),
                                   "category": rng.choice(CATEGORIES), "premium": rng.random() < 0.2}}}
-    action = "view_detail" if roll < 0.86 else "add_to_cart" if roll < 0.96 else "purchase"
+    return commerce_event(rng, person, "view_detail" if roll < 0.86 else "add_to_cart" if roll < 0.96 else "purchase",
+                          common)
+
+
+def commerce_event(rng: random.Random, person: Person, action: str, common: dict[str, Any]) -> dict[str, Any]:
     products = [product(rng, person) for _ in range(rng.choice([1, 1, 2, 3]))]
     total = round(sum(p["price"] * p["quantity"] for p in products), 2)
     body: dict[str, Any] = {"action": action, "products": products, "total_amount": total}
     if action == "purchase":
-        body.update(transaction_id=message, tax_amount=round(total * 0.08, 2))
+        body.update(transaction_id=common["source_message_id"], tax_amount=round(total * 0.08, 2))
     return {"event_type": "commerce_event", "data": {**common, "currency_code": "USD", "product_action": body,
                                                      "custom_attributes": {"coupon": rng.choice(["", "SPRING"])}}}
 
@@ -150,13 +154,12 @@ def a_batch(rng: random.Random, person: Person, start: int, size: int, tag: str)
         ts += rng.randrange(5_000, 90_000)
         events.append(an_event(rng, person, ts, f"{tag}-{i}"))
     batch: dict[str, Any] = {
-        "environment": "production", "mpid_hint": None,
+        "environment": "production",
         "user_identities": {"customer_id": person.customer_id, **({"email": person.email} if person.email else {})},
         "device_info": {"platform": person.platform, "device_country": person.country},
         "application_info": {"application_version": rng.choice(["3.1.0", "3.2.0", "3.2.1"])},
         "events": events,
     }
-    del batch["mpid_hint"]
     if person.batches == 0 or rng.random() < 0.1:  # attributes with the first batch, then now and then
         if person.batches and rng.random() < 0.3:
             person.plan = rng.choice(PLANS)
@@ -260,7 +263,7 @@ def audiences(t0: int) -> list[tuple[str, dict[str, Any]]]:
                        "conditions": [{"attribute_name": "category", "operator": "equals", "value": "shoes"}]}},
             {"calculated_attribute": {"name": "lifetime_value", "operator": "greater_than", "value": 100}},
             {"consent": {"regulation": "gdpr", "purpose": "marketing", "consented": True}},
-            {"not": {"identity": {"type": "email", "operator": "ends_with", "value": "@example.com"}}}]}),
+            {"not": {"identity": {"identity_type": "email", "operator": "ends_with", "value": "@example.com"}}}]}),
         ("Frequent searchers", {"event": {"event_type": "custom_event", "name": "search", "within": "7d",
                                           "frequency": {"at_least": 5}}}),
         ("Mid-month sale buyers", commerce("purchase", between={"from": day(t0 - 20 * DAY),
@@ -301,20 +304,19 @@ def audiences(t0: int) -> list[tuple[str, dict[str, Any]]]:
             {"event": {"event_type": "custom_event", "name": "search", "within": "30d",
                        "conditions": [{"attribute_name": "premium", "operator": "is_true"}]}},
             {"not": {"user_attribute": {"name": "country", "operator": "equals", "value": "US"}}},
-            {"not": {"audience": "CCPA opted out", "member": True}}]}),
+            {"audience": {"name": "CCPA opted out", "member": False}}]}),
     ]
 
 
 def resolve(node: Any, ids: dict[str, str]) -> Any:
-    """The definition with audience names replaced by their ids."""
+    """The definition with audiences named (`{"audience": NAME}`, `{"audience": {"name", "member"}}`) by id."""
     if isinstance(node, dict):
-        out = {k: resolve(v, ids) for k, v in node.items()}
-        if isinstance(node.get("audience"), str):
-            out["audience"] = {"id": ids[node["audience"]], "member": True}
-        elif isinstance(node.get("audience"), dict) and "member" in node["audience"]:
-            out["audience"] = {"id": ids[node["audience"]["audience"] if "audience" in node["audience"] else
-                                         node["audience"]["id"]], "member": node["audience"]["member"]}
-        return out
+        named = node.get("audience")
+        if isinstance(named, str):
+            return {"audience": {"id": ids[named], "member": True}}
+        if isinstance(named, dict) and "name" in named:
+            return {"audience": {"id": ids[named["name"]], "member": named.get("member", True)}}
+        return {k: resolve(v, ids) for k, v in node.items()}
     if isinstance(node, list):
         return [resolve(v, ids) for v in node]
     return node
@@ -394,7 +396,7 @@ def one_run(directory: Path, with_definitions: bool, profile: Path | None) -> di
 
 def child(*args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, check=False,
-                          env={**clean_env(), "PYTHONPATH": os.pathsep.join(sys.path)})
+                          env=clean_env())
     if done.returncode != 0:
         sys.exit(f"bench child {args} failed:\n{done.stderr[-4000:]}")
     found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -471,10 +473,8 @@ def latency(directory: Path, rate: float, seconds: float, warmup: float, seed: i
     stop = threading.Event()
 
     def poll() -> None:
-        reader = Database(DatabaseUrl.parse(f"sqlite:///{directory / 'kaon.db'}"), migrate_schema=False,
-                          data_dir=directory).conn()
         last = after
-        members = MemberStore(reader, workspace_id)
+        members = MemberStore(db.conn(), workspace_id)  # this thread's own connection
         while not stop.is_set():
             found = members.changes(audience_id.id, 1000, after=last)
             at = time.time() * 1000
@@ -489,8 +489,6 @@ def latency(directory: Path, rate: float, seconds: float, warmup: float, seed: i
     try:
         poller.start()
         http = HTTPConnection("127.0.0.1", port, timeout=10)
-        import base64
-
         auth = "Basic " + base64.b64encode(f"{server_input['key']}:{server_input['secret']}".encode()).decode()
         total = int((warmup + seconds) * rate)
         begin = time.monotonic() + 0.5
@@ -508,9 +506,8 @@ def latency(directory: Path, rate: float, seconds: float, warmup: float, seed: i
             batch = a_batch(rng, person, at - 10 * 60_000, rng.randrange(2, 12), f"probe{k}")
             for event in batch["events"]:  # the session ended just now, and ended with a purchase
                 event["data"]["timestamp_unixtime_ms"] = min(event["data"]["timestamp_unixtime_ms"], at)
-            last = an_event(random.Random(0), person, at, f"probe{k}-buy")
-            while last["event_type"] != "commerce_event" or last["data"]["product_action"]["action"] != "purchase":
-                last = an_event(rng, person, at, f"probe{k}-buy")
+            last = commerce_event(rng, person, "purchase", {"timestamp_unixtime_ms": at,
+                                                            "source_message_id": f"probe{k}-buy"})
             batch["events"].append(last)
             body = json.dumps(batch).encode()
             measured = k >= int(warmup * rate)
