@@ -1,7 +1,7 @@
 """Audiences and calculated attributes: their cost to the process stage, ingest-to-membership latency, backfill speed
 and state size, over a synthetic world.
 
-Run: `.venv/bin/python bench/audiences.py [--users 20000] [--events 1000000] [--rounds 1] [--latency-seconds 30]
+Run: `.venv/bin/python bench/audiences.py [--users 20000] [--events 1000000] [--rounds 3] [--latency-seconds 30]
 [--latency-rate 100] [--profile FILE]`.
 
 The world: `--users` people (customer id, most with an email; plan, country and age attributes; GDPR marketing
@@ -558,7 +558,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=1, help="process-stage runs of each kind, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="process-stage runs of each kind, alternating")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--latency-rate", type=float, default=100.0, help="batches per second (each a new user)")
     parser.add_argument("--latency-warmup", type=float, default=3.0, help="seconds of unmeasured sending first")
@@ -610,6 +610,9 @@ def measure(args: argparse.Namespace) -> int:
                 if found["stored"] != found["events"]:
                     print(f"  FAILED: stored {found['stored']:,} of {found['events']:,} events")
                     failed = True
+                if kind == "with" and (not found["changes"] or not found["audience_sizes"].get(PROBE_AUDIENCE)):
+                    print("  FAILED: no membership changes were recorded")
+                    failed = True
                 if kind == "with":
                     if kept is not None:
                         shutil.rmtree(kept)
@@ -631,6 +634,10 @@ def measure(args: argparse.Namespace) -> int:
               f" kaon serve exited {lat['exit']}")
         failed = failed or lat["missing"] > 0 or lat["exit"] != 0
         filled = child("--backfill", "--dir", str(kept))
+        for name, got in filled.items():
+            if isinstance(got, dict) and (got["status"] != "active" or got["events"] != got["events_total"]):
+                print(f"backfill of {name!r} FAILED: {got}")
+                failed = True
     report(world, runs, lat, filled)
     return 1 if failed else 0
 
