@@ -15,7 +15,8 @@ from support.server import KaonServer, kaon
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # POST routes that only read (they take `Reader`): any token may call them.
-READING_POSTS = {"/api/v1/plans/validate", "/api/v1/audiences/estimate", "/userprofile/v1/resolve/{org_id}/{account_id}/{workspace_id}",
+READING_POSTS = {"/api/v1/plans/validate", "/api/v1/audiences/estimate",
+                 "/userprofile/v1/resolve/{org_id}/{account_id}/{workspace_id}",
                  "/userprofile/v1/{org_id}/{account_id}/{workspace_id}/{mpid}"}
 # Routes with credentials of their own (OpenDSR, docs/governance): not admin tokens.
 OWN_CREDENTIALS = re.compile(r"^/opendsr/")
