@@ -63,6 +63,10 @@ def test_invalid_definitions_are_refused_with_a_pointer_to_the_bad_node(kaon_ser
     assert refused(server, "POST", "/calculated-attributes", bad_window) == (400, {
         "code": "INVALID_DEFINITION", "pointer": "#/draft_definition/time_period/within",
         "message": "must be a whole number of days or weeks, at least 1 - at `#/draft_definition/time_period/within`"})
+    typo = purchase_sum(f"bad-{tag()}")
+    typo["draft_definition"]["data_point"]["atribute_name"] = "total"
+    status, error = refused(server, "POST", "/calculated-attributes", typo)
+    assert (status, error["pointer"]) == (400, "#/draft_definition/data_point/atribute_name")
     no_attribute = purchase_sum(f"bad-{tag()}")
     del no_attribute["draft_definition"]["data_point"]["attribute_name"]
     status, error = refused(server, "POST", "/calculated-attributes", no_attribute)
@@ -77,6 +81,12 @@ def test_invalid_definitions_are_refused_with_a_pointer_to_the_bad_node(kaon_ser
         ({"event": {"name": "x", "frequency": {"at_least": -1}}}, "#/definition/event/frequency/at_least"),
         ({"audience": {"id": "aud_missing"}}, "#/definition"),
         ({"shoe_size": 9}, "#/definition"),
+        ({"event": {"name": "x", "witin": "1d"}}, "#/definition/event/witin"),
+        ({"sequence": {"first": {"name": "a", "conditions": "no"}, "then_not": {"name": "b"}, "gap": "1h"}},
+         "#/definition/sequence/first/conditions"),
+        ({"any": [{"event": {"name": "n" * 200, "conditions": [
+            {"attribute_name": f"a{i}", "operator": "equals", "value": "v" * 900} for i in range(50)]}}] * 2},
+         "#/definition"),
     ]
     for definition, pointer in cases:
         status, error = refused(server, "POST", "/audiences", {"name": f"bad-{tag()}", "definition": definition})

@@ -68,16 +68,30 @@ class CalcDefinition:
         return [] if value is None or isinstance(value, dict | list) else [(value, 1.0)]
 
 
+TOP_KEYS = frozenset({"recipe_type", "data_point", "datapoint", "conditions", "calculation_type", "time_period",
+                      "seeding"})
+POINT_KEYS = frozenset({"type", "event_name", "attribute_name", "event_type", "custom_event_type",
+                        "attribute_category", "use_product_quantity"})
+
+
+def _known(raw: dict[str, Any], allowed: frozenset[str], pointer: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise DefinitionError(f"{pointer}/{key}", f"unknown key {key!r}: one of {', '.join(sorted(allowed))}")
+
+
 def parse_definition(raw: object, pointer: str = "#") -> CalcDefinition:
     if not isinstance(raw, dict):
         raise DefinitionError(pointer, "a definition must be an object")
     calc = raw.get("calculation_type")
     if calc not in CALCULATION_TYPES:
         raise DefinitionError(f"{pointer}/calculation_type", f"must be one of {', '.join(CALCULATION_TYPES)}")
+    _known(raw, TOP_KEYS, pointer)
     point = raw.get("data_point", raw.get("datapoint"))
     if not isinstance(point, dict):
         raise DefinitionError(f"{pointer}/data_point", "is required: an object naming the events to read")
     where = f"{pointer}/data_point"
+    _known(point, POINT_KEYS, where)
     kind = point.get("type", "event")
     if kind not in ("event", "event_attribute"):
         raise DefinitionError(f"{where}/type", "must be `event` or `event_attribute` (events only, as in mParticle)")

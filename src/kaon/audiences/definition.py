@@ -131,6 +131,26 @@ def _between(raw: object, pointer: str) -> tuple[int, int]:
     return start, end
 
 
+CONDITION_KEYS = frozenset({"operator", "value", "values", "min_value", "max_value", "type"})
+MATCH_KEYS = frozenset({"event_type", "name", "event_name", "custom_event_type", "conditions", "product_conditions"})
+KEYS: dict[str, frozenset[str]] = {
+    "event": MATCH_KEYS | {"within", "between", "frequency"},
+    "sequence": frozenset({"first", "then", "then_not", "gap", "within"}),
+    "user_attribute": CONDITION_KEYS | {"name"}, "calculated_attribute": CONDITION_KEYS | {"name"},
+    "identity": CONDITION_KEYS | {"identity_type"}, "device": CONDITION_KEYS | {"field"},
+    "consent": frozenset({"regulation", "purpose", "consented", "opted_out"}),
+    "first_seen": CONDITION_KEYS | {"within"}, "last_seen": CONDITION_KEYS | {"within"},
+    "audience": frozenset({"id", "member"}),
+}
+
+
+def known_keys(body: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    """A key the criterion does not read is refused: a typo (`witin`) would otherwise change what it means."""
+    for key in body:
+        if key not in allowed:
+            raise DefinitionError(f"{where}/{key}", f"unknown key {key!r}: one of {', '.join(sorted(allowed))}")
+
+
 class _Parser:
     def __init__(self) -> None:
         self.nodes = 0
@@ -159,6 +179,7 @@ class _Parser:
             raise DefinitionError(pointer, f"unknown node {kind!r}: one of {', '.join(NODE_KINDS)}")
         if not isinstance(body, dict):
             raise DefinitionError(where, "must be an object")
+        known_keys(body, KEYS[kind], where)
         built: Node = getattr(self, kind)(body, where)
         return built
 
@@ -197,6 +218,8 @@ class _Parser:
         if not isinstance(then, dict):
             raise DefinitionError(f"{where}/then_not", "is required: `then` or `then_not`, the event that follows")
         second = "then_not" if negated else "then"
+        known_keys(first, MATCH_KEYS, f"{where}/first")
+        known_keys(then, MATCH_KEYS, f"{where}/{second}")
         leaf = SequenceLeaf(str(len(self.event_leaves)), compile_match(first, f"{where}/first"),
                             compile_match(then, f"{where}/{second}"), negated,
                             _duration(body.get("gap"), f"{where}/gap"),

@@ -7,6 +7,8 @@ an audience's references to other audiences must exist and must not loop.
 import secrets
 from typing import Any
 
+import msgspec
+
 from kaon.audiences import backfill, calculated
 from kaon.audiences.definition import parse_audience
 from kaon.audiences.errors import DefinitionError
@@ -18,6 +20,17 @@ from kaon.store.tx import transaction
 DAY_MS = 86_400_000
 MAX_NAME = 100  # mParticle's limit for audience names
 MAX_DESCRIPTION = 1_000
+MAX_DEFINITION_BYTES = 65_536  # a definition as compact JSON (200 nodes of 50 conditions fit well within)
+_encode = msgspec.json.Encoder()
+
+
+def _bounded(raw: object, pointer: str) -> None:
+    try:
+        size = len(_encode.encode(raw))
+    except (TypeError, msgspec.EncodeError):
+        raise DefinitionError(pointer, "must be JSON") from None
+    if size > MAX_DEFINITION_BYTES:
+        raise DefinitionError(pointer, f"is at most {MAX_DEFINITION_BYTES} bytes as JSON; this one is {size}")
 
 
 def new_id(kind: str) -> str:
@@ -42,6 +55,7 @@ def _description(raw: object, pointer: str = "#/description") -> str:
 
 def check_calculated(body: dict[str, Any]) -> dict[str, Any]:
     raw = body.get("draft_definition", body.get("definition"))
+    _bounded(raw, "#/draft_definition")
     calculated.parse_definition(raw, "#/draft_definition")
     assert isinstance(raw, dict)
     return calculated.definition_json(raw)
@@ -49,6 +63,7 @@ def check_calculated(body: dict[str, Any]) -> dict[str, Any]:
 
 def check_audience(conn: Conn, workspace_id: str, audience_id: str | None, definition: object,
                    lookback_days: object) -> None:
+    _bounded(definition, "#/definition")
     parsed = parse_audience(definition, lookback_days)
     store = DefinitionStore(conn, workspace_id)
     graph = {r.id: parse_audience(r.body["definition"], r.body.get("lookback_days")).references
