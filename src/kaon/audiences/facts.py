@@ -71,7 +71,8 @@ def fact_of(event: dict[str, Any], default_ts: int) -> Fact:
                 if product.get(key) is not None:
                     row.setdefault(key, product[key])
             products.append(row)
-    custom_type = data.get("custom_event_type")
+    # The model leaves a custom event's default type out of its JSON (omit_defaults): it is still "other".
+    custom_type = data.get("custom_event_type") or ("other" if event_type == "custom_event" else None)
     action = (data.get("product_action") or {}).get("action") if event_type == "commerce_event" else None
     return Fact(ts=int(ts) if isinstance(ts, int) and not isinstance(ts, bool) else default_ts,
                 event_type=event_type, name=_name(event_type, data),

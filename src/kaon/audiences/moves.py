@@ -30,9 +30,9 @@ def combine(compiled: Compiled, keep: dict[str, Any], gone: dict[str, Any]) -> d
 def merged(conn: Conn, workspace_id: str, survivor: int, gone: int, now_ms: int) -> None:
     compiled = compile_workspace(conn, workspace_id)
     store = StateStore(conn, workspace_id)
+    if compiled.empty and not store.load([survivor, gone]):
+        return  # nothing to move (the common case of a workspace without audiences)
     states = store.load([survivor, gone], lock=True)
-    if compiled.empty and not states:
-        return
     engine = Engine(conn, workspace_id, compiled)
     old = states.get(gone, {})
     exits = [Change(audience_id, gone, "exit", now_ms, "merge") for audience_id in sorted(old.get("m", {}))]
