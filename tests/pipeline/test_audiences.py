@@ -19,6 +19,7 @@ from kaon.audiences.schedule import run_due_changes
 from kaon.audiences.store import MemberStore
 from kaon.destinations.event import DeliveryEvent
 from kaon.governance.dsr_erase import erase, find_subject
+from kaon.governance.dsr_export import collect
 from kaon.identity.merge import unmerge
 from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
@@ -185,6 +186,11 @@ def test_erasure_removes_state_memberships_and_changes(pipeline: Pipeline) -> No
     pipeline.bulk(commerce("purchase", NOW, 5, customer_id="gone"), commerce("purchase", NOW, 5, customer_id="kept"))
     pipeline.process(now=NOW)
     gone, kept = pipeline.holder("customer_id", "gone"), pipeline.holder("customer_id", "kept")
+    conn = pipeline.db.conn()
+    exported = collect(conn, find_subject(conn, pipeline.workspace_id, {"customer_id": "gone"}))["audiences"]
+    assert exported["audience_members"] == [{"mpid": str(gone), "audience_id": spenders, "entered_unixtime_ms": NOW}]
+    assert [c["action"] for c in exported["audience_changes"]] == ["enter"]
+    assert exported["profile_segments"][0]["mpid"] == str(gone)
     with transaction(pipeline.db.conn()) as conn:
         counts = erase(conn, find_subject(conn, pipeline.workspace_id, {"customer_id": "gone"}))
     assert counts["profile_segments"] == 1 and counts["audience_members"] == 1 and counts["audience_changes"] == 1
