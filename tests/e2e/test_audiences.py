@@ -189,3 +189,27 @@ def test_a_read_only_token_reads_audiences_but_cannot_change_them(kaon_server: K
     for path in ("/audiences", "/calculated-attributes"):
         answer = httpx.post(f"{base}{path}", headers=headers, json={"name": "x"}, timeout=30)
         assert answer.status_code == 403 and answer.json()["errors"][0]["code"] == "READ_ONLY_TOKEN"
+
+
+def test_a_window_rolling_off_makes_the_profile_leave_with_no_new_event(kaon_server: KaonServer) -> None:
+    """The running server's scheduler applies time-driven exits (every 10 s; no event arrives)."""
+    server = kaon_server
+    t = tag()
+    audience = created(server, "/audiences", {"name": f"Just clicked {t}", "definition": {
+        "event": {"event_type": "custom_event", "name": f"click-{t}", "within": "2s"}}})
+    assert server.admin("POST", f"/audiences/{audience['id']}/activate").status_code == 202
+    active(server, f"/audiences/{audience['id']}")
+    body = {"environment": "production", "user_identities": {"customer_id": f"clicker-{t}"},
+            "events": [{"event_type": "custom_event", "data": {"event_name": f"click-{t}",
+                                                               "custom_event_type": "other"}}]}
+    assert httpx.post(f"{server.url}/v2/events", json=body, headers=server.basic(), timeout=30).status_code == 202
+    path = f"/audiences/{audience['id']}/members"
+    eventually(lambda: len(server.listed(path, "members")) == 1, timeout=30, what="the clicker enters")
+    eventually(lambda: not server.listed(path, "members"), timeout=40, what="the clicker leaves on time")
+    changes = server.listed("/audiences/changes", "changes", audience_id=audience["id"])
+    (enter, leave) = changes
+    assert (enter["action"], enter["cause"], leave["action"], leave["cause"]) == ("enter", "event", "exit", "time")
+    # Recorded at the time it became true: 2 s after the click's time (its receive time), not when applied.
+    (click,) = server.events_named(f"click-{t}")
+    assert leave["at_unixtime_ms"] == click["timestamp_unixtime_ms"] + 2_000
+    assert leave["recorded_unixtime_ms"] >= leave["at_unixtime_ms"]
