@@ -14,7 +14,9 @@ import pytest
 
 from kaon.audiences import service
 from kaon.audiences.backfill import run_backfills
+from kaon.audiences.definition import parse_audience
 from kaon.audiences.engine import current_values, memberships
+from kaon.audiences.estimate import estimate
 from kaon.audiences.schedule import run_due_changes
 from kaon.audiences.store import MemberStore
 from kaon.destinations.event import DeliveryEvent
@@ -261,3 +263,25 @@ def test_profile_criteria_read_attributes_identities_consent_and_other_audiences
     assert set(members(pipeline, not_gold)) == {n, s}
     tick(pipeline, NOW + DAY + 1)  # first seen ages out of the day
     assert members(pipeline, not_gold) == {}
+
+
+def test_an_estimate_counts_a_draft_over_history_without_saving_it(pipeline: Pipeline) -> None:
+    pipeline.bulk(commerce("purchase", NOW - 2 * DAY, 5, customer_id="old"), commerce("purchase", NOW, 5,
+                                                                                       customer_id="new"),
+                  commerce("add_to_cart", NOW, customer_id="browser"),
+                  commerce("purchase", NOW - 40 * DAY, 5, customer_id="ancient"))
+    pipeline.process(now=NOW)
+    conn = pipeline.db.conn()
+
+    def size(definition: dict[str, Any]) -> tuple[int, int]:
+        found = estimate(conn, pipeline.workspace_id, parse_audience(definition), NOW)
+        assert found.exact
+        return found.size, found.profiles_evaluated
+
+    # Event criteria: only profiles with matching events inside the lookback are evaluated.
+    assert size({"event": {"name": "purchase"}}) == (2, 2)
+    assert size({"event": {"name": "purchase", "within": "1d"}}) == (1, 2)
+    # A definition that matches a profile without events evaluates every live profile.
+    assert size({"not": {"event": {"name": "purchase"}}}) == (2, 4)
+    assert pipeline.rows("SELECT count(*) FROM segment_definitions") == [(0,)]
+    assert pipeline.rows("SELECT count(*) FROM profile_segments") == [(0,)]
