@@ -170,7 +170,7 @@ def condition_holds(condition: Mapping[str, Any], value: object) -> bool:
     if op == "not_exists":
         return value is None
     if op == "empty":
-        return value is None or value == "" or value == []
+        return value in (None, "", [])
     if op == "is_true":
         return _truth(value) is True
     if op == "is_false":
@@ -256,12 +256,12 @@ def _kind_matches(point: Mapping[str, Any], event: Event, name_key: str) -> bool
     return wanted_type is None or custom_type_of(event) == str(wanted_type).lower()
 
 
-def _since_ms(definition: Mapping[str, Any]) -> int | None:
+def since_ms(definition: Mapping[str, Any]) -> int | None:
     period = definition.get("time_period") or {"type": "all"}
     return _ms(period["date"]) if period.get("type") == "since" else None
 
 
-def _window_ms(definition: Mapping[str, Any]) -> int | None:
+def window_ms(definition: Mapping[str, Any]) -> int | None:
     period = definition.get("time_period") or {"type": "all"}
     if period.get("type") != "within":
         return None
@@ -269,11 +269,11 @@ def _window_ms(definition: Mapping[str, Any]) -> int | None:
 
 
 def contributions(definition: Mapping[str, Any], event: Event) -> list[Contribution]:
-    """What one event adds to a calculated attribute, its time period's `since` aside from the window."""
+    """What one event adds to a calculated attribute (its `since` date applied; the window is the caller's)."""
     point = definition["data_point"]
     if not _kind_matches(point, event, "event_name"):
         return []
-    since = _since_ms(definition)
+    since = since_ms(definition)
     if since is not None and event.ts < since:
         return []
     attribute = point.get("attribute_name")
@@ -316,7 +316,7 @@ def ever_contributed(definition: Mapping[str, Any], history: Iterable[Event]) ->
 def calculated_value(definition: Mapping[str, Any], history: Iterable[Event], now: int) -> Value:
     """The value at `now`: what counts is every contribution inside the time period (`null`, or "0" for a count,
     when there is none)."""
-    window = _window_ms(definition)
+    window = window_ms(definition)
     found = [c for e in history for c in contributions(definition, e) if window is None or now < c.ts + window]
     calc = definition["calculation_type"]
     if not found:
@@ -401,7 +401,8 @@ class Judge:
             first, last = day_of(_ms(between["from"])), day_of(_ms(between["to"]))
             matching = [e for e in matching if first <= day_of(e.ts) <= last]
         n = len(matching)
-        (how, bound), = (body.get("frequency") or {"at_least": 1}).items()
+        (how, raw), = (body.get("frequency") or {"at_least": 1}).items()
+        bound = int(raw)
         return {"at_least": n >= bound, "at_most": n <= bound, "exactly": n == bound}[how]
 
     def sequence(self, body: Mapping[str, Any]) -> bool:

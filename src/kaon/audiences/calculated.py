@@ -55,7 +55,7 @@ class CalcDefinition:
                 quantity = (as_number(product.get("quantity")) or 1.0) if self.use_quantity else 1.0
                 if self.attribute is None:
                     out.append((None, quantity))
-                elif product.get(self.attribute) is not None:
+                elif not isinstance(product.get(self.attribute), dict | list | None):  # as an event's attribute
                     value = product[self.attribute]
                     number = as_number(value)
                     out.append((number * quantity if self.use_quantity and number is not None else value, quantity))

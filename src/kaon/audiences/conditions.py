@@ -57,6 +57,8 @@ def as_number(value: object) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
+        if "_" in value:  # Python reads "1_000" as a number; no one sends it as one
+            return None
         try:
             number = float(value.strip())
         except ValueError:

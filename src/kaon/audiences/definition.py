@@ -214,10 +214,12 @@ class _Parser:
         if not isinstance(first, dict):
             raise DefinitionError(f"{where}/first", "is required: the first event (event_type, name, conditions)")
         negated = "then_not" in body
-        then = body.get("then_not" if negated else "then")
+        if negated and "then" in body:
+            raise DefinitionError(where, "give `then` or `then_not`, not both")
+        second = "then" if "then" in body else "then_not"
+        then = body.get(second)
         if not isinstance(then, dict):
-            raise DefinitionError(f"{where}/then_not", "is required: `then` or `then_not`, the event that follows")
-        second = "then_not" if negated else "then"
+            raise DefinitionError(f"{where}/{second}", "is required: `then` or `then_not`, the event that follows")
         known_keys(first, MATCH_KEYS, f"{where}/first")
         known_keys(then, MATCH_KEYS, f"{where}/{second}")
         leaf = SequenceLeaf(str(len(self.event_leaves)), compile_match(first, f"{where}/first"),

@@ -130,6 +130,12 @@ def profile_view(profiles: ProfileStore, mpid: int, calculated_values: dict[str,
     return view
 
 
+def entry_version(entry: Any) -> int:
+    """The definition version a membership entry of a profile's state was made under ([entered_ms, version]; a
+    bare time is from before versions were kept)."""
+    return int(entry[1]) if isinstance(entry, list) else 0
+
+
 class Engine:
     def __init__(self, conn: Conn, workspace_id: str, compiled: Compiled) -> None:
         self.conn = conn
@@ -162,23 +168,26 @@ class Engine:
             one = calcs.get(row.key) or {}
             if not one and not any(takes(row, event_id) for event_id, _ in seen):
                 continue
+            existed = bool(one)
             for event_id, fact in seen:
                 if takes(row, event_id):
                     calculated.apply(calc, one, fact)
             calculated.prune(calc, one, now_ms)
+            if not existed and "w" in one and not one["w"]:
+                continue  # its only events were outside the window already: as a backfill would skip them
             if "a" in one or "w" in one:  # it has had events: its value is shown, null (or 0) once they roll off
                 calcs[row.key] = one
                 values[row.name] = calculated.current(calc, one, now_ms)
                 change = calculated.next_change(calc, one, now_ms)
                 if change is not None:
                     due.append(change)
-        members: dict[str, int] = state.setdefault("m", {})
+        members: dict[str, Any] = state.setdefault("m", {})
+        cleared = {row.id: int(row.body.get("cleared_version", -1)) for row, _ in self.compiled.audiences}
+        for audience_id in [a for a in members if a not in cleared or entry_version(members[a]) <= cleared[a]]:
+            del members[audience_id]  # deactivated or deleted since it entered: its exit was recorded then
         view = self.view(mpid, values, state.get("d", {}))
         view.members = set(members)
         changes: list[Change] = []
-        live_ids = {row.id for row, _ in self.compiled.audiences}
-        for audience_id in [a for a in members if a not in live_ids]:
-            del members[audience_id]  # deactivated or deleted: its exits were recorded then
         for row, definition in self.compiled.audiences:
             one = auds.get(row.key) or {}
             for event_id, fact in seen:
@@ -196,7 +205,7 @@ class Engine:
             inside = evaluate.is_member(definition, one, view, now_ms)
             was = row.id in members
             if inside and not was:
-                members[row.id] = at_ms
+                members[row.id] = [at_ms, row.version]
                 view.members.add(row.id)
                 changes.append(Change(row.id, mpid, "enter", at_ms, cause))
             elif was and not inside:

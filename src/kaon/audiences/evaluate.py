@@ -6,7 +6,7 @@ time follows from them and the profile's facts; so does the next time it can cha
 leaving a window, a sequence's deadline passing, a seen time ageing), which the scheduler acts on.
 """
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,8 @@ from kaon.audiences.definition import (
 from kaon.audiences.facts import Fact
 
 MAX_TIMES = 1_000
-State = dict[str, Any]  # {criterion key: [ts, ...]} or {sequence key: {"a": [ts, ...], "b": [ts, ...]}}
+# {criterion key: [ts, ...]} or {sequence key: {"a": firsts, "b": followers, "s": events both}} (times, sorted)
+State = dict[str, Any]
 
 
 @dataclass
@@ -57,8 +58,10 @@ def observe(definition: AudienceDefinition, state: State, fact: Fact) -> bool:
                 _add(state.setdefault(leaf.key, []), fact.ts)
                 touched = True
         else:
-            for side, match in (("a", leaf.first), ("b", leaf.then)):
-                if match.matches(fact):
+            first, then = leaf.first.matches(fact), leaf.then.matches(fact)
+            # "s": the events that are both, which must not count as following themselves.
+            for side, hit in (("a", first), ("b", then), ("s", first and then)):
+                if hit:
                     _add(state.setdefault(leaf.key, {}).setdefault(side, []), fact.ts)
                     touched = True
     return touched
@@ -116,16 +119,20 @@ def _event(leaf: EventLeaf, definition: AudienceDefinition, state: State, now_ms
 def _sequence(leaf: SequenceLeaf, definition: AudienceDefinition, state: State, now_ms: int) -> bool:
     edge = _window(leaf, definition, now_ms)
     held = state.get(leaf.key, {})
-    seconds = held.get("b", [])
-    for ta in held.get("a", []):
+    firsts, seconds, both = held.get("a", []), held.get("b", []), held.get("s", [])
+    for ta in sorted(set(firsts)):
         if ta <= edge:
             continue
-        i = bisect_right(seconds, ta - 1)
-        followed = i < len(seconds) and seconds[i] <= ta + leaf.gap_ms
-        if leaf.negated and not followed and ta + leaf.gap_ms <= now_ms:
-            return True
-        if not leaf.negated and followed:
-            return True
+        count = bisect_right(firsts, ta) - bisect_left(firsts, ta)
+        selves = min(count, bisect_right(both, ta) - bisect_left(both, ta))
+        followers = bisect_right(seconds, ta + leaf.gap_ms) - bisect_left(seconds, ta)
+        # A first event that is also a following one does not follow itself: it needs another.
+        for itself in ([0] if count > selves else []) + ([1] if selves else []):
+            followed = followers - itself > 0
+            if leaf.negated and not followed and ta + leaf.gap_ms <= now_ms:
+                return True
+            if not leaf.negated and followed:
+                return True
     return False
 
 

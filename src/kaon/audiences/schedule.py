@@ -10,6 +10,7 @@ from kaon.audiences.store import due_profiles
 from kaon.store.sql import Conn
 
 DUE_PER_RUN = 2_000
+MAX_STEPS = 1_000  # change times one profile steps through in one run (then it evaluates at now)
 
 
 def run_due_changes(conn: Conn, now_ms: int) -> int:
@@ -21,6 +22,16 @@ def run_due_changes(conn: Conn, now_ms: int) -> int:
             compiled[workspace_id] = compile_workspace(conn, workspace_id)
         engine = Engine(conn, workspace_id, compiled[workspace_id])
         state = engine.states.load([mpid]).get(mpid, {})
-        _, changes = engine.refresh(mpid, state, [], now_ms=now_ms, at_ms=min(due_ms, now_ms), cause="time")
+        # A late run (downtime, a backlog) steps through every change time that passed, so each change is
+        # recorded at the time it became true, and an entry and exit between two runs are both recorded.
+        at, changes = min(due_ms, now_ms), []
+        for _ in range(MAX_STEPS):
+            changes.extend(engine.refresh(mpid, state, [], now_ms=at, at_ms=at, cause="time")[1])
+            following = state.get("due")
+            if following is None or following > now_ms or following <= at:
+                break
+            at = following
+        if at < now_ms:
+            changes.extend(engine.refresh(mpid, state, [], now_ms=now_ms, at_ms=now_ms, cause="time")[1])
         engine.save(mpid, state, changes, now_ms)
     return len(due)

@@ -132,9 +132,13 @@ def create_audience(conn: Conn, workspace_id: str, body: dict[str, Any], actor: 
 
 
 def _clear(conn: Conn, row: DefinitionRow, cause: str, now: int) -> None:
+    """Every member leaves; profiles' states forget entries made up to this version when next refreshed."""
     members = MemberStore(conn, row.workspace_id)
     gone = members.clear(row.id)
     members.record([Change(row.id, mpid, "exit", now, cause) for mpid in gone], now)
+    DefinitionStore(conn, row.workspace_id).update(row, name=row.name, body={**row.body,
+                                                                             "cleared_version": row.version},
+                                                   now_ms=now)
 
 
 def update_audience(conn: Conn, workspace_id: str, audience_id: str, body: dict[str, Any], actor: str,
