@@ -14,6 +14,7 @@ class Backfill(BaseModel):
     profiles_done: int = 0
     started_unixtime_ms: int | None = None
     finished_unixtime_ms: int | None = None
+    error: str | None = Field(default=None, description="why the backfill failed (status `failed`)")
 
 
 class CalculatedAttribute(BaseModel):
@@ -22,7 +23,7 @@ class CalculatedAttribute(BaseModel):
     id: str
     name: str
     description: str
-    status: str = Field(description="draft, backfilling (activating), active")
+    status: str = Field(description="draft, backfilling (activating), active, failed (see backfill.error)")
     draft_definition: dict[str, Any]
     active_definition: dict[str, Any] | None
     audience_count: int
@@ -47,7 +48,7 @@ class Audience(BaseModel):
     name: str
     external_name: str
     description: str
-    status: str = Field(description="draft, backfilling (activating), active, inactive")
+    status: str = Field(description="draft, backfilling (activating), active, inactive, failed (see backfill.error)")
     lookback_days: int
     definition: dict[str, Any]
     size: int

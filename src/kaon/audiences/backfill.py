@@ -15,12 +15,13 @@ from typing import Any
 from kaon.audiences import calculated
 from kaon.audiences.definition import parse_audience
 from kaon.audiences.engine import Engine, compile_workspace, facts_of_rows
+from kaon.audiences.errors import DefinitionError
 from kaon.audiences.store import DefinitionRow, DefinitionStore, backfilling
 from kaon.clock import Clock, now_ms
 from kaon.identity.store import ProfileStore
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.events import EventStore
-from kaon.store.sql import Conn, store_url, try_singleton_lock
+from kaon.store.sql import TRANSIENT_ERRORS, Conn, store_url, try_singleton_lock
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.audiences")
@@ -69,6 +70,7 @@ def step(conn: Conn, row: DefinitionRow, now: int) -> bool:
                 if row.kind == "calculated":
                     progress["finished_unixtime_ms"] = now
                     store.advance(row, cursor=row.cursor, phase="done", progress=progress, status="active")
+                    reevaluate_readers(conn, row)
                 else:
                     store.advance(row, cursor=FIRST_MPID, phase="profiles", progress=progress)
                 return True
@@ -103,6 +105,22 @@ def step(conn: Conn, row: DefinitionRow, now: int) -> bool:
         return True
 
 
+def reevaluate_readers(conn: Conn, attribute: DefinitionRow) -> None:
+    """Active audiences that read a calculated attribute whose backfill just ended evaluate every profile again
+    (their membership waited while its value was partial)."""
+    store = DefinitionStore(conn, attribute.workspace_id)
+    for row in store.all("audience"):
+        if row.status != "active":
+            continue
+        try:
+            names = parse_audience(row.body["definition"], row.body.get("lookback_days")).calculated_names
+        except DefinitionError:
+            continue
+        if attribute.name.lower() in names:
+            store.advance(row, cursor=FIRST_MPID, phase="profiles", progress={**row.progress, "profiles_done": 0},
+                          status="backfilling")
+
+
 def run_backfills(conn: Conn, clock: Clock = now_ms) -> int:
     """Run every pending backfill to its end; pages done."""
     pages = 0
@@ -111,16 +129,32 @@ def run_backfills(conn: Conn, clock: Clock = now_ms) -> int:
         if not rows:
             return pages
         for row in rows:
-            while step(conn, row, clock()):
+            while guarded_step(conn, row, clock()):
                 pages += 1
 
 
 def run_some(conn: Conn, clock: Clock = now_ms, budget_pages: int = 20) -> int:
     pages = 0
     for row in backfilling(conn):
-        while pages < budget_pages and step(conn, row, clock()):
+        while pages < budget_pages and guarded_step(conn, row, clock()):
             pages += 1
     return pages
+
+
+def guarded_step(conn: Conn, row: DefinitionRow, now: int) -> bool:
+    """A step whose failure (a definition that no longer parses, a bug) fails this definition's backfill, visibly
+    (status `failed`, the error in its progress), instead of every backfill after it."""
+    try:
+        return step(conn, row, now)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
+        _log.exception("backfill of %s %s failed", row.kind, row.id)
+        with transaction(conn):
+            store = DefinitionStore(conn, row.workspace_id)
+            store.advance(row, cursor=row.cursor, phase=row.phase,
+                          progress={**row.progress, "error": f"{type(error).__name__}: {error}"}, status="failed")
+        return False
 
 
 _started: dict[str, threading.Thread] = {}

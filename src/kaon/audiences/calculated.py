@@ -8,6 +8,8 @@ value can be recomputed for any clock time and its next change time is known. Se
 docs/calculated-attributes.md.
 """
 
+import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,6 +149,11 @@ def _key(value: Any) -> str:
     return str(value)
 
 
+def finite(x: float) -> float:
+    """Sums stay finite (JSON has no infinity): beyond a float's range they stay at its largest value."""
+    return x if math.isfinite(x) else math.copysign(sys.float_info.max, x)
+
+
 def number_text(x: float) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
@@ -180,7 +187,7 @@ def add(agg: Aggregate, ts: int, value: Any, weight: float, needs: frozenset[str
     number = as_number(value) if needs & {"s", "x"} else None
     if number is not None:
         if "s" in needs:
-            agg["s"] = agg.get("s", 0.0) + number
+            agg["s"] = finite(agg.get("s", 0.0) + number)
             agg["k"] = agg.get("k", 0) + 1
         if "x" in needs:
             agg["k"] = agg.get("k", 0) + (0 if "s" in needs else 1)
@@ -201,7 +208,7 @@ def combine(a: Aggregate, b: Aggregate) -> Aggregate:
     out = dict(a)
     for k in ("n", "s", "k"):
         if k in b:
-            out[k] = out.get(k, 0) + b[k]
+            out[k] = finite(out.get(k, 0) + b[k])
     if "lo" in b:
         out["lo"] = min(out.get("lo", b["lo"]), b["lo"])
     if "hi" in b:

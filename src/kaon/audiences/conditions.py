@@ -6,7 +6,9 @@ milliseconds, compared by UTC calendar day: `before` is exclusive, `after` inclu
 both days. `pattern` is a whole-value glob: `*` any run of characters, `?` one character.
 """
 
+import functools
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,7 +17,8 @@ from typing import Any
 from kaon.audiences.errors import DefinitionError
 
 DAY_MS = 86_400_000
-MAX_TEXT = 1_000  # longest value or pattern a condition holds (a pattern is matched in O(len * len))
+MAX_TIME_MS = 2**53  # times beyond JavaScript's safe integers are not times anyone means
+MAX_TEXT = 1_000  # longest value or pattern a condition holds
 MAX_VALUES = 1_000  # longest `values` list of `in_list`
 STRING_OPERATORS = ("equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with", "pattern",
                     "in_list", "not_in_list")
@@ -28,36 +31,42 @@ ALIASES = {"less_or_equal": "less_than_or_equal", "greater_than_or_equal": "grea
 TYPES = ("string", "number", "boolean", "date", "list")
 
 
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str) -> tuple[re.Pattern[str], ...]:
+    """The pattern's pieces between `*`s, each a fixed-length regular expression (`?` is any one character)."""
+    return tuple(re.compile(re.escape(piece).replace(r"\?", "."), re.S) for piece in pattern.split("*"))
+
+
 def glob_match(pattern: str, text: str) -> bool:
-    """Whole-text glob (`*`, `?`) without regular expressions: O(len(pattern) * len(text)) at worst."""
-    p = t = 0
-    star = -1
-    mark = 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] in ("?", text[t]):
-            p += 1
-            t += 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif star >= 0:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
+    """Whole-text glob (`*`, `?`) without backtracking: the first piece at the start, the last at the end, those
+    between leftmost in order (which is exact for globs) - each found by one scan of the text."""
+    pieces = _glob(pattern)
+    if len(pieces) == 1:
+        return pieces[0].fullmatch(text) is not None
+    found = pieces[0].match(text)
+    if found is None:
+        return False
+    position = found.end()
+    for piece in pieces[1:-1]:
+        found = piece.search(text, position)
+        if found is None:
             return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
+        position = found.end()
+    tail = len(text) - len(pattern.rsplit("*", 1)[1])
+    return tail >= position and pieces[-1].fullmatch(text, tail) is not None
 
 
 def as_number(value: object) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float's range
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, str):
-        if "_" in value:  # Python reads "1_000" as a number; no one sends it as one
+        if "_" in value or len(value) > 400:  # Python reads "1_000" as a number; no one sends it as one
             return None
         try:
             number = float(value.strip())
@@ -82,11 +91,11 @@ def as_time_ms(value: object) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return int(value)
+        return int(value) if math.isfinite(value) and abs(value) <= MAX_TIME_MS else None
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return int(text)
+            return int(text) if len(text) <= 16 and int(text) <= MAX_TIME_MS else None
         try:
             parsed = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
         except ValueError:
@@ -96,7 +105,10 @@ def as_time_ms(value: object) -> int | None:
                 return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
+        try:
+            return int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            return None
     return None
 
 
@@ -187,8 +199,8 @@ _TESTS: dict[str, Callable[[Condition, object], bool]] = {
 def _text_of(raw: object, pointer: str) -> str:
     if isinstance(raw, bool):
         return "true" if raw else "false"
-    if not isinstance(raw, str | int | float):
-        raise DefinitionError(pointer, "must be a string or a number")
+    if not isinstance(raw, str | int | float) or (isinstance(raw, float) and not math.isfinite(raw)):
+        raise DefinitionError(pointer, "must be a string or a finite number")
     text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
     if len(text) > MAX_TEXT:
         raise DefinitionError(pointer, f"is longer than {MAX_TEXT} characters")

@@ -188,6 +188,9 @@ class Engine:
         view = self.view(mpid, values, state.get("d", {}))
         view.members = set(members)
         changes: list[Change] = []
+        # A calculated attribute whose new version is being backfilled has a partial value: audiences that read it
+        # keep their members until its backfill ends (which then has them evaluated again, kaon.audiences.backfill).
+        pending = {row.name.lower() for row, _ in self.compiled.calculated if row.status == "backfilling"}
         for row, definition in self.compiled.audiences:
             one = auds.get(row.key) or {}
             for event_id, fact in seen:
@@ -200,7 +203,7 @@ class Engine:
                 auds.pop(row.key, None)
             judged = (row.status == "active" or (row.phase == "profiles" and mpid <= row.cursor)
                       or (evaluates is not None and evaluates(row, mpid)))
-            if not judged:
+            if not judged or definition.calculated_names & pending:
                 continue  # backfilling: membership waits for the backfill (kept as it was)
             inside = evaluate.is_member(definition, one, view, now_ms)
             was = row.id in members

@@ -52,8 +52,8 @@ def estimate(conn: Conn, workspace_id: str, definition: AudienceDefinition, now:
             exact = False
             break
     profiles = ProfileStore(conn, workspace_id)
-    open_ended = evaluate.is_member(definition, {}, ProfileView(), now) or definition.uses_profile or bool(
-        definition.references)
+    open_ended = (evaluate.is_member(definition, {}, ProfileView(), now) or definition.uses_profile
+                  or definition.uses_device or bool(definition.references))
     if open_ended:
         candidates: list[int] = []
         after: int | None = None

@@ -4,6 +4,8 @@ Every write runs in one transaction. Definitions are checked when saved (`Defini
 an audience's references to other audiences must exist and must not loop.
 """
 
+import logging
+import math
 import secrets
 from typing import Any
 
@@ -17,6 +19,7 @@ from kaon.errors import Conflict
 from kaon.store.sql import Conn
 from kaon.store.tx import transaction
 
+_log = logging.getLogger("kaon.audiences")
 DAY_MS = 86_400_000
 MAX_NAME = 100  # mParticle's limit for audience names
 MAX_DESCRIPTION = 1_000
@@ -24,7 +27,20 @@ MAX_DEFINITION_BYTES = 65_536  # a definition as compact JSON (200 nodes of 50 c
 _encode = msgspec.json.Encoder()
 
 
+def _finite(raw: object, pointer: str) -> None:
+    """JSON has no infinity or NaN (Python's parser reads `1e999` and `NaN` as them): refused where they are."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise DefinitionError(pointer, "must be a finite number")
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            _finite(value, f"{pointer}/{key}")
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            _finite(value, f"{pointer}/{i}")
+
+
 def _bounded(raw: object, pointer: str) -> None:
+    _finite(raw, pointer)
     try:
         size = len(_encode.encode(raw))
     except (TypeError, msgspec.EncodeError):
@@ -65,9 +81,7 @@ def check_audience(conn: Conn, workspace_id: str, audience_id: str | None, defin
                    lookback_days: object) -> None:
     _bounded(definition, "#/definition")
     parsed = parse_audience(definition, lookback_days)
-    store = DefinitionStore(conn, workspace_id)
-    graph = {r.id: parse_audience(r.body["definition"], r.body.get("lookback_days")).references
-             for r in store.all("audience") if r.id != audience_id}
+    graph = {r.id: refs for r, refs in _references(conn, workspace_id) if r.id != audience_id}
     for ref in sorted(parsed.references):
         if ref not in graph:
             raise DefinitionError("#/definition", f"names audience {ref!r}, which does not exist")
@@ -100,6 +114,8 @@ def update_calculated(conn: Conn, workspace_id: str, attribute_id: str, body: di
         row = store.get("calculated", attribute_id)
         stored = dict(row.body)
         name = _name(body["name"]) if "name" in body else row.name
+        if name.lower() != row.name.lower():
+            _refuse_if_read(conn, workspace_id, row, "renaming")
         if "description" in body:
             stored["description"] = _description(body["description"])
         if "draft_definition" in body or "definition" in body:
@@ -186,9 +202,20 @@ def deactivate_audience(conn: Conn, workspace_id: str, audience_id: str, now: in
         return store.get("audience", audience_id)
 
 
+def _references(conn: Conn, workspace_id: str) -> list[tuple[DefinitionRow, frozenset[str]]]:
+    """Each stored audience with the audiences it names (one that no longer parses names none, and is logged)."""
+    out = []
+    for row in DefinitionStore(conn, workspace_id).all("audience"):
+        try:
+            out.append((row, parse_audience(row.body["definition"], row.body.get("lookback_days")).references))
+        except DefinitionError as error:
+            _log.error("audience %s does not parse (%s)", row.id, error)
+            out.append((row, frozenset()))
+    return out
+
+
 def _referrers(conn: Conn, workspace_id: str, audience_id: str) -> list[str]:
-    return [r.id for r in DefinitionStore(conn, workspace_id).all("audience") if r.id != audience_id and
-            audience_id in parse_audience(r.body["definition"], r.body.get("lookback_days")).references]
+    return [r.id for r, refs in _references(conn, workspace_id) if r.id != audience_id and audience_id in refs]
 
 
 def delete_audience(conn: Conn, workspace_id: str, audience_id: str, now: int) -> None:
@@ -202,10 +229,21 @@ def delete_audience(conn: Conn, workspace_id: str, audience_id: str, now: int) -
         store.delete(row)
 
 
+def _refuse_if_read(conn: Conn, workspace_id: str, row: DefinitionRow, doing: str) -> None:
+    readers = [r.id for r in DefinitionStore(conn, workspace_id).all("audience")
+               if _names_calculated(r.body.get("definition"), row.name.lower())]
+    if readers:
+        raise Conflict(f"calculated attribute {row.id!r} is read by audience {', '.join(readers)}: change those"
+                       f" before {doing} it")
+
+
 def delete_calculated(conn: Conn, workspace_id: str, attribute_id: str) -> None:
+    """Refused while an audience reads it (its members would no longer mean what the audience says)."""
     with transaction(conn):
         store = DefinitionStore(conn, workspace_id)
-        store.delete(store.get("calculated", attribute_id))
+        row = store.get("calculated", attribute_id)
+        _refuse_if_read(conn, workspace_id, row, "deleting")
+        store.delete(row)
 
 
 def audience_count(conn: Conn, workspace_id: str, name: str) -> int:

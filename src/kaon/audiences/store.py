@@ -14,7 +14,7 @@ from kaon.store.subject import Subject
 _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 KINDS = ("calculated", "audience")
-STATUSES = ("draft", "backfilling", "active", "inactive")
+STATUSES = ("draft", "backfilling", "active", "inactive", "failed")  # failed: its backfill failed (progress.error)
 LIVE = ("backfilling", "active")  # statuses whose state the process stage keeps up
 
 
@@ -169,6 +169,10 @@ class StateStore:
         self.conn.execute("INSERT INTO profile_segments (workspace_id, mpid, state, due_ms) VALUES (?, ?, ?, ?)"
                           " ON CONFLICT (workspace_id, mpid) DO UPDATE SET state = excluded.state,"
                           " due_ms = excluded.due_ms", (self.ws, mpid, _text(state), due_ms))
+
+    def set_due(self, mpid: int, due_ms: int | None) -> None:
+        self.conn.execute("UPDATE profile_segments SET due_ms = ? WHERE workspace_id = ? AND mpid = ?",
+                          (due_ms, self.ws, mpid))
 
     def forget(self, mpid: int) -> None:
         self.conn.execute("DELETE FROM profile_segments WHERE workspace_id = ? AND mpid = ?", (self.ws, mpid))
