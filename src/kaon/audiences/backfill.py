@@ -49,8 +49,19 @@ def _oldest(row: DefinitionRow, now: int) -> int | None:
     return None if definition.since_ms is None else definition.since_ms - 1
 
 
+class _Retry(Exception):
+    """The page's work is undone and taken again."""
+
+
 def step(conn: Conn, row: DefinitionRow, now: int) -> bool:
     """One page of a backfill in one transaction; False when the definition needs no more work."""
+    try:
+        return _step(conn, row, now)
+    except _Retry:
+        return True
+
+
+def _step(conn: Conn, row: DefinitionRow, now: int) -> bool:
     with transaction(conn):
         store = DefinitionStore(conn, row.workspace_id)
         current = store.find(row.kind, row.id, lock=True)
@@ -79,6 +90,10 @@ def step(conn: Conn, row: DefinitionRow, now: int) -> bool:
                 by_profile.setdefault(mpid, []).append((event_id, ts, body))
             engine = Engine(conn, row.workspace_id, compile_workspace(conn, row.workspace_id))
             states = engine.states.load(by_profile, lock=True)
+            if any(engine.profiles.live(mpid) not in (mpid, None) for mpid in by_profile):
+                # A merge committed after this page read its events (PostgreSQL): read them again, now keyed to
+                # the survivor, in the next step.
+                raise _Retry
             hwm = row.hwm or 0
             for mpid in sorted(by_profile):
                 state = states.get(mpid, {})

@@ -30,6 +30,7 @@ DISTINCT_SHOWN = 100  # unique_list and most_frequent consider the first 100 dis
 DISTINCT_KEPT = 1_000  # distinct values a profile's state keeps per attribute (later new values are not kept)
 WINDOW_ENTRIES = 10_000  # entries a rolling window keeps per profile (the newest)
 MAX_WITHIN_DAYS = 3_650
+MAX_VALUE = 256  # characters of a value kept in state (bounds a profile's state: 1,000 distinct values at most)
 
 Value = str | list[str] | None
 
@@ -97,7 +98,8 @@ def parse_definition(raw: object, pointer: str = "#") -> CalcDefinition:
     kind = point.get("type", "event")
     if kind not in ("event", "event_attribute"):
         raise DefinitionError(f"{where}/type", "must be `event` or `event_attribute` (events only, as in mParticle)")
-    category = point.get("attribute_category") or "event_attribute"
+    category = point.get("attribute_category")
+    category = "event_attribute" if category is None else category
     if category not in CATEGORIES:
         raise DefinitionError(f"{where}/attribute_category", f"must be one of {', '.join(CATEGORIES)}")
     match = compile_match(point, where)
@@ -142,11 +144,12 @@ def _time_period(raw: object, pointer: str) -> tuple[int | None, int | None]:
 
 
 def _key(value: Any) -> str:
+    """A value as kept in state and shown: text, at most MAX_VALUE characters (longer ones are cut)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return str(value)
+    return str(value)[:MAX_VALUE]
 
 
 def finite(x: float) -> float:

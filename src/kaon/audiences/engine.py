@@ -105,8 +105,8 @@ def compile_rows(rows: Iterable[DefinitionRow]) -> Compiled:
     return Compiled(calcs, ordered(audiences))
 
 
-def compile_workspace(conn: Conn, workspace_id: str) -> Compiled:
-    return compile_rows(DefinitionStore(conn, workspace_id).live())
+def compile_workspace(conn: Conn, workspace_id: str, *, lock: bool = False) -> Compiled:
+    return compile_rows(DefinitionStore(conn, workspace_id).live(lock=lock))
 
 
 def facts_of_rows(rows: Iterable[tuple[int, int, bytes]]) -> list[Seen]:

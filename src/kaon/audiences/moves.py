@@ -47,7 +47,7 @@ def merged(conn: Conn, workspace_id: str, survivor: int, gone: int, now_ms: int)
 
 
 def unmerged(conn: Conn, workspace_id: str, survivor: int, restored: int, now_ms: int) -> None:
-    compiled = compile_workspace(conn, workspace_id)
+    compiled = compile_workspace(conn, workspace_id, lock=True)  # the rebuild reads backfill cursors
     if compiled.empty and not StateStore(conn, workspace_id).load([survivor, restored]):
         return
     engine = Engine(conn, workspace_id, compiled)

@@ -8,7 +8,7 @@ chore reads only the profiles due now, never everyone. A change is recorded at t
 import logging
 
 from kaon.audiences.engine import Compiled, Engine, compile_workspace
-from kaon.audiences.store import StateStore, due_profiles
+from kaon.audiences.store import StateStore, due_profiles, lock_live
 from kaon.store.sql import Conn
 
 _log = logging.getLogger("kaon.audiences")
@@ -18,6 +18,7 @@ MAX_STEPS = 1_000  # change times one profile steps through in one run (then it 
 
 def run_due_changes(conn: Conn, now_ms: int) -> int:
     """Evaluate the profiles due by `now_ms` (the process stage's chore, in its transaction); how many."""
+    lock_live(conn)
     due = due_profiles(conn, now_ms, DUE_PER_RUN)
     compiled: dict[str, Compiled] = {}
     for workspace_id, mpid, due_ms in due:

@@ -169,10 +169,11 @@ def update_audience(conn: Conn, workspace_id: str, audience_id: str, body: dict[
             stored["external_name"] = _name(body["external_name"], "#/external_name")
         if "description" in body:
             stored["description"] = _description(body["description"])
-        redefined = "definition" in body or "lookback_days" in body
+        definition = body.get("definition", row.body["definition"])
+        lookback = body.get("lookback_days", row.body.get("lookback_days"))
+        # Only a definition or lookback that changes what the audience means is backfilled again.
+        redefined = definition != row.body["definition"] or (lookback or 30) != (row.body.get("lookback_days") or 30)
         if redefined:
-            definition = body.get("definition", row.body["definition"])
-            lookback = body.get("lookback_days", row.body.get("lookback_days"))
             check_audience(conn, workspace_id, audience_id, definition, lookback)
             stored["definition"], stored["lookback_days"] = definition, lookback or 30
         stored["last_modified_by"] = actor

@@ -97,11 +97,14 @@ class DefinitionStore:
     def all(self, kind: str) -> list[DefinitionRow]:
         return self.page(kind, -1)
 
-    def live(self) -> list[DefinitionRow]:
-        """Definitions the process stage keeps up (backfilling or active), calculated attributes first."""
+    def live(self, *, lock: bool = False) -> list[DefinitionRow]:
+        """Definitions the process stage keeps up (backfilling or active), calculated attributes first; `lock`
+        share-locks them until the transaction ends (PostgreSQL), so a backfill page (which locks its definition
+        for update) is not half seen: its cursor and the states it wrote agree."""
+        suffix = " FOR SHARE" if lock and not self.conn.dialect.sqlite else ""
         return [_row(r) for r in self.conn.execute(
             f"SELECT {_COLUMNS} FROM segment_definitions WHERE workspace_id = ? AND status IN ({marks(LIVE)})"
-            " ORDER BY kind DESC, id", (self.ws, *LIVE))]
+            f" ORDER BY kind DESC, id{suffix}", (self.ws, *LIVE))]
 
     def update(self, row: DefinitionRow, *, name: str, body: dict[str, Any], now_ms: int) -> DefinitionRow:
         other = self.by_name(row.kind, name)
@@ -133,6 +136,13 @@ class DefinitionStore:
 
     def delete(self, row: DefinitionRow) -> None:
         self.conn.execute("DELETE FROM segment_definitions WHERE workspace_id = ? AND id = ?", (self.ws, row.id))
+
+
+def lock_live(conn: Conn) -> None:
+    """Share-lock every workspace's live definitions (PostgreSQL), before any profile state row: the order a
+    backfill page takes them in (definition, then states), so the scheduler and a backfill cannot deadlock."""
+    if not conn.dialect.sqlite:
+        conn.execute(f"SELECT 1 FROM segment_definitions WHERE status IN ({marks(LIVE)}) FOR SHARE", LIVE)
 
 
 def backfilling(conn: Conn) -> list[DefinitionRow]:

@@ -43,7 +43,7 @@ class UpdateAudiences:
             if item.batch.mpid is None:
                 continue
             if item.workspace_id not in compiled:
-                compiled[item.workspace_id] = compile_workspace(work.tx, item.workspace_id)
+                compiled[item.workspace_id] = compile_workspace(work.tx, item.workspace_id, lock=True)
             if not compiled[item.workspace_id].empty:
                 groups.setdefault((item.workspace_id, item.batch.mpid), []).append(item)
         for workspace_id, found in compiled.items():
