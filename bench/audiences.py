@@ -17,10 +17,12 @@ directory, before anything is measured.
    20 active audiences and 10 active calculated attributes (activated before the first event, so no backfill runs),
    alternating per round. Ratio = with / without events per second (median over rounds). The runs with definitions
    also time the audiences step, so its share of the stage's time is known within one run (immune to the machine's
-   drift between runs); `--profile FILE` writes a cProfile of one more run with definitions and prints its top.
+   drift between runs). `--profile FILE` writes cProfiles of one more run with definitions (FILE) and of the two
+   backfills on a copy of the store (FILE.backfill), and prints where the time goes.
 2. **State**: `profile_segments` rows and bytes of state JSON per profile (`StateStore.sizes()`), and each run's
    peak RSS.
-3. **Latency**: `kaon serve` on the directory of the last run with definitions (1M events stored), sent
+3. **Latency**: `kaon serve` on the directory of the last run with definitions (1M events stored; the processed
+   log entries truncated first, as a server that had done the catch-up would have), sent
    `--latency-rate` batches per second for `--latency-seconds` over keep-alive HTTP (`POST /v2/events`), each batch
    a new user's session ending in a purchase, which puts the user in the "Recent purchasers" audience. Per batch:
    from the wall-clock time just before the request is sent to (a) its 202, (b) the `recorded_ms` of the
@@ -30,7 +32,9 @@ directory, before anything is measured.
 4. **Backfill**: on the same store (server stopped), a new calculated attribute, then a new audience, each activated
    over the stored history and `run_backfills` timed: events read per second.
 
-Exits 1 if a run did not store every event or a latency probe never entered its audience.
+Exits 1 if a run did not store every event or recorded no membership change, a latency probe never entered its
+audience, or a backfill did not read every event it counted. Targets not met are reported, not failed. SQLite
+only (bench/process_stage.py has no PostgreSQL mode to follow).
 """
 
 import argparse
@@ -66,6 +70,7 @@ from kaon.pipeline.steps import default_chores, default_steps
 from kaon.pipeline.work import Slice
 from kaon.pipeline.worker import tune_gc
 from kaon.store.db import Database, DatabaseUrl
+from kaon.store.offsets import OffsetStore
 
 BENCH = Path(__file__).resolve()
 DAY = 86_400_000
@@ -415,12 +420,13 @@ BACKFILLED: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def backfill_run(directory: Path) -> dict[str, Any]:
+def backfill_run(directory: Path, profile: Path | None) -> dict[str, Any]:
     world = json.loads((directory / "world.json").read_text())
     workspace_id = world["created"]["workspace_id"]
     db = Database(DatabaseUrl.parse(f"sqlite:///{directory / 'kaon.db'}"), data_dir=directory)
     conn = db.conn()
     out: dict[str, Any] = {}
+    profiler = cProfile.Profile() if profile else None
     for kind, name, definition in BACKFILLED:
         now = now_ms()
         if kind == "calculated":
@@ -432,7 +438,11 @@ def backfill_run(directory: Path) -> dict[str, Any]:
             row = service.create_audience(conn, workspace_id, {"name": name, "definition": definition}, ACTOR, now)
             started = time.perf_counter()
             service.activate_audience(conn, workspace_id, row.id, ACTOR, now)
+        if profiler:
+            profiler.enable()
         pages = run_backfills(conn)
+        if profiler:
+            profiler.disable()
         seconds = time.perf_counter() - started
         done = DefinitionStore(conn, workspace_id).get(kind, row.id)
         out[name] = {"kind": kind, "seconds": seconds, "pages": pages, "status": done.status,
@@ -440,6 +450,8 @@ def backfill_run(directory: Path) -> dict[str, Any]:
                      "events_total": done.progress.get("events_total"),
                      "profiles": int(done.progress.get("profiles_done", 0)),
                      "size": MemberStore(conn, workspace_id).size(row.id) if kind == "audience" else None}
+    if profiler and profile:
+        profiler.dump_stats(str(profile))
     out["stored_events"] = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return out
@@ -463,6 +475,13 @@ def latency(directory: Path, rate: float, seconds: float, warmup: float, seed: i
     audience_id = DefinitionStore(conn, workspace_id).by_name("audience", PROBE_AUDIENCE)
     assert audience_id is not None
     after = conn.execute("SELECT COALESCE(MAX(id), 0) FROM audience_changes").fetchone()[0]
+    # Drop the processed log entries first, as the server's 5-s truncation would have during the catch-up (its
+    # first truncation would otherwise delete all 100,000 entries at once and hold up the door for seconds).
+    writer = SqliteLogWriter(directory / "log", "0")
+    truncating = time.perf_counter()
+    dropped = writer.truncate(OffsetStore(conn).get("0"))
+    truncated = (dropped, time.perf_counter() - truncating)
+    writer.close()
     port = free_port()
     server = Server("kaon", [sys.executable, "-m", "kaon", "serve", "--data-dir", str(directory), "--port",
                              str(port)], port, directory / "serve.log", "/api/v1/health", 200)
@@ -542,7 +561,11 @@ def latency(directory: Path, rate: float, seconds: float, warmup: float, seed: i
     visible = [seen[owners[c]][0] - t for c, t in sent.items() if c not in missing]
     recorded = [seen[owners[c]][1] - t for c, t in sent.items() if c not in missing]
     ack = [acked[c] - t for c, t in sent.items()]
+    first = min(sent.values(), default=0.0)
+    worst = sorted(((seen[owners[c]][0] - t, t - first, acked[c] - t) for c, t in sent.items() if c not in missing),
+                   reverse=True)[:5]
     return {"probes": len(sent), "missing": len(missing), "rate": rate, "seconds": seconds, "exit": status,
+            "worst": worst, "truncated": truncated,
             "late_sends": len(lateness), "max_lateness_ms": 1000 * max(lateness, default=0.0),
             "ack": ack, "recorded": recorded, "visible": visible}
 
@@ -563,7 +586,8 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=float, default=100.0, help="batches per second (each a new user)")
     parser.add_argument("--latency-warmup", type=float, default=3.0, help="seconds of unmeasured sending first")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--profile", type=Path, help="also profile one run with definitions (cProfile) to this file")
+    parser.add_argument("--profile", type=Path, help="also profile a run with definitions and the backfills (cProfile)"
+                        " to this file and FILE.backfill")
     parser.add_argument("--one", choices=("with", "without"), help=argparse.SUPPRESS)
     parser.add_argument("--backfill", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -573,9 +597,16 @@ def main() -> int:
         print(json.dumps(one_run(args.dir, args.one == "with", args.profile_out)))
         return 0
     if args.backfill:
-        print(json.dumps(backfill_run(args.dir)))
+        print(json.dumps(backfill_run(args.dir, args.profile_out)))
         return 0
     return measure(args)
+
+
+def show_profile(path: Path, what: str) -> None:
+    print(f"\nprofile of {what} (cProfile, {path}): top 25 by own time, then top 25 by cumulative time")
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
 
 
 def copy_world(template: Path, target: Path) -> Path:
@@ -583,8 +614,15 @@ def copy_world(template: Path, target: Path) -> Path:
     return target
 
 
+def tree() -> str:
+    """The commit measured (`-dirty`: with uncommitted changes)."""
+    done = subprocess.run(["git", "-C", str(BENCH.parent), "describe", "--always", "--dirty"], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
 def measure(args: argparse.Namespace) -> int:
-    print(f"machine: {machine()}; load average before {os.getloadavg()[0]:.2f}")
+    print(f"machine: {machine()}; load average before {os.getloadavg()[0]:.2f}; tree {tree()}")
     failed = False
     with tempfile.TemporaryDirectory(prefix="kaon-bench-audiences-") as tmp:
         work = Path(tmp)
@@ -619,25 +657,33 @@ def measure(args: argparse.Namespace) -> int:
                     kept = target
                 else:
                     shutil.rmtree(target)
+        assert kept is not None
         if args.profile:
             target = copy_world(work / "world", work / "profiled")
             child("--one", "with", "--dir", str(target), "--profile-out", str(args.profile))
             shutil.rmtree(target)
-            print(f"\nprofile of a run with definitions (cProfile, {args.profile}), top 25 by own time:")
-            pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)
-        assert kept is not None
+            show_profile(args.profile, "a process-stage run with definitions")
+            copy_world(kept, work / "profiled")  # the backfills are profiled on a copy, after the timed ones
         last = runs["with"][-1]
         print("\naudience sizes after the run: " + ", ".join(f"{n} {s:,}" for n, s in last["audience_sizes"].items()))
         lat = latency(kept, args.latency_rate, args.latency_seconds, args.latency_warmup, args.seed + 1)
         print(f"latency: {lat['probes']:,} probe batches at {lat['rate']:g}/s for {lat['seconds']:g} s,"
               f" {lat['missing']} never entered; {lat['late_sends']} sends late (max {lat['max_lateness_ms']:.0f} ms);"
               f" kaon serve exited {lat['exit']}")
+        print(f"  before the server started: {lat['truncated'][0]:,} processed log entries truncated in"
+              f" {lat['truncated'][1]:.1f} s")
+        print("  slowest probes (readable after, sent at, 202 after; s): " + ", ".join(
+            f"{v / 1000:.2f} at +{at / 1000:.1f} (202 {a / 1000:.2f})" for v, at, a in lat["worst"]))
         failed = failed or lat["missing"] > 0 or lat["exit"] != 0
         filled = child("--backfill", "--dir", str(kept))
         for name, got in filled.items():
             if isinstance(got, dict) and (got["status"] != "active" or got["events"] != got["events_total"]):
                 print(f"backfill of {name!r} FAILED: {got}")
                 failed = True
+        if args.profile:
+            backfill_profile = args.profile.with_name(args.profile.name + ".backfill")
+            child("--backfill", "--dir", str(work / "profiled"), "--profile-out", str(backfill_profile))
+            show_profile(backfill_profile, "the two backfills")
     report(world, runs, lat, filled)
     return 1 if failed else 0
 
@@ -655,10 +701,10 @@ def report(world: dict[str, Any], runs: dict[str, list[dict[str, Any]]], lat: di
     rss = {k: statistics.median(r["rss_kb"] for r in v) / 1024 for k, v in runs.items()}
     print(f"\n== Audiences and calculated attributes: {world['users']:,} users, {world['events']:,} events,"
           f" {len(audiences(0))} audiences, {len(CALCULATED)} calculated attributes ==")
-    print(f"{'figure':<58} {'value':>16}  {'target':>12}  verdict")
+    print(f"{'figure':<58} {'value':>22}  {'target':>12}  verdict")
 
     def row(figure: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        print(f"{figure:<58} {value:>16}  {target:>12}  {'' if ok is None else verdict(ok)}")
+        print(f"{figure:<58} {value:>22}  {target:>12}  {'' if ok is None else verdict(ok)}")
 
     row("process stage, no definitions (events/s, median)", f"{median['without']:,.0f}")
     row("process stage, with definitions (events/s, median)", f"{median['with']:,.0f}")
@@ -671,8 +717,8 @@ def report(world: dict[str, Any], runs: dict[str, list[dict[str, Any]]], lat: di
     row("latency send -> change row readable, max (s)", f"{max(lat['visible']) / 1000:.3f}")
     row("latency send -> recorded_ms, p50 / p99 (s)", f"{percentile(lat['recorded'], 50) / 1000:.3f} / "
         f"{percentile(lat['recorded'], 99) / 1000:.3f}")
-    row("latency send -> 202, p50 / p99 (s)", f"{percentile(lat['ack'], 50) / 1000:.3f} / "
-        f"{percentile(lat['ack'], 99) / 1000:.3f}")
+    row("latency send -> 202, p50 / p99 / max (s)", f"{percentile(lat['ack'], 50) / 1000:.3f} / "
+        f"{percentile(lat['ack'], 99) / 1000:.3f} / {max(lat['ack']) / 1000:.3f}")
     for name, got in filled.items():
         if not isinstance(got, dict):
             continue
