@@ -95,11 +95,12 @@ def _step(conn: Conn, row: DefinitionRow, now: int) -> bool:
                 # the survivor, in the next step.
                 raise _Retry
             hwm = row.hwm or 0
+            only = frozenset({row.key})
             for mpid in sorted(by_profile):
                 state = states.get(mpid, {})
                 _, changes = engine.refresh(mpid, state, facts_of_rows(by_profile[mpid]), now_ms=now, at_ms=now,
-                                            cause="time", takes=lambda r, i: r.id == row.id and i <= hwm)
-                engine.save(mpid, state, changes, now)
+                                            cause="time", takes=lambda r, i: r.id == row.id and i <= hwm, only=only)
+                engine.save(mpid, state, changes, now, keep_due=True)
             progress["events_done"] = int(progress.get("events_done", 0)) + len(page)
             store.advance(row, cursor=page[-1][0], phase="events", progress=progress)
             return True
@@ -108,13 +109,16 @@ def _step(conn: Conn, row: DefinitionRow, now: int) -> bool:
             progress["finished_unixtime_ms"] = now
             store.advance(row, cursor=row.cursor, phase="done", progress=progress, status="active")
             return True
-        engine = Engine(conn, row.workspace_id, compile_workspace(conn, row.workspace_id))
+        compiled = compile_workspace(conn, row.workspace_id)
+        engine = Engine(conn, row.workspace_id, compiled)
         states = engine.states.load(mpids, lock=True)
+        # This audience is judged (the calculated attributes it may read give their values; nothing else runs).
+        only = frozenset({row.key} | {r.key for r, _ in compiled.calculated})
         for mpid in mpids:
             state = states.get(mpid, {})
             _, changes = engine.refresh(mpid, state, [], now_ms=now, at_ms=now, cause="activation",
-                                        evaluates=lambda r, _m: r.id == row.id)
-            engine.save(mpid, state, changes, now)
+                                        evaluates=lambda r, _m: r.id == row.id, only=only)
+            engine.save(mpid, state, changes, now, keep_due=True)
         progress["profiles_done"] = int(progress.get("profiles_done", 0)) + len(mpids)
         store.advance(row, cursor=mpids[-1], phase="profiles", progress=progress)
         return True

@@ -7,6 +7,7 @@ profile's next change time. Which events a definition takes is what makes a back
 events stored after the activation (`id > hwm`), the backfill those up to it.
 """
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ import msgspec
 
 from kaon.audiences import calculated, evaluate
 from kaon.audiences.calculated import CalcDefinition
-from kaon.audiences.definition import AudienceDefinition, parse_audience
+from kaon.audiences.definition import AudienceDefinition, EventLeaf, parse_audience
 from kaon.audiences.errors import DefinitionError
 from kaon.audiences.evaluate import ProfileView
 from kaon.audiences.facts import Fact, fact_of
+from kaon.audiences.matching import EventMatch
 from kaon.audiences.store import Change, DefinitionRow, DefinitionStore, MemberStore, StateStore
 from kaon.identity.store import ProfileStore
 from kaon.store.events import EventStore
@@ -61,7 +63,38 @@ class Compiled:
         return any(d.uses_profile for _, d in self.audiences)
 
     def keys(self) -> set[str]:
+        return self._keys
+
+    @functools.cached_property
+    def _keys(self) -> set[str]:
         return {r.key for r, _ in self.calculated} | {r.key for r, _ in self.audiences}
+
+    @functools.cached_property
+    def _index(self) -> dict[str | None, list[tuple[str, tuple[EventMatch, ...]]]]:
+        """Definitions by the event type their matchers need (None: any type), with those matchers."""
+        index: dict[str | None, list[tuple[str, tuple[EventMatch, ...]]]] = {}
+        wanted: list[tuple[str, tuple[EventMatch, ...]]] = [(r.key, (d.match,)) for r, d in self.calculated]
+        for row, definition in self.audiences:
+            found: list[EventMatch] = []
+            for leaf in definition.event_leaves:
+                found.extend((leaf.match,) if isinstance(leaf, EventLeaf) else (leaf.first, leaf.then))
+            wanted.append((row.key, tuple(found)))
+        for key, matchers in wanted:
+            types = {m.event_type for m in matchers}
+            for kind in ({None} if None in types else types):
+                index.setdefault(kind, []).append((key, matchers))
+        return index
+
+    def route(self, seen: list[Seen]) -> dict[str, list[Seen]]:
+        """The events each definition may take (by event type and name), so most pairs are never compared."""
+        out: dict[str, list[Seen]] = {}
+        index = self._index
+        for item in seen:
+            fact = item[1]
+            for key, matchers in (*index.get(fact.event_type, ()), *index.get(None, ())):
+                if any(m.kind_matches(fact) for m in matchers):
+                    out.setdefault(key, []).append(item)
+        return out
 
 
 def active_definition(row: DefinitionRow) -> dict[str, Any] | None:
@@ -150,28 +183,37 @@ class Engine:
 
     def refresh(self, mpid: int, state: dict[str, Any], seen: list[Seen], *, now_ms: int, at_ms: int, cause: str,
                 takes: Takes = live_takes, device: dict[str, Any] | None = None,
-                evaluates: Callable[[DefinitionRow, int], bool] | None = None) -> tuple[dict[str, Any], list[Change]]:
+                evaluates: Callable[[DefinitionRow, int], bool] | None = None,
+                only: frozenset[str] | None = None) -> tuple[dict[str, Any], list[Change]]:
         """Bring `state` up to date with `seen` at `now_ms`; returns the calculated values and the changes made.
 
-        The caller saves nothing: `save` stores the state and next change time, and records the changes."""
+        `only` (a backfill) limits the work to those definition keys: the others keep their state, are not judged,
+        and their next change time is kept (`save(..., keep_due=True)`). The caller saves nothing: `save` stores
+        the state and next change time, and records the changes."""
         calcs: dict[str, Any] = state.setdefault("c", {})
         auds: dict[str, Any] = state.setdefault("a", {})
-        keys = self.compiled.keys()
-        for held in (calcs, auds):
-            for key in [k for k in held if k not in keys]:
-                del held[key]  # an older version's, or a definition no longer live
+        if only is None:
+            keys = self.compiled.keys()
+            for held in (calcs, auds):
+                for key in [k for k in held if k not in keys]:
+                    del held[key]  # an older version's, or a definition no longer live
+        routed = self.compiled.route(seen) if seen else {}
         if device:
             state["d"] = {**state.get("d", {}), **device}
         values: dict[str, Any] = {}
         due: list[int] = []
         for row, calc in self.compiled.calculated:
             one = calcs.get(row.key) or {}
-            if not one and not any(takes(row, event_id) for event_id, _ in seen):
+            if only is not None and row.key not in only:
+                if one and evaluates is not None:  # read by the audience judged here
+                    values[row.name] = calculated.current(calc, one, now_ms)
+                continue
+            mine = [item for item in routed.get(row.key, ()) if takes(row, item[0])]
+            if not one and not mine:
                 continue
             existed = bool(one)
-            for event_id, fact in seen:
-                if takes(row, event_id):
-                    calculated.apply(calc, one, fact)
+            for _, fact in mine:
+                calculated.apply(calc, one, fact)
             calculated.prune(calc, one, now_ms)
             if not existed and "w" in one and not one["w"]:
                 continue  # its only events were outside the window already: as a backfill would skip them
@@ -192,8 +234,10 @@ class Engine:
         # keep their members until its backfill ends (which then has them evaluated again, kaon.audiences.backfill).
         pending = {row.name.lower() for row, _ in self.compiled.calculated if row.status == "backfilling"}
         for row, definition in self.compiled.audiences:
+            if only is not None and row.key not in only:
+                continue
             one = auds.get(row.key) or {}
-            for event_id, fact in seen:
+            for event_id, fact in routed.get(row.key, ()):
                 if takes(row, event_id):
                     evaluate.observe(definition, one, fact)
             evaluate.prune(definition, one, now_ms)
@@ -223,10 +267,12 @@ class Engine:
             state.pop("m", None)
         return values, changes
 
-    def save(self, mpid: int, state: dict[str, Any], changes: list[Change], now_ms: int) -> None:
+    def save(self, mpid: int, state: dict[str, Any], changes: list[Change], now_ms: int, *,
+             keep_due: bool = False) -> None:
+        """Store the state with its next change time (`keep_due`: the earlier of it and the one stored)."""
         due = state.pop("due", None)
         if state.get("c") or state.get("a") or state.get("m") or state.get("d"):
-            self.states.save(mpid, {k: v for k, v in state.items() if v}, due)
+            self.states.save(mpid, {k: v for k, v in state.items() if v}, due, keep_due=keep_due)
         else:
             self.states.forget(mpid)
         self.members.record(changes, now_ms)

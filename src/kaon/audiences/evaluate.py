@@ -199,17 +199,23 @@ def next_change(definition: AudienceDefinition, state: State, view: ProfileView,
     """The first time after now at which membership may change with no new event."""
     times: list[int] = []
     lookback = definition.lookback_ms
+
+    def first_after(held: list[int], span: int) -> None:
+        """The first of the sorted times whose `t + span` is after now."""
+        i = bisect_right(held, now_ms - span)
+        if i < len(held):
+            times.append(held[i] + span)
+
     for leaf in definition.event_leaves:
+        spans: tuple[int, ...]
         if isinstance(leaf, EventLeaf):
-            for ts in state.get(leaf.key, []):
-                times.append(ts + lookback)
-                if leaf.within_ms is not None:
-                    times.append(ts + leaf.within_ms)
+            held = state.get(leaf.key, [])
+            spans = (lookback,) if leaf.within_ms is None else (lookback, leaf.within_ms)
         else:
-            for ta in state.get(leaf.key, {}).get("a", []):
-                times.extend((ta + lookback, ta + leaf.gap_ms))
-                if leaf.within_ms is not None:
-                    times.append(ta + leaf.within_ms)
+            held = state.get(leaf.key, {}).get("a", [])
+            spans = (lookback, leaf.gap_ms) + (() if leaf.within_ms is None else (leaf.within_ms,))
+        for span in spans:
+            first_after(held, span)
     for aged in _seen_leaves(definition.root):
         seen = view.first_seen_ms if aged.which == "first_seen" else view.last_seen_ms
         if seen is not None and aged.within_ms is not None:

@@ -175,10 +175,16 @@ class StateStore:
                 out[int(mpid)] = _decode.decode(state)
         return out
 
-    def save(self, mpid: int, state: dict[str, Any], due_ms: int | None) -> None:
+    def save(self, mpid: int, state: dict[str, Any], due_ms: int | None, *, keep_due: bool = False) -> None:
+        """Store a profile's state and next change time (`keep_due`: the earlier of `due_ms` and the stored one; an
+        early one costs a wake-up that finds nothing to change)."""
+        d = self.conn.dialect
+        due = (f"CASE WHEN profile_segments.due_ms IS NULL THEN excluded.due_ms WHEN excluded.due_ms IS NULL THEN"
+               f" profile_segments.due_ms ELSE {d.least('profile_segments.due_ms', 'excluded.due_ms')} END"
+               if keep_due else "excluded.due_ms")
         self.conn.execute("INSERT INTO profile_segments (workspace_id, mpid, state, due_ms) VALUES (?, ?, ?, ?)"
                           " ON CONFLICT (workspace_id, mpid) DO UPDATE SET state = excluded.state,"
-                          " due_ms = excluded.due_ms", (self.ws, mpid, _text(state), due_ms))
+                          f" due_ms = {due}", (self.ws, mpid, _text(state), due_ms))
 
     def set_due(self, mpid: int, due_ms: int | None) -> None:
         self.conn.execute("UPDATE profile_segments SET due_ms = ? WHERE workspace_id = ? AND mpid = ?",
