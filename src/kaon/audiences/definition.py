@@ -21,6 +21,7 @@ MAX_COUNT = 1_000  # frequency thresholds (and the event times a criterion keeps
 PROFILE_KINDS = ("user_attribute", "calculated_attribute", "identity", "device")
 DEVICE_FIELDS = ("platform", "os_version", "brand", "product", "device_model", "device_manufacturer",
                  "network_carrier", "device_country", "locale_language", "application_version", "application_name")
+PROFILE_FACTS = frozenset({"user_attribute", "identity", "device", "consent", "first_seen", "last_seen"})
 NODE_KINDS = ("all", "any", "not", "event", "sequence", *PROFILE_KINDS, "consent", "first_seen", "last_seen",
               "audience")
 
@@ -99,6 +100,7 @@ class AudienceDefinition:
     uses_profile: bool  # reads attributes, identities, consent or seen times (loaded only when needed)
     calculated_names: frozenset[str] = frozenset()  # lower-cased names a calculated attribute may answer
     uses_device: bool = False
+    reads: frozenset[str] = frozenset()  # kinds of profile facts its criteria read (user_attribute, consent, ...)
 
 
 def _duration(raw: object, pointer: str) -> int:
@@ -161,6 +163,7 @@ class _Parser:
         self.uses_profile = False
         self.uses_device = False
         self.calculated_names: set[str] = set()
+        self.reads: set[str] = set()
 
     def node(self, raw: object, pointer: str, depth: int) -> Node:
         self.nodes += 1
@@ -172,6 +175,7 @@ class _Parser:
             raise DefinitionError(pointer, f"a node is an object with one key: {', '.join(NODE_KINDS)}")
         kind, body = next(iter(raw.items()))
         where = f"{pointer}/{kind}"
+        self.reads.add(kind)
         if kind in ("all", "any"):
             if not isinstance(body, list) or not body:
                 raise DefinitionError(where, "must be a non-empty list of nodes")
@@ -314,4 +318,5 @@ def parse_audience(definition: object, lookback_days: object = None, pointer: st
     root = parser.node(definition, pointer, 1)
     return AudienceDefinition(root, lookback_days * DAY_MS, tuple(parser.event_leaves),
                               frozenset(parser.references), parser.uses_profile,
-                              frozenset(parser.calculated_names), parser.uses_device)
+                              frozenset(parser.calculated_names), parser.uses_device,
+                              frozenset(parser.reads & PROFILE_FACTS))

@@ -184,10 +184,13 @@ class Engine:
     def refresh(self, mpid: int, state: dict[str, Any], seen: list[Seen], *, now_ms: int, at_ms: int, cause: str,
                 takes: Takes = live_takes, device: dict[str, Any] | None = None,
                 evaluates: Callable[[DefinitionRow, int], bool] | None = None,
-                only: frozenset[str] | None = None) -> tuple[dict[str, Any], list[Change]]:
+                only: frozenset[str] | None = None,
+                changed: frozenset[str] | None = None) -> tuple[dict[str, Any], list[Change]]:
         """Bring `state` up to date with `seen` at `now_ms`; returns the calculated values and the changes made.
 
-        `only` (a backfill) limits the work to those definition keys: the others keep their state, are not judged,
+        `changed` (live batches) names the kinds of profile facts the batch may have changed (`user_attribute`,
+        `consent`, `device`, `identity`, `first_seen`, `last_seen`); None: anything may have. `only` (a backfill)
+        limits the work to those definition keys: the others keep their state, are not judged,
         and their next change time is kept (`save(..., keep_due=True)`). The caller saves nothing: `save` stores
         the state and next change time, and records the changes."""
         calcs: dict[str, Any] = state.setdefault("c", {})
@@ -227,41 +230,70 @@ class Engine:
         cleared = {row.id: int(row.body.get("cleared_version", -1)) for row, _ in self.compiled.audiences}
         for audience_id in [a for a in members if a not in cleared or entry_version(members[a]) <= cleared[a]]:
             del members[audience_id]  # deactivated or deleted since it entered: its exit was recorded then
-        view = self.view(mpid, values, state.get("d", {}))
-        view.members = set(members)
+        loaded: list[ProfileView] = []
+
+        def view() -> ProfileView:  # loaded only when an audience is judged (three queries when profile criteria)
+            if not loaded:
+                loaded.append(self.view(mpid, values, state.get("d", {})))
+                loaded[0].members = set(members)
+            return loaded[0]
+
         changes: list[Change] = []
         # A calculated attribute whose new version is being backfilled has a partial value: audiences that read it
         # keep their members until its backfill ends (which then has them evaluated again, kaon.audiences.backfill).
         pending = {row.name.lower() for row, _ in self.compiled.calculated if row.status == "backfilling"}
+        # What changed since the profile was last judged: an audience none of whose inputs changed, and whose
+        # next change time has not come, keeps its membership without being judged again.
+        previous: dict[str, Any] = state.get("pv", {})
+        moved_values = None if changed is None else {
+            name.lower() for name in set(values) | set(previous) if values.get(name) != previous.get(name)}
+        nexts: dict[str, Any] = state.setdefault("n", {})
+        if only is None:
+            for key in [k for k in nexts if k not in self.compiled.keys()]:
+                del nexts[key]
+        moved_audiences: set[str] = set()
         for row, definition in self.compiled.audiences:
             if only is not None and row.key not in only:
                 continue
             one = auds.get(row.key) or {}
-            for event_id, fact in routed.get(row.key, ()):
-                if takes(row, event_id):
-                    evaluate.observe(definition, one, fact)
+            mine = [item for item in routed.get(row.key, ()) if takes(row, item[0])]
+            judged = (row.status == "active" or (row.phase == "profiles" and mpid <= row.cursor)
+                      or (evaluates is not None and evaluates(row, mpid)))
+            if (changed is not None and moved_values is not None and judged and not mine and row.key in nexts
+                    and (nexts[row.key] is None or nexts[row.key] > now_ms) and not definition.reads & changed
+                    and not definition.calculated_names & moved_values
+                    and not definition.references & moved_audiences and not definition.calculated_names & pending):
+                if nexts[row.key] is not None:
+                    due.append(nexts[row.key])
+                continue  # nothing it reads changed: membership and next change time as they were
+            for _, fact in mine:
+                evaluate.observe(definition, one, fact)
             evaluate.prune(definition, one, now_ms)
             if one:
                 auds[row.key] = one
             else:
                 auds.pop(row.key, None)
-            judged = (row.status == "active" or (row.phase == "profiles" and mpid <= row.cursor)
-                      or (evaluates is not None and evaluates(row, mpid)))
             if not judged or definition.calculated_names & pending:
+                nexts.pop(row.key, None)
                 continue  # backfilling: membership waits for the backfill (kept as it was)
-            inside = evaluate.is_member(definition, one, view, now_ms)
+            inside = evaluate.is_member(definition, one, view(), now_ms)
             was = row.id in members
             if inside and not was:
                 members[row.id] = [at_ms, row.version]
-                view.members.add(row.id)
+                view().members.add(row.id)
+                moved_audiences.add(row.id)
                 changes.append(Change(row.id, mpid, "enter", at_ms, cause))
             elif was and not inside:
                 del members[row.id]
-                view.members.discard(row.id)
+                view().members.discard(row.id)
+                moved_audiences.add(row.id)
                 changes.append(Change(row.id, mpid, "exit", at_ms, cause))
-            change = evaluate.next_change(definition, one, view, now_ms)
+            change = evaluate.next_change(definition, one, view(), now_ms)
+            nexts[row.key] = change
             if change is not None:
                 due.append(change)
+        if only is None:
+            state["pv"] = values
         state["due"] = min(due) if due else None
         if not members:
             state.pop("m", None)

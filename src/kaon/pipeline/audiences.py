@@ -13,6 +13,7 @@ import msgspec
 from kaon.audiences.engine import Compiled, Engine, Seen, compile_workspace
 from kaon.audiences.facts import fact_of
 from kaon.model.batch import Batch
+from kaon.model.events import UserAttributeChange
 from kaon.pipeline.work import Slice, WorkBatch
 
 _log = logging.getLogger("kaon.audiences")
@@ -62,12 +63,22 @@ class UpdateAudiences:
                         seen.append((event_id, fact_of(msgspec.to_builtins(item.batch.events[index]), received)))
                     device.update(device_of(item.batch))
                 state = states.get(mpid, {})
+                changed = {"first_seen", "last_seen", "identity"}  # seen times move; identities are not tracked
+                if device and device != {k: v for k, v in state.get("d", {}).items() if k in device}:
+                    changed.add("device")
+                for item in items:
+                    b = item.batch
+                    if b.user_attributes or b.deleted_user_attributes or any(
+                            isinstance(item.batch.events[i], UserAttributeChange) for i in item.kept()):
+                        changed.add("user_attribute")
+                    if b.consent_state is not None:
+                        changed.add("consent")
                 # A failure here must not cost the batch its processing: the profile's audience work is undone
                 # (savepoint), the events go on, and the failure is recorded where people look.
                 work.tx.execute("SAVEPOINT audiences")
                 try:
                     values, changes = engine.refresh(mpid, state, seen, now_ms=work.now_ms, at_ms=work.now_ms,
-                                                     cause="event", device=device)
+                                                     cause="event", device=device, changed=frozenset(changed))
                     engine.save(mpid, state, changes, work.now_ms)
                 except Exception as error:
                     work.tx.execute("ROLLBACK TO SAVEPOINT audiences")
