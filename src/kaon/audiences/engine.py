@@ -249,7 +249,8 @@ class Engine:
             name.lower() for name in set(values) | set(previous) if values.get(name) != previous.get(name)}
         nexts: dict[str, Any] = state.setdefault("n", {})
         if only is None:
-            for key in [k for k in nexts if k not in self.compiled.keys()]:
+            live_keys = self.compiled.keys()
+            for key in [k for k in nexts if k not in live_keys]:
                 del nexts[key]
         moved_audiences: set[str] = set()
         for row, definition in self.compiled.audiences:
