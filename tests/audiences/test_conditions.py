@@ -8,13 +8,13 @@ from kaon.audiences.conditions import (
     MAX_TEXT,
     MAX_VALUES,
     as_bool,
-    as_number,
     as_time_ms,
     compile_condition,
     day_start,
     glob_match,
 )
 from kaon.audiences.errors import DefinitionError
+from kaon.model.values import as_number
 
 DAY = 86_400_000
 JAN_1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -8,7 +8,6 @@ order (live work evaluates those the backfill has passed), and becomes active.
 """
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -21,7 +20,8 @@ from kaon.clock import Clock, now_ms
 from kaon.identity.store import ProfileStore
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.events import EventStore
-from kaon.store.sql import TRANSIENT_ERRORS, Conn, store_url, try_singleton_lock
+from kaon.store.sql import TRANSIENT_ERRORS, Conn, try_singleton_lock
+from kaon.store.threads import StoreThread
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.audiences")
@@ -176,10 +176,6 @@ def guarded_step(conn: Conn, row: DefinitionRow, now: int) -> bool:
         return False
 
 
-_started: dict[str, threading.Thread] = {}
-_lock = threading.Lock()
-
-
 def _loop(url: str) -> None:
     db = Database(DatabaseUrl.parse(url))
     conn = db.connect()
@@ -192,12 +188,5 @@ def _loop(url: str) -> None:
         time.sleep(0.2)
 
 
-def ensure_backfill_worker(conn: Conn, _now: int) -> None:
-    """The process-stage chore: make sure this process runs the backfill thread (started on first call)."""
-    url = store_url(conn)
-    with _lock:
-        thread = _started.get(url)
-        if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=_loop, args=(url,), name="kaon-backfill", daemon=True)
-            _started[url] = thread
-            thread.start()
+# The process-stage chore: this process runs the backfill thread (started on first call).
+ensure_backfill_worker = StoreThread("kaon-backfill", _loop).ensure

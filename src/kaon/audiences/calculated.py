@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kaon.audiences.conditions import DAY_MS, as_number, as_time_ms
+from kaon.audiences.conditions import DAY_MS, as_time_ms
 from kaon.audiences.errors import DefinitionError
 from kaon.audiences.facts import Fact
 from kaon.audiences.matching import EventMatch, compile_match, compile_tests
+from kaon.model.values import as_number
 
 CALCULATION_TYPES = ("count", "sum", "min", "max", "average", "most_frequent", "unique_values_count",
                      "first_occurrence", "last_occurrence", "first_occurrence_timestamp", "last_occurrence_timestamp",

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from kaon.audiences.errors import DefinitionError
+from kaon.model.values import as_number
 
 DAY_MS = 86_400_000
 MAX_TIME_MS = 2**53  # times beyond JavaScript's safe integers are not times anyone means
@@ -54,26 +55,6 @@ def glob_match(pattern: str, text: str) -> bool:
         position = found.end()
     tail = len(text) - len(pattern.rsplit("*", 1)[1])
     return tail >= position and pieces[-1].fullmatch(text, tail) is not None
-
-
-def as_number(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        try:
-            number = float(value)
-        except OverflowError:  # an int beyond a float's range
-            return None
-        return number if math.isfinite(number) else None
-    if isinstance(value, str):
-        if "_" in value or len(value) > 400:  # Python reads "1_000" as a number; no one sends it as one
-            return None
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
 
 
 def as_bool(value: object) -> bool | None:

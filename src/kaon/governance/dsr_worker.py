@@ -8,7 +8,6 @@ one transaction, so the identity step sees either the person or their suppressio
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ from kaon.log.base import IngestLog
 from kaon.log.factory import open_log
 from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
-from kaon.store.sql import Conn, checkpoint, secure_delete, store_url, try_singleton_lock
+from kaon.store.sql import checkpoint, secure_delete, store_url, try_singleton_lock
 from kaon.store.subject import Subject
+from kaon.store.threads import StoreThread
 from kaon.store.tx import transaction
 
 _log = logging.getLogger("kaon.dsr")
@@ -188,9 +188,7 @@ class DsrWorker:
         return sent
 
 
-_started: dict[str, threading.Thread] = {}
 DSR_WORKER_LOCK = 4_242_012  # one DSR worker per cluster (PostgreSQL advisory lock)
-_lock = threading.Lock()
 
 
 def _loop(url: str) -> None:
@@ -204,12 +202,5 @@ def _loop(url: str) -> None:
         time.sleep(1.0)
 
 
-def ensure_worker(conn: Conn, _now: int) -> None:
-    """The process-stage chore: make sure this process runs the DSR worker thread (started on first call)."""
-    url = store_url(conn)
-    with _lock:
-        thread = _started.get(url)
-        if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=_loop, args=(url,), name="kaon-dsr", daemon=True)
-            _started[url] = thread
-            thread.start()
+# The process-stage chore: this process runs the DSR worker thread (started on first call).
+ensure_worker = StoreThread("kaon-dsr", _loop).ensure

@@ -6,7 +6,6 @@ dependencies. Any other keyword is an annotation and is ignored. Number and bool
 count as numbers and booleans (mParticle's rule).
 """
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from kaon.governance.plans_regex import PatternRefused, Program, compile_pattern
+from kaon.model.values import as_number
 
 UNSUPPORTED = frozenset({
     "$ref", "$recursiveRef", "$dynamicRef", "patternProperties", "allOf", "anyOf", "oneOf", "if", "then", "else",
@@ -181,21 +181,6 @@ def compile_schema(schema: Any) -> Node:
     extra = schema.get("additionalProperties", True)
     node.additional = extra if isinstance(extra, bool) else compile_schema(extra)
     return node
-
-
-def as_number(value: Any) -> float | None:
-    """The value as a number under mParticle's rule (numeric strings count); None if it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
 
 
 def _is_type(value: Any, name: str) -> bool:
