@@ -85,14 +85,15 @@ class Compiled:
                 index.setdefault(kind, []).append((key, matchers))
         return index
 
-    def route(self, seen: list[Seen]) -> dict[str, list[Seen]]:
-        """The events each definition may take (by event type and name), so most pairs are never compared."""
+    def route(self, seen: list[Seen], only: frozenset[str] | None = None) -> dict[str, list[Seen]]:
+        """The events each definition (of `only`, when given) may take, by event type and name, so most pairs of
+        event and definition are never compared."""
         out: dict[str, list[Seen]] = {}
         index = self._index
         for item in seen:
             fact = item[1]
             for key, matchers in (*index.get(fact.event_type, ()), *index.get(None, ())):
-                if any(m.kind_matches(fact) for m in matchers):
+                if (only is None or key in only) and any(m.kind_matches(fact) for m in matchers):
                     out.setdefault(key, []).append(item)
         return out
 
@@ -200,7 +201,7 @@ class Engine:
             for held in (calcs, auds):
                 for key in [k for k in held if k not in keys]:
                     del held[key]  # an older version's, or a definition no longer live
-        routed = self.compiled.route(seen) if seen else {}
+        routed = self.compiled.route(seen, only) if seen else {}
         if device:
             state["d"] = {**state.get("d", {}), **device}
         values: dict[str, Any] = {}

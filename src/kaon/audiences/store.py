@@ -1,6 +1,7 @@
 """The audience tables: definitions (audiences and calculated attributes), each profile's incremental state with its
 next change time, current memberships and the append-only membership changes (SQL in one place)."""
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,7 @@ class DefinitionRow:
     created_ms: int
     modified_ms: int
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The key of this version's state in a profile's state (a new activation starts from empty state)."""
         return f"{self.id}:{self.version}"
