@@ -285,3 +285,18 @@ def test_an_estimate_counts_a_draft_over_history_without_saving_it(pipeline: Pip
     assert size({"not": {"event": {"name": "purchase"}}}) == (2, 4)
     assert pipeline.rows("SELECT count(*) FROM segment_definitions") == [(0,)]
     assert pipeline.rows("SELECT count(*) FROM profile_segments") == [(0,)]
+
+
+def test_a_late_scheduler_run_records_an_entry_and_exit_between_runs_and_leaves_no_member(
+        pipeline: Pipeline) -> None:
+    """Found by the oracle: one run recording an entry and then an exit kept the profile as a member."""
+    abandoners = audience(pipeline, "Recent abandoners", {"sequence": {
+        "first": {"event_type": "commerce_event", "name": "add_to_cart"},
+        "then_not": {"event_type": "commerce_event", "name": "purchase"}, "gap": "1h", "within": "3d"}})
+    backfill(pipeline)
+    pipeline.bulk(commerce("add_to_cart", NOW, customer_id="late"))
+    pipeline.process(now=NOW)
+    late = pipeline.holder("customer_id", "late")
+    tick(pipeline, NOW + 10 * DAY)  # the scheduler was down: the entry (NOW + 1h) and exit (NOW + 3d) both passed
+    assert changes(pipeline, abandoners) == [(late, "enter", NOW + HOUR, "time"), (late, "exit", NOW + 3 * DAY, "time")]
+    assert members(pipeline, abandoners) == {}

@@ -235,8 +235,11 @@ class MemberStore:
         """Apply entries and exits to the members and append them to the changes (in the caller's transaction)."""
         if not changes:
             return
-        enters = [(self.ws, c.audience_id, c.mpid, c.at_ms) for c in changes if c.action == "enter"]
-        exits = [(self.ws, c.audience_id, c.mpid) for c in changes if c.action == "exit"]
+        # Changes are in time order and a profile may enter and leave in one call (a late scheduler run): its last
+        # change decides whether it is a member.
+        final = {(c.audience_id, c.mpid): c for c in changes}
+        enters = [(self.ws, c.audience_id, c.mpid, c.at_ms) for c in final.values() if c.action == "enter"]
+        exits = [(self.ws, c.audience_id, c.mpid) for c in final.values() if c.action == "exit"]
         if exits:
             self.conn.executemany("DELETE FROM audience_members WHERE workspace_id = ? AND audience_id = ?"
                                   " AND mpid = ?", exits)
