@@ -300,3 +300,22 @@ def test_a_late_scheduler_run_records_an_entry_and_exit_between_runs_and_leaves_
     tick(pipeline, NOW + 10 * DAY)  # the scheduler was down: the entry (NOW + 1h) and exit (NOW + 3d) both passed
     assert changes(pipeline, abandoners) == [(late, "enter", NOW + HOUR, "time"), (late, "exit", NOW + 3 * DAY, "time")]
     assert members(pipeline, abandoners) == {}
+
+
+def test_a_profile_that_leaves_and_comes_back_in_one_run_has_its_new_entry_time(pipeline: Pipeline) -> None:
+    """Found by the oracle: an exit and a new entry in one scheduler run kept the first entry's time."""
+    recent = audience(pipeline, "Carted twice apart", {"sequence": {
+        "first": {"event_type": "commerce_event", "name": "add_to_cart"},
+        "then_not": {"event_type": "commerce_event", "name": "purchase"}, "gap": "1h", "within": "1d"}})
+    backfill(pipeline)
+    pipeline.bulk(commerce("add_to_cart", NOW, customer_id="back"), commerce("add_to_cart", NOW + 2 * DAY,
+                                                                             customer_id="back"))
+    pipeline.process(now=NOW)
+    back = pipeline.holder("customer_id", "back")
+    tick(pipeline, NOW + 2 * HOUR)
+    assert members(pipeline, recent) == {back: NOW + HOUR}
+    # Down for days: it left (NOW + 1d) and came back (NOW + 2d + 1h) between two runs.
+    tick(pipeline, NOW + 5 * DAY // 2)
+    assert [c[1:3] for c in changes(pipeline, recent)] == [("enter", NOW + HOUR), ("exit", NOW + DAY),
+                                                           ("enter", NOW + 2 * DAY + HOUR)]
+    assert members(pipeline, recent) == {back: NOW + 2 * DAY + HOUR}

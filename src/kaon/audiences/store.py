@@ -245,8 +245,8 @@ class MemberStore:
                                   " AND mpid = ?", exits)
         if enters:
             self.conn.executemany("INSERT INTO audience_members (workspace_id, audience_id, mpid, entered_ms)"
-                                  " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, audience_id, mpid) DO NOTHING",
-                                  enters)
+                                  " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, audience_id, mpid) DO UPDATE"
+                                  " SET entered_ms = excluded.entered_ms", enters)  # left and came back: the new time
         self.conn.executemany("INSERT INTO audience_changes (workspace_id, audience_id, mpid, action, at_ms, cause,"
                               " recorded_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                               [(self.ws, c.audience_id, c.mpid, c.action, c.at_ms, c.cause, now_ms) for c in changes])
