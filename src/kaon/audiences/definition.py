@@ -99,8 +99,11 @@ class AudienceDefinition:
     references: frozenset[str]  # audiences this one's criteria name
     uses_profile: bool  # reads attributes, identities, consent or seen times (loaded only when needed)
     calculated_names: frozenset[str] = frozenset()  # lower-cased names a calculated attribute may answer
-    uses_device: bool = False
     reads: frozenset[str] = frozenset()  # kinds of profile facts its criteria read (user_attribute, consent, ...)
+
+    @property
+    def uses_device(self) -> bool:
+        return "device" in self.reads
 
 
 def _duration(raw: object, pointer: str) -> int:
@@ -161,7 +164,6 @@ class _Parser:
         self.event_leaves: list[EventLeaf | SequenceLeaf] = []
         self.references: set[str] = set()
         self.uses_profile = False
-        self.uses_device = False
         self.calculated_names: set[str] = set()
         self.reads: set[str] = set()
 
@@ -245,8 +247,6 @@ class _Parser:
             raise DefinitionError(f"{where}/{key}", f"must be one of {', '.join(DEVICE_FIELDS)}")
         if kind != "device":
             self.uses_profile = True
-        else:
-            self.uses_device = True
         if kind in ("user_attribute", "calculated_attribute"):  # a calculated attribute wins over a user attribute
             self.calculated_names.add(name.lower())
         return ProfileLeaf(kind, name.lower(), compile_condition(body, where))
@@ -318,5 +318,5 @@ def parse_audience(definition: object, lookback_days: object = None, pointer: st
     root = parser.node(definition, pointer, 1)
     return AudienceDefinition(root, lookback_days * DAY_MS, tuple(parser.event_leaves),
                               frozenset(parser.references), parser.uses_profile,
-                              frozenset(parser.calculated_names), parser.uses_device,
+                              frozenset(parser.calculated_names),
                               frozenset(parser.reads & PROFILE_FACTS))

@@ -85,6 +85,12 @@ class Compiled:
                 index.setdefault(kind, []).append((key, matchers))
         return index
 
+    def live_members(self, members: dict[str, Any]) -> dict[str, Any]:
+        """A profile's membership entries (`state["m"]`) that still hold: of a live audience, made after its last
+        deactivation (whose exits were recorded then)."""
+        cleared = {row.id: int(row.body.get("cleared_version", -1)) for row, _ in self.audiences}
+        return {a: e for a, e in members.items() if a in cleared and entry_version(e) > cleared[a]}
+
     def route(self, seen: list[Seen], only: frozenset[str] | None = None) -> dict[str, list[Seen]]:
         """The events each definition (of `only`, when given) may take, by event type and name, so most pairs of
         event and definition are never compared."""
@@ -227,10 +233,8 @@ class Engine:
                 change = calculated.next_change(calc, one, now_ms)
                 if change is not None:
                     due.append(change)
-        members: dict[str, Any] = state.setdefault("m", {})
-        cleared = {row.id: int(row.body.get("cleared_version", -1)) for row, _ in self.compiled.audiences}
-        for audience_id in [a for a in members if a not in cleared or entry_version(members[a]) <= cleared[a]]:
-            del members[audience_id]  # deactivated or deleted since it entered: its exit was recorded then
+        members: dict[str, Any] = self.compiled.live_members(state.get("m", {}))
+        state["m"] = members
         loaded: list[ProfileView] = []
 
         def view() -> ProfileView:  # loaded only when an audience is judged (three queries when profile criteria)

@@ -8,7 +8,7 @@ rebuilds both profiles' state from the events each holds again, and evaluates bo
 from typing import Any
 
 from kaon.audiences import calculated, evaluate
-from kaon.audiences.engine import Compiled, Engine, compile_workspace, entry_version
+from kaon.audiences.engine import Compiled, Engine, compile_workspace
 from kaon.audiences.store import Change, StateStore
 from kaon.store.sql import Conn
 
@@ -36,10 +36,8 @@ def merged(conn: Conn, workspace_id: str, survivor: int, gone: int, now_ms: int)
     engine = Engine(conn, workspace_id, compiled)
     old = states.get(gone, {})
     # The merged profile leaves the audiences it is still in (not those a deactivation already took it out of).
-    cleared = {row.id: int(row.body.get("cleared_version", -1)) for row, _ in compiled.audiences}
     exits = [Change(audience_id, gone, "exit", now_ms, "merge")
-             for audience_id, entry in sorted(old.get("m", {}).items())
-             if audience_id in cleared and entry_version(entry) > cleared[audience_id]]
+             for audience_id in sorted(compiled.live_members(old.get("m", {})))]
     state = combine(compiled, states.get(survivor, {}), old)
     _, changes = engine.refresh(survivor, state, [], now_ms=now_ms, at_ms=now_ms, cause="merge")
     store.forget(gone)

@@ -231,10 +231,9 @@ def delete_audience(conn: Conn, workspace_id: str, audience_id: str, now: int) -
 
 
 def _refuse_if_read(conn: Conn, workspace_id: str, row: DefinitionRow, doing: str) -> None:
-    readers = [r.id for r in DefinitionStore(conn, workspace_id).all("audience")
-               if _names_calculated(r.body.get("definition"), row.name.lower())]
-    if readers:
-        raise Conflict(f"calculated attribute {row.id!r} is read by audience {', '.join(readers)}: change those"
+    found = readers(conn, workspace_id, row.name)
+    if found:
+        raise Conflict(f"calculated attribute {row.id!r} is read by audience {', '.join(found)}: change those"
                        f" before {doing} it")
 
 
@@ -247,10 +246,14 @@ def delete_calculated(conn: Conn, workspace_id: str, attribute_id: str) -> None:
         store.delete(row)
 
 
+def readers(conn: Conn, workspace_id: str, name: str) -> list[str]:
+    """Ids of the audiences whose criteria read the calculated attribute `name`."""
+    return [row.id for row in DefinitionStore(conn, workspace_id).all("audience")
+            if _names_calculated(row.body.get("definition"), name.lower())]
+
+
 def audience_count(conn: Conn, workspace_id: str, name: str) -> int:
-    """Audiences whose criteria read the calculated attribute `name`."""
-    return sum(1 for row in DefinitionStore(conn, workspace_id).all("audience")
-               if _names_calculated(row.body.get("definition"), name.lower()))
+    return len(readers(conn, workspace_id, name))
 
 
 def _names_calculated(node: object, name: str) -> bool:

@@ -15,6 +15,7 @@ from kaon.store.subject import Subject
 _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 KINDS = ("calculated", "audience")
+KIND_NAMES = {"calculated": "calculated attribute", "audience": "audience"}
 STATUSES = ("draft", "backfilling", "active", "inactive", "failed")  # failed: its backfill failed (progress.error)
 LIVE = ("backfilling", "active")  # statuses whose state the process stage keeps up
 
@@ -63,8 +64,7 @@ class DefinitionStore:
 
     def create(self, kind: str, id_: str, name: str, body: dict[str, Any], now_ms: int) -> DefinitionRow:
         if self.by_name(kind, name) is not None:
-            raise Conflict(f"a{'n' if kind == 'audience' else ''} {kind.replace('calculated', 'calculated attribute')}"
-                           f" named {name!r} exists")
+            raise Conflict(f"{'an' if kind == 'audience' else 'a'} {KIND_NAMES[kind]} named {name!r} exists")
         self.conn.execute(f"INSERT INTO segment_definitions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'draft', 0, NULL, 0,"
                           " '', '{}', ?, ?)", (self.ws, id_, kind, name, _text(body), now_ms, now_ms))
         return self.get(kind, id_)
@@ -85,7 +85,7 @@ class DefinitionStore:
     def get(self, kind: str, id_: str) -> DefinitionRow:
         found = self.find(kind, id_)
         if found is None:
-            raise NotFound(f"no {kind.replace('calculated', 'calculated attribute')} {id_!r}")
+            raise NotFound(f"no {KIND_NAMES[kind]} {id_!r}")
         return found
 
     def page(self, kind: str, limit: int, after: str | None = None) -> list[DefinitionRow]:
