@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from kaon.audiences.definition import DEVICE_FIELDS
 from kaon.audiences.engine import Compiled, Engine, Seen, compile_workspace
 from kaon.audiences.facts import fact_of
 from kaon.model.batch import Batch
@@ -17,20 +18,15 @@ from kaon.model.events import UserAttributeChange
 from kaon.pipeline.work import Slice, WorkBatch
 
 _log = logging.getLogger("kaon.audiences")
-DEVICE_FIELDS = ("platform", "os_version", "brand", "product", "device_model", "device_manufacturer",
-                 "network_carrier", "device_country", "locale_language")
-APPLICATION_FIELDS = ("application_version", "application_name")
 
 
 def device_of(batch: Batch) -> dict[str, Any]:
-    """The device and app facts audience criteria read (the latest batch's win)."""
+    """The device and app facts audience criteria read (kaon.audiences.definition.DEVICE_FIELDS; the latest
+    batch's win): from `device_info`, and `application_version` / `application_name` from `application_info`."""
     out: dict[str, Any] = {}
-    if batch.device_info is not None:
-        out.update({k: getattr(batch.device_info, k) for k in DEVICE_FIELDS
-                    if getattr(batch.device_info, k, None) is not None})
-    if batch.application_info is not None:
-        out.update({k: getattr(batch.application_info, k) for k in APPLICATION_FIELDS
-                    if getattr(batch.application_info, k, None) is not None})
+    for source in (batch.device_info, batch.application_info):
+        if source is not None:
+            out.update({k: v for k in DEVICE_FIELDS if (v := getattr(source, k, None)) is not None})
     return out
 
 
