@@ -19,7 +19,7 @@ def test_a_tiny_run_prints_every_figure_with_its_target() -> None:
     assert re.search(r"throughput ratio with / without \(wall\) +\d+\.\d\d +>= 0\.7 +(met|NOT met)", out), out
     assert re.search(r"latency send -> change row readable, p99 \(s\) +\d+\.\d{3} +< 2 +(met|NOT met)", out), out
     assert "latency: 40 probe batches at 20/s for 2 s, 0 never entered" in out
-    assert re.search(r"backfill calculated .* \(events/s\) +[\d,]+ +>= 50,000 +(met|NOT met)", out), out
-    assert re.search(r"backfill audience .* \(events/s\) +[\d,]+ +>= 50,000 +(met|NOT met)", out), out
+    assert re.search(r"backfill calculated .* \(history events/s\) +[\d,]+ +>= 50,000 +(met|NOT met)", out), out
+    assert re.search(r"backfill audience .* \(history events/s\) +[\d,]+ +>= 50,000 +(met|NOT met)", out), out
     assert re.search(r"state per profile \(bytes of profile_segments.state\) +[1-9][\d,]*", out), out
     assert re.search(r"peak RSS of a run without / with definitions \(MiB\) +\d+ / \d+", out), out

@@ -9,8 +9,11 @@ class Backfill(BaseModel):
     """Progress of the activation's backfill over the stored history."""
 
     phase: str | None = Field(description="events (reading history), profiles (evaluating them), done")
-    events_total: int | None = None
+    events_total: int | None = Field(default=None, description="stored events of the types its criteria take, "
+                                     "inside its window or lookback: those the backfill reads")
     events_done: int = 0
+    history_events: int | None = Field(default=None, description="every stored event of the window or lookback "
+                                       "(what the backfill covers)")
     profiles_done: int = 0
     started_unixtime_ms: int | None = None
     finished_unixtime_ms: int | None = None

@@ -72,11 +72,17 @@ def _step(conn: Conn, row: DefinitionRow, now: int) -> bool:
         if row.phase == "events":
             events = EventStore(conn)
             oldest = _oldest(row, now)
+            compiled = compile_workspace(conn, row.workspace_id)
+            # Only the event types its criteria may take are read (and counted in `events_total`);
+            # `history_events` counts every event of the window or lookback the backfill covers.
+            types = compiled.event_types(row.key)
             if progress.get("events_total") is None:
                 progress["events_total"] = events.count_range(row.workspace_id, after_id=row.cursor,
-                                                              max_id=row.hwm or 0, min_ts=oldest)
+                                                              max_id=row.hwm or 0, min_ts=oldest, event_types=types)
+                progress["history_events"] = events.count_range(row.workspace_id, after_id=row.cursor,
+                                                                max_id=row.hwm or 0, min_ts=oldest)
             page = events.scan(row.workspace_id, after_id=row.cursor, max_id=row.hwm or 0, min_ts=oldest,
-                               limit=EVENTS_PER_PAGE)
+                               limit=EVENTS_PER_PAGE, event_types=types)
             if not page:
                 if row.kind == "calculated":
                     progress["finished_unixtime_ms"] = now
@@ -88,7 +94,7 @@ def _step(conn: Conn, row: DefinitionRow, now: int) -> bool:
             by_profile: dict[int, list[tuple[int, int, bytes]]] = {}
             for event_id, mpid, ts, body in page:
                 by_profile.setdefault(mpid, []).append((event_id, ts, body))
-            engine = Engine(conn, row.workspace_id, compile_workspace(conn, row.workspace_id))
+            engine = Engine(conn, row.workspace_id, compiled)
             states = engine.states.load(by_profile, lock=True)
             if any(engine.profiles.live(mpid) not in (mpid, None) for mpid in by_profile):
                 # A merge committed after this page read its events (PostgreSQL): read them again, now keyed to

@@ -99,7 +99,9 @@ class AudienceDefinition:
     references: frozenset[str]  # audiences this one's criteria name
     uses_profile: bool  # reads attributes, identities, consent or seen times (loaded only when needed)
     calculated_names: frozenset[str] = frozenset()  # lower-cased names a calculated attribute may answer
-    reads: frozenset[str] = frozenset()  # kinds of profile facts its criteria read (user_attribute, consent, ...)
+    # The profile facts its criteria read: kinds (`user_attribute`, `consent`, `device`, ...) and, for user
+    # attributes and device fields, `kind:name` (lower-cased), so a batch that changed other names skips it.
+    reads: frozenset[str] = frozenset()
 
     @property
     def uses_device(self) -> bool:
@@ -249,6 +251,8 @@ class _Parser:
             self.uses_profile = True
         if kind in ("user_attribute", "calculated_attribute"):  # a calculated attribute wins over a user attribute
             self.calculated_names.add(name.lower())
+        if kind in ("user_attribute", "device"):
+            self.reads.add(f"{kind}:{name.lower()}")
         return ProfileLeaf(kind, name.lower(), compile_condition(body, where))
 
     def user_attribute(self, body: dict[str, Any], where: str) -> ProfileLeaf:
@@ -319,4 +323,4 @@ def parse_audience(definition: object, lookback_days: object = None, pointer: st
     return AudienceDefinition(root, lookback_days * DAY_MS, tuple(parser.event_leaves),
                               frozenset(parser.references), parser.uses_profile,
                               frozenset(parser.calculated_names),
-                              frozenset(parser.reads & PROFILE_FACTS))
+                              frozenset(r for r in parser.reads if r.partition(":")[0] in PROFILE_FACTS))

@@ -32,6 +32,7 @@ _decode = msgspec.json.Decoder()
 # An event as a definition sees it: (stored event id, fact).
 Seen = tuple[int, Fact]
 Takes = Callable[[DefinitionRow, int], bool]
+MAX_ROUTES = 4_096  # event kinds whose takers one compiled workspace remembers
 
 
 def live_takes(row: DefinitionRow, event_id: int) -> bool:
@@ -85,21 +86,46 @@ class Compiled:
                 index.setdefault(kind, []).append((key, matchers))
         return index
 
+    def event_types(self, key: str) -> frozenset[str] | None:
+        """The event types a definition's matchers may take (None: any type), so a backfill reads only those."""
+        types: set[str] = set()
+        for kind, entries in self._index.items():
+            if any(k == key for k, _ in entries):
+                if kind is None:
+                    return None
+                types.add(kind)
+        return frozenset(types)
+
     def live_members(self, members: dict[str, Any]) -> dict[str, Any]:
         """A profile's membership entries (`state["m"]`) that still hold: of a live audience, made after its last
         deactivation (whose exits were recorded then)."""
         cleared = {row.id: int(row.body.get("cleared_version", -1)) for row, _ in self.audiences}
         return {a: e for a, e in members.items() if a in cleared and entry_version(e) > cleared[a]}
 
+    @functools.cached_property
+    def _routes(self) -> dict[tuple[str, str | None, str | None, str | None], tuple[str, ...]]:
+        return {}
+
+    def takers(self, fact: Fact) -> tuple[str, ...]:
+        """The keys of the definitions whose matchers may take the event by its kind (type, name, custom event
+        type, product action: all `kind_matches` reads), remembered per kind."""
+        kind = (fact.event_type, fact.name, fact.custom_event_type, fact.action)
+        found = self._routes.get(kind)
+        if found is None:
+            index = self._index
+            found = tuple(key for key, matchers in (*index.get(fact.event_type, ()), *index.get(None, ()))
+                          if any(m.kind_matches(fact) for m in matchers))
+            if len(self._routes) < MAX_ROUTES:
+                self._routes[kind] = found
+        return found
+
     def route(self, seen: list[Seen], only: frozenset[str] | None = None) -> dict[str, list[Seen]]:
         """The events each definition (of `only`, when given) may take, by event type and name, so most pairs of
         event and definition are never compared."""
         out: dict[str, list[Seen]] = {}
-        index = self._index
         for item in seen:
-            fact = item[1]
-            for key, matchers in (*index.get(fact.event_type, ()), *index.get(None, ())):
-                if (only is None or key in only) and any(m.kind_matches(fact) for m in matchers):
+            for key in self.takers(item[1]):
+                if only is None or key in only:
                     out.setdefault(key, []).append(item)
         return out
 
@@ -195,8 +221,9 @@ class Engine:
                 changed: frozenset[str] | None = None) -> tuple[dict[str, Any], list[Change]]:
         """Bring `state` up to date with `seen` at `now_ms`; returns the calculated values and the changes made.
 
-        `changed` (live batches) names the kinds of profile facts the batch may have changed (`user_attribute`,
-        `consent`, `device`, `identity`, `first_seen`, `last_seen`); None: anything may have. `only` (a backfill)
+        `changed` (live batches) names the profile facts the batch may have changed, as AudienceDefinition.reads
+        names them (`user_attribute:plan`, `device:platform`, `consent`, `identity`, `first_seen`, `last_seen`);
+        None: anything may have. `only` (a backfill)
         limits the work to those definition keys: the others keep their state, are not judged,
         and their next change time is kept (`save(..., keep_due=True)`). The caller saves nothing: `save` stores
         the state and next change time, and records the changes."""
@@ -212,6 +239,13 @@ class Engine:
             state["d"] = {**state.get("d", {}), **device}
         values: dict[str, Any] = {}
         due: list[int] = []
+        # Next change times by definition key, cached from the last time each was computed (live work only).
+        nexts: dict[str, Any] = state.setdefault("n", {})
+        if only is None:
+            live_keys = self.compiled.keys()
+            for key in [k for k in nexts if k not in live_keys]:
+                del nexts[key]
+        previous: dict[str, Any] = state.get("pv", {})
         for row, calc in self.compiled.calculated:
             one = calcs.get(row.key) or {}
             if only is not None and row.key not in only:
@@ -220,6 +254,13 @@ class Engine:
                 continue
             mine = [item for item in routed.get(row.key, ()) if takes(row, item[0])]
             if not one and not mine:
+                continue
+            if (not mine and changed is not None and only is None and row.key in nexts and row.name in previous
+                    and (nexts[row.key] is None or nexts[row.key] > now_ms)):
+                # No new event and nothing rolled off since it was computed: the value is the one computed then.
+                values[row.name] = previous[row.name]
+                if nexts[row.key] is not None:
+                    due.append(nexts[row.key])
                 continue
             existed = bool(one)
             for _, fact in mine:
@@ -231,6 +272,10 @@ class Engine:
                 calcs[row.key] = one
                 values[row.name] = calculated.current(calc, one, now_ms)
                 change = calculated.next_change(calc, one, now_ms)
+                if only is None:
+                    nexts[row.key] = change
+                else:  # `pv` keeps the live value: computed again by the next live batch
+                    nexts.pop(row.key, None)
                 if change is not None:
                     due.append(change)
         members: dict[str, Any] = self.compiled.live_members(state.get("m", {}))
@@ -249,14 +294,8 @@ class Engine:
         pending = {row.name.lower() for row, _ in self.compiled.calculated if row.status == "backfilling"}
         # What changed since the profile was last judged: an audience none of whose inputs changed, and whose
         # next change time has not come, keeps its membership without being judged again.
-        previous: dict[str, Any] = state.get("pv", {})
         moved_values = None if changed is None else {
             name.lower() for name in set(values) | set(previous) if values.get(name) != previous.get(name)}
-        nexts: dict[str, Any] = state.setdefault("n", {})
-        if only is None:
-            live_keys = self.compiled.keys()
-            for key in [k for k in nexts if k not in live_keys]:
-                del nexts[key]
         moved_audiences: set[str] = set()
         for row, definition in self.compiled.audiences:
             if only is not None and row.key not in only:

@@ -117,8 +117,8 @@ class DefinitionStore:
 
     def start(self, row: DefinitionRow, *, hwm: int, body: dict[str, Any], now_ms: int) -> DefinitionRow:
         """A new version begins backfilling up to event id `hwm` (live processing takes the later events)."""
-        progress = {"events_total": None, "events_done": 0, "profiles_done": 0, "started_unixtime_ms": now_ms,
-                    "finished_unixtime_ms": None}
+        progress = {"events_total": None, "events_done": 0, "history_events": None, "profiles_done": 0,
+                    "started_unixtime_ms": now_ms, "finished_unixtime_ms": None}
         self.conn.execute("UPDATE segment_definitions SET status = 'backfilling', version = version + 1, hwm = ?,"
                           " cursor = 0, phase = 'events', progress = ?, body = ?, modified_ms = ?"
                           " WHERE workspace_id = ? AND id = ?",

@@ -30,6 +30,23 @@ def device_of(batch: Batch) -> dict[str, Any]:
     return out
 
 
+def changed_facts(items: list[WorkBatch], device: dict[str, Any], held: dict[str, Any]) -> frozenset[str]:
+    """The profile facts these batches may have changed, as kaon.audiences.definition's `reads` names them: seen
+    times always, identities always (links are not tracked here), the user attributes they set or delete, the
+    device fields whose value differs from the one held, consent when sent."""
+    changed = {"first_seen", "last_seen", "identity"}
+    changed.update(f"device:{k}" for k, v in device.items() if held.get(k) != v)
+    for item in items:
+        b = item.batch
+        names = [*(b.user_attributes or {}), *(b.deleted_user_attributes or ())]
+        names.extend(e.data.user_attribute_name for i in item.kept()
+                     if isinstance(e := b.events[i], UserAttributeChange) and e.data.user_attribute_name)
+        changed.update(f"user_attribute:{str(name).lower()}" for name in names)
+        if b.consent_state is not None:
+            changed.add("consent")
+    return frozenset(changed)
+
+
 class UpdateAudiences:
     name = "audiences"
 
@@ -59,22 +76,13 @@ class UpdateAudiences:
                         seen.append((event_id, fact_of(msgspec.to_builtins(item.batch.events[index]), received)))
                     device.update(device_of(item.batch))
                 state = states.get(mpid, {})
-                changed = {"first_seen", "last_seen", "identity"}  # seen times move; identities are not tracked
-                if device and device != {k: v for k, v in state.get("d", {}).items() if k in device}:
-                    changed.add("device")
-                for item in items:
-                    b = item.batch
-                    if b.user_attributes or b.deleted_user_attributes or any(
-                            isinstance(item.batch.events[i], UserAttributeChange) for i in item.kept()):
-                        changed.add("user_attribute")
-                    if b.consent_state is not None:
-                        changed.add("consent")
+                changed = changed_facts(items, device, state.get("d", {}))
                 # A failure here must not cost the batch its processing: the profile's audience work is undone
                 # (savepoint), the events go on, and the failure is recorded where people look.
                 work.tx.execute("SAVEPOINT audiences")
                 try:
                     values, changes = engine.refresh(mpid, state, seen, now_ms=work.now_ms, at_ms=work.now_ms,
-                                                     cause="event", device=device, changed=frozenset(changed))
+                                                     cause="event", device=device, changed=changed)
                     engine.save(mpid, state, changes, work.now_ms)
                 except Exception as error:
                     work.tx.execute("ROLLBACK TO SAVEPOINT audiences")

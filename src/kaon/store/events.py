@@ -1,6 +1,6 @@
 """The event store: processed events (newest-first listing, filtered, with a keyset cursor) and their batches."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -169,22 +169,31 @@ class EventStore:
         return [int(r[0]) for r in self.conn.execute(
             "SELECT id FROM events WHERE workspace_id = ? AND mpid = ? ORDER BY id", (workspace_id, mpid))]
 
-    def scan(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None,
-             limit: int) -> list[tuple[int, int, int, bytes]]:
-        """(id, mpid, timestamp_ms, body) of events with `after_id < id <= max_id` (and timed after `min_ts`), in
-        id order: a backfill's pages over the stored history."""
-        time_clause = "" if min_ts is None else " AND timestamp_ms > ?"
-        args: tuple[object, ...] = (workspace_id, after_id, max_id) + (() if min_ts is None else (min_ts,))
-        return [(int(i), int(m), int(t), bytes(b) if not isinstance(b, bytes) else b) for i, m, t, b in
-                self.conn.execute(f"SELECT id, mpid, timestamp_ms, body FROM events WHERE workspace_id = ? AND id > ?"
-                                  f" AND id <= ?{time_clause} AND mpid IS NOT NULL ORDER BY id LIMIT ?",
-                                  (*args, limit))]
+    @staticmethod
+    def _range(workspace_id: str, after_id: int, max_id: int, min_ts: int | None,
+               event_types: Collection[str] | None) -> tuple[str, tuple[object, ...]]:
+        where = "workspace_id = ? AND id > ? AND id <= ?"
+        args: tuple[object, ...] = (workspace_id, after_id, max_id)
+        if min_ts is not None:
+            where, args = where + " AND timestamp_ms > ?", (*args, min_ts)
+        if event_types is not None:
+            kinds = sorted(event_types)
+            where, args = where + f" AND event_type IN ({marks(kinds) if kinds else 'NULL'})", (*args, *kinds)
+        return where, args
 
-    def count_range(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None) -> int:
-        time_clause = "" if min_ts is None else " AND timestamp_ms > ?"
-        args: tuple[object, ...] = (workspace_id, after_id, max_id) + (() if min_ts is None else (min_ts,))
-        return int(self.conn.execute(f"SELECT count(*) FROM events WHERE workspace_id = ? AND id > ? AND id <= ?"
-                                     f"{time_clause}", args).fetchone()[0])
+    def scan(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None, limit: int,
+             event_types: Collection[str] | None = None) -> list[tuple[int, int, int, bytes]]:
+        """(id, mpid, timestamp_ms, body) of events with `after_id < id <= max_id` (timed after `min_ts`, of
+        `event_types` when given), in id order: a backfill's pages over the stored history."""
+        where, args = self._range(workspace_id, after_id, max_id, min_ts, event_types)
+        return [(int(i), int(m), int(t), bytes(b) if not isinstance(b, bytes) else b) for i, m, t, b in
+                self.conn.execute(f"SELECT id, mpid, timestamp_ms, body FROM events WHERE {where}"
+                                  " AND mpid IS NOT NULL ORDER BY id LIMIT ?", (*args, limit))]
+
+    def count_range(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None,
+                    event_types: Collection[str] | None = None) -> int:
+        where, args = self._range(workspace_id, after_id, max_id, min_ts, event_types)
+        return int(self.conn.execute(f"SELECT count(*) FROM events WHERE {where}", args).fetchone()[0])
 
     def settle(self) -> None:
         """Until this transaction ends, no event is stored, and those being stored are committed first (PostgreSQL;
