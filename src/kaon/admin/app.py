@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from kaon import __version__
 from kaon.admin import (
+    routes_audience_connections,
     routes_audiences,
     routes_calculated,
     routes_catalog,
@@ -89,7 +90,8 @@ def create_admin_app(db: Database, is_ready: Any = lambda: True, *, role: str = 
         return Health(status="ok", role=role, parts=found)
 
     for module in (routes_events, routes_inputs, routes_profiles, routes_stats, routes_outputs, routes_delivery,
-                   routes_catalog, routes_plans, routes_consent, routes_tokens, routes_audiences, routes_calculated):
+                   routes_catalog, routes_plans, routes_consent, routes_tokens, routes_audiences,
+                   routes_audience_connections, routes_calculated):
         app.include_router(module.router, prefix=PREFIX, dependencies=guarded)
     app.include_router(routes_userprofile.router)
     routes_opendsr.install(app)

@@ -110,3 +110,57 @@ class EstimateOut(BaseModel):
     profiles_evaluated: int
     events_read: int
     exact: bool = Field(description="false when the estimate stopped at its bounds (events or profiles read)")
+
+
+class AudienceConnectionIn(BaseModel):
+    """`POST /api/v1/audiences/{id}/connections`."""
+
+    output_id: str = Field(max_length=64)
+    settings: dict[str, Any] = Field(default_factory=dict, description=(
+        "`identity_types` (canonical names; default: every type the output accepts) and `rules` (the connection "
+        "rules of `/api/v1/connections`: consent, forwarding, sampling, ...; an add they drop is not sent)"))
+
+
+class AudienceConnectionPatch(BaseModel):
+    settings: dict[str, Any]
+
+
+class SyncProgress(BaseModel):
+    members_sent: int = 0
+    members_removed: int | None = None
+    started_unixtime_ms: int | None = None
+    finished_unixtime_ms: int | None = Field(default=None, description="when the initial sync ended")
+    disconnected_unixtime_ms: int | None = None
+
+
+class AudienceConnection(BaseModel):
+    id: str
+    audience_id: str
+    audience_name: str
+    output_id: str
+    mode: str = Field(description="sync (an audience output: adds and removes) or trigger (an event output: each "
+                                  "entry and exit as an `audience_membership_change` event)")
+    status: str = Field(description="syncing (initial sync), live, disconnecting (removing what was sent)")
+    settings: dict[str, Any]
+    synced_members: int = Field(description="profiles added at the output and not removed since")
+    progress: SyncProgress
+    created_unixtime_ms: int
+    modified_unixtime_ms: int
+
+
+class AudienceConnections(BaseModel):
+    connections: list[AudienceConnection]
+
+
+class ConnectionTrace(BaseModel):
+    """Why a profile is (not) in an audience at an output: its membership changes, what was added and the
+    deliveries with their attempts."""
+
+    audience_id: str
+    connection_id: str
+    mpid: str
+    member: bool = Field(description="in the audience now")
+    synced_identities: dict[str, str] | None = Field(description="the identities added at the output (None: not "
+                                                                 "added, or removed since)")
+    changes: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]

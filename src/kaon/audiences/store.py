@@ -258,6 +258,15 @@ class MemberStore:
             f"SELECT mpid, entered_ms FROM audience_members WHERE workspace_id = ? AND audience_id = ?{where}"
             " ORDER BY mpid LIMIT ?", (*args, rows_limit(limit)))]
 
+    def settle(self) -> None:
+        """Until this transaction ends, no change is recorded, and those being recorded are committed first
+        (PostgreSQL; SQLite has one writer): a reader's cursor over change ids then never skips a late commit."""
+        if not self.conn.dialect.sqlite:
+            self.conn.execute("LOCK TABLE audience_changes IN SHARE MODE")
+
+    def last_change_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM audience_changes").fetchone()[0])
+
     def size(self, audience_id: str) -> int:
         return int(self.conn.execute("SELECT count(*) FROM audience_members WHERE workspace_id = ? AND audience_id = ?",
                                      (self.ws, audience_id)).fetchone()[0])
@@ -282,6 +291,13 @@ class MemberStore:
                 self.conn.execute("SELECT id, audience_id, mpid, action, at_ms, cause, recorded_ms FROM"
                                   f" audience_changes WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
                                   (*args, rows_limit(limit)))]
+
+    def profile_changes(self, mpid: int) -> list[dict[str, Any]]:
+        """One profile's membership changes, oldest first."""
+        return [{"id": int(i), "audience_id": a, "action": act, "at_unixtime_ms": int(at), "cause": cause,
+                 "recorded_unixtime_ms": int(rec)} for i, a, act, at, cause, rec in
+                self.conn.execute("SELECT id, audience_id, action, at_ms, cause, recorded_ms FROM audience_changes"
+                                  " WHERE workspace_id = ? AND mpid = ? ORDER BY id", (self.ws, mpid))]
 
     def memberships(self, mpid: int) -> list[tuple[str, int]]:
         return [(str(a), int(e)) for a, e in self.conn.execute(

@@ -307,6 +307,30 @@ def alerts(conn: Conn, workspace_id: str, since_ms: int, until_ms: int | None = 
     return out
 
 
+def _job_route(conn: Conn, job_id: int, output_id: str, connection_id: str) -> dict[str, Any]:
+    attempts = [{"attempt": a, "state": s, "at_unixtime_ms": t, "status": st, "error": e} for a, s, t, st, e in
+                conn.execute("SELECT attempt, state, at_ms, status, error FROM delivery_attempts WHERE job_id = ?"
+                             " ORDER BY id", (job_id,))]
+    queued = conn.execute("SELECT next_attempt_ms FROM delivery_pending WHERE job_id = ?", (job_id,)).fetchone()
+    state = "queued" if queued is not None else (attempts[-1]["state"] if attempts else "queued")
+    return {"connection_id": connection_id, "output_id": output_id, "result": state, "job_id": job_id,
+            "next_attempt_unixtime_ms": None if queued is None else queued[0], "attempts": attempts}
+
+
+def profile_jobs(conn: Conn, workspace_id: str, connection_id: str, mpid: int, limit: int) -> list[dict[str, Any]]:
+    """The newest jobs of one connection for one profile, oldest first, each with what was sent (the event) and
+    its attempts (an audience connection's trace)."""
+    rows = conn.execute("SELECT id, output_id, created_ms, payload FROM delivery_jobs WHERE workspace_id = ?"
+                        " AND connection_id = ? AND mpid = ? ORDER BY id DESC LIMIT ?",
+                        (workspace_id, connection_id, mpid, rows_limit(limit))).fetchall()
+    out = []
+    for job_id, output_id, created, payload in reversed(rows):
+        event = _unpack.decode(payload)
+        out.append({**_job_route(conn, int(job_id), str(output_id), connection_id),
+                    "created_unixtime_ms": int(created), "event": event})
+    return out
+
+
 def trace(conn: Conn, workspace_id: str, event_id: int) -> dict[str, Any] | None:
     input_id = input_of_event(conn, workspace_id, event_id)
     if input_id is None:
@@ -320,13 +344,7 @@ def trace(conn: Conn, workspace_id: str, event_id: int) -> dict[str, Any] | None
     for job_id, output_id, connection_id in conn.execute(
             "SELECT id, output_id, connection_id FROM delivery_jobs WHERE event_id = ? ORDER BY id", (event_id,)):
         seen.add(connection_id)
-        attempts = [{"attempt": a, "state": s, "at_unixtime_ms": t, "status": st, "error": e} for a, s, t, st, e in
-                    conn.execute("SELECT attempt, state, at_ms, status, error FROM delivery_attempts WHERE job_id = ?"
-                                 " ORDER BY id", (job_id,))]
-        queued = conn.execute("SELECT next_attempt_ms FROM delivery_pending WHERE job_id = ?", (job_id,)).fetchone()
-        state = "queued" if queued is not None else (attempts[-1]["state"] if attempts else "queued")
-        routes.append({"connection_id": connection_id, "output_id": output_id, "result": state, "job_id": job_id,
-                       "next_attempt_unixtime_ms": None if queued is None else queued[0], "attempts": attempts})
+        routes.append(_job_route(conn, job_id, output_id, connection_id))
     for connection_id in (c.id for c in OutputStore(conn, workspace_id).connections(input_id)):
         if connection_id not in seen:
             routes.append({"connection_id": connection_id, "result": "not_routed",

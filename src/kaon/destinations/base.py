@@ -43,6 +43,11 @@ class Destination:
     settings_type: ClassVar[type[msgspec.Struct]]
     policy: ClassVar[SendPolicy] = SendPolicy()
     supports_deletion: ClassVar[bool] = False
+    # An audience output: it is given membership changes (kaon.activation.membership) of audience connections,
+    # and sends adds and removes of the identity types it accepts. Any other output given an audience connection
+    # receives the changes as `audience_membership_change` events (triggers).
+    audience: ClassVar[bool] = False
+    identity_types: ClassVar[tuple[str, ...]] = ()  # canonical identity types an audience output sends
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         """Pure: the vendor requests for these events (at most `policy.batch_size`). Events a destination

@@ -6,6 +6,7 @@ The person is found by the identity owner (profiles, through identities and the 
 
 from collections.abc import Callable
 
+from kaon.activation import store as activation_store
 from kaon.audiences import store as audience_store
 from kaon.delivery import store as delivery_store
 from kaon.governance import catalog_store, consent_store, quarantine_store
@@ -35,6 +36,7 @@ ERASERS: tuple[Callable[[Conn, Subject], dict[str, int]], ...] = (
     metrics.erase_subject,
     catalog_store.erase_subject,
     audience_store.erase_subject,
+    activation_store.erase_subject,
 )
 
 

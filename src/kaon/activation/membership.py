@@ -1,0 +1,52 @@
+"""A membership change as the delivery engine carries it: a custom event `audience_membership_change`.
+
+Audience outputs read it with `membership_of` (the audience, add or delete, the profile's identities); event
+outputs (triggers) forward it like any custom event, so "entered Cart abandoners" can start a campaign. The
+event's attributes: `audience_id`, `audience_name`, `action` (`add` or `delete`, mParticle's words) and `cause`
+(`event`, `time`, `activation`, `merge`, `connected`, `disconnected`, ...).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from kaon.destinations.event import DeliveryEvent
+from kaon.model.events import CustomEvent, CustomEventData
+
+MEMBERSHIP_EVENT = "audience_membership_change"
+ADD, DELETE = "add", "delete"
+
+
+@dataclass(frozen=True)
+class Membership:
+    audience_id: str
+    audience_name: str
+    action: str  # add | delete
+    mpid: int
+    at_ms: int
+    identities: dict[str, str]  # canonical identity type → value (the profile's, or those synced before)
+
+
+def membership_event(*, workspace_id: str, connection_id: str, audience_id: str, audience_name: str, action: str,
+                     cause: str, mpid: int, at_ms: int, identities: dict[str, str],
+                     attributes: dict[str, Any], message_id: str) -> DeliveryEvent:
+    data = CustomEventData(event_name=MEMBERSHIP_EVENT, custom_event_type="other", timestamp_unixtime_ms=at_ms,
+                           source_message_id=message_id,
+                           custom_attributes={"audience_id": audience_id, "audience_name": audience_name,
+                                              "action": action, "cause": cause})
+    return DeliveryEvent(event_id=0, workspace_id=workspace_id, input_id=connection_id, mpid=mpid,
+                         event=CustomEvent(data=data), source_message_id=message_id, timestamp_ms=at_ms,
+                         user_identities=dict(identities), user_attributes=attributes)
+
+
+def membership_of(item: DeliveryEvent) -> Membership | None:
+    """The membership change an audience output is given; None for any other event."""
+    event = item.event
+    if not isinstance(event, CustomEvent) or event.data.event_name != MEMBERSHIP_EVENT or item.mpid is None:
+        return None
+    attrs = event.data.custom_attributes or {}
+    action = attrs.get("action")
+    if action not in (ADD, DELETE):
+        return None
+    return Membership(audience_id=str(attrs.get("audience_id", "")), audience_name=str(attrs.get("audience_name", "")),
+                      action=str(action), mpid=item.mpid, at_ms=item.timestamp_ms,
+                      identities={k: v for k, v in item.user_identities.items() if v})

@@ -1,0 +1,253 @@
+"""The sync worker: turns audience membership changes into deliveries for every audience connection.
+
+Each step handles one connection in one short transaction (its own thread, like the backfills):
+
+1. the membership changes recorded after the connection's `change_cursor` (on PostgreSQL after
+   `MemberStore.settle`, so no later-committing change is skipped): an entry becomes an `add` with the profile's
+   identities (when the connection's rules let it through), an exit a `delete` naming the identities that were
+   added; a trigger connection sends every change as an event;
+2. while the initial sync runs: the next page of current members (mpid order) not yet added;
+3. while disconnecting (or once the audience is deleted): the next page of what was added, as `delete`s; the
+   connection row goes when nothing is left.
+
+Deliveries are ordinary delivery jobs of the output (retries, dead letters, replay, per-hour status, alerts),
+queued in change order, so an exit never overtakes its entry: the delivery engine keeps each profile's jobs for
+an output in order. The cursors move in the same transaction as the jobs, so a crash repeats nothing and loses
+nothing.
+"""
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from kaon.activation.membership import ADD, DELETE, membership_event
+from kaon.activation.settings import ConnectionSettings, parse_settings
+from kaon.activation.store import (
+    DISCONNECTING,
+    LIVE,
+    SYNC,
+    SYNCING,
+    AudienceConnection,
+    ConnectionStore,
+    SyncedStore,
+    connections_to_run,
+)
+from kaon.audiences.engine import current_values
+from kaon.audiences.store import DefinitionStore, MemberStore
+from kaon.clock import Clock, now_ms
+from kaon.connections.evaluate import ProfileFacts, evaluate
+from kaon.delivery import store as delivery_store
+from kaon.destinations.base import Destination
+from kaon.destinations.registry import destinations
+from kaon.errors import NotFound
+from kaon.identity.store import ProfileStore
+from kaon.store.db import Database, DatabaseUrl
+from kaon.store.metrics import hour_of
+from kaon.store.outputs import Output, OutputStore
+from kaon.store.sql import Conn, try_singleton_lock
+from kaon.store.threads import StoreThread
+from kaon.store.tx import transaction
+
+_log = logging.getLogger("kaon.activation")
+CHANGES_PER_STEP = 1_000
+MEMBERS_PER_STEP = 1_000
+SYNC_LOCK = 4_242_014  # one sync worker per cluster (PostgreSQL advisory lock)
+
+
+def identities_of(conn: Conn, workspace_id: str, mpid: int, wanted: frozenset[str] | None) -> dict[str, str]:
+    """The profile's identities by type (the most recently linked value of each), of `wanted` types."""
+    newest: dict[str, tuple[int, str]] = {}
+    for kind, value, seen in ProfileStore(conn, workspace_id).identities(mpid):
+        if (wanted is None or kind in wanted) and (kind not in newest or seen >= newest[kind][0]):
+            newest[kind] = (seen, value)
+    return {kind: value for kind, (_, value) in sorted(newest.items())}
+
+
+class _Step:
+    """One connection's step: its output, destination, settings, and what the step queued (for the counters)."""
+
+    def __init__(self, conn: Conn, row: AudienceConnection, output: Output, destination: Destination,
+                 now: int) -> None:
+        self.conn, self.row, self.output, self.destination, self.now = conn, row, output, destination, now
+        self.settings: ConnectionSettings = parse_settings(row.settings)
+        self.rules = self.settings.parsed_rules()
+        accepted = frozenset(destination.identity_types) if destination.identity_types else None
+        chosen = frozenset(self.settings.identity_types) if self.settings.identity_types is not None else None
+        self.wanted = chosen & accepted if chosen is not None and accepted is not None else (chosen or accepted)
+        self.synced = SyncedStore(conn, row.workspace_id)
+        self.profiles = ProfileStore(conn, row.workspace_id)
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def _event(self, mpid: int, action: str, cause: str, at_ms: int, identities: dict[str, str],
+               message_id: str) -> Any:
+        attributes: dict[str, Any] = {}
+        if self.row.mode != SYNC:  # a trigger carries the profile's attributes (calculated ones winning)
+            attributes = {k: v for k, (v, _) in self.profiles.attributes(mpid).items()}
+            attributes.update({k: v for k, v in current_values(self.conn, self.row.workspace_id, mpid,
+                                                                self.now).items() if v is not None})
+        return membership_event(workspace_id=self.row.workspace_id, connection_id=self.row.id,
+                                audience_id=self.row.audience_id, audience_name=self.row.audience_name,
+                                action=action, cause=cause, mpid=mpid, at_ms=at_ms, identities=identities,
+                                attributes=attributes, message_id=message_id)
+
+    def _queue(self, event: Any, event_id: int) -> None:
+        delivery_store.enqueue(self.conn, self.row.workspace_id, self.output.id, self.row.id, event_id, event.mpid,
+                               self.now, event)
+        self.counts[("queued", "")] += 1
+
+    def _passes(self, event: Any, mpid: int) -> Any:
+        """The event the rules forward (transformed), or None (counted as filtered, with the reason)."""
+        profile = self.profiles.row(mpid)
+        facts = ProfileFacts(consent=profile["consent"] if profile else {},
+                             opted_out=bool(profile and profile["is_opted_out"]))
+        decision = evaluate(self.rules, event, facts)
+        if decision.forward and decision.event is not None:
+            return decision.event
+        self.counts[("filtered", decision.reason)] += 1
+        return None
+
+    def add(self, mpid: int, cause: str, at_ms: int, message_id: str, event_id: int) -> None:
+        identities = identities_of(self.conn, self.row.workspace_id, mpid, self.wanted)
+        held = self.synced.of(self.row.id, [mpid]).get(mpid)
+        if held is not None and held == identities:
+            return  # already added with these identities
+        if not identities:
+            self.counts[("filtered", "no_identities")] += 1
+            return
+        event = self._passes(self._event(mpid, ADD, cause, at_ms, identities, message_id), mpid)
+        if event is None:
+            return
+        if held is not None and (gone := {k: v for k, v in held.items() if identities.get(k) != v}):
+            # An identity of a member changed: the vendor forgets the old value, then learns the new one.
+            self._queue(self._event(mpid, DELETE, "identity_change", at_ms, gone, f"{message_id}-old"), event_id)
+        self._queue(event, event_id)
+        self.synced.put(self.row.id, mpid, identities, self.now)
+
+    def remove(self, mpid: int, cause: str, at_ms: int, message_id: str, event_id: int,
+               held: dict[str, str] | None = None) -> None:
+        if held is None:
+            held = self.synced.of(self.row.id, [mpid]).get(mpid)
+        if held is None:
+            return  # never added (filtered, no identities, or it entered and left before the initial sync)
+        self._queue(self._event(mpid, DELETE, cause, at_ms, held, message_id), event_id)
+        self.synced.drop(self.row.id, mpid)
+
+    def trigger(self, mpid: int, action: str, cause: str, at_ms: int, message_id: str, event_id: int) -> None:
+        identities = identities_of(self.conn, self.row.workspace_id, mpid, self.wanted)
+        event = self._passes(self._event(mpid, action, cause, at_ms, identities, message_id), mpid)
+        if event is not None:
+            self._queue(event, event_id)
+
+    def record_counts(self) -> None:
+        hour = hour_of(self.now)
+        delivery_store.add_output_counts(self.conn, Counter({
+            (self.row.workspace_id, self.output.id, self.row.id, hour, metric, reason): n
+            for (metric, reason), n in self.counts.items()}))
+
+
+def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
+    """One step of one connection in one transaction; True when it did something (more may wait)."""
+    with transaction(conn):
+        members = MemberStore(conn, workspace_id)
+        members.settle()
+        store = ConnectionStore(conn, workspace_id)
+        row = store.find(connection_id, lock=True)
+        if row is None:
+            return False
+        try:
+            output = OutputStore(conn, workspace_id).output(row.output_id)
+        except NotFound:  # the output was deleted: nothing can be sent or removed any more
+            store.delete(row)
+            return True
+        destination = destinations().get(output.destination)
+        if destination is None:
+            return False  # its plugin is not installed here: wait (the jobs would have no worker)
+        work = _Step(conn, row, output, destination, now)
+        status, change_cursor, member_cursor = row.status, row.change_cursor, row.member_cursor
+        progress = dict(row.progress)
+        did = False
+        if status != DISCONNECTING and DefinitionStore(conn, workspace_id).find("audience", row.audience_id) is None:
+            status, did = DISCONNECTING, True  # the audience was deleted: what was sent is removed
+        if status == DISCONNECTING:
+            if row.mode == SYNC:
+                sent = work.synced.page(row.id, MEMBERS_PER_STEP)
+                for mpid, held in sent:
+                    work.remove(mpid, "disconnected", now, f"{row.id}-off-{mpid}-{now}", 0, held)
+                progress["members_removed"] = int(progress.get("members_removed", 0)) + len(sent)
+                if sent:
+                    store.advance(row, change_cursor=change_cursor, member_cursor=None, status=status,
+                                  progress=progress, now_ms=now)
+                    work.record_counts()
+                    return True
+            work.record_counts()
+            store.delete(row)
+            return True
+        for change in members.changes(row.audience_id, CHANGES_PER_STEP, after=change_cursor):
+            mpid, at, cause, change_id = change["mpid"], change["at_unixtime_ms"], change["cause"], change["id"]
+            message_id = f"{row.id}-{change_id}"
+            if row.mode == SYNC:
+                if change["action"] == "enter":
+                    work.add(mpid, cause, at, message_id, -change_id)
+                else:
+                    work.remove(mpid, cause, at, message_id, -change_id)
+            else:
+                work.trigger(mpid, ADD if change["action"] == "enter" else DELETE, cause, at, message_id, -change_id)
+            change_cursor, did = change_id, True
+        if status == SYNCING:
+            page = members.members(row.audience_id, MEMBERS_PER_STEP, after=member_cursor)
+            already = work.synced.of(row.id, [m for m, _ in page])
+            for mpid, entered in page:
+                if mpid not in already:
+                    work.add(mpid, "connected", entered, f"{row.id}-initial-{mpid}", 0)
+            progress["members_sent"] = int(progress.get("members_sent", 0)) + len(page)
+            if page:
+                member_cursor = page[-1][0]
+            else:
+                status, member_cursor = LIVE, None
+                progress["finished_unixtime_ms"] = now
+            did = True
+        if did:
+            store.advance(row, change_cursor=change_cursor, member_cursor=member_cursor, status=status,
+                          progress=progress, now_ms=now)
+            work.record_counts()
+        return did
+
+
+def run_some(conn: Conn, clock: Clock = now_ms, budget: int = 20) -> int:
+    """Steps over every connection, at most `budget`; how many did something."""
+    done = 0
+    for row in connections_to_run(conn):
+        while done < budget:
+            try:
+                if not step(conn, row.id, row.workspace_id, clock()):
+                    break
+            except Exception:
+                _log.exception("audience connection %s failed; retried on the next pass", row.id)
+                break
+            done += 1
+    return done
+
+
+def run_all(conn: Conn, clock: Clock = now_ms) -> int:
+    """Until no connection has work (tests, the CLI)."""
+    total = 0
+    while (done := run_some(conn, clock)):
+        total += done
+    return total
+
+
+def _loop(url: str) -> None:
+    db = Database(DatabaseUrl.parse(url))
+    conn = db.connect()
+    while True:
+        try:
+            if try_singleton_lock(conn, SYNC_LOCK) and run_some(conn):
+                continue
+        except Exception:
+            _log.exception("audience sync failed; retrying")
+        time.sleep(0.05)
+
+
+# The process-stage chore: this process runs the audience sync thread (started on first call).
+ensure_sync_worker = StoreThread("kaon-audience-sync", _loop).ensure
