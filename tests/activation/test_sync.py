@@ -1,0 +1,248 @@
+"""Audience connections through the real process stage and delivery worker, on SQLite and PostgreSQL.
+
+An audience output gets the current members (initial sync, in resumable pages), then each entry and exit as an
+add or a remove, in order; disconnecting or deleting the audience removes what was sent; consent rules keep
+members out; a trigger connection sends each change as an `audience_membership_change` event; erasure forgets
+what was synced.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaon.activation import service, sync
+from kaon.activation.store import ConnectionStore, SyncedStore
+from kaon.audiences import service as audiences
+from kaon.audiences.backfill import run_backfills
+from kaon.audiences.schedule import run_due_changes
+from kaon.delivery.retry import RetryPolicy
+from kaon.delivery.worker import OutputWorker
+from kaon.destinations.registry import destination
+from kaon.errors import Conflict, NotFound
+from kaon.governance.dsr_erase import erase, find_subject
+from kaon.store.outputs import OutputStore
+from kaon.store.tx import transaction
+from support.capture import VendorCapture
+from support.pipeline import DAY, NOW, Pipeline, a_pipeline
+
+QUICK = RetryPolicy(base_s=0.01, cap_s=0.02, max_attempts=3, window_s=600.0)
+BUYERS = {"event": {"event_type": "commerce_event", "name": "purchase", "within": "7d"}}
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
+    with a_pipeline(tmp_path, url=database_url) as made:
+        yield made
+
+
+@pytest.fixture
+def vendor() -> Iterator[VendorCapture]:
+    server = VendorCapture().start()
+    yield server
+    server.stop()
+
+
+def purchase(at: int, **identities: str) -> dict[str, Any]:
+    return {"environment": "production", "user_identities": identities,
+            "events": [{"event_type": "commerce_event", "data": {
+                "timestamp_unixtime_ms": at, "product_action": {"action": "purchase", "total_amount": 5}}}]}
+
+
+def an_audience(p: Pipeline, name: str = "Buyers", definition: dict[str, Any] | None = None) -> str:
+    row = audiences.create_audience(p.db.conn(), p.workspace_id, {"name": name, "definition": definition or BUYERS},
+                                    "test", NOW)
+    audiences.activate_audience(p.db.conn(), p.workspace_id, row.id, "test", NOW)
+    run_backfills(p.db.conn(), lambda: NOW)
+    return row.id
+
+
+def an_output(p: Pipeline, vendor: VendorCapture, name: str = "audience_webhook") -> str:
+    settings = {"base_url": f"{vendor.url}/hook"}
+    return OutputStore(p.db.conn(), p.workspace_id).create_output(name, name, settings, True).id
+
+
+def deliver(p: Pipeline, output_id: str) -> None:
+    """Queue what the connections owe, then deliver it all."""
+    output = OutputStore(p.db.conn(), p.workspace_id).output(output_id)
+    found = destination(output.destination)
+    worker = OutputWorker(p.db, output_id, found, found.parse_settings(output.settings), QUICK)
+    try:
+        sync.run_all(p.db.conn())
+        while worker.run_once():
+            pass
+    finally:
+        worker.stop_event.set()
+        worker.start()
+        worker.stop()
+
+
+def sent(vendor: VendorCapture) -> list[tuple[str, str, dict[str, str]]]:
+    """(mpid, action, identities by type) of every membership change the webhook received, in order."""
+    out = []
+    for request in vendor.requests():
+        for profile in request.json()["user_profiles"]:
+            (aud,) = profile["audiences"]
+            out.append((profile["mpid"], aud["action"], {i["type"]: i["value"] for i in profile["user_identities"]}))
+    return out
+
+
+def tick(p: Pipeline, at: int) -> None:
+    with transaction(p.db.conn()) as conn:
+        run_due_changes(conn, at)
+
+
+def test_initial_sync_then_every_entry_and_exit_in_order(pipeline: Pipeline, vendor: VendorCapture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(*(purchase(NOW - DAY, customer_id=f"c{n}", email=f"u{n}@example.com") for n in range(5)))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    monkeypatch.setattr(sync, "MEMBERS_PER_STEP", 2)  # three pages: the sync resumes from its cursor each step
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    assert row.mode == "sync" and row.status == "syncing"
+    deliver(pipeline, output)
+    initial = sent(vendor)
+    assert len(initial) == 5 and {a for _, a, _ in initial} == {"add"}
+    assert {i["customer"] for _, _, i in initial} == {f"c{n}" for n in range(5)}
+    done = ConnectionStore(pipeline.db.conn(), pipeline.workspace_id).get(row.id)
+    assert done.status == "live" and done.progress["members_sent"] == 5
+    assert SyncedStore(pipeline.db.conn(), pipeline.workspace_id).count(row.id) == 5
+    # A new buyer enters and, a week later, the first buyers leave: an add, then removals naming what was added.
+    pipeline.bulk(purchase(NOW + 1000, customer_id="late", email="late@example.com"))
+    pipeline.process(now=NOW + 1000)
+    late = str(pipeline.holder("customer_id", "late"))
+    tick(pipeline, NOW + 6 * DAY + 2000)  # the first five purchases (NOW - DAY) roll out of the 7 days
+    deliver(pipeline, output)
+    after = sent(vendor)[5:]
+    assert after[0] == (late, "add", {"customer": "late", "email": "late@example.com"})
+    assert sorted(i["customer"] for _, a, i in after[1:] if a == "delete") == [f"c{n}" for n in range(5)]
+    tick(pipeline, NOW + 8 * DAY)
+    deliver(pipeline, output)
+    assert sent(vendor)[-1] == (late, "delete", {"customer": "late", "email": "late@example.com"})
+    assert SyncedStore(pipeline.db.conn(), pipeline.workspace_id).count(row.id) == 0
+
+
+def test_disconnecting_removes_every_member_that_was_sent(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="a"), purchase(NOW, customer_id="b"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    deliver(pipeline, output)
+    gone = service.disconnect(pipeline.db.conn(), pipeline.workspace_id, buyers, row.id, NOW)
+    assert gone.status == "disconnecting"
+    deliver(pipeline, output)
+    assert sorted((i["customer"], a) for _, a, i in sent(vendor)) == [("a", "add"), ("a", "delete"),
+                                                                       ("b", "add"), ("b", "delete")]
+    assert ConnectionStore(pipeline.db.conn(), pipeline.workspace_id).find(row.id) is None
+    assert pipeline.rows("SELECT count(*) FROM audience_synced") == [(0,)]
+
+
+def test_deleting_the_audience_removes_what_was_sent(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="a"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    deliver(pipeline, output)
+    audiences.delete_audience(pipeline.db.conn(), pipeline.workspace_id, buyers, NOW)
+    deliver(pipeline, output)
+    assert [(i["customer"], a) for _, a, i in sent(vendor)] == [("a", "add"), ("a", "delete")]
+    assert ConnectionStore(pipeline.db.conn(), pipeline.workspace_id).find(row.id) is None
+
+
+def test_a_consent_rule_keeps_members_without_consent_out(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    consented = {**purchase(NOW, customer_id="yes"), "consent_state": {"gdpr": {"marketing": {
+        "consented": True, "timestamp_unixtime_ms": NOW, "document": "v1"}}}}
+    pipeline.bulk(consented, purchase(NOW, customer_id="no"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output,
+                          {"rules": {"consent": {"gdpr_purposes": ["marketing"]}}, "identity_types": ["customer_id"]},
+                          NOW)
+    deliver(pipeline, output)
+    assert [(i, a) for _, a, i in sent(vendor)] == [({"customer": "yes"}, "add")]
+    filtered = pipeline.rows("SELECT reason, count FROM output_stats WHERE connection_id = ? AND metric = 'filtered'",
+                             row.id)
+    assert filtered == [("consent:gdpr:marketing", 1)]
+
+
+def test_a_member_whose_identity_changed_is_removed_by_the_old_one_and_added_by_the_new(
+        pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline, definition={"event": {"event_type": "commerce_event", "name": "purchase",
+                                                         "within": "1d"}})
+    pipeline.bulk(purchase(NOW, customer_id="c", email="old@example.com"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {"identity_types": ["email"]}, NOW)
+    deliver(pipeline, output)
+    tick(pipeline, NOW + DAY + 1)  # leaves, then comes back with a new e-mail
+    pipeline.bulk({**purchase(NOW + 2 * DAY, customer_id="c"), "events": [
+        {"event_type": "user_identity_change", "data": {"timestamp_unixtime_ms": NOW + 2 * DAY,
+                                                        "old": {"identity_type": "email", "identity": "old@example.com"},
+                                                        "new": {"identity_type": "email", "identity": "new@example.com"}}},
+        *purchase(NOW + 2 * DAY)["events"]]})
+    pipeline.process(now=NOW + 2 * DAY)
+    deliver(pipeline, output)
+    assert [(a, i) for _, a, i in sent(vendor)] == [("add", {"email": "old@example.com"}),
+                                                    ("delete", {"email": "old@example.com"}),
+                                                    ("add", {"email": "new@example.com"})]
+
+
+def test_a_trigger_connection_sends_each_change_as_an_event(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW - DAY, customer_id="before"))  # a member before the connection: no trigger for it
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor, "webhook")
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    assert row.mode == "trigger" and row.status == "live"
+    pipeline.bulk({**purchase(NOW, customer_id="now", email="now@example.com"), "user_attributes": {"plan": "pro"}})
+    pipeline.process(now=NOW)
+    deliver(pipeline, output)
+    (request,) = vendor.requests()
+    body = request.json()
+    assert body["event_type"] == "custom_event" and body["data"]["event_name"] == "audience_membership_change"
+    assert body["data"]["custom_attributes"] == {"audience_id": buyers, "audience_name": "Buyers", "action": "add",
+                                                 "cause": "event"}
+    assert body["user_identities"] == {"customer_id": "now", "email": "now@example.com"}
+    assert body["user_attributes"] == {"plan": "pro"}
+    assert body["mpid"] == str(pipeline.holder("customer_id", "now"))
+
+
+def test_connect_refuses_what_cannot_be_done(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    output = an_output(pipeline, vendor)
+    conn, ws = pipeline.db.conn(), pipeline.workspace_id
+    with pytest.raises(NotFound):
+        service.connect(conn, ws, "aud_missing", output, {}, NOW)
+    with pytest.raises(NotFound):
+        service.connect(conn, ws, buyers, "out_missing", {}, NOW)
+    for bad in ({"identity_types": ["shoe_size"]}, {"identity_types": []}, {"colour": "red"},
+                {"rules": {"sampling_percent": 200}}, {"rules": {"consent": {"gdpr_purposes": ["unlisted"]}}}):
+        if bad.get("rules", {}).get("consent"):
+            pipeline.setting("consent", {"gdpr_purposes": [{"name": "marketing"}]})
+        with pytest.raises(service.SettingsError):
+            service.connect(conn, ws, buyers, output, bad, NOW)
+    service.connect(conn, ws, buyers, output, {}, NOW)
+    with pytest.raises(Conflict):
+        service.connect(conn, ws, buyers, output, {}, NOW)
+
+
+def test_erasure_forgets_what_was_synced_and_a_deleted_output_ends_its_connections(
+        pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="gone"), purchase(NOW, customer_id="kept"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    deliver(pipeline, output)
+    with transaction(pipeline.db.conn()) as conn:
+        counts = erase(conn, find_subject(conn, pipeline.workspace_id, {"customer_id": "gone"}))
+    assert counts["audience_synced"] == 1
+    assert pipeline.rows("SELECT mpid FROM audience_synced") == [(pipeline.holder("customer_id", "kept"),)]
+    OutputStore(pipeline.db.conn(), pipeline.workspace_id).delete_output(output)
+    sync.run_all(pipeline.db.conn())
+    assert ConnectionStore(pipeline.db.conn(), pipeline.workspace_id).find(row.id) is None
