@@ -180,11 +180,10 @@ def test_a_member_whose_identity_changed_is_removed_by_the_old_one_and_added_by_
     service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {"identity_types": ["email"]}, NOW)
     deliver(pipeline, output)
     tick(pipeline, NOW + DAY + 1)  # leaves, then comes back with a new e-mail
+    swap = {"timestamp_unixtime_ms": NOW + 2 * DAY, "old": {"identity_type": "email", "identity": "old@example.com"},
+            "new": {"identity_type": "email", "identity": "new@example.com"}}
     pipeline.bulk({**purchase(NOW + 2 * DAY, customer_id="c"), "events": [
-        {"event_type": "user_identity_change", "data": {"timestamp_unixtime_ms": NOW + 2 * DAY,
-                                                        "old": {"identity_type": "email", "identity": "old@example.com"},
-                                                        "new": {"identity_type": "email", "identity": "new@example.com"}}},
-        *purchase(NOW + 2 * DAY)["events"]]})
+        {"event_type": "user_identity_change", "data": swap}, *purchase(NOW + 2 * DAY)["events"]]})
     pipeline.process(now=NOW + 2 * DAY)
     deliver(pipeline, output)
     assert [(a, i) for _, a, i in sent(vendor)] == [("add", {"email": "old@example.com"}),
