@@ -47,6 +47,8 @@ BOUNDED_ARRAYS = {
     ("QuarantineReplay", "ids"): "the ids the request named (at most 10,000)",
     ("Unmerge", "restored"): "the two profiles of the merge",
     ("Profile", "audience_memberships"): "one per audience of the workspace the profile is in",
+    ("ConnectionTrace", "changes"): "the profile's newest 100 membership changes of one audience",
+    ("ConnectionTrace", "deliveries"): "the connection's newest 100 deliveries for the profile",
 }
 TIME_LIKE = re.compile(r"(_ms|_at)$|time|^(since|until)$")
 LIMIT_MAX = 1000

@@ -80,10 +80,15 @@ class ConnectionStore:
             raise NotFound(f"audience connection {connection_id} not found")
         return found
 
-    def of_audience(self, audience_id: str) -> list[AudienceConnection]:
+    def of_audience(self, audience_id: str, limit: int = -1,
+                    after: tuple[int, str] | None = None) -> list[AudienceConnection]:
+        """Oldest first; `after` is the (created_ms, id) last shown."""
+        where, args = "", []
+        if after is not None:
+            where, args = " AND (created_ms > ? OR (created_ms = ? AND id > ?))", [after[0], after[0], after[1]]
         return [_row(r) for r in self.conn.execute(
-            f"SELECT {_COLUMNS} FROM audience_connections WHERE workspace_id = ? AND audience_id = ?"
-            " ORDER BY created_ms, id", (self.ws, audience_id))]
+            f"SELECT {_COLUMNS} FROM audience_connections WHERE workspace_id = ? AND audience_id = ?{where}"
+            " ORDER BY created_ms, id LIMIT ?", (self.ws, audience_id, *args, rows_limit(limit)))]
 
     def of_output(self, output_id: str) -> list[AudienceConnection]:
         return [_row(r) for r in self.conn.execute(

@@ -10,6 +10,7 @@ from kaon.activation.store import AudienceConnection as Row
 from kaon.activation.store import ConnectionStore, SyncedStore
 from kaon.admin.deps import Db, Workspace
 from kaon.admin.errors import CONFLICT
+from kaon.admin.paging import Paging
 from kaon.admin.schemas_audiences import (
     AudienceConnection,
     AudienceConnectionIn,
@@ -57,10 +58,12 @@ def connect(audience_id: str, body: AudienceConnectionIn, db: Db, workspace_id: 
 
 
 @router.get("/audiences/{audience_id}/connections", response_model=AudienceConnections)
-def list_connections(audience_id: str, db: Db, workspace_id: Workspace) -> AudienceConnections:
+def list_connections(audience_id: str, db: Db, workspace_id: Workspace, page: Paging) -> AudienceConnections:
+    """Oldest first."""
     conn = db.conn()
-    return AudienceConnections(connections=[shown(conn, r) for r in
-                                            ConnectionStore(conn, workspace_id).of_audience(audience_id)])
+    rows = ConnectionStore(conn, workspace_id).of_audience(audience_id, page.limit + 1, page.after(int, str))
+    found, next_cursor = page.take(rows, lambda r: (r.created_ms, r.id))
+    return AudienceConnections(connections=[shown(conn, r) for r in found], next_cursor=next_cursor)
 
 
 @router.get("/audiences/{audience_id}/connections/{connection_id}", response_model=AudienceConnection)

@@ -150,6 +150,7 @@ class AudienceConnection(BaseModel):
 
 class AudienceConnections(BaseModel):
     connections: list[AudienceConnection]
+    next_cursor: str | None = None
 
 
 class ConnectionTrace(BaseModel):
