@@ -72,6 +72,7 @@ class AudienceWebhook(Destination):
     settings_type = AudienceWebhookSettings
     policy = SendPolicy(batch_size=MAX_PROFILES, max_concurrency=1, timeout_s=30.0)
     audience = True
+    takes_events = False
     identity_types = (*USER_TYPES, *DEVICE_TYPES)
 
     docs_notes = (

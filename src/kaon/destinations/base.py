@@ -48,6 +48,7 @@ class Destination:
     # receives the changes as `audience_membership_change` events (triggers).
     audience: ClassVar[bool] = False
     identity_types: ClassVar[tuple[str, ...]] = ()  # canonical identity types an audience output sends
+    takes_events: ClassVar[bool] = True  # ordinary events (and so audience triggers); False: audiences only
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         """Pure: the vendor requests for these events (at most `policy.batch_size`). Events a destination

@@ -92,6 +92,7 @@ class MetaAudiences(Destination):
     settings_type = MetaAudiencesSettings
     policy = SendPolicy(batch_size=MAX_ROWS, max_concurrency=1, timeout_s=60.0)
     audience = True
+    takes_events = False
     identity_types = ("email", "mobile_number", "customer_id", "ios_advertising_id", "android_advertising_id")
     docs_notes = (
         "An audience output: connect an audience to it (`POST /api/v1/audiences/{id}/connections`). Adds are "
