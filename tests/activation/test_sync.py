@@ -225,9 +225,18 @@ def test_connect_refuses_what_cannot_be_done(pipeline: Pipeline, vendor: VendorC
             pipeline.setting("consent", {"gdpr_purposes": [{"name": "marketing"}]})
         with pytest.raises(service.SettingsError):
             service.connect(conn, ws, buyers, output, bad, NOW)
-    service.connect(conn, ws, buyers, output, {}, NOW)
+    with pytest.raises(service.SettingsError, match="takes no events"):
+        service.connect(conn, ws, buyers, output, {"mode": "trigger"}, NOW)
+    hook = an_output(pipeline, vendor, "webhook")
+    with pytest.raises(service.SettingsError, match="cannot sync audiences"):
+        service.connect(conn, ws, buyers, hook, {"mode": "sync"}, NOW)
+    row = service.connect(conn, ws, buyers, output, {}, NOW)
     with pytest.raises(Conflict):
         service.connect(conn, ws, buyers, output, {}, NOW)
+    with pytest.raises(service.SettingsError, match="cannot change"):
+        service.update(conn, ws, buyers, row.id, {"mode": "trigger"}, NOW)
+    assert service.update(conn, ws, buyers, row.id, {"identity_types": ["email"]}, NOW).settings == {
+        "rules": {}, "identity_types": ["email"]}
 
 
 def test_erasure_forgets_what_was_synced_and_a_deleted_output_ends_its_connections(

@@ -9,10 +9,13 @@ import httpx
 import msgspec
 import pytest
 
+from destinations.audience_conformance import member
 from destinations.conformance import DestinationConformance
+from kaon.activation.membership import DELETE
 from kaon.delivery.send import send
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
+from kaon.destinations.registry import destinations
 from kaon.model.events import Product
 from support.capture import VendorCapture
 from support.events import attribute_change, custom, every_kind, purchase, screen, tracked
@@ -142,3 +145,32 @@ def test_rudderstack_fixture(case: str, user_id: str) -> None:
                 if key in wanted:  # Braze standard names (first_name, home_city) where RudderStack passes traits
                     assert wanted[key] == value, key
         assert "country" in {k for a in got["attributes"] for k in a}
+
+
+class TestBrazeAudienceSync:
+    """Braze as an audience output: members marked with a custom attribute (array or one boolean per audience)."""
+
+    def test_members_are_added_to_and_removed_from_the_audience_array(self) -> None:
+        braze = destinations()["braze"]
+        settings = braze.parse_settings({"api_key": "k"})
+        (request,) = braze.transform([member(1, customer_id="c-1"), member(2, DELETE, customer_id="c-2")], settings)
+        assert json.loads(request.body) == {"attributes": [
+            {"external_id": "c-1", "kaon_audiences": {"add": ["aud_1"]}},
+            {"external_id": "c-2", "kaon_audiences": {"remove": ["aud_1"]}}]}
+        assert request.event_indices == (0, 1)
+
+    def test_one_boolean_per_audience_and_an_alias_without_a_customer_id(self) -> None:
+        braze = destinations()["braze"]
+        settings = braze.parse_settings({"api_key": "k", "audiences_as": "boolean", "alias_label": "kaon"})
+        (request,) = braze.transform([member(1, DELETE, email="x@example.com")], settings)
+        assert json.loads(request.body) == {"attributes": [
+            {"user_alias": {"alias_name": "8675310", "alias_label": "kaon"}, "_update_existing_only": False,
+             "Cart abandoners": False}]}
+
+    def test_a_trigger_is_an_ordinary_custom_event(self) -> None:
+        braze = destinations()["braze"]
+        trigger = msgspec.structs.replace(member(1, customer_id="c-1"), event=msgspec.structs.replace(
+            member(1).event, data=msgspec.structs.replace(member(1).event.data, custom_flags=None)))
+        (request,) = braze.transform([trigger], braze.parse_settings({"api_key": "k"}))
+        (event,) = json.loads(request.body)["events"]
+        assert event["name"] == "audience_membership_change" and event["properties"]["action"] == "add"

@@ -14,6 +14,9 @@ from kaon.model.events import CustomEvent, CustomEventData
 
 MEMBERSHIP_EVENT = "audience_membership_change"
 ADD, DELETE = "add", "delete"
+# The custom flag that marks a list-sync delivery (an add or remove the output applies to its list); without it
+# the event is a trigger, which outputs that take events forward as the custom event it is.
+SYNC_FLAG = "Kaon.AudienceSync"
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,9 @@ class Membership:
 
 def membership_event(*, workspace_id: str, connection_id: str, audience_id: str, audience_name: str, action: str,
                      cause: str, mpid: int, at_ms: int, identities: dict[str, str],
-                     attributes: dict[str, Any], message_id: str) -> DeliveryEvent:
+                     attributes: dict[str, Any], message_id: str, sync: bool = True) -> DeliveryEvent:
     data = CustomEventData(event_name=MEMBERSHIP_EVENT, custom_event_type="other", timestamp_unixtime_ms=at_ms,
-                           source_message_id=message_id,
+                           source_message_id=message_id, custom_flags={SYNC_FLAG: "true"} if sync else None,
                            custom_attributes={"audience_id": audience_id, "audience_name": audience_name,
                                               "action": action, "cause": cause})
     return DeliveryEvent(event_id=0, workspace_id=workspace_id, input_id=connection_id, mpid=mpid,
@@ -39,9 +42,11 @@ def membership_event(*, workspace_id: str, connection_id: str, audience_id: str,
 
 
 def membership_of(item: DeliveryEvent) -> Membership | None:
-    """The membership change an audience output is given; None for any other event."""
+    """The list-sync membership change an audience output is given; None for any other event (triggers too)."""
     event = item.event
     if not isinstance(event, CustomEvent) or event.data.event_name != MEMBERSHIP_EVENT or item.mpid is None:
+        return None
+    if (event.data.custom_flags or {}).get(SYNC_FLAG) != "true":
         return None
     attrs = event.data.custom_attributes or {}
     action = attrs.get("action")

@@ -29,6 +29,8 @@ def _settings(conn: Conn, workspace_id: str, raw: object) -> dict[str, Any]:
     except ValueError as error:
         raise SettingsError(str(error)) from None
     out: dict[str, Any] = {"rules": settings.rules}
+    if settings.mode is not None:
+        out["mode"] = settings.mode
     if settings.identity_types is not None:
         out["identity_types"] = sorted(set(settings.identity_types))
     return out
@@ -47,7 +49,12 @@ def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw
         store = ConnectionStore(conn, workspace_id)
         if any(c.output_id == output_id for c in store.of_audience(audience_id)):
             raise Conflict(f"audience {audience_id} is already connected to output {output_id}")
-        mode = SYNC if destination(output.destination).audience else TRIGGER
+        found = destination(output.destination)
+        mode = settings.get("mode") or (SYNC if found.audience else TRIGGER)
+        if mode == SYNC and not found.audience:
+            raise SettingsError(f"output {output_id} ({found.title}) cannot sync audiences: use mode `trigger`")
+        if mode == TRIGGER and not found.takes_events:
+            raise SettingsError(f"output {output_id} ({found.title}) takes no events: use mode `sync`")
         members = MemberStore(conn, workspace_id)
         members.settle()  # the changes up to here are the initial sync's; later ones are the change stream's
         return store.create(audience_id=audience_id, audience_name=audience.name, output_id=output_id, mode=mode,
@@ -63,7 +70,10 @@ def update(conn: Conn, workspace_id: str, audience_id: str, connection_id: str, 
         if row.status == DISCONNECTING:
             raise Conflict(f"audience connection {connection_id} is being disconnected")
         store = ConnectionStore(conn, workspace_id)
-        store.update_settings(row, _settings(conn, workspace_id, raw_settings), now)
+        settings = _settings(conn, workspace_id, raw_settings)
+        if settings.get("mode", row.mode) != row.mode:
+            raise SettingsError("the mode of a connection cannot change: disconnect and connect again")
+        store.update_settings(row, {**settings, "mode": row.mode} if "mode" in row.settings else settings, now)
         return store.get(connection_id)
 
 

@@ -1,6 +1,6 @@
 """An audience connection's settings: which identity types to send and the connection rules (consent, ...)."""
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -11,6 +11,9 @@ IDENTITY_TYPES = frozenset(USER_IDENTITY_TYPES) | frozenset(DEVICE_IDENTITY_TYPE
 
 
 class ConnectionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # `sync` keeps the output's list in step (outputs that can); `trigger` sends each change as an event (outputs
+    # that take events). None: sync where the output can, else trigger.
+    mode: Literal["sync", "trigger"] | None = None
     # Identity types to send (canonical names); None: every type the output accepts.
     identity_types: list[str] | None = None
     # The rules of kaon.connections (filters, forwarding, consent, sampling, transformations): an add (or, for a

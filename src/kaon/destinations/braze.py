@@ -3,10 +3,11 @@
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from kaon.activation.membership import ADD, membership_of
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
@@ -45,6 +46,14 @@ class BrazeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_currency: Annotated[str, msgspec.Meta(
         title="Default currency", description="ISO 4217 code for purchases that carry none.",
         pattern=r"^[A-Z]{3}$")] = "USD"
+    audiences_as: Annotated[Literal["array", "boolean"], msgspec.Meta(
+        title="Audiences as", description="How a synced audience's members are marked: `array`, the audience id "
+                                          "added to and removed from the array attribute `audience_attribute` (as "
+                                          "mParticle's SegmentMembership, which holds audience ids); `boolean`, "
+                                          "one attribute per audience, named after it, true or false.")] = "array"
+    audience_attribute: Annotated[str, msgspec.Meta(
+        title="Audience attribute", description="The array custom attribute of `audiences_as: array`.",
+        min_length=1, max_length=255)] = "kaon_audiences"
 
 
 def iso_time(ms: int) -> str:
@@ -94,6 +103,13 @@ def braze_objects(item: DeliveryEvent, settings: BrazeSettings) -> dict[str, lis
     user = _user(item, settings)
     if user is None:
         return {}
+    change = membership_of(item)
+    if change is not None:  # an audience connection's list sync: the membership attribute
+        added = change.action == ADD
+        if settings.audiences_as == "boolean":
+            return {"attributes": [{**user, change.audience_name: added}]}
+        return {"attributes": [{**user, settings.audience_attribute: {
+            "add" if added else "remove": [change.audience_id]}}]}
     data = item.event.data
     if isinstance(data, CustomEventData):
         return {"events": [{**user, "name": data.event_name, "time": iso_time(item.timestamp_ms),
@@ -118,6 +134,8 @@ class Braze(Destination):
     description = "Customer engagement: user attributes, custom events and purchases through Braze `/users/track`."
     settings_type = BrazeSettings
     policy = SendPolicy(batch_size=MAX_PER_KIND, max_concurrency=8, rate_limit_rps=1000.0)
+    audience = True
+    identity_types = ("customer_id",)
     docs_notes = (
         "`POST {base_url}/users/track`, `Authorization: Bearer <api_key>`, `Content-Type: application/json`; body "
         '`{"attributes": [...], "events": [...], "purchases": [...]}`, at most 75 of each per request (3,000 '
@@ -137,6 +155,10 @@ class Braze(Destination):
                                   "become `first_name`, `last_name`, `home_city`, `country`, `gender`, `phone`"),
         ("identity", "`external_id` = customer_id; otherwise `user_alias` {alias_name: mpid, alias_label} with "
                      "`_update_existing_only: false`"),
+        ("audience member added / removed (sync)", "`attributes[]` {`audience_attribute`: {add: [audience id]}} "
+                                                  "or {remove: [...]}; with `audiences_as: boolean` {<audience "
+                                                  "name>: true | false}"),
+        ("audience trigger", "the `audience_membership_change` custom event, as any custom event"),
         ("other event types", "skipped"),
     )
 
