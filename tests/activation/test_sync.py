@@ -22,6 +22,8 @@ from kaon.delivery.worker import OutputWorker
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
 from kaon.governance.dsr_erase import erase, find_subject
+from kaon.identity import idsync
+from kaon.identity.service import Identity as IdentityService
 from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 from support.capture import VendorCapture
@@ -185,6 +187,46 @@ def test_a_member_whose_identity_changed_is_removed_by_the_old_one_and_added_by_
     pipeline.bulk({**purchase(NOW + 2 * DAY, customer_id="c"), "events": [
         {"event_type": "user_identity_change", "data": swap}, *purchase(NOW + 2 * DAY)["events"]]})
     pipeline.process(now=NOW + 2 * DAY)
+    deliver(pipeline, output)
+    assert [(a, i) for _, a, i in sent(vendor)] == [("add", {"email": "old@example.com"}),
+                                                    ("delete", {"email": "old@example.com"}),
+                                                    ("add", {"email": "new@example.com"})]
+
+
+def test_a_member_whose_identity_changes_is_updated_at_the_output(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="c", email="old@example.com"), purchase(NOW, customer_id="other"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output,
+                          {"identity_types": ["email", "customer_id"]}, NOW)
+    deliver(pipeline, output)
+    swap = {"timestamp_unixtime_ms": NOW + 1000, "old": {"identity_type": "email", "identity": "old@example.com"},
+            "new": {"identity_type": "email", "identity": "new@example.com"}}
+    pipeline.bulk({"environment": "production", "user_identities": {"customer_id": "c"},
+                   "events": [{"event_type": "user_identity_change", "data": swap}]})
+    pipeline.process(now=NOW + 1000)
+    deliver(pipeline, output)
+    mine = [(a, i) for _, a, i in sent(vendor) if i.get("customer") != "other"]
+    assert mine == [("add", {"customer": "c", "email": "old@example.com"}), ("delete", {"email": "old@example.com"}),
+                    ("add", {"customer": "c", "email": "new@example.com"})]
+    synced = SyncedStore(pipeline.db.conn(), pipeline.workspace_id).of(row.id, [pipeline.holder("customer_id", "c")])
+    assert list(synced.values()) == [{"customer_id": "c", "email": "new@example.com"}]
+    assert pipeline.rows("SELECT count(*) FROM audience_identity_updates") == [(0,)], "read by every connection"
+
+
+def test_an_idsync_modify_of_a_member_is_sent_too(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="c", email="old@example.com"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {"identity_types": ["email"]}, NOW)
+    deliver(pipeline, output)
+    request = idsync.ModifyRequest(identity_changes=[idsync.IdentityChange(
+        identity_type="email", old_value="old@example.com", new_value="new@example.com")])
+    with transaction(pipeline.db.conn()) as conn:
+        identity = IdentityService(conn, pipeline.workspace_id, actor="test", now_ms=NOW + 1000)
+        assert idsync.modify(identity, pipeline.holder("customer_id", "c"), request) is not None
     deliver(pipeline, output)
     assert [(a, i) for _, a, i in sent(vendor)] == [("add", {"email": "old@example.com"}),
                                                     ("delete", {"email": "old@example.com"}),

@@ -3,7 +3,15 @@
 from typing import Any
 
 from kaon.activation.settings import parse_settings
-from kaon.activation.store import DISCONNECTING, SYNC, TRIGGER, AudienceConnection, ConnectionStore, SyncedStore
+from kaon.activation.store import (
+    DISCONNECTING,
+    SYNC,
+    TRIGGER,
+    AudienceConnection,
+    ConnectionStore,
+    IdentityUpdates,
+    SyncedStore,
+)
 from kaon.audiences.store import DefinitionStore, MemberStore
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
@@ -57,9 +65,12 @@ def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw
             raise SettingsError(f"output {output_id} ({found.title}) takes no events: use mode `sync`")
         members = MemberStore(conn, workspace_id)
         members.settle()  # the changes up to here are the initial sync's; later ones are the change stream's
+        updates = IdentityUpdates(conn)
+        updates.settle()
         return store.create(audience_id=audience_id, audience_name=audience.name, output_id=output_id, mode=mode,
                             settings=settings, change_cursor=members.last_change_id(),
-                            member_cursor=FIRST_MPID if mode == SYNC else None, now_ms=now)
+                            member_cursor=FIRST_MPID if mode == SYNC else None, update_cursor=updates.last_id(),
+                            now_ms=now)
 
 
 def update(conn: Conn, workspace_id: str, audience_id: str, connection_id: str, raw_settings: object,

@@ -19,7 +19,7 @@ from kaon.store.subject import Subject
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 _COLUMNS = ("id, workspace_id, audience_id, audience_name, output_id, mode, settings, status, change_cursor,"
-            " member_cursor, progress, created_ms, modified_ms")
+            " member_cursor, progress, created_ms, modified_ms, update_cursor")
 SYNC, TRIGGER = "sync", "trigger"
 SYNCING, LIVE, DISCONNECTING = "syncing", "live", "disconnecting"
 
@@ -39,13 +39,15 @@ class AudienceConnection:
     progress: dict[str, Any]
     created_ms: int
     modified_ms: int
+    update_cursor: int = 0  # the last audience_identity_updates id read
 
 
 def _row(r: tuple[Any, ...]) -> AudienceConnection:
     return AudienceConnection(id=str(r[0]), workspace_id=str(r[1]), audience_id=str(r[2]), audience_name=str(r[3]),
                               output_id=str(r[4]), mode=str(r[5]), settings=_decode.decode(r[6]), status=str(r[7]),
                               change_cursor=int(r[8]), member_cursor=None if r[9] is None else int(r[9]),
-                              progress=_decode.decode(r[10]), created_ms=int(r[11]), modified_ms=int(r[12]))
+                              progress=_decode.decode(r[10]), created_ms=int(r[11]), modified_ms=int(r[12]),
+                              update_cursor=int(r[13]))
 
 
 def _text(value: Any) -> str:
@@ -58,14 +60,14 @@ class ConnectionStore:
         self.ws = workspace_id
 
     def create(self, *, audience_id: str, audience_name: str, output_id: str, mode: str, settings: dict[str, Any],
-               change_cursor: int, member_cursor: int | None, now_ms: int) -> AudienceConnection:
+               change_cursor: int, member_cursor: int | None, update_cursor: int, now_ms: int) -> AudienceConnection:
         connection_id = f"acn_{uuid.uuid4().hex[:16]}"
         status = SYNCING if member_cursor is not None else LIVE
         progress = {"members_sent": 0, "started_unixtime_ms": now_ms,
                     "finished_unixtime_ms": None if status == SYNCING else now_ms}
-        self.conn.execute(f"INSERT INTO audience_connections ({_COLUMNS}) VALUES ({marks(range(13))})",
+        self.conn.execute(f"INSERT INTO audience_connections ({_COLUMNS}) VALUES ({marks(range(14))})",
                           (connection_id, self.ws, audience_id, audience_name, output_id, mode, _text(settings),
-                           status, change_cursor, member_cursor, _text(progress), now_ms, now_ms))
+                           status, change_cursor, member_cursor, _text(progress), now_ms, now_ms, update_cursor))
         return self.get(connection_id)
 
     def find(self, connection_id: str, *, lock: bool = False) -> AudienceConnection | None:
@@ -96,10 +98,16 @@ class ConnectionStore:
             " ORDER BY created_ms, id", (self.ws, output_id))]
 
     def advance(self, row: AudienceConnection, *, change_cursor: int, member_cursor: int | None, status: str,
-                progress: dict[str, Any], now_ms: int) -> None:
+                progress: dict[str, Any], now_ms: int, update_cursor: int | None = None) -> None:
         self.conn.execute("UPDATE audience_connections SET change_cursor = ?, member_cursor = ?, status = ?,"
-                          " progress = ?, modified_ms = ? WHERE workspace_id = ? AND id = ?",
-                          (change_cursor, member_cursor, status, _text(progress), now_ms, self.ws, row.id))
+                          " progress = ?, modified_ms = ?, update_cursor = ? WHERE workspace_id = ? AND id = ?",
+                          (change_cursor, member_cursor, status, _text(progress), now_ms,
+                           row.update_cursor if update_cursor is None else update_cursor, self.ws, row.id))
+
+    def syncs_any(self) -> bool:
+        """Whether the workspace has a sync connection (the audiences step then notes identity changes)."""
+        return self.conn.execute("SELECT 1 FROM audience_connections WHERE workspace_id = ? AND mode = ? LIMIT 1",
+                                 (self.ws, SYNC)).fetchone() is not None
 
     def update_settings(self, row: AudienceConnection, settings: dict[str, Any], now_ms: int) -> None:
         self.conn.execute("UPDATE audience_connections SET settings = ?, modified_ms = ? WHERE workspace_id = ?"
@@ -108,6 +116,39 @@ class ConnectionStore:
     def delete(self, row: AudienceConnection) -> None:
         self.conn.execute("DELETE FROM audience_synced WHERE connection_id = ?", (row.id,))
         self.conn.execute("DELETE FROM audience_connections WHERE workspace_id = ? AND id = ?", (self.ws, row.id))
+
+
+class IdentityUpdates:
+    """Profiles whose identities changed (appended in the processing transaction), read by the sync worker."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def note(self, workspace_id: str, mpids: list[int], now_ms: int) -> None:
+        if mpids:
+            self.conn.executemany("INSERT INTO audience_identity_updates (workspace_id, mpid, at_ms) VALUES (?, ?, ?)",
+                                  [(workspace_id, m, now_ms) for m in mpids])
+
+    def settle(self) -> None:
+        """As MemberStore.settle: a cursor over these ids never skips a late commit (PostgreSQL)."""
+        if not self.conn.dialect.sqlite:
+            self.conn.execute("LOCK TABLE audience_identity_updates IN SHARE MODE")
+
+    def last_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM audience_identity_updates").fetchone()[0])
+
+    def after(self, workspace_id: str, cursor: int, limit: int) -> list[tuple[int, int]]:
+        """(id, mpid) of the workspace's updates after `cursor`, oldest first."""
+        return [(int(i), int(m)) for i, m in self.conn.execute(
+            "SELECT id, mpid FROM audience_identity_updates WHERE id > ? AND workspace_id = ? ORDER BY id LIMIT ?",
+            (cursor, workspace_id, rows_limit(limit)))]
+
+    def prune(self) -> int:
+        """Forget what every connection has read (everything, when there is no connection)."""
+        low = self.conn.execute("SELECT min(update_cursor) FROM audience_connections").fetchone()[0]
+        if low is None:
+            return int(self.conn.execute("DELETE FROM audience_identity_updates").rowcount)
+        return int(self.conn.execute("DELETE FROM audience_identity_updates WHERE id <= ?", (int(low),)).rowcount)
 
 
 def connections_to_run(conn: Conn) -> list[AudienceConnection]:
@@ -156,9 +197,10 @@ class SyncedStore:
 
 
 def erase_subject(conn: Conn, subject: Subject) -> dict[str, int]:
-    """A data subject request's erasure: the synced identities of the person's profiles."""
-    removed = 0
+    """A data subject request's erasure: the synced identities and identity updates of the person's profiles."""
+    counts = {"audience_synced": 0, "audience_identity_updates": 0}
     for chunk in chunks(sorted(subject.mpids)):
-        removed += conn.execute(f"DELETE FROM audience_synced WHERE workspace_id = ? AND mpid IN ({marks(chunk)})",
-                                (subject.workspace_id, *chunk)).rowcount
-    return {"audience_synced": removed}
+        for table in counts:
+            counts[table] += conn.execute(f"DELETE FROM {table} WHERE workspace_id = ? AND mpid IN ({marks(chunk)})",
+                                          (subject.workspace_id, *chunk)).rowcount
+    return counts

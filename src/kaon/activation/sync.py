@@ -30,6 +30,7 @@ from kaon.activation.store import (
     SYNCING,
     AudienceConnection,
     ConnectionStore,
+    IdentityUpdates,
     SyncedStore,
     connections_to_run,
 )
@@ -53,6 +54,7 @@ _log = logging.getLogger("kaon.activation")
 CHANGES_PER_STEP = 1_000
 MEMBERS_PER_STEP = 1_000
 SYNC_LOCK = 4_242_014  # one sync worker per cluster (PostgreSQL advisory lock)
+PRUNE_EVERY_S = 10.0
 
 
 def identities_of(conn: Conn, workspace_id: str, mpid: int, wanted: frozenset[str] | None) -> dict[str, str]:
@@ -151,6 +153,8 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
     with transaction(conn):
         members = MemberStore(conn, workspace_id)
         members.settle()
+        updates = IdentityUpdates(conn)
+        updates.settle()
         store = ConnectionStore(conn, workspace_id)
         row = store.find(connection_id, lock=True)
         if row is None:
@@ -194,6 +198,23 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
             else:
                 work.trigger(mpid, ADD if change["action"] == "enter" else DELETE, cause, at, message_id, -change_id)
             change_cursor, did = change_id, True
+        update_cursor = row.update_cursor
+        if row.mode == SYNC:
+            # Members whose identities changed: the vendor forgets the values they lost and learns the new ones.
+            noted = updates.after(workspace_id, update_cursor, CHANGES_PER_STEP)
+            synced_now = work.synced.of(row.id, [m for _, m in noted])
+            for update_id, mpid in noted:
+                if mpid in synced_now:
+                    if identities_of(conn, workspace_id, mpid, work.wanted):
+                        work.add(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0)
+                    else:
+                        work.remove(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0, synced_now[mpid])
+                    after = work.synced.of(row.id, [mpid]).get(mpid)
+                    if after is None:
+                        del synced_now[mpid]
+                    else:
+                        synced_now[mpid] = after
+                update_cursor, did = update_id, True
         if status == SYNCING:
             page = members.members(row.audience_id, MEMBERS_PER_STEP, after=member_cursor)
             already = work.synced.of(row.id, [m for m, _ in page])
@@ -209,7 +230,7 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
             did = True
         if did:
             store.advance(row, change_cursor=change_cursor, member_cursor=member_cursor, status=status,
-                          progress=progress, now_ms=now)
+                          progress=progress, now_ms=now, update_cursor=update_cursor)
             work.record_counts()
         return did
 
@@ -230,19 +251,32 @@ def run_some(conn: Conn, clock: Clock = now_ms, budget: int = 20) -> int:
 
 
 def run_all(conn: Conn, clock: Clock = now_ms) -> int:
-    """Until no connection has work (tests, the CLI)."""
+    """Until no connection has work, then prune what every connection has read (tests, the CLI)."""
     total = 0
     while (done := run_some(conn, clock)):
         total += done
+    prune(conn)
     return total
+
+
+def prune(conn: Conn) -> int:
+    with transaction(conn):
+        return IdentityUpdates(conn).prune()
 
 
 def _loop(url: str) -> None:
     db = Database(DatabaseUrl.parse(url))
     conn = db.connect()
+    pruned = time.monotonic()
     while True:
         try:
-            if try_singleton_lock(conn, SYNC_LOCK) and run_some(conn):
+            if not try_singleton_lock(conn, SYNC_LOCK):
+                time.sleep(1.0)
+                continue
+            if time.monotonic() - pruned > PRUNE_EVERY_S:
+                prune(conn)
+                pruned = time.monotonic()
+            if run_some(conn):
                 continue
         except Exception:
             _log.exception("audience sync failed; retrying")

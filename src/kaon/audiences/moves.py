@@ -7,6 +7,7 @@ rebuilds both profiles' state from the events each holds again, and evaluates bo
 
 from typing import Any
 
+from kaon.activation.store import ConnectionStore, IdentityUpdates
 from kaon.audiences import calculated, evaluate
 from kaon.audiences.engine import Compiled, Engine, compile_workspace
 from kaon.audiences.store import Change, StateStore
@@ -42,6 +43,8 @@ def merged(conn: Conn, workspace_id: str, survivor: int, gone: int, now_ms: int)
     _, changes = engine.refresh(survivor, state, [], now_ms=now_ms, at_ms=now_ms, cause="merge")
     store.forget(gone)
     engine.save(survivor, state, exits + changes, now_ms)
+    if ConnectionStore(conn, workspace_id).syncs_any():  # the survivor holds the merged profile's identities now
+        IdentityUpdates(conn).note(workspace_id, [survivor], now_ms)
 
 
 def unmerged(conn: Conn, workspace_id: str, survivor: int, restored: int, now_ms: int) -> None:
@@ -51,3 +54,5 @@ def unmerged(conn: Conn, workspace_id: str, survivor: int, restored: int, now_ms
     engine = Engine(conn, workspace_id, compiled)
     for mpid in sorted((survivor, restored)):
         engine.rebuild(mpid, now_ms=now_ms, cause="unmerge")
+    if ConnectionStore(conn, workspace_id).syncs_any():  # the restored profile took its identities back
+        IdentityUpdates(conn).note(workspace_id, [survivor, restored], now_ms)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from kaon.activation.store import ConnectionStore, IdentityUpdates
 from kaon.identity.extract import Identity, normalise
 from kaon.identity.resolve import Resolution
 from kaon.identity.service import Identity as IdentityService
@@ -187,6 +188,7 @@ def modify(service: IdentityService, mpid: int, request: ModifyRequest,
     if live is None:
         return None
     results = []
+    moved: set[int] = set()
     for index, change in enumerate(request.identity_changes):
         where = f"$.identity_changes[{index}]"
         identity_type = canonical_type(change.identity_type, f"{where}.identity_type")
@@ -218,5 +220,9 @@ def modify(service: IdentityService, mpid: int, request: ModifyRequest,
                                                    f"only a server credential may move it - at `{where}.new_value`")
         if owner is not None:
             store.unlink(owner, new)  # the value moves to this profile
+            moved.add(owner)
         store.link(live, new, service.now_ms)
+    if request.identity_changes and ConnectionStore(store.conn, store.ws).syncs_any():
+        # Audience connections that sent this profile (or the one a value moved from) update what they sent.
+        IdentityUpdates(store.conn).note(store.ws, sorted({live, *moved}), service.now_ms)
     return {"change_results": results}

@@ -42,6 +42,8 @@ class Resolution(msgspec.Struct, kw_only=True):
     skipped: list[tuple[str, str, str]] = []
     # Client-side calls: (profile, reason) of merges refused: `login_id` (it holds one), `not_device_linked`.
     refused_merges: list[tuple[int, str]] = []
+    # Identities this call linked to the profile (new to it).
+    linked: list[Identity] = []
 
 
 def _unique_claims(identities: Sequence[Identity], policy: IdentityPolicy) -> dict[str, str]:
@@ -179,6 +181,7 @@ class Resolver:
                 continue
             if store.link(target, identity, now_ms) != target:
                 return None  # someone else took it between our read and write: resolve again
+            result.linked.append(identity)
         return result
 
     def refuse_client_merge(self, other: int, identities: Sequence[Identity],

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from kaon.activation.store import ConnectionStore, IdentityUpdates
 from kaon.audiences.definition import DEVICE_FIELDS
 from kaon.audiences.engine import Compiled, Engine, Seen, compile_workspace
 from kaon.audiences.facts import fact_of
@@ -50,6 +51,18 @@ def changed_facts(items: list[WorkBatch], device: dict[str, Any], held: dict[str
 class UpdateAudiences:
     name = "audiences"
 
+    @staticmethod
+    def _note_identity_changes(work: Slice) -> None:
+        """Profiles whose identities the slice changed, for the audience connections that sync them (a workspace
+        without sync connections writes nothing)."""
+        changed: dict[str, set[int]] = {}
+        for item in work.batches:
+            if item.identities_changed and item.batch.mpid is not None:
+                changed.setdefault(item.workspace_id, set()).add(item.batch.mpid)
+        for workspace_id, mpids in changed.items():
+            if ConnectionStore(work.tx, workspace_id).syncs_any():
+                IdentityUpdates(work.tx).note(workspace_id, sorted(mpids), work.now_ms)
+
     def run(self, work: Slice) -> None:
         compiled: dict[str, Compiled] = {}
         groups: dict[tuple[str, int], list[WorkBatch]] = {}
@@ -60,6 +73,7 @@ class UpdateAudiences:
                 compiled[item.workspace_id] = compile_workspace(work.tx, item.workspace_id, lock=True)
             if not compiled[item.workspace_id].empty:
                 groups.setdefault((item.workspace_id, item.batch.mpid), []).append(item)
+        self._note_identity_changes(work)
         for workspace_id, found in compiled.items():
             mine = sorted(m for ws, m in groups if ws == workspace_id)
             if not mine:

@@ -54,6 +54,7 @@ class ResolveIdentity:
             )
             assert resolution is not None
             item.batch.mpid = resolution.mpid
+            item.identities_changed = bool(resolution.linked or resolution.merged)
             if resolution.created:
                 work.count(item.entry, "profiles_created")
             if resolution.merged:

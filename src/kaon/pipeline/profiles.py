@@ -72,8 +72,8 @@ class UpdateProfiles:
         old = _identity(data.old)
         new = _identity(data.new)
         if new is None:
-            if old is not None:
-                store.unlink(mpid, old)
+            if old is not None and store.unlink(mpid, old):
+                item.identities_changed = True
             return
         if identity.policy.is_blocked(new[1]):
             work.count(item.entry, "identity_links_skipped", 1, "blocked")
@@ -93,11 +93,12 @@ class UpdateProfiles:
                         work.count(item.entry, "identity_suppressed")
                 return
             owner = store.link(mpid, new, work.now_ms)
+            item.identities_changed = item.identities_changed or owner == mpid
         if owner != mpid:
             work.count(item.entry, "identity_links_skipped", 1, "held_elsewhere")
             return
-        if old is not None and old != new:
-            store.unlink(mpid, old)
+        if old is not None and old != new and store.unlink(mpid, old):
+            item.identities_changed = True
 
     def _record_consent(self, work: Slice, item: WorkBatch, mpid: int, consent: dict[str, Any],
                         settings: ConsentSettings | None) -> None:

@@ -31,6 +31,9 @@ class WorkBatch:
     # The profile's calculated attribute values after this batch (set by the audiences step; forwarded as user
     # attributes, winning over a user attribute of the same name).
     calculated_attributes: dict[str, Any] = field(default_factory=dict)
+    # The batch linked, unlinked or merged identities into its profile (set by identity and profiles; the
+    # audiences step re-judges identity criteria and tells audience connections to update what they sent).
+    identities_changed: bool = False
 
     def kept(self) -> list[int]:
         return [i for i, k in enumerate(self.keep) if k]

@@ -24,7 +24,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "kaon.governance.consent_store": ("consent_history",),
     "kaon.store.processes": ("processes",),
     "kaon.audiences.store": ("segment_definitions", "profile_segments", "audience_members", "audience_changes"),
-    "kaon.activation.store": ("audience_connections", "audience_synced"),
+    "kaon.activation.store": ("audience_connections", "audience_synced", "audience_identity_updates"),
 }
 
 

@@ -26,6 +26,7 @@ SCHEMA = (
         status TEXT NOT NULL,
         change_cursor INTEGER NOT NULL,
         member_cursor INTEGER,
+        update_cursor INTEGER NOT NULL DEFAULT 0,
         progress TEXT NOT NULL DEFAULT '{}',
         created_ms INTEGER NOT NULL,
         modified_ms INTEGER NOT NULL,
@@ -41,6 +42,14 @@ SCHEMA = (
         PRIMARY KEY (connection_id, mpid)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS audience_synced_by_profile ON audience_synced (workspace_id, mpid)",
+    # Profiles whose identities changed, while a workspace has sync connections (pruned once every connection
+    # has read them): the sync worker updates what it sent for those that are members.
+    """CREATE TABLE IF NOT EXISTS audience_identity_updates (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL,
+        mpid INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL
+    )""",
     # Owner: kaon.delivery.store (an audience connection's trace: its jobs of one profile).
     "CREATE INDEX IF NOT EXISTS delivery_jobs_by_connection ON delivery_jobs (connection_id, mpid, id)",
 )
@@ -53,5 +62,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX delivery_jobs_by_connection")
-    for table in ("audience_synced", "audience_connections"):
+    for table in ("audience_identity_updates", "audience_synced", "audience_connections"):
         op.execute(f"DROP TABLE {table}")
