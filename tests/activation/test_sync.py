@@ -253,6 +253,25 @@ def test_a_trigger_connection_sends_each_change_as_an_event(pipeline: Pipeline, 
     assert body["mpid"] == str(pipeline.holder("customer_id", "now"))
 
 
+def test_a_connection_gives_the_output_its_own_settings(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="c1"), purchase(NOW, email="only@example.com"))
+    pipeline.process(now=NOW)
+    output = OutputStore(pipeline.db.conn(), pipeline.workspace_id).create_output(
+        "Customer.io", "customerio", {"site_id": "s", "api_key": "k", "base_url": vendor.url}, True).id
+    conn, ws = pipeline.db.conn(), pipeline.workspace_id
+    with pytest.raises(service.SettingsError, match="segment_id"):
+        service.connect(conn, ws, buyers, output, {}, NOW)
+    with pytest.raises(service.SettingsError, match="trigger mode"):
+        service.connect(conn, ws, buyers, output, {"mode": "trigger", "output": {"segment_id": 7}}, NOW)
+    row = service.connect(conn, ws, buyers, output, {"output": {"segment_id": 7}}, NOW)
+    assert row.settings["output"] == {"segment_id": 7}
+    deliver(pipeline, output)
+    got = sorted((r.path, tuple(r.json()["ids"])) for r in vendor.requests())
+    assert got == [("/api/v1/segments/7/add_customers?id_type=email", ("only@example.com",)),
+                   ("/api/v1/segments/7/add_customers?id_type=id", ("c1",))]
+
+
 def test_connect_refuses_what_cannot_be_done(pipeline: Pipeline, vendor: VendorCapture) -> None:
     buyers = an_audience(pipeline)
     output = an_output(pipeline, vendor)
@@ -261,7 +280,7 @@ def test_connect_refuses_what_cannot_be_done(pipeline: Pipeline, vendor: VendorC
         service.connect(conn, ws, "aud_missing", output, {}, NOW)
     with pytest.raises(NotFound):
         service.connect(conn, ws, buyers, "out_missing", {}, NOW)
-    for bad in ({"identity_types": ["shoe_size"]}, {"identity_types": []}, {"colour": "red"},
+    for bad in ({"identity_types": ["shoe_size"]}, {"identity_types": []}, {"colour": "red"}, {"output": {"x": 1}},
                 {"rules": {"sampling_percent": 200}}, {"rules": {"consent": {"gdpr_purposes": ["unlisted"]}}}):
         if bad.get("rules", {}).get("consent"):
             pipeline.setting("consent", {"gdpr_purposes": [{"name": "marketing"}]})

@@ -7,10 +7,13 @@ from typing import Any
 import httpx
 import msgspec
 
+from destinations.audience_conformance import member
 from destinations.conformance import DestinationConformance
+from kaon.activation.membership import ADD, DELETE, SETTINGS_FLAG
 from kaon.delivery.send import send
+from kaon.destinations.customerio import MAX_SEGMENT_IDS, ulid
 from kaon.destinations.customerio import destination as cio
-from kaon.destinations.customerio import ulid
+from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
 from support.capture import VendorCapture
 from support.events import T0, attribute_change, custom, every_kind, on_the_web, purchase, screen
@@ -95,7 +98,25 @@ class TestCustomerIo(DestinationConformance):
     def test_one_event_per_request(self) -> None:
         requests = self.transformed([custom(n) for n in range(5)])
         assert [r.event_indices for r in requests] == [(0,), (1,), (2,), (3,), (4,)]
-        assert cio.policy.batch_size == 1
+        assert cio.policy.batch_size == MAX_SEGMENT_IDS  # a claim fills one segment request; events still one each
+
+    def test_audience_members_go_to_the_connections_manual_segment(self) -> None:
+        def member_of(n: int, action: str = ADD, **identities: str) -> DeliveryEvent:
+            made = member(n, action, **identities)
+            flags = {**(made.event.data.custom_flags or {}), SETTINGS_FLAG: {"segment_id": 7}}
+            return msgspec.structs.replace(made, event=msgspec.structs.replace(
+                made.event, data=msgspec.structs.replace(made.event.data, custom_flags=flags)))
+
+        changes = [member_of(1, customer_id="c-1"), member_of(2, customer_id="c-2"), member_of(3, email="e@x.io"),
+                   member_of(4, DELETE, customer_id="c-1"), custom(5), member_of(6, other="nobody")]
+        requests = self.transformed(changes)
+        assert [(r.url.removeprefix("http://vendor.test"), json.loads(r.body), r.event_indices) for r in requests] == [
+            ("/api/v1/segments/7/add_customers?id_type=id", {"ids": ["c-1", "c-2"]}, (0, 1)),
+            ("/api/v1/segments/7/add_customers?id_type=email", {"ids": ["e@x.io"]}, (2,)),
+            ("/api/v1/segments/7/remove_customers?id_type=id", {"ids": ["c-1"]}, (3,)),
+            ("/api/v1/customers/cust-1/events", json.loads(requests[3].body), (4,))]
+        many = self.transformed([member_of(n, customer_id=f"c{n}") for n in range(MAX_SEGMENT_IDS + 1)])
+        assert [len(r.event_indices) for r in many] == [MAX_SEGMENT_IDS, 1]
 
     def test_ulid_is_valid_and_stable(self) -> None:
         value = ulid(T0, "m-1")

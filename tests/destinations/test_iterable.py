@@ -6,8 +6,11 @@ from typing import Any
 import httpx
 import msgspec
 
+from destinations.audience_conformance import member
 from destinations.conformance import DestinationConformance
+from kaon.activation.membership import ADD, DELETE, SETTINGS_FLAG
 from kaon.delivery.send import send
+from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.iterable import destination as iterable
 from kaon.destinations.outcome import Outcome
 from support.capture import VendorCapture
@@ -109,3 +112,23 @@ class TestIterable(DestinationConformance):
         assert unauthorized.outcome == invalid.outcome == Outcome.ABORT
         assert server.outcome == Outcome.RETRY
         assert capture.requests()[0].route == "/api/users/bulkUpdate"
+
+
+def test_audience_members_are_subscribed_to_and_unsubscribed_from_the_connections_list() -> None:
+    def member_of(n: int, action: str = ADD, **identities: str) -> DeliveryEvent:
+        made = member(n, action, **identities)
+        flags = {**(made.event.data.custom_flags or {}), SETTINGS_FLAG: {"list_id": 42}}
+        return msgspec.structs.replace(made, event=msgspec.structs.replace(
+            made.event, data=msgspec.structs.replace(made.event.data, custom_flags=flags)))
+
+    settings = iterable.parse_settings({"api_key": "k"})
+    requests = iterable.transform([member_of(1, email="a@x.io", customer_id="a"), member_of(2, email="b@x.io"),
+                                   member_of(3, DELETE, email="a@x.io", customer_id="a"), member_of(4, other="x")],
+                                  settings)
+    assert [(r.url, json.loads(r.body), r.event_indices) for r in requests] == [
+        ("https://api.iterable.com/api/lists/subscribe",
+         {"listId": 42, "subscribers": [{"email": "a@x.io", "userId": "a", "preferUserId": True}, {"email": "b@x.io"}],
+          "updateExistingUsersOnly": False}, (0, 1)),
+        ("https://api.iterable.com/api/lists/unsubscribe",
+         {"listId": 42, "subscribers": [{"email": "a@x.io", "userId": "a"}], "channelUnsubscribe": False}, (2,))]
+    assert requests[0].headers["Api-Key"] == "k"

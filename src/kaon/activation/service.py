@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import msgspec
+
 from kaon.activation.settings import parse_settings
 from kaon.activation.store import (
     DISCONNECTING,
@@ -13,6 +15,7 @@ from kaon.activation.store import (
     SyncedStore,
 )
 from kaon.audiences.store import DefinitionStore, MemberStore
+from kaon.destinations.base import Destination
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
 from kaon.governance.consent import check_rule_purposes
@@ -27,6 +30,21 @@ class SettingsError(ValueError):
     """The connection's settings are not valid (400)."""
 
 
+def _output_settings(found: Destination, mode: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The connection's settings for its output, checked against what the output asks of a sync connection."""
+    kind = found.connection_settings_type
+    if mode != SYNC or kind is None:
+        if raw:
+            raise SettingsError(f"`output`: {found.title} takes no connection settings"
+                                f"{' in trigger mode' if kind is not None else ''}")
+        return {}
+    try:
+        checked: dict[str, Any] = msgspec.to_builtins(msgspec.convert(raw, kind))
+    except (msgspec.ValidationError, ValueError) as error:
+        raise SettingsError(f"`output`: {error}") from None
+    return checked
+
+
 def _settings(conn: Conn, workspace_id: str, raw: object) -> dict[str, Any]:
     try:
         settings = parse_settings(raw)
@@ -39,6 +57,8 @@ def _settings(conn: Conn, workspace_id: str, raw: object) -> dict[str, Any]:
     out: dict[str, Any] = {"rules": settings.rules}
     if settings.mode is not None:
         out["mode"] = settings.mode
+    if settings.output:
+        out["output"] = settings.output
     if settings.identity_types is not None:
         out["identity_types"] = sorted(set(settings.identity_types))
     return out
@@ -63,6 +83,9 @@ def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw
             raise SettingsError(f"output {output_id} ({found.title}) cannot sync audiences: use mode `trigger`")
         if mode == TRIGGER and not found.takes_events:
             raise SettingsError(f"output {output_id} ({found.title}) takes no events: use mode `sync`")
+        settings = {**settings, "output": _output_settings(found, mode, settings.get("output", {}))}
+        if not settings["output"]:
+            del settings["output"]
         members = MemberStore(conn, workspace_id)
         members.settle()  # the changes up to here are the initial sync's; later ones are the change stream's
         updates = IdentityUpdates(conn)
@@ -84,6 +107,10 @@ def update(conn: Conn, workspace_id: str, audience_id: str, connection_id: str, 
         settings = _settings(conn, workspace_id, raw_settings)
         if settings.get("mode", row.mode) != row.mode:
             raise SettingsError("the mode of a connection cannot change: disconnect and connect again")
+        output = OutputStore(conn, workspace_id).output(row.output_id)
+        settings["output"] = _output_settings(destination(output.destination), row.mode, settings.get("output", {}))
+        if not settings["output"]:
+            del settings["output"]
         store.update_settings(row, {**settings, "mode": row.mode} if "mode" in row.settings else settings, now)
         return store.get(connection_id)
 

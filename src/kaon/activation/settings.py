@@ -19,6 +19,8 @@ class ConnectionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     # The rules of kaon.connections (filters, forwarding, consent, sampling, transformations): an add (or, for a
     # trigger, any change) they drop is not sent. Removals of what was sent always go.
     rules: dict[str, Any] = {}
+    # The output's own settings for this audience (a sync connection): what its `connection_settings_type` asks.
+    output: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.identity_types or ()) - IDENTITY_TYPES)

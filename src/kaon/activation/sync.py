@@ -91,7 +91,8 @@ class _Step:
         return membership_event(workspace_id=self.row.workspace_id, connection_id=self.row.id,
                                 audience_id=self.row.audience_id, audience_name=self.row.audience_name,
                                 action=action, cause=cause, mpid=mpid, at_ms=at_ms, identities=identities,
-                                attributes=attributes, message_id=message_id, sync=self.row.mode == SYNC)
+                                attributes=attributes, message_id=message_id, sync=self.row.mode == SYNC,
+                                output_settings=self.row.settings.get("output"))
 
     def _queue(self, event: Any, event_id: int) -> None:
         delivery_store.enqueue(self.conn, self.row.workspace_id, self.output.id, self.row.id, event_id, event.mpid,

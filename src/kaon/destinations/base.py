@@ -49,6 +49,9 @@ class Destination:
     audience: ClassVar[bool] = False
     identity_types: ClassVar[tuple[str, ...]] = ()  # canonical identity types an audience output sends
     takes_events: ClassVar[bool] = True  # ordinary events (and so audience triggers); False: audiences only
+    # What each audience connection to it sets (`settings.output` of the connection: Customer.io's segment,
+    # Iterable's list); None: nothing. The membership changes carry them (Membership.settings).
+    connection_settings_type: ClassVar[type[msgspec.Struct] | None] = None
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         """Pure: the vendor requests for these events (at most `policy.batch_size`). Events a destination

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from kaon.activation.membership import ADD, membership_of
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import SendPolicy
@@ -46,6 +47,17 @@ class CustomerIoSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     send_anonymous: Annotated[bool, msgspec.Meta(
         title="Send anonymous events", description="Events of users without a customer ID go to `/api/v1/events` "
                                                    "with the mpid as `anonymous_id`; off: they are skipped.")] = True
+
+
+class CustomerIoAudience(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An audience connection's settings (`settings.output`)."""
+
+    segment_id: Annotated[int, msgspec.Meta(
+        title="Manual segment ID", description="The Customer.io manual segment the audience's members are added "
+                                               "to and removed from (create it in Customer.io first).", ge=1)]
+
+
+MAX_SEGMENT_IDS: Final = 1000  # ids per add_customers / remove_customers request (Customer.io's limit)
 
 
 def ulid(timestamp_ms: int, seed: str) -> str:
@@ -112,8 +124,11 @@ class CustomerIo(Destination):
     category = "Marketing automation"
     description = "Updates people and tracks their events in Customer.io Journeys through the Track API."
     settings_type = CustomerIoSettings
-    # Track API: about 3,000 requests per 3 s per workspace; one event per request.
-    policy = SendPolicy(batch_size=1, max_concurrency=8, rate_limit_rps=1000.0)
+    # Track API: about 3,000 requests per 3 s per workspace; one event per request (segment changes: up to 1,000).
+    policy = SendPolicy(batch_size=MAX_SEGMENT_IDS, max_concurrency=8, rate_limit_rps=1000.0)
+    audience = True
+    identity_types = ("customer_id", "email")
+    connection_settings_type = CustomerIoAudience
     docs_notes = (
         "Track API v1 at `https://track.customer.io` (EU: `https://track-eu.customer.io`), HTTP Basic auth "
         "`site_id:api_key`, one request per event. 429 and 5xx are retried (honouring `Retry-After`); 400, "
@@ -134,6 +149,12 @@ class CustomerIo(Destination):
                      "`shipping`, `currency`, `products[]` in `data`"),
         ("anonymous user", "events go to `POST /api/v1/events` with the mpid as `anonymous_id`"),
         ("every event", "`id` is a ULID derived from the event time and message id, so a retry is deduplicated"),
+        ("audience member added / removed (sync)", "`POST /api/v1/segments/{segment_id}/add_customers` (or "
+                                                  "`remove_customers`) `{ids: [...]}`, up to 1,000 per request, "
+                                                  "by customer ID (`id_type=id`), else by e-mail "
+                                                  "(`id_type=email`); `segment_id` is the connection's "
+                                                  "`settings.output.segment_id`, a manual segment"),
+        ("audience trigger", "the `audience_membership_change` custom event, as any custom event"),
     )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
@@ -144,12 +165,29 @@ class CustomerIo(Destination):
         auth = "Basic " + base64.b64encode(f"{settings.site_id}:{settings.api_key}".encode()).decode()
         headers = {"Content-Type": "application/json", "Authorization": auth}
         requests = []
+        runs: list[tuple[str, list[int], list[str]]] = []  # (path, event positions, ids): consecutive, in order
         for i, item in enumerate(events):
+            change = membership_of(item)
+            if change is not None:
+                segment = change.settings.get("segment_id")
+                key, id_type = ((change.identities.get("customer_id"), "id") if change.identities.get("customer_id")
+                                else (change.identities.get("email"), "email"))
+                if not isinstance(segment, int) or not key:
+                    continue  # no segment, or nothing Customer.io can name the person by: skipped
+                verb = "add_customers" if change.action == ADD else "remove_customers"
+                path = f"/api/v1/segments/{segment}/{verb}?id_type={id_type}"
+                if not runs or runs[-1][0] != path or len(runs[-1][1]) >= MAX_SEGMENT_IDS:
+                    runs.append((path, [], []))
+                runs[-1][1].append(i)
+                runs[-1][2].append(key)
+                continue
             found = self.request(item, settings, base)
             if found is not None:
                 method, path, body = found
                 requests.append(HttpRequest(method, base + path, dict(headers), _encoder.encode(body), (i,)))
-        return requests
+        requests.extend(HttpRequest("POST", base + path, dict(headers), _encoder.encode({"ids": ids}), tuple(where))
+                        for path, where, ids in runs)
+        return sorted(requests, key=lambda r: r.event_indices[0])
 
     def request(self, item: DeliveryEvent, settings: CustomerIoSettings,
                 base: str) -> tuple[str, str, dict[str, Any]] | None:

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from kaon.activation.membership import ADD, membership_of
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http
@@ -40,6 +41,14 @@ class IterableSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     prefer_user_id: Annotated[bool, msgspec.Meta(
         title="Prefer user ID", description="Profile updates of users without an email create the user by "
                                             "`userId` (Iterable's `preferUserId`).")] = True
+
+
+class IterableAudience(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An audience connection's settings (`settings.output`)."""
+
+    list_id: Annotated[int, msgspec.Meta(
+        title="List ID", description="The Iterable static list the audience's members are subscribed to and "
+                                     "unsubscribed from (create it in Iterable first).", ge=1)]
 
 
 def user_key(item: DeliveryEvent) -> dict[str, str]:
@@ -106,6 +115,9 @@ class Iterable(Destination):
     description = "Tracks events and purchases and updates user profiles in Iterable."
     settings_type = IterableSettings
     # Bulk endpoints allow about 5 (bulkUpdate) to 10 (trackBulk) requests per second per key.
+    audience = True
+    identity_types = ("email", "customer_id")
+    connection_settings_type = IterableAudience
     policy = SendPolicy(batch_size=MAX_BULK_ITEMS, max_concurrency=2, rate_limit_rps=5.0,
                         max_request_bytes=MAX_BULK_BYTES)
     docs_notes = (
@@ -124,6 +136,12 @@ class Iterable(Destination):
                              "…); a deleted attribute is sent as null"),
         ("every event", "user = `email` identity and/or customer ID as `userId` (neither: skipped); `id` = source "
                         "message id, so a retry updates rather than duplicates"),
+        ("audience member added / removed (sync)", "`POST /api/lists/subscribe` `{listId, subscribers: [{email, "
+                                                  "userId, preferUserId}], updateExistingUsersOnly: false}` or "
+                                                  "`POST /api/lists/unsubscribe` `{listId, subscribers, "
+                                                  "channelUnsubscribe: false}`, up to 1,000 per request; `listId` "
+                                                  "is the connection's `settings.output.list_id`, a static list"),
+        ("audience trigger", "the `audience_membership_change` custom event, as any custom event"),
     )
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
@@ -135,10 +153,24 @@ class Iterable(Destination):
         tracked: list[tuple[int, dict[str, Any]]] = []
         users: list[tuple[int, dict[str, Any]]] = []
         requests = []
+        runs: list[tuple[str, int, list[tuple[int, dict[str, Any]]]]] = []  # (path, list, subscribers) in order
         for i, item in enumerate(events):
             key = user_key(item)
             data = item.event.data
             if not key:
+                continue
+            change = membership_of(item)
+            if change is not None:
+                list_id = change.settings.get("list_id")
+                if not isinstance(list_id, int):
+                    continue
+                path = "/api/lists/subscribe" if change.action == ADD else "/api/lists/unsubscribe"
+                subscriber: dict[str, Any] = dict(key)
+                if change.action == ADD and settings.prefer_user_id and "userId" in key:
+                    subscriber["preferUserId"] = True
+                if not runs or runs[-1][:2] != (path, list_id) or len(runs[-1][2]) >= MAX_BULK_ITEMS:
+                    runs.append((path, list_id, []))
+                runs[-1][2].append((i, subscriber))
                 continue
             if isinstance(data, CustomEventData | ScreenViewData):
                 tracked.append((i, self.track(item, data, key)))
@@ -156,6 +188,12 @@ class Iterable(Destination):
             for chunk in chunks(entries):
                 body = _encoder.encode({field: [entry for _, entry in chunk]})
                 requests.append(HttpRequest("POST", base + path, dict(headers), body, tuple(i for i, _ in chunk)))
+        for path, list_id, entries in runs:
+            payload: dict[str, Any] = {"listId": list_id, "subscribers": [s for _, s in entries]}
+            payload.update({"updateExistingUsersOnly": False} if path.endswith("/subscribe") else
+                           {"channelUnsubscribe": False})
+            requests.append(HttpRequest("POST", base + path, dict(headers), _encoder.encode(payload),
+                                        tuple(i for i, _ in entries)))
         return sorted(requests, key=lambda r: r.event_indices[0])
 
     @staticmethod
@@ -170,7 +208,8 @@ class Iterable(Destination):
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
         result = classify_http(response)
-        if result.outcome is not Outcome.DELIVERED or not request.url.endswith(("/trackBulk", "/bulkUpdate")):
+        if result.outcome is not Outcome.DELIVERED or not request.url.endswith(
+                ("/trackBulk", "/bulkUpdate", "/lists/subscribe", "/lists/unsubscribe")):
             return result
         failed = failed_positions(request.body, response.body)
         if not failed:
@@ -194,7 +233,7 @@ def failed_positions(request_body: bytes, response_body: bytes) -> tuple[int, ..
     emails = {e for s in sources for name in FAILED_EMAILS for e in s.get(name) or () if isinstance(e, str)}
     user_ids = {u for s in sources for name in FAILED_USER_IDS for u in s.get(name) or () if isinstance(u, str)}
     disallowed = set(answer.get("disallowedEventNames") or ())
-    items = sent.get("events") or sent.get("users") or []
+    items = sent.get("events") or sent.get("users") or sent.get("subscribers") or []
     return tuple(p for p, entry in enumerate(items)
                  if entry.get("email") in emails or entry.get("userId") in user_ids
                  or entry.get("eventName") in disallowed)
