@@ -34,7 +34,7 @@ from kaon.activation.store import (
     SyncedStore,
     connections_to_run,
 )
-from kaon.audiences.engine import current_values
+from kaon.audiences.engine import Compiled, compile_calculated, current_values
 from kaon.audiences.store import DefinitionStore, MemberStore
 from kaon.clock import Clock, now_ms
 from kaon.connections.evaluate import ProfileFacts, evaluate
@@ -80,14 +80,17 @@ class _Step:
         self.synced = SyncedStore(conn, row.workspace_id)
         self.profiles = ProfileStore(conn, row.workspace_id)
         self.counts: Counter[tuple[str, str]] = Counter()
+        self._calculated: Compiled | None = None  # compiled once per step, for triggers' attributes
 
     def _event(self, mpid: int, action: str, cause: str, at_ms: int, identities: dict[str, str],
                message_id: str) -> Any:
         attributes: dict[str, Any] = {}
         if self.row.mode != SYNC:  # a trigger carries the profile's attributes (calculated ones winning)
             attributes = {k: v for k, (v, _) in self.profiles.attributes(mpid).items()}
-            attributes.update({k: v for k, v in current_values(self.conn, self.row.workspace_id, mpid,
-                                                                self.now).items() if v is not None})
+            if self._calculated is None:
+                self._calculated = compile_calculated(self.conn, self.row.workspace_id)
+            attributes.update({k: v for k, v in current_values(self.conn, self.row.workspace_id, mpid, self.now,
+                                                                self._calculated).items() if v is not None})
         return membership_event(workspace_id=self.row.workspace_id, connection_id=self.row.id,
                                 audience_id=self.row.audience_id, audience_name=self.row.audience_name,
                                 action=action, cause=cause, mpid=mpid, at_ms=at_ms, identities=identities,

@@ -364,9 +364,16 @@ class Engine:
         return changes
 
 
-def current_values(conn: Conn, workspace_id: str, mpid: int, now_ms: int) -> dict[str, Any]:
+def compile_calculated(conn: Conn, workspace_id: str) -> Compiled:
+    """The workspace's live calculated attributes (what `current_values` reads), to reuse over many profiles."""
+    return compile_rows(r for r in DefinitionStore(conn, workspace_id).live() if r.kind == "calculated")
+
+
+def current_values(conn: Conn, workspace_id: str, mpid: int, now_ms: int,
+                   compiled: Compiled | None = None) -> dict[str, Any]:
     """A profile's calculated attribute values now (name → value; a null value when its window is empty)."""
-    compiled = compile_rows(r for r in DefinitionStore(conn, workspace_id).live() if r.kind == "calculated")
+    if compiled is None:
+        compiled = compile_calculated(conn, workspace_id)
     if not compiled.calculated:
         return {}
     state = StateStore(conn, workspace_id).load([mpid]).get(mpid, {})
