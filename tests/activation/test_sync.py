@@ -28,6 +28,7 @@ from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 from support.capture import VendorCapture
 from support.pipeline import DAY, NOW, Pipeline, a_pipeline
+from support.waiting import eventually
 
 QUICK = RetryPolicy(base_s=0.01, cap_s=0.02, max_attempts=3, window_s=600.0)
 BUYERS = {"event": {"event_type": "commerce_event", "name": "purchase", "within": "7d"}}
@@ -124,6 +125,30 @@ def test_initial_sync_then_every_entry_and_exit_in_order(pipeline: Pipeline, ven
     deliver(pipeline, output)
     assert sent(vendor)[-1] == (late, "delete", {"customer": "late", "email": "late@example.com"})
     assert SyncedStore(pipeline.db.conn(), pipeline.workspace_id).count(row.id) == 0
+
+
+def test_an_exit_never_overtakes_its_entry_when_the_entry_is_retried(pipeline: Pipeline,
+                                                                     vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    output = OutputStore(pipeline.db.conn(), pipeline.workspace_id).create_output(
+        "Meta", "meta_custom_audiences", {"audience_id": "1", "access_token": "t", "base_url": vendor.url}, True).id
+    service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    pipeline.bulk(purchase(NOW, customer_id="a"))
+    pipeline.process(now=NOW)
+    tick(pipeline, NOW + 8 * DAY)  # a week later the member leaves
+    sync.run_all(pipeline.db.conn())  # the add and the remove are both queued before anything is sent
+    vendor.answer_next(1, 503, body={"error": "busy"})  # the add fails once: the remove must wait for it
+    output_row = OutputStore(pipeline.db.conn(), pipeline.workspace_id).output(output)
+    found = destination(output_row.destination)
+    worker = OutputWorker(pipeline.db, output, found, found.parse_settings(output_row.settings), QUICK)
+    try:
+        eventually(lambda: worker.run_once() >= 0 and len(vendor.requests()) >= 3, timeout=10,
+                   what="the add twice, then the remove")
+    finally:
+        worker.stop_event.set()
+        worker.start()
+        worker.stop()
+    assert [r.method for r in vendor.requests()] == ["POST", "POST", "DELETE"]
 
 
 def test_disconnecting_removes_every_member_that_was_sent(pipeline: Pipeline, vendor: VendorCapture) -> None:
