@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from kaon.destinations.base import SECRET_MARK, Destination
 from kaon.destinations.registry import destinations
 
@@ -39,9 +41,11 @@ def _secret(spec: dict[str, Any]) -> bool:
     return bool(spec.get(SECRET_MARK)) or any(_secret(s) for s in spec.get("anyOf", ()))
 
 
-def settings_rows(destination: Destination) -> list[tuple[str, str, str, str, str]]:
-    """(name, type, default, secret, description) per setting, in declaration order."""
-    schema = destination.settings_schema()
+def settings_rows(destination: Destination,
+                  schema: dict[str, Any] | None = None) -> list[tuple[str, str, str, str, str]]:
+    """(name, type, default, secret, description) per setting (of `schema`, else the output's settings), in
+    declaration order."""
+    schema = destination.settings_schema() if schema is None else schema
     definitions: dict[str, Any] = schema.get("$defs", {})
     target = definitions[schema["$ref"].split("/")[-1]] if "$ref" in schema else schema
     required = set(target.get("required", ()))
@@ -70,6 +74,17 @@ def destination_page(destination: Destination) -> str:
               "| Setting | Type | Default | Secret | Description |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(_cell(c) if i < 4 else c for i, c in enumerate(row)) + " |"
               for row in settings_rows(destination)]
+    if destination.audience:
+        lines += ["", "## Audiences", "",
+                  f"An audience output (see [audiences](../audiences.md)): a `sync` connection sends the members' "
+                  f"{', '.join(f'`{t}`' for t in destination.identity_types)} identities"
+                  f"{'' if destination.takes_events else '; it takes no other events'}."]
+        if destination.connection_settings_type is not None:
+            lines += ["", "Each audience connection gives it `settings.output`:", "",
+                      "| Setting | Type | Default | Secret | Description |", "|---|---|---|---|---|"]
+            schema = msgspec.json.schema(destination.connection_settings_type)
+            lines += ["| " + " | ".join(_cell(c) if i < 4 else c for i, c in enumerate(row)) + " |"
+                      for row in settings_rows(destination, schema)]
     lines += ["", "## Event mapping", ""]
     mapping = getattr(destination, "mapping_notes", ())
     if mapping:
