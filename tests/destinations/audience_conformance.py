@@ -26,7 +26,7 @@ def member(n: int, action: str = ADD, **identities: str) -> DeliveryEvent:
     return membership_event(workspace_id="ws", connection_id="acn_1", audience_id="aud_1",
                             audience_name="Cart abandoners", action=action, cause="event", mpid=8675309 + n,
                             at_ms=T0 + n * 1000, identities=identities or IDENTITIES, attributes={},
-                            message_id=f"acn_1-{n}")
+                            message_id=f"acn_1-{n}-{action}")
 
 
 def changes() -> list[DeliveryEvent]:

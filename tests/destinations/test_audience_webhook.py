@@ -42,7 +42,7 @@ class TestAudienceWebhook(AudienceConformance):
         (request,) = self.transformed([member(1)])
         signed = request.headers["X-Kaon-Timestamp"].encode() + b"." + request.body
         assert request.headers["X-Kaon-Signature"] == hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
-        assert request.headers["Idempotency-Key"] == "acn_1-1"
+        assert request.headers["Idempotency-Key"] == "acn_1-1-add"
 
     def test_the_request_id_is_the_same_on_every_retry(self) -> None:
         assert self.transformed([member(1)])[0].body == self.transformed([member(1)])[0].body

@@ -9,9 +9,12 @@ import msgspec
 import psycopg
 import pytest
 
+from destinations.audience_conformance import member
 from destinations.conformance import DestinationConformance
+from kaon.activation.membership import DELETE
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
+from kaon.destinations.registry import destinations
 from support.events import custom, every_kind, purchase, screen
 from support.postgres import PostgresCluster, free_port, running_cluster
 
@@ -216,3 +219,19 @@ class TestPostgres(DestinationConformance):
         cluster.start()
         assert deliver(self.destination, [custom(4)], dsn=cluster.dsn(), schema=schema) == [Outcome.DELIVERED]
         assert query(cluster, f"SELECT event_id FROM {schema}.events ORDER BY event_id") == [(1,), (3,), (4,)]
+
+
+def test_audience_members_are_kept_in_a_table_and_every_change_logged(cluster: PostgresCluster, schema: str) -> None:
+    postgres = destinations()["postgres"]
+    changes = [member(1, customer_id="a"), member(2, customer_id="b", email="b@example.com"), member(1, DELETE),
+               custom(9)]
+    assert deliver(postgres, changes, dsn=cluster.dsn(), schema=schema) == [Outcome.DELIVERED] * 4
+    # Delivered again (a retry after a lost answer): nothing changes twice.
+    assert deliver(postgres, changes[:3], dsn=cluster.dsn(), schema=schema) == [Outcome.DELIVERED] * 3
+    members = query(cluster, f"SELECT audience_id, audience_name, mpid, identities FROM {schema}.audience_memberships")
+    assert members == [("aud_1", "Cart abandoners", "8675311", {"customer_id": "b", "email": "b@example.com"})]
+    log = query(cluster, f"SELECT source_message_id, mpid, action, cause FROM {schema}.audience_membership_changes"
+                         " ORDER BY source_message_id")
+    assert log == [("acn_1-1-add", "8675310", "add", "event"), ("acn_1-1-delete", "8675310", "delete", "event"),
+                   ("acn_1-2-add", "8675311", "add", "event")]
+    assert query(cluster, f"SELECT count(*) FROM {schema}.events") == [(1,)], "the ordinary event went to events"

@@ -8,9 +8,11 @@ import msgspec
 import psycopg
 
 from kaon import outbound
+from kaon.activation.membership import Membership, membership_of
 from kaon.destinations.base import Destination, Secret
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome, SendPolicy, SendResult
+from kaon.destinations.postgres_audiences import write as write_memberships
 from kaon.destinations.postgres_hosts import check, pinned
 from kaon.destinations.postgres_schema import (
     TablePlan,
@@ -21,6 +23,7 @@ from kaon.destinations.postgres_schema import (
     existing_columns,
 )
 from kaon.destinations.postgres_schema import identifier as table_name
+from kaon.model.identities import DEVICE_IDENTITY_TYPES, USER_IDENTITY_TYPES
 
 CONNECT_TIMEOUT_S: Final = 10
 IDLE_PER_DSN: Final = 2
@@ -98,6 +101,8 @@ class Postgres(Destination):
                   "as new attributes appear."
     settings_type = PostgresSettings
     policy = SendPolicy(batch_size=1000, max_concurrency=1, timeout_s=60.0)
+    audience = True
+    identity_types = (*USER_IDENTITY_TYPES, *DEVICE_IDENTITY_TYPES)
     docs_notes = (
         "Connects with the `dsn` (psycopg 3) and writes each delivered batch in one transaction. Tables: "
         "`<schema>.events`, or one table per event type. Columns: source_message_id (primary key), event_id, "
@@ -119,6 +124,12 @@ class Postgres(Destination):
         "beforehand, USAGE on the schema and SELECT and INSERT on the tables suffice for known attributes."
     )
     mapping_notes = (
+        ("audience member added / removed (sync)", "`audience_memberships` (audience_id, audience_name, mpid, "
+                                                  "identities jsonb, added_at, updated_at; one row per current "
+                                                  "member: upserted on add, deleted on remove) and "
+                                                  "`audience_membership_changes` (source_message_id, audience_id, "
+                                                  "audience_name, mpid, action, cause, changed_at, identities; "
+                                                  "each change once), in the batch's transaction"),
         ("Every event type", "One row in `events` (or in the table named for its event type)"),
         ("custom_event", "event_name = the custom event name; each custom attribute also gets its own column"),
         ("screen_view", "event_name = the screen name; screen attributes as columns"),
@@ -136,11 +147,17 @@ class Postgres(Destination):
     def deliver(self, events: Sequence[DeliveryEvent], settings: Any) -> list[SendResult]:
         assert isinstance(settings, PostgresSettings)
         groups: dict[str, list[DeliveryEvent]] = {}
+        memberships: list[tuple[str, str | None, Membership]] = []
         for item in events:
+            change = membership_of(item)
+            if change is not None:  # a sync audience connection's change: the audience tables
+                cause = (item.event.data.custom_attributes or {}).get("cause")
+                memberships.append((item.source_message_id, None if cause is None else str(cause), change))
+                continue
             table = "events" if settings.mode == "events_table" else table_name(item.event_type)
             groups.setdefault(table, []).append(item)
         try:
-            self._write(groups, settings)
+            self._write(groups, settings, memberships)
         except TooManyColumns as error:
             if len(events) == 1:
                 return [SendResult(Outcome.ABORT, f"TooManyColumns: {error}")]
@@ -156,12 +173,15 @@ class Postgres(Destination):
             return [SendResult(Outcome.ABORT, f"request could not be sent: {error}")] * len(events)
         return [SendResult(Outcome.DELIVERED)] * len(events)
 
-    def _write(self, groups: dict[str, list[DeliveryEvent]], settings: PostgresSettings) -> None:
+    def _write(self, groups: dict[str, list[DeliveryEvent]], settings: PostgresSettings,
+               memberships: Sequence[tuple[str, str | None, Membership]] = ()) -> None:
         conn, reused = self._connections.take(settings.dsn)
         while True:
             try:
                 with conn.transaction():
                     self._insert(conn, groups, settings.schema, settings.max_columns)
+                    if memberships:
+                        write_memberships(conn, settings.schema, memberships)
             except psycopg.OperationalError:
                 conn.close()
                 if not reused:
