@@ -57,13 +57,16 @@ SYNC_LOCK = 4_242_014  # one sync worker per cluster (PostgreSQL advisory lock)
 PRUNE_EVERY_S = 10.0
 
 
-def identities_of(conn: Conn, workspace_id: str, mpid: int, wanted: frozenset[str] | None) -> dict[str, str]:
-    """The profile's identities by type (the most recently linked value of each), of `wanted` types."""
+def newest_identities(held: list[tuple[str, str, int]], wanted: frozenset[str] | None) -> dict[str, str]:
+    """A profile's identities by type (the most recently linked value of each), of `wanted` types."""
     newest: dict[str, tuple[int, str]] = {}
-    for kind, value, seen in ProfileStore(conn, workspace_id).identities(mpid):
+    for kind, value, seen in held:
         if (wanted is None or kind in wanted) and (kind not in newest or seen >= newest[kind][0]):
             newest[kind] = (seen, value)
     return {kind: value for kind, (_, value) in sorted(newest.items())}
+
+
+_UNKNOWN: Any = object()
 
 
 class _Step:
@@ -81,6 +84,33 @@ class _Step:
         self.profiles = ProfileStore(conn, row.workspace_id)
         self.counts: Counter[tuple[str, str]] = Counter()
         self._calculated: Compiled | None = None  # compiled once per step, for triggers' attributes
+        # Read for the step's profiles at once (`prefetch`): identities, consent facts, what was synced.
+        self._identities: dict[int, list[tuple[str, str, int]]] = {}
+        self._facts: dict[int, tuple[dict[str, Any], bool]] = {}
+        self._held: dict[int, dict[str, str] | None] = {}
+
+    def prefetch(self, mpids: list[int]) -> None:
+        todo = [m for m in set(mpids) if m not in self._identities]
+        if not todo:
+            return
+        found = self.profiles.identities_of_many(todo)
+        self._identities.update({m: found.get(m, []) for m in todo})
+        self._facts.update(self.profiles.consent_of_many(todo))
+        if self.row.mode == SYNC:
+            held = self.synced.of(self.row.id, todo)
+            self._held.update({m: held.get(m) for m in todo if m not in self._held})
+
+    def identities(self, mpid: int) -> dict[str, str]:
+        if mpid not in self._identities:
+            self.prefetch([mpid])
+        return newest_identities(self._identities[mpid], self.wanted)
+
+    def held(self, mpid: int) -> dict[str, str] | None:
+        """The identities this connection last added for the profile (None: not added)."""
+        found = self._held.get(mpid, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._held[mpid] = self.synced.of(self.row.id, [mpid]).get(mpid)
+        return found  # type: ignore[no-any-return]
 
     def _event(self, mpid: int, action: str, cause: str, at_ms: int, identities: dict[str, str],
                message_id: str) -> Any:
@@ -104,9 +134,10 @@ class _Step:
 
     def _passes(self, event: Any, mpid: int) -> Any:
         """The event the rules forward (transformed), or None (counted as filtered, with the reason)."""
-        profile = self.profiles.row(mpid)
-        facts = ProfileFacts(consent=profile["consent"] if profile else {},
-                             opted_out=bool(profile and profile["is_opted_out"]))
+        if mpid not in self._facts:
+            self._facts.update(self.profiles.consent_of_many([mpid]))
+        consent, opted_out = self._facts.get(mpid, ({}, False))
+        facts = ProfileFacts(consent=consent, opted_out=opted_out)
         decision = evaluate(self.rules, event, facts)
         if decision.forward and decision.event is not None:
             return decision.event
@@ -114,8 +145,8 @@ class _Step:
         return None
 
     def add(self, mpid: int, cause: str, at_ms: int, message_id: str, event_id: int) -> None:
-        identities = identities_of(self.conn, self.row.workspace_id, mpid, self.wanted)
-        held = self.synced.of(self.row.id, [mpid]).get(mpid)
+        identities = self.identities(mpid)
+        held = self.held(mpid)
         if held is not None and held == identities:
             return  # already added with these identities
         if not identities:
@@ -129,18 +160,20 @@ class _Step:
             self._queue(self._event(mpid, DELETE, "identity_change", at_ms, gone, f"{message_id}-old"), event_id)
         self._queue(event, event_id)
         self.synced.put(self.row.id, mpid, identities, self.now)
+        self._held[mpid] = identities
 
     def remove(self, mpid: int, cause: str, at_ms: int, message_id: str, event_id: int,
                held: dict[str, str] | None = None) -> None:
         if held is None:
-            held = self.synced.of(self.row.id, [mpid]).get(mpid)
+            held = self.held(mpid)
         if held is None:
             return  # never added (filtered, no identities, or it entered and left before the initial sync)
         self._queue(self._event(mpid, DELETE, cause, at_ms, held, message_id), event_id)
         self.synced.drop(self.row.id, mpid)
+        self._held[mpid] = None
 
     def trigger(self, mpid: int, action: str, cause: str, at_ms: int, message_id: str, event_id: int) -> None:
-        identities = identities_of(self.conn, self.row.workspace_id, mpid, self.wanted)
+        identities = self.identities(mpid)
         event = self._passes(self._event(mpid, action, cause, at_ms, identities, message_id), mpid)
         if event is not None:
             self._queue(event, event_id)
@@ -191,7 +224,9 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
             work.record_counts()
             store.delete(row)
             return True
-        for change in members.changes(row.audience_id, CHANGES_PER_STEP, after=change_cursor):
+        stream = members.changes(row.audience_id, CHANGES_PER_STEP, after=change_cursor)
+        work.prefetch([c["mpid"] for c in stream])
+        for change in stream:
             mpid, at, cause, change_id = change["mpid"], change["at_unixtime_ms"], change["cause"], change["id"]
             message_id = f"{row.id}-{change_id}"
             if row.mode == SYNC:
@@ -206,24 +241,19 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
         if row.mode == SYNC:
             # Members whose identities changed: the vendor forgets the values they lost and learns the new ones.
             noted = updates.after(workspace_id, update_cursor, CHANGES_PER_STEP)
-            synced_now = work.synced.of(row.id, [m for _, m in noted])
+            work.prefetch([m for _, m in noted])
             for update_id, mpid in noted:
-                if mpid in synced_now:
-                    if identities_of(conn, workspace_id, mpid, work.wanted):
+                if work.held(mpid) is not None:
+                    if work.identities(mpid):
                         work.add(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0)
                     else:
-                        work.remove(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0, synced_now[mpid])
-                    after = work.synced.of(row.id, [mpid]).get(mpid)
-                    if after is None:
-                        del synced_now[mpid]
-                    else:
-                        synced_now[mpid] = after
+                        work.remove(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0)
                 update_cursor, did = update_id, True
         if status == SYNCING:
             page = members.members(row.audience_id, MEMBERS_PER_STEP, after=member_cursor)
-            already = work.synced.of(row.id, [m for m, _ in page])
+            work.prefetch([m for m, _ in page])
             for mpid, entered in page:
-                if mpid not in already:
+                if work.held(mpid) is None:
                     work.add(mpid, "connected", entered, f"{row.id}-initial-{mpid}", 0)
             progress["members_sent"] = int(progress.get("members_sent", 0)) + len(page)
             if page:

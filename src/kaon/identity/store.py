@@ -131,6 +131,27 @@ class ProfileStore:
         )
         return cursor.rowcount == 1
 
+    def identities_of_many(self, mpids: Iterable[int]) -> dict[int, list[tuple[str, str, int]]]:
+        """`identities` of several profiles at once (mpid → (type, value, first_seen_ms), stable order)."""
+        out: dict[int, list[tuple[str, str, int]]] = {}
+        source = "identities INDEXED BY identities_by_profile" if self.conn.dialect.sqlite else "identities"
+        for chunk in chunks(sorted(set(mpids))):
+            for m, t, v, s in self.conn.execute(
+                    f"SELECT mpid, identity_type, value, first_seen_ms FROM {source} WHERE workspace_id = ?"
+                    f" AND mpid IN ({marks(chunk)})", (self.ws, *chunk)):
+                out.setdefault(int(m), []).append((str(t), str(v), int(s)))
+        return {m: sorted(found) for m, found in out.items()}
+
+    def consent_of_many(self, mpids: Iterable[int]) -> dict[int, tuple[dict[str, Any], bool]]:
+        """(consent, is_opted_out) of several profiles at once."""
+        out: dict[int, tuple[dict[str, Any], bool]] = {}
+        for chunk in chunks(sorted(set(mpids))):
+            for m, consent, opted_out in self.conn.execute(
+                    f"SELECT mpid, consent, is_opted_out FROM profiles WHERE workspace_id = ?"
+                    f" AND mpid IN ({marks(chunk)})", (self.ws, *chunk)):
+                out[int(m)] = (_decode.decode(consent), bool(opted_out))
+        return out
+
     def identities(self, mpid: int) -> list[tuple[str, str, int]]:
         """(type, value, first_seen_ms) of a profile, in a stable order."""
         # Without INDEXED BY (and with ORDER BY) SQLite walks the primary key of the whole workspace.
