@@ -18,7 +18,7 @@ from kaon.audiences.definition import parse_audience
 from kaon.audiences.engine import current_values, memberships
 from kaon.audiences.estimate import estimate
 from kaon.audiences.schedule import run_due_changes
-from kaon.audiences.store import MemberStore
+from kaon.audiences.store import DefinitionStore, MemberStore
 from kaon.destinations.event import DeliveryEvent
 from kaon.governance.dsr_erase import erase, find_subject
 from kaon.governance.dsr_export import collect
@@ -319,3 +319,21 @@ def test_a_profile_that_leaves_and_comes_back_in_one_run_has_its_new_entry_time(
     assert [c[1:3] for c in changes(pipeline, recent)] == [("enter", NOW + HOUR), ("exit", NOW + DAY),
                                                            ("enter", NOW + 2 * DAY + HOUR)]
     assert members(pipeline, recent) == {back: NOW + 2 * DAY + HOUR}
+
+
+def test_a_backfill_reads_only_the_event_types_and_names_its_criteria_take(pipeline: Pipeline) -> None:
+    def screen(name: str, at: int, customer: str) -> dict[str, Any]:
+        return {"environment": "production", "user_identities": {"customer_id": customer},
+                "events": [{"event_type": "screen_view", "data": {"timestamp_unixtime_ms": at, "screen_name": name}}]}
+
+    at = NOW - HOUR
+    pipeline.bulk(screen("product", at, "a"), screen("PRODUCT", at, "b"), screen("home", at, "c"),
+                  screen("Prodüct", at, "d"), commerce("purchase", at, 5, customer_id="e"))
+    pipeline.process(now=NOW)
+    viewers = audience(pipeline, "Product viewers", {"event": {"event_type": "screen_view", "name": "product"}})
+    backfill(pipeline)
+    row = DefinitionStore(pipeline.db.conn(), pipeline.workspace_id).get("audience", viewers)
+    # "product" and "PRODUCT" match; "home" and the purchase are never read; "Prodüct" is read (its name is not
+    # plain ASCII, so SQL cannot judge it) and does not match.
+    assert row.progress["events_total"] == 3 and row.progress["history_events"] == 5
+    assert set(members(pipeline, viewers)) == {pipeline.holder("customer_id", "a"), pipeline.holder("customer_id", "b")}

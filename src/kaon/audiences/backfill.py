@@ -73,16 +73,16 @@ def _step(conn: Conn, row: DefinitionRow, now: int) -> bool:
             events = EventStore(conn)
             oldest = _oldest(row, now)
             compiled = compile_workspace(conn, row.workspace_id)
-            # Only the event types its criteria may take are read (and counted in `events_total`);
+            # Only the event types (and names) its criteria may take are read (and counted in `events_total`);
             # `history_events` counts every event of the window or lookback the backfill covers.
-            types = compiled.event_types(row.key)
+            types = compiled.event_kinds(row.key)
             if progress.get("events_total") is None:
                 progress["events_total"] = events.count_range(row.workspace_id, after_id=row.cursor,
-                                                              max_id=row.hwm or 0, min_ts=oldest, event_types=types)
+                                                              max_id=row.hwm or 0, min_ts=oldest, kinds=types)
                 progress["history_events"] = events.count_range(row.workspace_id, after_id=row.cursor,
                                                                 max_id=row.hwm or 0, min_ts=oldest)
             page = events.scan(row.workspace_id, after_id=row.cursor, max_id=row.hwm or 0, min_ts=oldest,
-                               limit=EVENTS_PER_PAGE, event_types=types)
+                               limit=EVENTS_PER_PAGE, kinds=types)
             if not page:
                 if row.kind == "calculated":
                     progress["finished_unixtime_ms"] = now

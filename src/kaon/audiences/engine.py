@@ -86,15 +86,28 @@ class Compiled:
                 index.setdefault(kind, []).append((key, matchers))
         return index
 
-    def event_types(self, key: str) -> frozenset[str] | None:
-        """The event types a definition's matchers may take (None: any type), so a backfill reads only those."""
-        types: set[str] = set()
+    def event_kinds(self, key: str) -> dict[str, frozenset[str] | None] | None:
+        """The event types a definition's matchers may take, each with the (lower-cased) names they may take
+        (None: any name), so a backfill reads only those events; None: any event. Names narrow only custom events
+        and screen views whose matcher names are ASCII (a commerce event also matches by its product action,
+        which its stored name may not be)."""
+        found: dict[str, set[str] | None] = {}
         for kind, entries in self._index.items():
-            if any(k == key for k, _ in entries):
+            for k, matchers in entries:
+                if k != key:
+                    continue
                 if kind is None:
                     return None
-                types.add(kind)
-        return frozenset(types)
+                for m in matchers:
+                    if m.event_type != kind:
+                        continue
+                    narrow = kind in ("custom_event", "screen_view") and m.name is not None and m.name.isascii()
+                    held = found.setdefault(kind, set())
+                    if held is None or not narrow:
+                        found[kind] = None
+                    else:
+                        held.add(m.name or "")
+        return {kind: None if names is None else frozenset(names) for kind, names in found.items()}
 
     def live_members(self, members: dict[str, Any]) -> dict[str, Any]:
         """A profile's membership entries (`state["m"]`) that still hold: of a live audience, made after its last

@@ -1,6 +1,6 @@
 """The event store: processed events (newest-first listing, filtered, with a keyset cursor) and their batches."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -169,30 +169,42 @@ class EventStore:
         return [int(r[0]) for r in self.conn.execute(
             "SELECT id FROM events WHERE workspace_id = ? AND mpid = ? ORDER BY id", (workspace_id, mpid))]
 
-    @staticmethod
-    def _range(workspace_id: str, after_id: int, max_id: int, min_ts: int | None,
-               event_types: Collection[str] | None) -> tuple[str, tuple[object, ...]]:
+    def _range(self, workspace_id: str, after_id: int, max_id: int, min_ts: int | None,
+               kinds: Mapping[str, Collection[str] | None] | None) -> tuple[str, tuple[object, ...]]:
         where = "workspace_id = ? AND id > ? AND id <= ?"
         args: tuple[object, ...] = (workspace_id, after_id, max_id)
         if min_ts is not None:
             where, args = where + " AND timestamp_ms > ?", (*args, min_ts)
-        if event_types is not None:
-            kinds = sorted(event_types)
-            where, args = where + f" AND event_type IN ({marks(kinds) if kinds else 'NULL'})", (*args, *kinds)
-        return where, args
+        if kinds is None:
+            return where, args
+        if not kinds:
+            return where + " AND event_type IN (NULL)", args
+        # A name with a character outside printable ASCII is always read: SQL's lower() and Python's may differ.
+        odd = "event_name GLOB '*[^ -~]*'" if self.conn.dialect.sqlite else "event_name ~ '[^ -~]'"
+        clauses = []
+        for kind, names in sorted(kinds.items()):
+            if names is None:
+                clauses.append("event_type = ?")
+                args = (*args, kind)
+            else:
+                ordered = sorted(names)
+                clauses.append(f"(event_type = ? AND (lower(event_name) IN ({marks(ordered)}) OR {odd}))")
+                args = (*args, kind, *ordered)
+        return where + f" AND ({' OR '.join(clauses)})", args
 
     def scan(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None, limit: int,
-             event_types: Collection[str] | None = None) -> list[tuple[int, int, int, bytes]]:
-        """(id, mpid, timestamp_ms, body) of events with `after_id < id <= max_id` (timed after `min_ts`, of
-        `event_types` when given), in id order: a backfill's pages over the stored history."""
-        where, args = self._range(workspace_id, after_id, max_id, min_ts, event_types)
+             kinds: Mapping[str, Collection[str] | None] | None = None) -> list[tuple[int, int, int, bytes]]:
+        """(id, mpid, timestamp_ms, body) of events with `after_id < id <= max_id` (timed after `min_ts`; of the
+        event types, and for a type given with names of those lower-cased names, in `kinds` when given), in id
+        order: a backfill's pages over the stored history."""
+        where, args = self._range(workspace_id, after_id, max_id, min_ts, kinds)
         return [(int(i), int(m), int(t), bytes(b) if not isinstance(b, bytes) else b) for i, m, t, b in
                 self.conn.execute(f"SELECT id, mpid, timestamp_ms, body FROM events WHERE {where}"
                                   " AND mpid IS NOT NULL ORDER BY id LIMIT ?", (*args, limit))]
 
     def count_range(self, workspace_id: str, *, after_id: int, max_id: int, min_ts: int | None,
-                    event_types: Collection[str] | None = None) -> int:
-        where, args = self._range(workspace_id, after_id, max_id, min_ts, event_types)
+                    kinds: Mapping[str, Collection[str] | None] | None = None) -> int:
+        where, args = self._range(workspace_id, after_id, max_id, min_ts, kinds)
         return int(self.conn.execute(f"SELECT count(*) FROM events WHERE {where}", args).fetchone()[0])
 
     def settle(self) -> None:
