@@ -8,6 +8,7 @@ import msgspec
 import psycopg
 import pytest
 
+from destinations.audience_conformance import member
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
 from kaon.destinations.registry import destinations
@@ -71,3 +72,22 @@ def test_erasure_removes_the_persons_rows_from_every_table(cluster: PostgresClus
     assert not [r for r in after if ADA["email"] in r[3] or ADA["customer_id"] in r[3]]
     assert all(BOB["email"] in r[3] for r in after)
     assert scrub_postgres(output, subject) == 0  # again: nothing left, no error
+
+
+def test_erasure_also_removes_the_person_from_the_audience_tables(cluster: PostgresCluster) -> None:
+    schema = "dsr_audiences"
+    settings = {"dsn": cluster.dsn(), "schema": schema}
+    postgres = destinations()["postgres"]
+    changes = [msgspec.structs.replace(member(n, **ids), mpid=mpid)
+               for n, (mpid, ids) in enumerate([(7001, ADA), (7002, BOB)])]
+    assert [r.outcome for r in postgres.deliver(changes + person([custom(9)], 7001, ADA),
+                                                postgres.parse_settings(settings))] == [Outcome.DELIVERED] * 3
+    output = Output(id="out_pg", workspace_id="ws_test", name="warehouse", destination="postgres",
+                    settings=settings, enabled=True, created_ms=0, updated_ms=0)
+    subject = Subject(workspace_id="ws_test", mpids={7001}, identities={("email", ADA["email"])},
+                      attribute_values=set(), event_ids=[9])
+    assert scrub_postgres(output, subject) == 3  # the event, the membership and its change
+    with psycopg.connect(cluster.dsn()) as conn:
+        for table in ("audience_memberships", "audience_membership_changes"):
+            left = conn.execute(f'SELECT mpid FROM "{schema}"."{table}"').fetchall()
+            assert left == [("7002",)], table

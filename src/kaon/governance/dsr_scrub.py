@@ -123,14 +123,24 @@ def scrub_postgres(output: Output, subject: Subject) -> int:
                 for n in subject.needles()]
     removed = 0
     with psycopg.connect(str(output.settings["dsn"]), connect_timeout=10, application_name="kaon-dsr") as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.columns WHERE table_schema = %s AND column_name = 'mpid'",
-            (schema,))]
-        for table in tables:
-            cursor = conn.execute(
-                sql.SQL("DELETE FROM {}.{} WHERE mpid = ANY(%s) OR event_id = ANY(%s)"
-                        " OR lower(identities::text) LIKE ANY(%s)").format(sql.Identifier(schema),
-                                                                            sql.Identifier(table)),
-                (mpids, ids, patterns))
+        tables: dict[str, set[str]] = {}
+        for table, column in conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s"
+                " AND column_name IN ('mpid', 'event_id', 'identities')", (schema,)):
+            tables.setdefault(str(table), set()).add(str(column))
+        for table, columns in sorted(tables.items()):
+            if "mpid" not in columns:
+                continue
+            # Event tables hold event_id; the audience tables (audience_memberships, ...) only mpid and identities.
+            tests = [sql.SQL("mpid = ANY(%s)")]
+            args: list[Any] = [mpids]
+            if "event_id" in columns:
+                tests.append(sql.SQL("event_id = ANY(%s)"))
+                args.append(ids)
+            if "identities" in columns:
+                tests.append(sql.SQL("lower(identities::text) LIKE ANY(%s)"))
+                args.append(patterns)
+            cursor = conn.execute(sql.SQL("DELETE FROM {}.{} WHERE {}").format(
+                sql.Identifier(schema), sql.Identifier(table), sql.SQL(" OR ").join(tests)), args)
             removed += cursor.rowcount
     return removed
