@@ -259,6 +259,11 @@ def test_an_idsync_modify_of_a_member_is_sent_too(pipeline: Pipeline, vendor: Ve
 
 
 def test_a_trigger_connection_sends_each_change_as_an_event(pipeline: Pipeline, vendor: VendorCapture) -> None:
+    count = {"data_point": {"event_type": "commerce_event", "event_name": "purchase"}, "calculation_type": "count",
+             "time_period": {"type": "all"}}
+    made = audiences.create_calculated(pipeline.db.conn(), pipeline.workspace_id,
+                                       {"name": "purchases", "draft_definition": count}, "test", NOW)
+    audiences.activate_calculated(pipeline.db.conn(), pipeline.workspace_id, made.id, "test", NOW)
     buyers = an_audience(pipeline)
     pipeline.bulk(purchase(NOW - DAY, customer_id="before"))  # a member before the connection: no trigger for it
     pipeline.process(now=NOW)
@@ -274,7 +279,7 @@ def test_a_trigger_connection_sends_each_change_as_an_event(pipeline: Pipeline, 
     assert body["data"]["custom_attributes"] == {"audience_id": buyers, "audience_name": "Buyers", "action": "add",
                                                  "cause": "event"}
     assert body["user_identities"] == {"customer_id": "now", "email": "now@example.com"}
-    assert body["user_attributes"] == {"plan": "pro"}
+    assert body["user_attributes"] == {"plan": "pro", "purchases": "1"}, "calculated attributes ride along"
     assert body["mpid"] == str(pipeline.holder("customer_id", "now"))
 
 

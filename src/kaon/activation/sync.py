@@ -35,7 +35,7 @@ from kaon.activation.store import (
     connections_to_run,
 )
 from kaon.audiences.engine import Compiled, compile_calculated, current_values
-from kaon.audiences.store import DefinitionStore, MemberStore
+from kaon.audiences.store import DefinitionStore, MemberStore, StateStore
 from kaon.clock import Clock, now_ms
 from kaon.connections.evaluate import ProfileFacts, evaluate
 from kaon.delivery import store as delivery_store
@@ -88,6 +88,7 @@ class _Step:
         self._identities: dict[int, list[tuple[str, str, int]]] = {}
         self._facts: dict[int, tuple[dict[str, Any], bool]] = {}
         self._held: dict[int, dict[str, str] | None] = {}
+        self._attributes: dict[int, dict[str, Any]] = {}  # triggers: the profiles' attributes, calculated ones won
 
     def prefetch(self, mpids: list[int]) -> None:
         todo = [m for m in set(mpids) if m not in self._identities]
@@ -99,6 +100,16 @@ class _Step:
         if self.row.mode == SYNC:
             held = self.synced.of(self.row.id, todo)
             self._held.update({m: held.get(m) for m in todo if m not in self._held})
+        else:
+            attributes = self.profiles.attributes_of_many(todo)
+            if self._calculated is None:
+                self._calculated = compile_calculated(self.conn, self.row.workspace_id)
+            states = StateStore(self.conn, self.row.workspace_id).load(todo) if self._calculated.calculated else {}
+            for mpid in todo:
+                values = current_values(self.conn, self.row.workspace_id, mpid, self.now, self._calculated,
+                                        states.get(mpid, {})) if self._calculated.calculated else {}
+                self._attributes[mpid] = {**attributes.get(mpid, {}),
+                                          **{k: v for k, v in values.items() if v is not None}}
 
     def identities(self, mpid: int) -> dict[str, str]:
         if mpid not in self._identities:
@@ -116,11 +127,10 @@ class _Step:
                message_id: str) -> Any:
         attributes: dict[str, Any] = {}
         if self.row.mode != SYNC:  # a trigger carries the profile's attributes (calculated ones winning)
-            attributes = {k: v for k, (v, _) in self.profiles.attributes(mpid).items()}
-            if self._calculated is None:
-                self._calculated = compile_calculated(self.conn, self.row.workspace_id)
-            attributes.update({k: v for k, v in current_values(self.conn, self.row.workspace_id, mpid, self.now,
-                                                                self._calculated).items() if v is not None})
+            if mpid not in self._attributes:
+                self._identities.pop(mpid, None)
+                self.prefetch([mpid])
+            attributes = dict(self._attributes[mpid])
         return membership_event(workspace_id=self.row.workspace_id, connection_id=self.row.id,
                                 audience_id=self.row.audience_id, audience_name=self.row.audience_name,
                                 action=action, cause=cause, mpid=mpid, at_ms=at_ms, identities=identities,

@@ -383,13 +383,15 @@ def compile_calculated(conn: Conn, workspace_id: str) -> Compiled:
 
 
 def current_values(conn: Conn, workspace_id: str, mpid: int, now_ms: int,
-                   compiled: Compiled | None = None) -> dict[str, Any]:
-    """A profile's calculated attribute values now (name → value; a null value when its window is empty)."""
+                   compiled: Compiled | None = None, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A profile's calculated attribute values now (name → value; a null value when its window is empty); the
+    profile's `state` when the caller loaded it already."""
     if compiled is None:
         compiled = compile_calculated(conn, workspace_id)
     if not compiled.calculated:
         return {}
-    state = StateStore(conn, workspace_id).load([mpid]).get(mpid, {})
+    if state is None:
+        state = StateStore(conn, workspace_id).load([mpid]).get(mpid, {})
     out: dict[str, Any] = {}
     for row, definition in compiled.calculated:
         one = state.get("c", {}).get(row.key)

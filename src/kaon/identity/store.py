@@ -210,6 +210,16 @@ class ProfileStore:
             " AND deleted = 0 ORDER BY name", (self.ws, mpid),
         )}
 
+    def attributes_of_many(self, mpids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The attribute values several profiles hold (removed ones left out), at once."""
+        out: dict[int, dict[str, Any]] = {}
+        for chunk in chunks(sorted(set(mpids))):
+            for m, name, value in self.conn.execute(
+                    f"SELECT mpid, name, value FROM profile_attributes WHERE workspace_id = ?"
+                    f" AND mpid IN ({marks(chunk)}) AND deleted = 0 ORDER BY mpid, name", (self.ws, *chunk)):
+                out.setdefault(int(m), {})[str(name)] = _decode.decode(value)
+        return out
+
     def attribute_rows(self, mpid: int) -> list["AttributeRow"]:
         """Every attribute row of the profile, removals (tombstones) included, by name."""
         return [(str(name), _decode.decode(value), int(updated), bool(deleted))
