@@ -14,8 +14,9 @@ audience ("Buyers": a purchase in the last 7 days), so every user is a member. T
    `audience_webhook` output (a capture server in this process timing each arrival). The script sends
    `--rate` batches/s for `--seconds` s over keep-alive HTTP, each a new user's purchase, and measures from the
    sender's clock before each request to the capture server receiving that user's add: p50/p99/max.
-3. **Cost of triggers on processing.** The process stage (with its chores: the sync worker runs on its thread,
-   as in `kaon serve`) drains the same log of `--batches` new users' purchases into two copies of the store:
+3. **Cost of triggers on processing.** The process stage (with its chores) drains the same log of `--batches`
+   new users' purchases into two copies of the store, each with the sync worker running in a second process (as
+   in `kaon serve`, where it is a thread of the deliver process):
    once with no audience connection, once with three trigger connections (webhook outputs, no delivery worker:
    jobs queue) and one sync connection whose initial sync ended before the run. The ratio of the two events/s
    figures, the jobs the run queued, and the sync steps still owed when the stage had caught up.
@@ -304,9 +305,14 @@ def processing(directory: Path, batches: int, with_connections: bool) -> dict[st
             pass  # the initial sync of the existing members ends before the timed run: only new changes count
     initial_jobs = int(conn.execute("SELECT count(*) FROM delivery_jobs").fetchone()[0])
     write_log(directory, created, batches, "p")
+    # As in `kaon serve`: the sync worker runs in the deliver process, beside the process stage's.
+    worker = subprocess.Popen([sys.executable, "-c", "import sys; from kaon.activation.sync import _loop;"
+                               " _loop(sys.argv[1])", f"sqlite:///{directory / 'kaon.db'}"], env=clean_env())
     started_cpu = time.process_time()
     seconds = drain(directory)
     cpu = time.process_time() - started_cpu
+    worker.terminate()
+    worker.wait(timeout=30)
     # What the sync worker still owed when the stage caught up (it ran concurrently on its thread).
     behind = 0
     lag_started = time.perf_counter()

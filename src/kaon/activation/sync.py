@@ -1,6 +1,7 @@
 """The sync worker: turns audience membership changes into deliveries for every audience connection.
 
-Each step handles one connection in one short transaction (its own thread, like the backfills):
+It runs on a thread of the deliver stage (one per cluster on PostgreSQL). Each step handles one connection in one
+short transaction:
 
 1. the membership changes recorded after the connection's `change_cursor` (on PostgreSQL after
    `MemberStore.settle`, so no later-committing change is skipped): an entry becomes an `add` with the profile's
@@ -327,5 +328,6 @@ def _loop(url: str) -> None:
         time.sleep(0.05)
 
 
-# The process-stage chore: this process runs the audience sync thread (started on first call).
+# Called by the deliver stage (kaon.delivery.service): this process runs the audience sync thread (started on first
+# call, and again if it died).
 ensure_sync_worker = StoreThread("kaon-audience-sync", _loop).ensure

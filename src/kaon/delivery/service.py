@@ -5,6 +5,8 @@ import os
 import time
 from typing import Any
 
+from kaon.activation.sync import ensure_sync_worker
+from kaon.clock import now_ms
 from kaon.delivery.retry import RetryPolicy
 from kaon.delivery.worker import OutputWorker
 from kaon.destinations.registry import destination
@@ -23,6 +25,9 @@ class DeliveryService:
             _log.info("sealed the secrets of %d outputs", sealed)
 
     def refresh(self) -> None:
+        # Audience connections turn membership changes into this stage's jobs, on a thread of their own (one per
+        # cluster: kaon.activation.sync), off the process stage's interpreter.
+        ensure_sync_worker(self.db.conn(), now_ms())
         wanted: dict[str, tuple[str, str, dict[str, Any]]] = {
             output_id: (name, f"{updated}", settings)
             for output_id, name, settings, updated in enabled_outputs(self.db.conn())}

@@ -1,6 +1,5 @@
 """The ordered list of process-stage steps; a new step is one module plus one line here."""
 
-from kaon.activation.sync import ensure_sync_worker
 from kaon.audiences.backfill import ensure_backfill_worker
 from kaon.audiences.schedule import run_due_changes
 from kaon.governance.dsr_worker import ensure_worker
@@ -38,13 +37,12 @@ def default_steps(*, dedup_window_ms: int) -> list[Step]:
 
 
 def default_chores(*, dedup_window_ms: int) -> list[Chore]:
-    """Timed work of the process stage: due alias requests, expired dedup ids, DSRs, due audience changes, backfills,
-    the audience connections' sync."""
+    """Timed work of the process stage: due alias requests, expired dedup ids, DSRs, due audience changes, backfills.
+    (The audience connections' sync runs in the deliver stage: kaon.delivery.service.)"""
     return [
         run_due_aliases,
         lambda conn, now: DedupStore(conn, dedup_window_ms).expire(now),
         ensure_worker,  # data subject requests run on their own thread (kaon.governance.dsr_worker)
         run_due_changes,  # audience and calculated attribute changes that time brings (kaon.audiences.schedule)
         ensure_backfill_worker,  # activations' backfills run on their own thread (kaon.audiences.backfill)
-        ensure_sync_worker,  # audience connections' adds, removes and triggers (kaon.activation.sync)
     ]
