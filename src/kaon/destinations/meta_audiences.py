@@ -17,8 +17,9 @@ import msgspec
 from kaon.activation.membership import ADD, membership_of
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
-from kaon.destinations.meta_capi import RATE_LIMIT_CODES, THROTTLE_WAIT_S, TRANSIENT_CODES, sha256
-from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
+from kaon.destinations.graph_api import GRAPH_HOST, GRAPH_VERSION, GraphError, GraphUrl, GraphVersion, classify_graph
+from kaon.destinations.meta_capi import sha256
+from kaon.destinations.outcome import HttpResponse, SendPolicy, SendResult
 
 MAX_ROWS: Final = 10_000
 SCHEMA: Final = ("EMAIL", "PHONE", "EXTERN_ID", "MADID")
@@ -36,12 +37,8 @@ class MetaAudiencesSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     access_token: Annotated[Secret, msgspec.Meta(
         title="Access token", description="A system-user access token with `ads_management` on the ad account "
                                           "(sent as `access_token`).")]
-    base_url: Annotated[str, msgspec.Meta(
-        title="Graph API URL", description="The Graph API host.", pattern=r"^https?://")] = \
-        "https://graph.facebook.com"
-    api_version: Annotated[str, msgspec.Meta(
-        title="Graph API version", description="The Graph API version in the path.", pattern=r"^v\d+\.\d+$",
-        examples=["v25.0"])] = "v25.0"
+    base_url: GraphUrl = GRAPH_HOST
+    api_version: GraphVersion = GRAPH_VERSION
 
 
 def _hashed(value: str, normal: str) -> str:
@@ -67,20 +64,6 @@ def row_of(identities: dict[str, str]) -> list[str]:
     madid = identities.get("ios_advertising_id") or identities.get("android_advertising_id") or ""
     return [email_key(identities.get("email", "")), phone_key(identities.get("mobile_number", "")),
             identities.get("customer_id", "").strip(), madid.strip().lower()]
-
-
-def graph_error(body: bytes) -> tuple[int, int | None, bool, str] | None:
-    """`(code, subcode, is_transient, message)` of a Graph API error body, if it is one."""
-    try:
-        decoded = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None
-    error = decoded.get("error") if isinstance(decoded, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
-        return None
-    subcode = error.get("error_subcode")
-    return (error["code"], subcode if isinstance(subcode, int) else None, bool(error.get("is_transient")),
-            str(error.get("message", "")))
 
 
 class MetaAudiences(Destination):
@@ -135,25 +118,14 @@ class MetaAudiences(Destination):
                 for action, indices, rows in runs]
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
-        result = classify_http(response)
-        if result.outcome is Outcome.DELIVERED or response.status >= 500:
-            return result
-        error = graph_error(response.body)
-        if error is None:
-            return result
-        code, subcode, transient, message = error
-        text = f"Graph error {code}{f'/{subcode}' if subcode else ''}: {message}"[:300]
-        if code in RATE_LIMIT_CODES:
-            wait = retry_after(response.headers) or THROTTLE_WAIT_S
-            return SendResult(Outcome.RETRY, text, response.status, wait, response_body=result.response_body)
-        if code == 100 and subcode == INTEGRITY_SUBCODE:
-            return SendResult(Outcome.ABORT, "the audience is flagged by Meta's integrity rules and refuses "
-                              f"membership changes: review it in Ads Manager ({text})", response.status,
-                              response_body=result.response_body)
-        if code in TRANSIENT_CODES or transient:
-            return SendResult(Outcome.RETRY, text, response.status, retry_after(response.headers),
-                              response_body=result.response_body)
-        return SendResult(Outcome.ABORT, text, response.status, response_body=result.response_body)
+        return classify_graph(response, _flagged)
+
+
+def _flagged(error: GraphError, text: str) -> str | None:
+    if error.code == 100 and error.subcode == INTEGRITY_SUBCODE:
+        return f"the audience is flagged by Meta's integrity rules and refuses membership changes: review it in " \
+               f"Ads Manager ({text})"
+    return None
 
 
 destination = MetaAudiences()

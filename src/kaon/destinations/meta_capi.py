@@ -12,17 +12,14 @@ import msgspec
 
 from kaon.destinations.base import Destination, HttpRequest, Secret
 from kaon.destinations.event import DeliveryEvent
-from kaon.destinations.outcome import HttpResponse, Outcome, SendPolicy, SendResult, classify_http, retry_after
+from kaon.destinations.graph_api import GRAPH_HOST, GRAPH_VERSION, GraphUrl, GraphVersion, classify_graph
+from kaon.destinations.outcome import HttpResponse, SendPolicy, SendResult
 from kaon.model.events import CommerceEventData, CustomEventData, ScreenViewData
 from kaon.model.revenue import revenue_of
 
 MAX_EVENTS: Final = 1000
 MAX_AGE_S: Final = 7 * 24 * 3600
 MAX_AHEAD_S: Final = 60
-# Graph error codes that mean "throttled" or "temporarily unavailable" (RudderStack's networkHandler agrees).
-RATE_LIMIT_CODES: Final = frozenset({4, 17, 32, 613, 80004})
-TRANSIENT_CODES: Final = frozenset({1, 2, 341})
-THROTTLE_WAIT_S: Final = 60.0
 # mParticle product actions → Meta standard events; refunds and removals have no Meta event and are skipped.
 PRODUCT_ACTIONS: Final = {
     "purchase": "Purchase", "add_to_cart": "AddToCart", "view_detail": "ViewContent",
@@ -43,12 +40,8 @@ class MetaCapiSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
         examples=["1234567890"], pattern=r"^\d+$")]
     access_token: Annotated[Secret, msgspec.Meta(
         title="Access token", description="A Conversions API system-user access token (sent as `access_token`).")]
-    base_url: Annotated[str, msgspec.Meta(
-        title="Graph API URL", description="The Graph API host.", pattern=r"^https?://")] = \
-        "https://graph.facebook.com"
-    api_version: Annotated[str, msgspec.Meta(
-        title="Graph API version", description="The Graph API version in the path.", pattern=r"^v\d+\.\d+$",
-        examples=["v25.0"])] = "v25.0"
+    base_url: GraphUrl = GRAPH_HOST
+    api_version: GraphVersion = GRAPH_VERSION
     action_source: Annotated[ActionSource, msgspec.Meta(
         title="Action source", description="Where the conversions happened; `auto` sends `app` for events "
                                            "from mobile and TV platforms and `website` otherwise.")] = "auto"
@@ -263,33 +256,7 @@ class MetaCapi(Destination):
         return "app" if platform.lower() in APP_PLATFORMS else "website"
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
-        result = classify_http(response)
-        if result.outcome is Outcome.DELIVERED or response.status >= 500:
-            return result
-        error = graph_error(response.body)
-        if error is None:
-            return result
-        code, transient, message = error
-        text = f"Graph error {code}: {message}"[:300]
-        if code in RATE_LIMIT_CODES:
-            wait = retry_after(response.headers) or THROTTLE_WAIT_S
-            return SendResult(Outcome.RETRY, text, response.status, wait, response_body=result.response_body)
-        if code in TRANSIENT_CODES or transient:
-            return SendResult(Outcome.RETRY, text, response.status, retry_after(response.headers),
-                              response_body=result.response_body)
-        return SendResult(Outcome.ABORT, text, response.status, response_body=result.response_body)
-
-
-def graph_error(body: bytes) -> tuple[int, bool, str] | None:
-    """`(code, is_transient, message)` of a Graph API error body, if it is one."""
-    try:
-        decoded = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None
-    error = decoded.get("error") if isinstance(decoded, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
-        return None
-    return error["code"], bool(error.get("is_transient")), str(error.get("message", ""))
+        return classify_graph(response)
 
 
 destination = MetaCapi()
