@@ -14,10 +14,10 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from kaon.activation.membership import membership_of
-from kaon.destinations.base import SECRET_MARK, Destination, HttpRequest, Secret
+from kaon.destinations.base import Destination, HttpRequest
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import SendPolicy
-from kaon.destinations.webhook import HeaderName, HeaderValue, idempotency_key
+from kaon.destinations.webhook import ExtraHeaders, SigningSecret, idempotency_key
 
 _encoder = msgspec.json.Encoder()
 FIREHOSE_VERSION: Final = "2.8.1"
@@ -45,14 +45,8 @@ class AudienceWebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_field
                                                "identities are always raw, as mParticle sends them).")] = "raw"
     account_id: Annotated[int, msgspec.Meta(
         title="Account id", description="The `account.account_id` the requests carry.", ge=0)] = 0
-    signing_secret: Annotated[Secret | None, msgspec.Meta(
-        title="Signing secret",
-        description="When set, each request carries X-Kaon-Signature: hex HMAC-SHA256 of "
-                    "`<X-Kaon-Timestamp>.<body>` with this secret.")] = None
-    headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(
-        title="Headers", description="Extra headers sent with every request (printable ASCII). Treated as "
-                                     "secrets: their values are never returned by the API.",
-        extra_json_schema={SECRET_MARK: True})] = {}
+    signing_secret: SigningSecret = None
+    headers: ExtraHeaders = {}
 
 
 def _encoded(value: str, encoding: str) -> str:

@@ -20,20 +20,24 @@ HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1
 HeaderValue = Annotated[str, msgspec.Meta(pattern=r"^[\x20-\x7e]{0,2000}$")]
 
 
+SigningSecret = Annotated[Secret | None, msgspec.Meta(
+    title="Signing secret",
+    description="When set, each request carries X-Kaon-Signature: hex HMAC-SHA256 of "
+                "`<X-Kaon-Timestamp>.<body>` with this secret.")]
+ExtraHeaders = Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(
+    title="Headers", description="Extra headers sent with every request (printable ASCII). Treated as "
+                                 "secrets: their values are never returned by the API.",
+    extra_json_schema={SECRET_MARK: True})]
+
+
 class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     base_url: Annotated[str, msgspec.Meta(
         title="URL", description="Where to POST the events.", examples=["https://example.com/hooks/kaon"],
         pattern=r"^https?://")]
     batch: Annotated[bool, msgspec.Meta(
         title="Batch", description='Send up to 100 events per request as {"batch": [...]}.')] = False
-    signing_secret: Annotated[Secret | None, msgspec.Meta(
-        title="Signing secret",
-        description="When set, each request carries X-Kaon-Signature: hex HMAC-SHA256 of "
-                    "`<X-Kaon-Timestamp>.<body>` with this secret.")] = None
-    headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(
-        title="Headers", description="Extra headers sent with every request (printable ASCII). Treated as "
-                                     "secrets: their values are never returned by the API.",
-        extra_json_schema={SECRET_MARK: True})] = {}
+    signing_secret: SigningSecret = None
+    headers: ExtraHeaders = {}
 
 
 def event_json(item: DeliveryEvent) -> dict[str, Any]:
