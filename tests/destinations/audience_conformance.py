@@ -1,19 +1,17 @@
 """The conformance tests every audience output's test class inherits (one subclass line per destination)."""
 
 import copy
-from collections.abc import Iterator
-from typing import Any, ClassVar
 
 import httpx
 import msgspec
 import pytest
 
+from destinations.conformance import VendorTests
 from kaon.activation.membership import ADD, DELETE, membership_event
 from kaon.delivery.send import send
-from kaon.destinations.base import Destination, redact, secret_fields
+from kaon.destinations.base import redact, secret_fields
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
-from kaon.destinations.registry import destinations
 from support.capture import VendorCapture
 from support.events import T0, every_kind
 
@@ -33,28 +31,8 @@ def changes() -> list[DeliveryEvent]:
     return [member(1), member(2, email="grace@example.com"), member(1, DELETE), member(3, customer_id="c-3")]
 
 
-class AudienceConformance:
+class AudienceConformance(VendorTests):
     """Subclass with `name` and `settings(base_url)`."""
-
-    name: ClassVar[str]
-    retry_statuses: ClassVar[tuple[int, ...]] = (429, 503)
-    abort_status: ClassVar[int | None] = 400
-
-    def settings(self, base_url: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def capture(self) -> Iterator[VendorCapture]:
-        server = VendorCapture().start()
-        yield server
-        server.stop()
-
-    @property
-    def destination(self) -> Destination:
-        return destinations()[self.name]
-
-    def transformed(self, events: list[DeliveryEvent], base_url: str = "http://vendor.test") -> list[Any]:
-        return self.destination.transform(events, self.destination.parse_settings(self.settings(base_url)))
 
     def test_registered_as_an_audience_output_with_the_identities_it_sends(self) -> None:
         assert self.destination.audience and self.destination.identity_types

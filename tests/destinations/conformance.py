@@ -17,8 +17,9 @@ from support.capture import VendorCapture
 from support.events import every_kind
 
 
-class DestinationConformance:
-    """Subclass with `name` and `settings(base_url)`; override `retry_statuses`/`abort_status` if needed."""
+class VendorTests:
+    """What every destination test class has: the destination by `name`, its `settings(base_url)`, a capture
+    server standing in for the vendor, and the transform of some events."""
 
     name: ClassVar[str]
     retry_statuses: ClassVar[tuple[int, ...]] = (429, 503)
@@ -40,6 +41,10 @@ class DestinationConformance:
     def transformed(self, events: list[DeliveryEvent], base_url: str = "http://vendor.test") -> list[Any]:
         settings = self.destination.parse_settings(self.settings(base_url))
         return self.destination.transform(events, settings)
+
+
+class DestinationConformance(VendorTests):
+    """Subclass with `name` and `settings(base_url)`; override `retry_statuses`/`abort_status` if needed."""
 
     def test_registered_through_the_entry_point_group(self) -> None:
         assert self.name in destinations()
