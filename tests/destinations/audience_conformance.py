@@ -4,12 +4,10 @@ import copy
 
 import httpx
 import msgspec
-import pytest
 
 from destinations.conformance import VendorTests
 from kaon.activation.membership import ADD, DELETE, membership_event
 from kaon.delivery.send import send
-from kaon.destinations.base import redact, secret_fields
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
 from support.capture import VendorCapture
@@ -36,24 +34,6 @@ class AudienceConformance(VendorTests):
 
     def test_registered_as_an_audience_output_with_the_identities_it_sends(self) -> None:
         assert self.destination.audience and self.destination.identity_types
-
-    def test_settings_are_documented_and_have_a_base_url(self) -> None:
-        schema = self.destination.settings_schema()
-        props = schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
-        assert "base_url" in props
-        for field, spec in props.items():
-            assert spec.get("title") and spec.get("description"), f"setting {field} needs title and description"
-
-    def test_invalid_settings_are_refused(self) -> None:
-        with pytest.raises((msgspec.ValidationError, ValueError)):
-            self.destination.parse_settings({"base_url": 42, "no_such_setting": True})
-
-    def test_secrets_are_redacted(self) -> None:
-        settings = self.settings("http://vendor.test")
-        shown = redact(self.destination, settings)
-        for name in secret_fields(self.destination):
-            if isinstance(settings.get(name), str) and settings[name]:
-                assert shown[name] == "********"
 
     def test_transform_is_pure_and_covers_each_change_once_in_order(self) -> None:
         events = changes()

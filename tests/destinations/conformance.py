@@ -42,13 +42,6 @@ class VendorTests:
         settings = self.destination.parse_settings(self.settings(base_url))
         return self.destination.transform(events, settings)
 
-
-class DestinationConformance(VendorTests):
-    """Subclass with `name` and `settings(base_url)`; override `retry_statuses`/`abort_status` if needed."""
-
-    def test_registered_through_the_entry_point_group(self) -> None:
-        assert self.name in destinations()
-
     def test_settings_are_documented_and_have_a_base_url(self) -> None:
         schema = self.destination.settings_schema()
         props = schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
@@ -70,6 +63,13 @@ class DestinationConformance(VendorTests):
                 assert shown[name] == dict.fromkeys(value, "********")
             elif value:
                 assert shown[name] == "********"
+
+
+class DestinationConformance(VendorTests):
+    """Subclass with `name` and `settings(base_url)`; override `retry_statuses`/`abort_status` if needed."""
+
+    def test_registered_through_the_entry_point_group(self) -> None:
+        assert self.name in destinations()
 
     def test_transform_is_pure(self) -> None:
         events = every_kind()
