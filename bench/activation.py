@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ingest import EXTRA_ENV, Server, clean_env, free_port, kaon_init, machine, server_input_of
+from ingest import EXTRA_ENV, Server, clean_env, free_port, kaon_init, machine, run_child, server_input_of
 from kaon.activation import service as activation
 from kaon.activation import sync
 from kaon.activation.store import ConnectionStore
@@ -329,12 +329,7 @@ def processing(directory: Path, batches: int, with_connections: bool) -> dict[st
 
 
 def child(*args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, check=False,
-                          env=clean_env())
-    if done.returncode != 0:
-        sys.exit(f"bench child {args} failed:\n{done.stderr[-4000:]}")
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
+    return run_child(BENCH, *args)
 
 
 def main() -> int:

@@ -57,7 +57,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-from ingest import Server, clean_env, free_port, kaon_init, machine, server_input_of
+from ingest import Server, free_port, kaon_init, machine, run_child, server_input_of
 from kaon.audiences import service
 from kaon.audiences.backfill import run_backfills
 from kaon.audiences.store import DefinitionStore, MemberStore, StateStore
@@ -400,12 +400,7 @@ def one_run(directory: Path, with_definitions: bool, profile: Path | None) -> di
 
 
 def child(*args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, check=False,
-                          env=clean_env())
-    if done.returncode != 0:
-        sys.exit(f"bench child {args} failed:\n{done.stderr[-4000:]}")
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
+    return run_child(BENCH, *args)
 
 
 # Backfill (in a subprocess) -----------------------------------------------------------------------------------------

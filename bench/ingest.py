@@ -93,6 +93,16 @@ def clean_env() -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("KAON_")}, **EXTRA_ENV}
 
 
+def run_child(script: Path, *args: str) -> dict[str, Any]:
+    """Run `script` with `args` in a subprocess (its own peak RSS); the JSON object its last output line holds."""
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=False,
+                          env=clean_env())
+    if done.returncode != 0:
+        sys.exit(f"bench child {args} failed:\n{done.stderr[-4000:]}")
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
 class Server:
     """A server subprocess on a loopback port, ready once `health_path` answers `health_status`."""
 
