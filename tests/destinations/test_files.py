@@ -14,9 +14,15 @@ import msgspec
 import pyarrow.parquet as pq
 import pytest
 
+from destinations.audience_conformance import member
 from destinations.conformance import DestinationConformance
+from kaon.activation.membership import DELETE
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome
+from kaon.destinations.registry import destinations
+from kaon.governance.dsr_scrub import scrub_files
+from kaon.store.outputs import Output
+from kaon.store.subject import Subject
 from support.events import T0, custom, every_kind, purchase, screen
 
 DAY = 86_400_000
@@ -203,3 +209,33 @@ def test_the_operator_can_bound_directories_to_allowed_roots(tmp_path: Path, mon
     monkeypatch.setenv("KAON_FILES_ROOTS", str(tmp_path))
     with pytest.raises(ValueError, match="KAON_FILES_ROOTS"):
         check_directory("/srv/export")
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_audience_members_go_to_their_own_table_once_and_erasure_finds_them(tmp_path: Path, file_format: str) -> None:
+    files = destinations()["files"]
+    changes = [msgspec.structs.replace(member(1, customer_id="a"), event_id=501),
+               msgspec.structs.replace(member(2, email="b@example.com"), event_id=502),
+               msgspec.structs.replace(member(1, DELETE, customer_id="a"), event_id=503)]
+    settings = {"directory": str(tmp_path), "format": file_format}
+    assert deliver(files, [*changes, custom(9)], **settings) == [Outcome.DELIVERED] * 4
+    assert deliver(files, changes, **settings) == [Outcome.DELIVERED] * 3  # a retry: no duplicate rows
+    found = [p for p in parts(tmp_path) if p.parts[-3] == "audience_memberships"]
+    assert found and all(p.parent.name.startswith("dt=") for p in found)
+    if file_format == "parquet":
+        written = [r for p in found for r in pq.read_table(p).to_pylist()]
+        assert all(isinstance(r["identities"], str) for r in written)
+        written = [{**r, "identities": json.loads(r["identities"])} for r in written]
+    else:
+        written = [json.loads(line) for p in found for line in p.read_text().splitlines()]
+    assert sorted((r["event_id"], r["mpid"], r["action"], r["audience_id"]) for r in written) == [
+        (501, "8675310", "add", "aud_1"), (502, "8675311", "add", "aud_1"), (503, "8675310", "delete", "aud_1")]
+    assert {r["cause"] for r in written} == {"event"} and written[0]["identities"]
+    output = Output(id="out_files", workspace_id="ws", name="export", destination="files", settings=settings,
+                    enabled=True, created_ms=0, updated_ms=0)
+    subject = Subject(workspace_id="ws", mpids={8675310}, identities=set(), attribute_values=set(), event_ids=[])
+    assert scrub_files(output, subject) >= 2
+    left = [r for p in parts(tmp_path) if p.parts[-3] == "audience_memberships" for r in (
+        pq.read_table(p).to_pylist() if file_format == "parquet" else
+        [json.loads(line) for line in p.read_text().splitlines()])]
+    assert [r["mpid"] for r in left] == ["8675311"]

@@ -184,12 +184,18 @@ def dead_letter_pending(conn: Conn, output_id: str, reason: str, now_ms: int) ->
 
 
 def enqueue(tx: Conn, workspace_id: str, output_id: str, connection_id: str, event_id: int, mpid: int | None,
-            now_ms: int, event: DeliveryEvent) -> int:
-    """Queue one event for one output (fan-out, inside the slice's transaction); returns the job id."""
+            now_ms: int, event: DeliveryEvent, *, numbered: bool = False) -> int:
+    """Queue one event for one output (fan-out, inside the slice's transaction); returns the job id. `numbered`:
+    the event carries the job id as its `event_id` (an audience membership change has no stored event, and
+    outputs that key on event ids, such as files, need one unique and stable across retries)."""
     job_id = int(tx.execute(
         "INSERT INTO delivery_jobs (workspace_id, output_id, connection_id, event_id, mpid, created_ms, payload)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (workspace_id, output_id, connection_id, event_id, mpid, now_ms, _pack.encode(event))).fetchone()[0])
+        (workspace_id, output_id, connection_id, event_id, mpid, now_ms, b"" if numbered else _pack.encode(event))
+    ).fetchone()[0])
+    if numbered:
+        tx.execute("UPDATE delivery_jobs SET payload = ? WHERE id = ?",
+                   (_pack.encode(msgspec.structs.replace(event, event_id=job_id)), job_id))
     tx.execute("INSERT INTO delivery_pending (job_id, output_id, mpid, next_attempt_ms) VALUES (?, ?, ?, ?)",
                (job_id, output_id, mpid, now_ms))
     return job_id

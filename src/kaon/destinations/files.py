@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from kaon.activation.membership import membership_of
 from kaon.destinations.base import Destination
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.files_parts import (
@@ -19,10 +20,12 @@ from kaon.destinations.files_parts import (
     write_atomically,
     written_ids,
 )
-from kaon.destinations.files_rows import day, event_row
+from kaon.destinations.files_rows import day, event_row, membership_row
 from kaon.destinations.outcome import Outcome, SendPolicy, SendResult
+from kaon.model.identities import DEVICE_IDENTITY_TYPES, USER_IDENTITY_TYPES
 
 MAX_BATCH: Final = 5000
+MEMBERSHIPS: Final = "audience_memberships"  # the table of a sync audience connection's changes
 # A wrong path or missing rights will not heal by waiting; a full or failing disk may.
 CONFIG_ERRNOS: Final = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST,
                                   errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP})
@@ -90,6 +93,8 @@ class Files(Destination):
                   "that Hive, Spark, DuckDB or a warehouse loader reads directly."
     settings_type = FilesSettings
     policy = SendPolicy(batch_size=MAX_BATCH, max_concurrency=1, timeout_s=120.0)
+    audience = True
+    identity_types = (*USER_IDENTITY_TYPES, *DEVICE_IDENTITY_TYPES)
     docs_notes = (
         "Layout: `<directory>/<table>/dt=YYYY-MM-DD/part-<first event_id>-<last event_id>.jsonl` (or "
         "`.parquet`), where `<table>` is `events`, or the event type with `event_type+date`; `dt` is a "
@@ -105,6 +110,11 @@ class Files(Destination):
         "errors (disk full, I/O) are retried."
     )
     mapping_notes = (
+        ("audience member added / removed (sync)", "One row in `audience_memberships/dt=<UTC date of the change>/`: "
+                                                  "event_id (its delivery job's: unique, the same on a retry), "
+                                                  "source_message_id, audience_id, audience_name, mpid, action "
+                                                  "(add / delete), cause, timestamp, timestamp_ms, identities; "
+                                                  "the current members are the adds not followed by a delete"),
         ("Every event type", "One row in `events/` (or in `<event_type>/`), in the partition of its UTC date"),
         ("custom_event", "event_name = the custom event name; attributes = its custom attributes"),
         ("screen_view", "event_name = the screen name"),
@@ -121,7 +131,10 @@ class Files(Destination):
             return [failure(error)] * len(events)
         groups: dict[Path, list[int]] = {}
         for position, item in enumerate(events):
-            table = item.event_type if settings.partition_by == "event_type+date" else "events"
+            if membership_of(item) is not None:  # a sync audience connection's change
+                table = MEMBERSHIPS
+            else:
+                table = item.event_type if settings.partition_by == "event_type+date" else "events"
             groups.setdefault(root / table / f"dt={day(item.timestamp_ms).isoformat()}", []).append(position)
         results = [SendResult(Outcome.DELIVERED)] * len(events)
         for partition, positions in groups.items():
@@ -140,10 +153,13 @@ class Files(Destination):
         done = written_ids(partition, min(ids), max(ids))
         todo = sorted((item for item in events if item.event_id not in done), key=lambda item: item.event_id)
         extension = settings.format
+        memberships = partition.parent.name == MEMBERSHIPS
         for start in range(0, len(todo), settings.batch_size):
             chunk = todo[start:start + settings.batch_size]
-            rows = [event_row(item) for item in chunk]
-            payload = encode_parquet(rows) if settings.format == "parquet" else encode_jsonl(rows)
+            rows = [membership_row(item, change) if memberships and (change := membership_of(item)) is not None
+                    else event_row(item) for item in chunk]
+            payload = encode_parquet(rows, memberships=memberships) if settings.format == "parquet" \
+                else encode_jsonl(rows)
             write_atomically(partition / part_name((item.event_id for item in chunk), extension), payload)
 
 

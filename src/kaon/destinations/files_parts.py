@@ -19,7 +19,7 @@ import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from kaon.destinations.files_rows import COLUMNS, JSON_COLUMNS, moment
+from kaon.destinations.files_rows import COLUMNS, JSON_COLUMNS, MEMBERSHIP_COLUMNS, moment
 
 PART: Final = re.compile(r"^part-(\d+)-(\d+)\.(jsonl|parquet)$")
 STALE_TEMP_S: Final = 3600  # no writer keeps a temp file this long: older ones are left by a crash
@@ -32,6 +32,11 @@ _SCHEMA: Final = pa.schema([
     ("environment", pa.string()), ("identities", pa.string()), ("user_attributes", pa.string()),
     ("attributes", pa.string()), ("data", pa.string()),
 ])
+_MEMBERSHIP_SCHEMA: Final = pa.schema([
+    ("event_id", pa.int64()), ("source_message_id", pa.string()), ("audience_id", pa.string()),
+    ("audience_name", pa.string()), ("mpid", pa.string()), ("action", pa.string()), ("cause", pa.string()),
+    ("timestamp", pa.timestamp("ms", tz="UTC")), ("timestamp_ms", pa.int64()), ("identities", pa.string()),
+])
 
 
 def part_name(event_ids: Iterable[int], extension: str) -> str:
@@ -43,11 +48,12 @@ def encode_jsonl(rows: list[dict[str, Any]]) -> bytes:
     return b"".join(_encoder.encode(row) + b"\n" for row in rows)
 
 
-def encode_parquet(rows: list[dict[str, Any]]) -> bytes:
-    """Parquet with a native UTC timestamp column and JSON columns as JSON text."""
-    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+def encode_parquet(rows: list[dict[str, Any]], *, memberships: bool = False) -> bytes:
+    """Parquet with a native UTC timestamp column and JSON columns as JSON text (event rows, or membership rows)."""
+    names = MEMBERSHIP_COLUMNS if memberships else COLUMNS
+    columns: dict[str, list[Any]] = {name: [] for name in names}
     for row in rows:
-        for name in COLUMNS:
+        for name in names:
             value = row[name]
             if name in JSON_COLUMNS:
                 value = _encoder.encode(value).decode()
@@ -55,7 +61,8 @@ def encode_parquet(rows: list[dict[str, Any]]) -> bytes:
                 value = moment(row["timestamp_ms"])
             columns[name].append(value)
     sink = io.BytesIO()
-    pq.write_table(pa.table(columns, schema=_SCHEMA), sink, compression="zstd")
+    pq.write_table(pa.table(columns, schema=_MEMBERSHIP_SCHEMA if memberships else _SCHEMA), sink,
+                   compression="zstd")
     return sink.getvalue()
 
 

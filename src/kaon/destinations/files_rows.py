@@ -5,6 +5,7 @@ from typing import Any, Final
 
 import msgspec
 
+from kaon.activation.membership import Membership
 from kaon.destinations.event import DeliveryEvent
 from kaon.model.events import event_name
 
@@ -14,6 +15,9 @@ COLUMNS: Final = (
     "workspace_id", "input_id", "environment", "identities", "user_attributes", "attributes", "data",
 )
 JSON_COLUMNS: Final = frozenset({"identities", "user_attributes", "attributes", "data"})
+# The rows of `audience_memberships/` (a sync audience connection's changes), in output order.
+MEMBERSHIP_COLUMNS: Final = ("event_id", "source_message_id", "audience_id", "audience_name", "mpid", "action",
+                             "cause", "timestamp", "timestamp_ms", "identities")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -50,3 +54,12 @@ def event_row(item: DeliveryEvent) -> dict[str, Any]:
         "attributes": msgspec.to_builtins(item.attributes()),
         "data": body.get("data", {}),
     }
+
+
+def membership_row(item: DeliveryEvent, change: Membership) -> dict[str, Any]:
+    """One membership change: `event_id` is its delivery job's (unique, the same on every retry)."""
+    cause = (item.event.data.custom_attributes or {}).get("cause")
+    return {"event_id": item.event_id, "source_message_id": item.source_message_id, "audience_id": change.audience_id,
+            "audience_name": change.audience_name, "mpid": str(change.mpid), "action": change.action,
+            "cause": None if cause is None else str(cause), "timestamp": iso_utc(change.at_ms),
+            "timestamp_ms": change.at_ms, "identities": dict(change.identities)}
