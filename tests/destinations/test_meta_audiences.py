@@ -6,12 +6,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import msgspec
 
 from destinations.audience_conformance import AudienceConformance, member
-from kaon.activation.membership import DELETE
+from kaon.activation.membership import DELETE, SETTINGS_FLAG
 from kaon.delivery.send import send
+from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.meta_audiences import MAX_ROWS, email_key, phone_key, row_of
 from kaon.destinations.outcome import Outcome
+from kaon.destinations.registry import destinations
 from support.capture import VendorCapture
 
 
@@ -74,3 +77,19 @@ class TestMetaAudiences(AudienceConformance):
         assert flagged.outcome == Outcome.ABORT and "integrity" in flagged.message
         token = answer(400, {"code": 190, "message": "Invalid OAuth access token"})
         assert token.outcome == Outcome.ABORT and "190" in token.message
+
+
+def test_each_connection_may_name_its_own_custom_audience() -> None:
+    meta = destinations()["meta_custom_audiences"]
+    settings = meta.parse_settings({"access_token": "t"})
+
+    def to(audience: str | None, n: int) -> DeliveryEvent:
+        made = member(n)
+        flags = {**(made.event.data.custom_flags or {}), **({SETTINGS_FLAG: {"audience_id": audience}} if audience
+                                                             else {})}
+        return msgspec.structs.replace(made, event=msgspec.structs.replace(
+            made.event, data=msgspec.structs.replace(made.event.data, custom_flags=flags)))
+
+    requests = meta.transform([to("111", 1), to("111", 2), to("222", 3), to(None, 4)], settings)
+    assert [(urlsplit(r.url).path, r.event_indices) for r in requests] == [
+        ("/v25.0/111/users", (0, 1)), ("/v25.0/222/users", (2,))], "no audience at all: skipped"

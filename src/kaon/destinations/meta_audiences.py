@@ -30,10 +30,23 @@ _HASHED = re.compile(r"^[0-9a-f]{64}$")
 _encoder = msgspec.json.Encoder()
 
 
+AudienceId = Annotated[str, msgspec.Meta(
+    title="Custom audience ID", description="The customer-list custom audience the members go to.",
+    examples=["23851234567890123"], pattern=r"^\d{1,30}$")]
+
+
+class MetaAudienceConnection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An audience connection's settings (`settings.output`): its own custom audience, so one output (one ad
+    account's token) serves many audiences."""
+
+    audience_id: AudienceId | None = None
+
+
 class MetaAudiencesSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    audience_id: Annotated[str, msgspec.Meta(
-        title="Custom audience ID", description="The customer-list custom audience the members go to.",
-        examples=["23851234567890123"], pattern=r"^\d{1,30}$")]
+    audience_id: Annotated[AudienceId | None, msgspec.Meta(
+        title="Default custom audience ID",
+        description="The custom audience of connections that name none of their own (`settings.output."
+                    "audience_id`, so one output serves many audiences).")] = None
     access_token: Annotated[Secret, msgspec.Meta(
         title="Access token", description="A system-user access token with `ads_management` on the ad account "
                                           "(sent as `access_token`).")]
@@ -76,6 +89,7 @@ class MetaAudiences(Destination):
     policy = SendPolicy(batch_size=MAX_ROWS, max_concurrency=1, timeout_s=60.0)
     audience = True
     takes_events = False
+    connection_settings_type = MetaAudienceConnection
     identity_types = ("email", "mobile_number", "customer_id", "ios_advertising_id", "android_advertising_id")
     docs_notes = (
         "An audience output: connect an audience to it (`POST /api/v1/audiences/{id}/connections`). Adds are "
@@ -97,25 +111,27 @@ class MetaAudiences(Destination):
 
     def transform(self, events: Sequence[DeliveryEvent], settings: Any) -> list[HttpRequest]:
         assert isinstance(settings, MetaAudiencesSettings)
-        runs: list[tuple[str, list[int], list[list[str]]]] = []
+        runs: list[tuple[str, str, list[int], list[list[str]]]] = []  # (audience, action, events, rows)
         for index, item in enumerate(events):
             change = membership_of(item)
             if change is None:
                 continue
+            audience = change.settings.get("audience_id") or settings.audience_id
             row = row_of(change.identities)
-            if not any(row):
-                continue  # nothing Meta can match on
-            if not runs or runs[-1][0] != change.action or len(runs[-1][1]) >= MAX_ROWS:
-                runs.append((change.action, [], []))
-            runs[-1][1].append(index)
-            runs[-1][2].append(row)
+            if not audience or not any(row):
+                continue  # no custom audience to go to, or nothing Meta can match on
+            if not runs or runs[-1][:2] != (audience, change.action) or len(runs[-1][2]) >= MAX_ROWS:
+                runs.append((audience, change.action, [], []))
+            runs[-1][2].append(index)
+            runs[-1][3].append(row)
         query = urlencode({"access_token": settings.access_token})
-        url = f"{settings.base_url.rstrip('/')}/{settings.api_version}/{quote(settings.audience_id)}/users?{query}"
-        return [HttpRequest("POST" if action == ADD else "DELETE", url, {"Content-Type": "application/json"},
+        base = f"{settings.base_url.rstrip('/')}/{settings.api_version}"
+        return [HttpRequest("POST" if action == ADD else "DELETE", f"{base}/{quote(audience)}/users?{query}",
+                            {"Content-Type": "application/json"},
                             _encoder.encode({"payload": {"schema": list(SCHEMA), "is_raw": True,
                                                          "data_source": {"sub_type": "ANYTHING"}, "data": rows}}),
                             tuple(indices))
-                for action, indices, rows in runs]
+                for audience, action, indices, rows in runs]
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> SendResult:
         return classify_graph(response, _flagged)
