@@ -193,11 +193,23 @@ def facts_of_rows(rows: Iterable[tuple[int, int, bytes]]) -> list[Seen]:
     return [(event_id, fact_of(_decode.decode(body), ts)) for event_id, ts, body in rows]
 
 
+# What profile criteria read of one profile, read for many at once (Engine.prefetch): (consent, first seen, last
+# seen) or None when there is no such profile, attributes (lower-cased names), identities by type.
+ProfileFacts = tuple[tuple[dict[str, Any], int | None, int | None] | None, dict[str, Any], dict[str, list[str]]]
+
+
 def profile_view(profiles: ProfileStore, mpid: int, calculated_values: dict[str, Any], device: dict[str, Any], *,
-                 load: bool) -> ProfileView:
-    """What profile criteria read; the profile's row, attributes and identities only when `load`."""
+                 load: bool, facts: ProfileFacts | None = None) -> ProfileView:
+    """What profile criteria read; the profile's row, attributes and identities only when `load` (from `facts`
+    when the caller read them already)."""
     view = ProfileView(calculated={k.lower(): v for k, v in calculated_values.items()}, device=device)
     if not load:
+        return view
+    if facts is not None:
+        seen, view.attributes, identities = facts
+        view.identities = {k: list(v) for k, v in identities.items()}
+        if seen is not None:
+            view.consent, view.first_seen_ms, view.last_seen_ms = seen
         return view
     row = profiles.row(mpid)
     if row is not None:
@@ -223,9 +235,25 @@ class Engine:
         self.states = StateStore(conn, workspace_id)
         self.members = MemberStore(conn, workspace_id)
         self.profiles = ProfileStore(conn, workspace_id)
+        self._facts: dict[int, ProfileFacts] = {}
+
+    def prefetch(self, mpids: list[int]) -> None:
+        """Read what profile criteria need of these profiles at once (3 queries, not 3 per profile)."""
+        if not self.compiled.uses_profile or not mpids:
+            return
+        seen = self.profiles.seen_of_many(mpids)
+        attributes = self.profiles.attributes_of_many(mpids)
+        identities = self.profiles.identities_of_many(mpids)
+        for mpid in mpids:
+            by_type: dict[str, list[str]] = {}
+            for kind, value, _ in identities.get(mpid, []):
+                by_type.setdefault(kind, []).append(value)
+            self._facts[mpid] = (seen.get(mpid), {k.lower(): v for k, v in attributes.get(mpid, {}).items()},
+                                 by_type)
 
     def view(self, mpid: int, calculated_values: dict[str, Any], device: dict[str, Any]) -> ProfileView:
-        return profile_view(self.profiles, mpid, calculated_values, device, load=self.compiled.uses_profile)
+        return profile_view(self.profiles, mpid, calculated_values, device, load=self.compiled.uses_profile,
+                            facts=self._facts.get(mpid))
 
     def refresh(self, mpid: int, state: dict[str, Any], seen: list[Seen], *, now_ms: int, at_ms: int, cause: str,
                 takes: Takes = live_takes, device: dict[str, Any] | None = None,

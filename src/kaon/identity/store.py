@@ -142,6 +142,16 @@ class ProfileStore:
                 out.setdefault(int(m), []).append((str(t), str(v), int(s)))
         return {m: sorted(found) for m, found in out.items()}
 
+    def seen_of_many(self, mpids: Iterable[int]) -> dict[int, tuple[dict[str, Any], int | None, int | None]]:
+        """(consent, first_seen_ms, last_seen_ms) of several profiles at once."""
+        out: dict[int, tuple[dict[str, Any], int | None, int | None]] = {}
+        for chunk in chunks(sorted(set(mpids))):
+            for m, consent, first, last in self.conn.execute(
+                    f"SELECT mpid, consent, first_seen_ms, last_seen_ms FROM profiles WHERE workspace_id = ?"
+                    f" AND mpid IN ({marks(chunk)})", (self.ws, *chunk)):
+                out[int(m)] = (_decode.decode(consent), first, last)
+        return out
+
     def consent_of_many(self, mpids: Iterable[int]) -> dict[int, tuple[dict[str, Any], bool]]:
         """(consent, is_opted_out) of several profiles at once."""
         out: dict[int, tuple[dict[str, Any], bool]] = {}

@@ -80,6 +80,7 @@ class UpdateAudiences:
                 continue
             engine = Engine(work.tx, workspace_id, found)
             states = engine.states.load(mine, lock=True)
+            engine.prefetch(mine)
             for mpid in mine:
                 items = groups[(workspace_id, mpid)]
                 seen: list[Seen] = []
