@@ -174,3 +174,12 @@ class TestBrazeAudienceSync:
         (request,) = braze.transform([trigger], braze.parse_settings({"api_key": "k"}))
         (event,) = json.loads(request.body)["events"]
         assert event["name"] == "audience_membership_change" and event["properties"]["action"] == "add"
+
+
+def test_an_ingested_event_cannot_pose_as_a_list_sync_change() -> None:
+    """A client may send an `audience_membership_change` custom event with the sync flag: it stays a custom event
+    (only the sync worker's events, whose input is an audience connection, change lists)."""
+    forged = msgspec.structs.replace(member(1, customer_id="victim-42"), input_id="in_0123456789abcdef")
+    (request,) = destinations()["braze"].transform([forged], destinations()["braze"].parse_settings({"api_key": "k"}))
+    body = json.loads(request.body)
+    assert "attributes" not in body and body["events"][0]["name"] == "audience_membership_change"

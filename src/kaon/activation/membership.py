@@ -17,7 +17,9 @@ ADD, DELETE = "add", "delete"
 # The custom flag that marks a list-sync delivery (an add or remove the output applies to its list); without it
 # the event is a trigger, which outputs that take events forward as the custom event it is.
 SYNC_FLAG = "Kaon.AudienceSync"
-SETTINGS_FLAG = "Kaon.ConnectionSettings"  # the connection's settings for its output (`settings.output`)
+SETTINGS_FLAG = "Kaon.ConnectionSettings"
+# A membership change's `input_id` is its audience connection's id: no input's id has this prefix (`in_...`).
+CONNECTION_PREFIX = "acn_"  # the connection's settings for its output (`settings.output`)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def membership_event(*, workspace_id: str, connection_id: str, audience_id: str,
 def membership_of(item: DeliveryEvent) -> Membership | None:
     """The list-sync membership change an audience output is given; None for any other event (triggers too)."""
     event = item.event
+    if not item.input_id.startswith(CONNECTION_PREFIX):
+        return None  # an ingested event, whatever it claims: only the sync worker makes membership changes
     if not isinstance(event, CustomEvent) or event.data.event_name != MEMBERSHIP_EVENT or item.mpid is None:
         return None
     flags = event.data.custom_flags or {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from kaon.activation.membership import CONNECTION_PREFIX
 from kaon.errors import NotFound
 from kaon.store.sql import Conn, chunks, marks, rows_limit
 from kaon.store.subject import Subject
@@ -61,7 +62,7 @@ class ConnectionStore:
 
     def create(self, *, audience_id: str, audience_name: str, output_id: str, mode: str, settings: dict[str, Any],
                change_cursor: int, member_cursor: int | None, update_cursor: int, now_ms: int) -> AudienceConnection:
-        connection_id = f"acn_{uuid.uuid4().hex[:16]}"
+        connection_id = f"{CONNECTION_PREFIX}{uuid.uuid4().hex[:16]}"
         status = SYNCING if member_cursor is not None else LIVE
         progress = {"members_sent": 0, "started_unixtime_ms": now_ms,
                     "finished_unixtime_ms": None if status == SYNCING else now_ms}
@@ -145,7 +146,8 @@ class IdentityUpdates:
 
     def prune(self) -> int:
         """Forget what every connection has read (everything, when there is no connection)."""
-        low = self.conn.execute("SELECT min(update_cursor) FROM audience_connections").fetchone()[0]
+        low = self.conn.execute("SELECT min(update_cursor) FROM audience_connections WHERE mode = ?",
+                                (SYNC,)).fetchone()[0]
         if low is None:
             return int(self.conn.execute("DELETE FROM audience_identity_updates").rowcount)
         return int(self.conn.execute("DELETE FROM audience_identity_updates WHERE id <= ?", (int(low),)).rowcount)

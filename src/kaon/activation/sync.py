@@ -140,7 +140,7 @@ class _Step:
 
     def _queue(self, event: Any, event_id: int) -> None:
         delivery_store.enqueue(self.conn, self.row.workspace_id, self.output.id, self.row.id, event_id, event.mpid,
-                               self.now, event, numbered=True)
+                               self.now, event, numbered=self.row.mode == SYNC)
         self.counts[("queued", "")] += 1
 
     def _passes(self, event: Any, mpid: int) -> Any:

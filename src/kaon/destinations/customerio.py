@@ -125,7 +125,9 @@ class CustomerIo(Destination):
     description = "Updates people and tracks their events in Customer.io Journeys through the Track API."
     settings_type = CustomerIoSettings
     # Track API: about 3,000 requests per 3 s per workspace; one event per request (segment changes: up to 1,000).
-    policy = SendPolicy(batch_size=MAX_SEGMENT_IDS, max_concurrency=8, rate_limit_rps=1000.0)
+    # A claim of 100 keeps a backlog of single-event requests well inside a claim's time; segment requests carry up
+    # to 100 ids (Customer.io takes 1,000).
+    policy = SendPolicy(batch_size=100, max_concurrency=8, rate_limit_rps=1000.0)
     audience = True
     identity_types = ("customer_id", "email")
     connection_settings_type = CustomerIoAudience
@@ -150,7 +152,7 @@ class CustomerIo(Destination):
         ("anonymous user", "events go to `POST /api/v1/events` with the mpid as `anonymous_id`"),
         ("every event", "`id` is a ULID derived from the event time and message id, so a retry is deduplicated"),
         ("audience member added / removed (sync)", "`POST /api/v1/segments/{segment_id}/add_customers` (or "
-                                                  "`remove_customers`) `{ids: [...]}`, up to 1,000 per request, "
+                                                  "`remove_customers`) `{ids: [...]}`, up to 100 per request, "
                                                   "by customer ID (`id_type=id`), else by e-mail "
                                                   "(`id_type=email`); `segment_id` is the connection's "
                                                   "`settings.output.segment_id`, a manual segment"),

@@ -73,7 +73,6 @@ class UpdateAudiences:
                 compiled[item.workspace_id] = compile_workspace(work.tx, item.workspace_id, lock=True)
             if not compiled[item.workspace_id].empty:
                 groups.setdefault((item.workspace_id, item.batch.mpid), []).append(item)
-        self._note_identity_changes(work)
         for workspace_id, found in compiled.items():
             mine = sorted(m for ws, m in groups if ws == workspace_id)
             if not mine:
@@ -113,3 +112,5 @@ class UpdateAudiences:
                     item.calculated_attributes = values
                 if changes:
                     work.count(items[-1].entry, "audience_changes", len(changes))
+        # After the changes are written: the sync worker locks audience_changes, then audience_identity_updates.
+        self._note_identity_changes(work)
