@@ -240,6 +240,22 @@ def test_a_member_whose_identity_changes_is_updated_at_the_output(pipeline: Pipe
     assert pipeline.rows("SELECT count(*) FROM audience_identity_updates") == [(0,)], "read by every connection"
 
 
+def test_a_member_without_an_identity_the_output_takes_is_added_once_it_has_one(
+        pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    pipeline.bulk(purchase(NOW, customer_id="c"))
+    pipeline.process(now=NOW)
+    output = an_output(pipeline, vendor)
+    row = service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {"identity_types": ["email"]}, NOW)
+    deliver(pipeline, output)
+    assert sent(vendor) == [] and SyncedStore(pipeline.db.conn(), pipeline.workspace_id).count(row.id) == 0
+    pipeline.bulk({"environment": "production", "user_identities": {"customer_id": "c", "email": "c@example.com"},
+                   "events": []})
+    pipeline.process(now=NOW + 1000)
+    deliver(pipeline, output)
+    assert [(a, i) for _, a, i in sent(vendor)] == [("add", {"email": "c@example.com"})]
+
+
 def test_an_idsync_modify_of_a_member_is_sent_too(pipeline: Pipeline, vendor: VendorCapture) -> None:
     buyers = an_audience(pipeline)
     pipeline.bulk(purchase(NOW, customer_id="c", email="old@example.com"))
@@ -328,6 +344,10 @@ def test_connect_refuses_what_cannot_be_done(pipeline: Pipeline, vendor: VendorC
         service.update(conn, ws, buyers, row.id, {"mode": "trigger"}, NOW)
     assert service.update(conn, ws, buyers, row.id, {"identity_types": ["email"]}, NOW).settings == {
         "rules": {}, "identity_types": ["email"]}
+    cio = OutputStore(conn, ws).create_output("Customer.io", "customerio", {"site_id": "s", "api_key": "k"}, True).id
+    to_cio = service.connect(conn, ws, buyers, cio, {"output": {"segment_id": 7}}, NOW)
+    with pytest.raises(service.SettingsError, match="cannot change"):
+        service.update(conn, ws, buyers, to_cio.id, {"output": {"segment_id": 8}}, NOW)
 
 
 def test_erasure_forgets_what_was_synced_and_a_deleted_output_ends_its_connections(

@@ -111,6 +111,10 @@ def update(conn: Conn, workspace_id: str, audience_id: str, connection_id: str, 
         settings["output"] = _output_settings(destination(output.destination), row.mode, settings.get("output", {}))
         if not settings["output"]:
             del settings["output"]
+        if row.mode == SYNC and settings.get("output", {}) != row.settings.get("output", {}):
+            # What was sent is in the old list (segment, custom audience): removals there would go astray.
+            raise SettingsError("the output settings of a sync connection cannot change: disconnect (which removes "
+                                "what was sent) and connect again")
         store.update_settings(row, {**settings, "mode": row.mode} if "mode" in row.settings else settings, now)
         return store.get(connection_id)
 

@@ -259,6 +259,9 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
                         work.add(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0)
                     else:
                         work.remove(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0)
+                elif work.identities(mpid) and members.is_member(row.audience_id, mpid):
+                    # A member the output could not take (no identity it matches on) now has one.
+                    work.add(mpid, "identity_change", now, f"{row.id}-id-{update_id}", 0)
                 update_cursor, did = update_id, True
         if status == SYNCING:
             page = members.members(row.audience_id, MEMBERS_PER_STEP, after=member_cursor)

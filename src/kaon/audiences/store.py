@@ -292,6 +292,10 @@ class MemberStore:
                                   f" audience_changes WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
                                   (*args, rows_limit(limit)))]
 
+    def is_member(self, audience_id: str, mpid: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM audience_members WHERE workspace_id = ? AND audience_id = ?"
+                                 " AND mpid = ?", (self.ws, audience_id, mpid)).fetchone() is not None
+
     def profile_changes(self, mpid: int) -> list[dict[str, Any]]:
         """One profile's membership changes, oldest first."""
         return [{"id": int(i), "audience_id": a, "action": act, "at_unixtime_ms": int(at), "cause": cause,
