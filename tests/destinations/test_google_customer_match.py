@@ -403,3 +403,15 @@ def test_any_answer_google_might_give_is_read_without_crashing(value: Any) -> No
 def test_any_phone_text_is_hashed_as_e164_or_left_out(value: str) -> None:
     key = phone_key(value)
     assert key is None or (len(key) == 64 and set(key) <= set("0123456789abcdef"))
+
+
+def test_a_removal_of_identities_a_member_lost_is_not_superseded_by_its_new_add() -> None:
+    from kaon.destinations.google_ads_members import plan
+
+    lost = member(1, DELETE, email="old@example.com")
+    again = member(1, email="new@example.com")
+    results, uploads = plan([lost, again], "contact_info")
+    assert results == [None, None]
+    assert [(u.action, [i for i, _ in u.members]) for u in uploads] == [("delete", [0]), ("add", [1])]
+    same = plan([member(2, email="x@example.com"), member(2, DELETE, email="x@example.com")], "contact_info")
+    assert same[0][0] is not None and same[0][0].outcome == Outcome.SKIP, "the same identifiers: the last decides"

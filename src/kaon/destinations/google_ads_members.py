@@ -68,7 +68,8 @@ class Upload:
 
 def plan(events: Sequence[DeliveryEvent], key_type: str) -> tuple[list[SendResult | None], list[Upload]]:
     """Skips decided up front (None: to be sent), and the uploads in the order their action first appears.
-    Membership is a set, so a profile's last change in the batch decides; its earlier ones are superseded."""
+    Membership is a set, so a profile's last change in the batch decides for the identifiers it names; an earlier
+    change whose identifiers it all names is superseded."""
     results: list[SendResult | None] = [None] * len(events)
     found: list[tuple[int, int, str, list[dict[str, str]]]] = []
     last: dict[int, int] = {}  # mpid → index of its last change
@@ -83,9 +84,13 @@ def plan(events: Sequence[DeliveryEvent], key_type: str) -> tuple[list[SendResul
             continue
         found.append((index, change.mpid, change.action, identifiers))
         last[change.mpid] = index
+    latest = {index: identifiers for index, _, _, identifiers in found}
     uploads: dict[str, Upload] = {}
     for index, mpid, action, identifiers in found:
-        if last[mpid] != index:
+        # An earlier change is decided by the later one only when that one names the same identifiers: a removal
+        # of values the member lost (an identity change) must still go.
+        final = latest[last[mpid]]
+        if last[mpid] != index and all(i in final for i in identifiers):
             results[index] = SUPERSEDED
             continue
         uploads.setdefault(action, Upload(action, [])).members.append((index, identifiers))

@@ -1,8 +1,8 @@
 """Google Ads Customer Match: a customer list kept in step with a Kaon audience through OfflineUserDataJobs.
 
 Per batch: an OAuth2 access token, then one job per action (Google refuses creates and removes in one job):
-`:create`, `:addOperations` in chunks of at most 10,000 identifiers, `:run`. Only each profile's last change in the
-batch is sent, so a batch's jobs concern different profiles. Jobs run asynchronously at Google: the last ones run
+`:create`, `:addOperations` in chunks of at most 10,000 identifiers, `:run`. A profile's earlier change in the
+batch is superseded by its last one when that names the same identifiers, so a batch's jobs never share one. Jobs run asynchronously at Google: the last ones run
 are remembered in memory and their status read back at the start of later deliveries (`job_states()`).
 """
 
@@ -176,8 +176,9 @@ class GoogleCustomerMatch(Destination):
         "CUSTOMER_MATCH_USER_LIST, the list, and for adds the consent settings), `POST .../{job}:addOperations` "
         "(`create` or `remove` operations, one UserData per person with at most 20 identifiers, at most 10,000 "
         "identifiers per request, `enablePartialFailure: true`), then `POST .../{job}:run`. Google refuses creates "
-        "and removes in one job, so adds and removes are separate jobs; only each profile's last change in a batch "
-        "is sent (its earlier ones are skipped as superseded), so the jobs of one batch concern different profiles. "
+        "and removes in one job, so adds and removes are separate jobs; a profile's earlier change in a batch is "
+        "skipped as superseded when its last change names the same identifiers, so the two jobs of a batch never "
+        "name the same identifier (a removal of values a member lost goes with the add of its new ones). "
         "Google does not document the order in which separate jobs are processed: a profile added in one batch and "
         "removed in the next could end up in either state if Google processes the later job first. A change is "
         "delivered once `:run` is accepted; Google then processes the job asynchronously (often for hours). Job "
