@@ -2,8 +2,9 @@
 
 Per batch: an OAuth2 access token, then one job per action (Google refuses creates and removes in one job):
 `:create`, `:addOperations` in chunks of at most 10,000 identifiers, `:run`. A profile's earlier change in the
-batch is superseded by its last one when that names the same identifiers, so a batch's jobs never share one. Jobs run asynchronously at Google: the last ones run
-are remembered in memory and their status read back at the start of later deliveries (`job_states()`).
+batch is superseded by its last one when that names the same identifiers, so a batch's jobs never share one.
+Jobs run asynchronously at Google: the last ones run are remembered in memory and their status read back at the
+start of later deliveries (`job_states()`).
 """
 
 import logging
