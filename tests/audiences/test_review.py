@@ -220,16 +220,23 @@ def test_the_estimate_of_a_device_criterion_counts_profiles(pipeline: Pipeline) 
     assert (found.size, found.exact) == (1, True) or not found.exact
 
 
-# --- Finding 4: re-activating a calculated attribute makes the audiences that read it flap ---------------------
-
-
-def test_reactivating_a_calculated_attribute_keeps_dependent_members(pipeline: Pipeline) -> None:
+def a_spender(pipeline: Pipeline) -> tuple[str, str]:
+    """A calculated attribute `ltv` (sum of purchases), an audience `Spenders` (ltv > 10) and one profile in it;
+    the attribute's and the audience's ids."""
     ltv = calculated(pipeline, "ltv", "sum")
     spenders = audience(pipeline, "Spenders", {"calculated_attribute": {"name": "ltv", "operator": "greater_than",
                                                                          "value": 10}})
     run_backfills(pipeline.db.conn(), lambda: NOW)
     pipeline.bulk(commerce("purchase", NOW, 20))
     pipeline.process(now=NOW)
+    return ltv, spenders
+
+
+# --- Finding 4: re-activating a calculated attribute makes the audiences that read it flap ---------------------
+
+
+def test_reactivating_a_calculated_attribute_keeps_dependent_members(pipeline: Pipeline) -> None:
+    ltv, spenders = a_spender(pipeline)
     mpid = pipeline.holder("customer_id", "c")
     assert set(members(pipeline, spenders)) == {mpid}
     service.activate_calculated(pipeline.db.conn(), pipeline.workspace_id, ltv, "test", NOW + 1)
@@ -244,12 +251,7 @@ def test_reactivating_a_calculated_attribute_keeps_dependent_members(pipeline: P
 
 
 def test_deleting_a_calculated_attribute_an_audience_reads(pipeline: Pipeline) -> None:
-    ltv = calculated(pipeline, "ltv", "sum")
-    spenders = audience(pipeline, "Spenders", {"calculated_attribute": {"name": "ltv", "operator": "greater_than",
-                                                                         "value": 10}})
-    run_backfills(pipeline.db.conn(), lambda: NOW)
-    pipeline.bulk(commerce("purchase", NOW, 20))
-    pipeline.process(now=NOW)
+    ltv, spenders = a_spender(pipeline)
     assert members(pipeline, spenders)
     try:
         service.delete_calculated(pipeline.db.conn(), pipeline.workspace_id, ltv)

@@ -97,7 +97,7 @@ class _Step:
             return
         found = self.profiles.identities_of_many(todo)
         self._identities.update({m: found.get(m, []) for m in todo})
-        self._facts.update(self.profiles.consent_of_many(todo))
+        self._facts.update({m: (c, out) for m, (c, out, _, _) in self.profiles.summary_of_many(todo).items()})
         if self.row.mode == SYNC:
             held = self.synced.of(self.row.id, todo)
             self._held.update({m: held.get(m) for m in todo if m not in self._held})
@@ -146,7 +146,7 @@ class _Step:
     def _passes(self, event: Any, mpid: int) -> Any:
         """The event the rules forward (transformed), or None (counted as filtered, with the reason)."""
         if mpid not in self._facts:
-            self._facts.update(self.profiles.consent_of_many([mpid]))
+            self._facts.update({m: (c, out) for m, (c, out, _, _) in self.profiles.summary_of_many([mpid]).items()})
         consent, opted_out = self._facts.get(mpid, ({}, False))
         facts = ProfileFacts(consent=consent, opted_out=opted_out)
         decision = evaluate(self.rules, event, facts)

@@ -241,7 +241,7 @@ class Engine:
         """Read what profile criteria need of these profiles at once (3 queries, not 3 per profile)."""
         if not self.compiled.uses_profile or not mpids:
             return
-        seen = self.profiles.seen_of_many(mpids)
+        seen = {m: (c, first, last) for m, (c, _, first, last) in self.profiles.summary_of_many(mpids).items()}
         attributes = self.profiles.attributes_of_many(mpids)
         identities = self.profiles.identities_of_many(mpids)
         for mpid in mpids:

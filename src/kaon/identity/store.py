@@ -27,6 +27,9 @@ def new_mpid() -> int:
             return mpid
 
 
+ProfileSummary = tuple[dict[str, Any], bool, int | None, int | None]
+
+
 class ProfileStore:
     def __init__(self, conn: Conn, workspace_id: str) -> None:
         self.conn = conn
@@ -142,24 +145,14 @@ class ProfileStore:
                 out.setdefault(int(m), []).append((str(t), str(v), int(s)))
         return {m: sorted(found) for m, found in out.items()}
 
-    def seen_of_many(self, mpids: Iterable[int]) -> dict[int, tuple[dict[str, Any], int | None, int | None]]:
-        """(consent, first_seen_ms, last_seen_ms) of several profiles at once."""
-        out: dict[int, tuple[dict[str, Any], int | None, int | None]] = {}
+    def summary_of_many(self, mpids: Iterable[int]) -> dict[int, "ProfileSummary"]:
+        """(consent, is_opted_out, first_seen_ms, last_seen_ms) of several profiles at once."""
+        out: dict[int, ProfileSummary] = {}
         for chunk in chunks(sorted(set(mpids))):
-            for m, consent, first, last in self.conn.execute(
-                    f"SELECT mpid, consent, first_seen_ms, last_seen_ms FROM profiles WHERE workspace_id = ?"
-                    f" AND mpid IN ({marks(chunk)})", (self.ws, *chunk)):
-                out[int(m)] = (_decode.decode(consent), first, last)
-        return out
-
-    def consent_of_many(self, mpids: Iterable[int]) -> dict[int, tuple[dict[str, Any], bool]]:
-        """(consent, is_opted_out) of several profiles at once."""
-        out: dict[int, tuple[dict[str, Any], bool]] = {}
-        for chunk in chunks(sorted(set(mpids))):
-            for m, consent, opted_out in self.conn.execute(
-                    f"SELECT mpid, consent, is_opted_out FROM profiles WHERE workspace_id = ?"
-                    f" AND mpid IN ({marks(chunk)})", (self.ws, *chunk)):
-                out[int(m)] = (_decode.decode(consent), bool(opted_out))
+            for m, consent, opted_out, first, last in self.conn.execute(
+                    f"SELECT mpid, consent, is_opted_out, first_seen_ms, last_seen_ms FROM profiles WHERE"
+                    f" workspace_id = ? AND mpid IN ({marks(chunk)})", (self.ws, *chunk)):
+                out[int(m)] = (_decode.decode(consent), bool(opted_out), first, last)
         return out
 
     def identities(self, mpid: int) -> list[tuple[str, str, int]]:
