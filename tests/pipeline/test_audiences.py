@@ -229,12 +229,16 @@ def test_a_profile_whose_audience_work_fails_keeps_its_events_and_the_failure_is
     # A state that cannot be read (written by hand here; e.g. by a bug): the next batch's audience work fails.
     pipeline.db.conn().execute("UPDATE profile_segments SET state = ? WHERE mpid = ?",
                                (f'{{"c": {{"{attribute}:1": {{"a": {{"n": "x", "s": []}}}}}}}}', mpid))
+    bad = pipeline.rows("SELECT state FROM profile_segments WHERE mpid = ?", mpid)
     pipeline.bulk(commerce("purchase", NOW + 1, 2))
+    pipeline.bulk(commerce("purchase", NOW + 1, 7, customer_id="other"))  # in the same slice: updated
     pipeline.process(now=NOW + 1)
     assert pipeline.rows("SELECT count(*) FROM events WHERE mpid = ?", mpid) == [(2,)]
     (warning,) = [w for w in pipeline.warnings() if w["code"] == "AUDIENCE_EVALUATION_FAILED"]
     assert str(mpid) in warning["message"]
     assert pipeline.counters("audience_failures") == {"": 1}
+    assert pipeline.rows("SELECT state FROM profile_segments WHERE mpid = ?", mpid) == bad  # left as it was
+    assert values(pipeline, pipeline.holder("customer_id", "other"), NOW + 1) == {"ltv": "7"}
 
 
 def test_profile_criteria_read_attributes_identities_consent_and_other_audiences(pipeline: Pipeline) -> None:

@@ -10,6 +10,8 @@ case-insensitively (keys are lower-cased). A commerce event is also known by its
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaon.model.events import CommerceEventData, CustomEventData, EventBase, ScreenViewData
+
 _ACTION_FIELDS = ("total_amount", "tax_amount", "shipping_amount", "transaction_id", "affiliation", "coupon_code",
                   "checkout_step", "checkout_options", "product_action_list", "product_list_source")
 _PRODUCT_FIELDS = ("id", "name", "brand", "category", "variant", "position", "price", "quantity", "coupon_code",
@@ -76,5 +78,58 @@ def fact_of(event: dict[str, Any], default_ts: int) -> Fact:
     action = (data.get("product_action") or {}).get("action") if event_type == "commerce_event" else None
     return Fact(ts=int(ts) if isinstance(ts, int) and not isinstance(ts, bool) else default_ts,
                 event_type=event_type, name=_name(event_type, data),
+                custom_event_type=str(custom_type).lower() if custom_type else None,
+                attributes=attributes, products=products, action=str(action).lower() if action else None)
+
+
+def _product_row(product: Any) -> dict[str, Any]:
+    row = _lower(product.custom_attributes)
+    for key in _PRODUCT_FIELDS:
+        value = getattr(product, key)
+        if value is not None:
+            row.setdefault(key, value)
+    return row
+
+
+def fact_of_event(event: EventBase, default_ts: int) -> Fact:
+    """The fact of one model event, read from its fields: the same Fact as `fact_of(msgspec.to_builtins(event))`
+    (a test holds them equal) without building the event's JSON first (the process stage's hot path)."""
+    event_type = str(type(event).__struct_config__.tag)
+    data = event.data
+    ts = data.timestamp_unixtime_ms
+    attributes = _lower(data.custom_attributes)
+    products: list[dict[str, Any]] = []
+    name: str | None = None
+    custom_type: str | None = None
+    action: str | None = None
+    if isinstance(data, CustomEventData):
+        name = str(data.event_name or "") or None
+        custom_type = data.custom_event_type or "other"
+    elif isinstance(data, ScreenViewData):
+        name = str(data.screen_name or "") or None
+    elif isinstance(data, CommerceEventData):
+        custom_type = data.custom_event_type
+        pa = data.product_action
+        if pa is not None:
+            for key in _ACTION_FIELDS:
+                value = getattr(pa, key)
+                if value is not None:
+                    attributes.setdefault(key, value)
+            products = [_product_row(p) for p in pa.products or ()]
+            action = pa.action
+        if data.currency_code is not None:
+            attributes.setdefault("currency_code", data.currency_code)
+        if data.event_name:
+            name = str(data.event_name)
+        elif action:
+            name = str(action)
+        elif data.promotion_action is not None and data.promotion_action.action:
+            name = f"promotion_{data.promotion_action.action}"
+        elif data.product_impressions:
+            name = "impression"
+    else:
+        custom_type = getattr(data, "custom_event_type", None)
+    return Fact(ts=int(ts) if isinstance(ts, int) and not isinstance(ts, bool) else default_ts,
+                event_type=event_type, name=name,
                 custom_event_type=str(custom_type).lower() if custom_type else None,
                 attributes=attributes, products=products, action=str(action).lower() if action else None)

@@ -187,6 +187,19 @@ class StateStore:
                           " ON CONFLICT (workspace_id, mpid) DO UPDATE SET state = excluded.state,"
                           f" due_ms = {due}", (self.ws, mpid, _text(state), due_ms))
 
+    def save_many(self, rows: Sequence[tuple[int, dict[str, Any], int | None]]) -> None:
+        """Store many profiles' states and next change times at once (as `save` without `keep_due`)."""
+        if rows:
+            self.conn.executemany("INSERT INTO profile_segments (workspace_id, mpid, state, due_ms) VALUES"
+                                  " (?, ?, ?, ?) ON CONFLICT (workspace_id, mpid) DO UPDATE SET state ="
+                                  " excluded.state, due_ms = excluded.due_ms",
+                                  [(self.ws, mpid, _text(state), due) for mpid, state, due in rows])
+
+    def forget_many(self, mpids: Sequence[int]) -> None:
+        if mpids:
+            self.conn.executemany("DELETE FROM profile_segments WHERE workspace_id = ? AND mpid = ?",
+                                  [(self.ws, m) for m in mpids])
+
     def set_due(self, mpid: int, due_ms: int | None) -> None:
         self.conn.execute("UPDATE profile_segments SET due_ms = ? WHERE workspace_id = ? AND mpid = ?",
                           (due_ms, self.ws, mpid))

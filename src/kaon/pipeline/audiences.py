@@ -8,12 +8,11 @@ values as user attributes). A workspace with no live definitions costs one query
 import logging
 from typing import Any
 
-import msgspec
-
 from kaon.activation.store import ConnectionStore, IdentityUpdates
 from kaon.audiences.definition import DEVICE_FIELDS
 from kaon.audiences.engine import Compiled, Engine, Seen, compile_workspace
-from kaon.audiences.facts import fact_of
+from kaon.audiences.facts import fact_of_event
+from kaon.audiences.store import Change
 from kaon.model.batch import Batch
 from kaon.model.events import UserAttributeChange
 from kaon.pipeline.work import Slice, WorkBatch
@@ -80,6 +79,7 @@ class UpdateAudiences:
             engine = Engine(work.tx, workspace_id, found)
             states = engine.states.load(mine, lock=True)
             engine.prefetch(mine)
+            refreshed: list[tuple[int, dict[str, Any], list[Change]]] = []
             for mpid in mine:
                 items = groups[(workspace_id, mpid)]
                 seen: list[Seen] = []
@@ -87,30 +87,27 @@ class UpdateAudiences:
                 for item in items:
                     received = item.entry.entry.received_ms
                     for index, event_id in sorted(item.event_ids.items()):
-                        seen.append((event_id, fact_of(msgspec.to_builtins(item.batch.events[index]), received)))
+                        seen.append((event_id, fact_of_event(item.batch.events[index], received)))
                     device.update(device_of(item.batch))
                 state = states.get(mpid, {})
                 changed = changed_facts(items, device, state.get("d", {}))
-                # A failure here must not cost the batch its processing: the profile's audience work is undone
-                # (savepoint), the events go on, and the failure is recorded where people look.
-                work.tx.execute("SAVEPOINT audiences")
+                # A failure here must not cost the batch its processing: the profile's state is left as it was
+                # (refresh writes nothing), the events go on, and the failure is recorded where people look.
                 try:
                     values, changes = engine.refresh(mpid, state, seen, now_ms=work.now_ms, at_ms=work.now_ms,
                                                      cause="event", device=device, changed=changed)
-                    engine.save(mpid, state, changes, work.now_ms)
                 except Exception as error:
-                    work.tx.execute("ROLLBACK TO SAVEPOINT audiences")
-                    work.tx.execute("RELEASE SAVEPOINT audiences")
                     _log.exception("audiences of profile %s failed", mpid)
                     work.count(items[-1].entry, "audience_failures")
                     work.warn(items[-1].entry, "AUDIENCE_EVALUATION_FAILED",
                               f"audiences and calculated attributes of profile {mpid} were not updated: "
                               f"{type(error).__name__}: {error}")
                     continue
-                work.tx.execute("RELEASE SAVEPOINT audiences")
+                refreshed.append((mpid, state, changes))
                 for item in items:
                     item.calculated_attributes = values
                 if changes:
                     work.count(items[-1].entry, "audience_changes", len(changes))
+            engine.save_many(refreshed, work.now_ms)
         # After the changes are written: the sync worker locks audience_changes, then audience_identity_updates.
         self._note_identity_changes(work)
