@@ -7,8 +7,9 @@ case-insensitively (keys are lower-cased). A commerce event is also known by its
 (`total_amount`, `transaction_id`, ...) and `currency_code`; its products keep their own fields and attributes.
 """
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from kaon.model.events import CommerceEventData, CustomEventData, EventBase, ScreenViewData
 
@@ -18,14 +19,13 @@ _PRODUCT_FIELDS = ("id", "name", "brand", "category", "variant", "position", "pr
                    "total_product_amount")
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(msgspec.Struct, frozen=True):
     ts: int
     event_type: str
     name: str | None
     custom_event_type: str | None
     attributes: dict[str, Any]
-    products: list[dict[str, Any]] = field(default_factory=list)
+    products: list[dict[str, Any]] = msgspec.field(default_factory=list)
     action: str | None = None  # a commerce event's product action (`purchase`), also matched as its name
 
 
