@@ -8,16 +8,13 @@ what was synced.
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kaon.activation import service, sync
 from kaon.activation.store import ConnectionStore, SyncedStore
 from kaon.audiences import service as audiences
-from kaon.audiences.backfill import run_backfills
 from kaon.audiences.schedule import run_due_changes
-from kaon.delivery.retry import RetryPolicy
 from kaon.delivery.worker import OutputWorker
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
@@ -26,12 +23,10 @@ from kaon.identity import idsync
 from kaon.identity.service import Identity as IdentityService
 from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
+from support.activation import QUICK, an_audience, an_output, deliver, purchase
 from support.capture import VendorCapture
 from support.pipeline import DAY, NOW, Pipeline, a_pipeline
 from support.waiting import eventually
-
-QUICK = RetryPolicy(base_s=0.01, cap_s=0.02, max_attempts=3, window_s=600.0)
-BUYERS = {"event": {"event_type": "commerce_event", "name": "purchase", "within": "7d"}}
 
 
 @pytest.fixture
@@ -45,40 +40,6 @@ def vendor() -> Iterator[VendorCapture]:
     server = VendorCapture().start()
     yield server
     server.stop()
-
-
-def purchase(at: int, **identities: str) -> dict[str, Any]:
-    return {"environment": "production", "user_identities": identities,
-            "events": [{"event_type": "commerce_event", "data": {
-                "timestamp_unixtime_ms": at, "product_action": {"action": "purchase", "total_amount": 5}}}]}
-
-
-def an_audience(p: Pipeline, name: str = "Buyers", definition: dict[str, Any] | None = None) -> str:
-    row = audiences.create_audience(p.db.conn(), p.workspace_id, {"name": name, "definition": definition or BUYERS},
-                                    "test", NOW)
-    audiences.activate_audience(p.db.conn(), p.workspace_id, row.id, "test", NOW)
-    run_backfills(p.db.conn(), lambda: NOW)
-    return row.id
-
-
-def an_output(p: Pipeline, vendor: VendorCapture, name: str = "audience_webhook") -> str:
-    settings = {"base_url": f"{vendor.url}/hook"}
-    return OutputStore(p.db.conn(), p.workspace_id).create_output(name, name, settings, True).id
-
-
-def deliver(p: Pipeline, output_id: str) -> None:
-    """Queue what the connections owe, then deliver it all."""
-    output = OutputStore(p.db.conn(), p.workspace_id).output(output_id)
-    found = destination(output.destination)
-    worker = OutputWorker(p.db, output_id, found, found.parse_settings(output.settings), QUICK)
-    try:
-        sync.run_all(p.db.conn())
-        while worker.run_once():
-            pass
-    finally:
-        worker.stop_event.set()
-        worker.start()
-        worker.stop()
 
 
 def sent(vendor: VendorCapture) -> list[tuple[str, str, dict[str, str]]]:

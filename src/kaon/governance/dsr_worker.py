@@ -16,6 +16,7 @@ import httpx
 import msgspec
 
 from kaon import outbound
+from kaon.activation import erasure as audience_erasure
 from kaon.clock import Clock, now_ms
 from kaon.governance import dsr_export
 from kaon.governance.dsr_erase import erase, find_subject
@@ -50,6 +51,7 @@ def _merge(into: Subject, other: Subject) -> None:
     into.identities |= other.identities
     into.attribute_values |= other.attribute_values
     into.event_ids = sorted(set(into.event_ids) | set(other.event_ids))
+    audience_erasure.merge(into, other)
 
 
 def _days_env(name: str, default: float) -> int:
@@ -115,6 +117,7 @@ class DsrWorker:
         summary: dict[str, Any] = {"log_entries": scrub_log(log, before)}
         with transaction(self.conn):
             subject = find_subject(self.conn, row.workspace_id, row.identities)
+            subject.synced = audience_erasure.find(self.conn, subject)  # forgotten by the erasure: kept to remove
             _merge(subject, before)
             summary["store"] = erase(self.conn, subject)
             now = self.clock()
@@ -145,6 +148,7 @@ class DsrWorker:
                                   if output.enabled else {"domain": output.destination, "name": output.name,
                                                           "output_id": output.id, "status": "skipped",
                                                           "status_message": "output disabled"})
+        extensions += audience_erasure.remove(subject, outputs, self.client, self.clock())
         with transaction(self.conn):
             current = store.get(row.id)
             assert current is not None

@@ -1,8 +1,22 @@
 """A data subject as the main store knows them: what each owner's `erase_subject`/`export_subject` is given."""
 
 import json
+from typing import Any
 
 import msgspec
+
+
+class SyncedMember(msgspec.Struct, kw_only=True):
+    """What an audience sync connection added to its output's list for one of the person's profiles: found before
+    the erasure (which forgets it), so the person can be removed from the list afterwards."""
+
+    connection_id: str
+    output_id: str
+    audience_id: str
+    audience_name: str
+    mpid: int
+    identities: dict[str, str]
+    output_settings: dict[str, Any] | None = None
 
 
 class Subject(msgspec.Struct, kw_only=True):
@@ -16,6 +30,7 @@ class Subject(msgspec.Struct, kw_only=True):
     # Found with the events (while they are still there), so that owners may erase in any order.
     source_message_ids: list[str] = []
     batch_ids: list[int] = []
+    synced: list[SyncedMember] = []
 
     def needles(self) -> list[str]:
         """Identity values as whole JSON strings (quoted, lower-cased) to look for in raw bodies.
