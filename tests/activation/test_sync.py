@@ -306,9 +306,21 @@ def test_connect_refuses_what_cannot_be_done(pipeline: Pipeline, vendor: VendorC
     assert service.update(conn, ws, buyers, row.id, {"identity_types": ["email"]}, NOW).settings == {
         "rules": {}, "identity_types": ["email"]}
     cio = OutputStore(conn, ws).create_output("Customer.io", "customerio", {"site_id": "s", "api_key": "k"}, True).id
+    # Known identity types, none of which Customer.io takes: every member would be filtered out, so refused.
+    with pytest.raises(service.SettingsError, match="takes none of them; it takes customer_id, email"):
+        service.connect(conn, ws, buyers, cio, {"identity_types": ["ios_advertising_id"],
+                                                "output": {"segment_id": 7}}, NOW)
     to_cio = service.connect(conn, ws, buyers, cio, {"output": {"segment_id": 7}}, NOW)
     with pytest.raises(service.SettingsError, match="cannot change"):
         service.update(conn, ws, buyers, to_cio.id, {"output": {"segment_id": 8}}, NOW)
+    with pytest.raises(service.SettingsError, match="takes none of them"):
+        service.update(conn, ws, buyers, to_cio.id, {"identity_types": ["ios_advertising_id"],
+                                                     "output": {"segment_id": 7}}, NOW)
+    # Two connects of the same pair racing past the check: the second insert is a conflict, not a server error.
+    with pytest.raises(Conflict, match="already connected"):
+        ConnectionStore(conn, ws).create(audience_id=buyers, audience_name="Buyers", output_id=cio, mode="sync",
+                                         settings={}, change_cursor=0, member_cursor=None, update_cursor=0,
+                                         now_ms=NOW)
 
 
 def test_erasure_forgets_what_was_synced_and_a_deleted_output_ends_its_connections(

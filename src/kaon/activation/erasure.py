@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-import msgspec
 
 from kaon.activation.membership import DELETE, membership_event
-from kaon.activation.store import ConnectionStore
+from kaon.activation.store import ConnectionStore, SyncedStore
 from kaon.delivery.outcomes import per_event
 from kaon.delivery.send import send
 from kaon.destinations.base import Destination
@@ -26,7 +25,7 @@ from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome, SendResult
 from kaon.destinations.registry import destinations
 from kaon.store.outputs import Output
-from kaon.store.sql import Conn, chunks, marks
+from kaon.store.sql import Conn
 from kaon.store.subject import Subject, SyncedMember
 
 ATTEMPTS = 3
@@ -37,28 +36,17 @@ COVERED = frozenset({"braze", "iterable", "customerio", "files", "postgres"})
 
 
 def find(conn: Conn, subject: Subject) -> list[SyncedMember]:
-    """What the workspace's sync connections added for the person's profiles, oldest connection first."""
-    rows: list[tuple[str, int, bytes | str]] = []
-    for chunk in chunks(sorted(subject.mpids)):
-        rows += conn.execute("SELECT connection_id, mpid, identities FROM audience_synced WHERE workspace_id = ?"
-                             f" AND mpid IN ({marks(chunk)}) ORDER BY connection_id, mpid",
-                             (subject.workspace_id, *chunk)).fetchall()
+    """What the workspace's sync connections added for the person's profiles, by connection."""
     connections = ConnectionStore(conn, subject.workspace_id)
     out: list[SyncedMember] = []
-    for connection_id, mpid, identities in rows:
-        found = connections.find(str(connection_id))
+    for connection_id, mpid, identities in SyncedStore(conn, subject.workspace_id).of_profiles(subject.mpids):
+        found = connections.find(connection_id)
         if found is None:
             continue
         out.append(SyncedMember(connection_id=found.id, output_id=found.output_id, audience_id=found.audience_id,
-                                audience_name=found.audience_name, mpid=int(mpid),
-                                identities=_decode_identities(identities),
+                                audience_name=found.audience_name, mpid=mpid, identities=identities,
                                 output_settings=found.settings.get("output")))
     return out
-
-
-def _decode_identities(raw: bytes | str) -> dict[str, str]:
-    decoded = msgspec.json.decode(raw)
-    return {str(k): str(v) for k, v in decoded.items()} if isinstance(decoded, dict) else {}
 
 
 def merge(into: Subject, other: Subject) -> None:

@@ -64,6 +64,17 @@ def _settings(conn: Conn, workspace_id: str, raw: object) -> dict[str, Any]:
     return out
 
 
+def _check_identity_types(found: Destination, mode: str, settings: dict[str, Any]) -> None:
+    """A sync connection's `identity_types` must name at least one type its output takes: otherwise every member
+    would be filtered out, silently."""
+    chosen = settings.get("identity_types")
+    if mode != SYNC or chosen is None or not found.identity_types:
+        return
+    if not set(chosen) & set(found.identity_types):
+        raise SettingsError(f"identity_types {', '.join(chosen) or '(none)'}: {found.title} takes none of them; it "
+                            f"takes {', '.join(found.identity_types)}")
+
+
 def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw_settings: object,
             now: int) -> AudienceConnection:
     """Join the audience to the output. An audience output first receives every current member (the initial
@@ -83,6 +94,7 @@ def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw
             raise SettingsError(f"output {output_id} ({found.title}) cannot sync audiences: use mode `trigger`")
         if mode == TRIGGER and not found.takes_events:
             raise SettingsError(f"output {output_id} ({found.title}) takes no events: use mode `sync`")
+        _check_identity_types(found, mode, settings)
         settings = {**settings, "output": _output_settings(found, mode, settings.get("output", {}))}
         if not settings["output"]:
             del settings["output"]
@@ -108,6 +120,7 @@ def update(conn: Conn, workspace_id: str, audience_id: str, connection_id: str, 
         if settings.get("mode", row.mode) != row.mode:
             raise SettingsError("the mode of a connection cannot change: disconnect and connect again")
         output = OutputStore(conn, workspace_id).output(row.output_id)
+        _check_identity_types(destination(output.destination), row.mode, settings)
         settings["output"] = _output_settings(destination(output.destination), row.mode, settings.get("output", {}))
         if not settings["output"]:
             del settings["output"]

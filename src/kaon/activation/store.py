@@ -7,13 +7,14 @@ the last mpid its initial sync sent (None once it ended). Statuses: `syncing` (i
 """
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from kaon.activation.membership import CONNECTION_PREFIX
-from kaon.errors import NotFound
+from kaon.errors import Conflict, NotFound
 from kaon.store.sql import Conn, chunks, marks, rows_limit
 from kaon.store.subject import Subject
 
@@ -66,9 +67,13 @@ class ConnectionStore:
         status = SYNCING if member_cursor is not None else LIVE
         progress = {"members_sent": 0, "started_unixtime_ms": now_ms,
                     "finished_unixtime_ms": None if status == SYNCING else now_ms}
-        self.conn.execute(f"INSERT INTO audience_connections ({_COLUMNS}) VALUES ({marks(range(14))})",
-                          (connection_id, self.ws, audience_id, audience_name, output_id, mode, _text(settings),
-                           status, change_cursor, member_cursor, _text(progress), now_ms, now_ms, update_cursor))
+        inserted = self.conn.execute(
+            f"INSERT INTO audience_connections ({_COLUMNS}) VALUES ({marks(range(14))})"
+            " ON CONFLICT (workspace_id, audience_id, output_id) DO NOTHING",
+            (connection_id, self.ws, audience_id, audience_name, output_id, mode, _text(settings), status,
+             change_cursor, member_cursor, _text(progress), now_ms, now_ms, update_cursor)).rowcount
+        if not inserted:  # a concurrent connect of the same pair committed first
+            raise Conflict(f"audience {audience_id} is already connected to output {output_id}")
         return self.get(connection_id)
 
     def find(self, connection_id: str, *, lock: bool = False) -> AudienceConnection | None:
@@ -145,12 +150,12 @@ class IdentityUpdates:
             (cursor, workspace_id, rows_limit(limit)))]
 
     def prune(self) -> int:
-        """Forget what every connection has read (everything, when there is no connection)."""
-        low = self.conn.execute("SELECT min(update_cursor) FROM audience_connections WHERE mode = ?",
-                                (SYNC,)).fetchone()[0]
-        if low is None:
-            return int(self.conn.execute("DELETE FROM audience_identity_updates").rowcount)
-        return int(self.conn.execute("DELETE FROM audience_identity_updates WHERE id <= ?", (int(low),)).rowcount)
+        """Forget, in each workspace, what every one of its sync connections has read (everything, in a workspace
+        with none): a quiet connection of one workspace holds back no other workspace's updates."""
+        return int(self.conn.execute(
+            "DELETE FROM audience_identity_updates WHERE id <= coalesce((SELECT min(c.update_cursor) FROM"
+            " audience_connections c WHERE c.mode = ? AND c.workspace_id = audience_identity_updates.workspace_id),"
+            " id)", (SYNC,)).rowcount)
 
 
 def connections_to_run(conn: Conn) -> list[AudienceConnection]:
@@ -191,6 +196,15 @@ class SyncedStore:
     def count(self, connection_id: str) -> int:
         return int(self.conn.execute("SELECT count(*) FROM audience_synced WHERE connection_id = ?",
                                      (connection_id,)).fetchone()[0])
+
+    def of_profiles(self, mpids: Iterable[int]) -> list[tuple[str, int, dict[str, str]]]:
+        """(connection, mpid, identities added) for these profiles, by connection then mpid."""
+        out: list[tuple[str, int, dict[str, str]]] = []
+        for chunk in chunks(sorted(set(mpids))):
+            out += [(str(c), int(m), _decode.decode(i)) for c, m, i in self.conn.execute(
+                "SELECT connection_id, mpid, identities FROM audience_synced WHERE workspace_id = ?"
+                f" AND mpid IN ({marks(chunk)})", (self.ws, *chunk))]
+        return sorted(out, key=lambda row: (row[0], row[1]))
 
     def of_profile(self, mpid: int) -> list[tuple[str, dict[str, str]]]:
         return [(str(c), _decode.decode(i)) for c, i in self.conn.execute(

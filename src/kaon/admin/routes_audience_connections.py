@@ -112,7 +112,7 @@ def trace(audience_id: str, connection_id: str, db: Db, workspace_id: Workspace,
     except NotFound as error:
         raise _bad(error) from None
     members = MemberStore(conn, workspace_id)
-    changes = [c for c in members.profile_changes(mpid) if c["audience_id"] == audience_id][-TRACE_LIMIT:]
+    changes = members.profile_changes(mpid, audience_id, TRACE_LIMIT)
     deliveries: list[dict[str, Any]] = []
     for job in delivery_store.profile_jobs(conn, workspace_id, row.id, mpid, TRACE_LIMIT):
         event = job.pop("event")

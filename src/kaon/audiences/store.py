@@ -309,12 +309,18 @@ class MemberStore:
         return self.conn.execute("SELECT 1 FROM audience_members WHERE workspace_id = ? AND audience_id = ?"
                                  " AND mpid = ?", (self.ws, audience_id, mpid)).fetchone() is not None
 
-    def profile_changes(self, mpid: int) -> list[dict[str, Any]]:
-        """One profile's membership changes, oldest first."""
+    def profile_changes(self, mpid: int, audience_id: str | None = None,
+                        newest: int | None = None) -> list[dict[str, Any]]:
+        """One profile's membership changes (of one audience, when given; the `newest` ones only), oldest first."""
+        where, args = "workspace_id = ? AND mpid = ?", [self.ws, mpid]
+        if audience_id is not None:
+            where += " AND audience_id = ?"
+            args.append(audience_id)
+        rows = self.conn.execute("SELECT id, audience_id, action, at_ms, cause, recorded_ms FROM audience_changes"
+                                 f" WHERE {where} ORDER BY id DESC LIMIT ?",
+                                 (*args, rows_limit(-1 if newest is None else newest))).fetchall()
         return [{"id": int(i), "audience_id": a, "action": act, "at_unixtime_ms": int(at), "cause": cause,
-                 "recorded_unixtime_ms": int(rec)} for i, a, act, at, cause, rec in
-                self.conn.execute("SELECT id, audience_id, action, at_ms, cause, recorded_ms FROM audience_changes"
-                                  " WHERE workspace_id = ? AND mpid = ? ORDER BY id", (self.ws, mpid))]
+                 "recorded_unixtime_ms": int(rec)} for i, a, act, at, cause, rec in reversed(rows)]
 
     def memberships(self, mpid: int) -> list[tuple[str, int]]:
         return [(str(a), int(e)) for a, e in self.conn.execute(

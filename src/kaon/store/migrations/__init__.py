@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005")  # oldest first; the files in versions/ (a test checks)
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")  # oldest first; the files in versions/ (a test checks)
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "kaon_schema_version"
 LOCK_KEY = 4_242_011  # pg_advisory_xact_lock key of the migrator
