@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         leaf.add_argument("--workspace", help=WORKSPACE_HELP)
         leaf.add_argument("--json", action="store_true", help="print JSON")
     for command, what in (("audiences", "audiences"), ("calculated", "calculated attributes")):
-        parser_ = sub.add_parser(command, help=f"{what}: list, activate (backfill with progress), status")
+        parser_ = sub.add_parser(command, help=f"{what}: list, activate (backfill with progress), status"
+                                 + (", connections" if command == "audiences" else ""))
         asub = parser_.add_subparsers(dest="action", required=True)
         alist = asub.add_parser("list", help=f"list {what} with their status")
         aactivate = asub.add_parser("activate", help="activate: backfill from the stored history, with a progress bar")
@@ -119,7 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
         aactivate.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the backfill")
         astatus = asub.add_parser("status", help="status and backfill progress as JSON")
         astatus.add_argument("id")
-        for leaf in (alist, aactivate, astatus):
+        leaves = [alist, aactivate, astatus]
+        if command == "audiences":
+            aconnections = asub.add_parser("connections", help="list an audience's connections to outputs")
+            aconnections.add_argument("id", help="the audience")
+            aconnect = asub.add_parser("connect", help="connect an audience to an output (sync or trigger); an "
+                                                       "audience output gets the current members, then every change")
+            aconnect.add_argument("id", help="the audience")
+            aconnect.add_argument("output_id", help="the output")
+            aconnect.add_argument("--settings", default="{}",
+                                  help="the connection's settings as JSON (mode, identity_types, rules, output)")
+            adisconnect = asub.add_parser("disconnect", help="disconnect: an audience output gets a removal of every "
+                                                             "member it was sent")
+            adisconnect.add_argument("id", help="the audience")
+            adisconnect.add_argument("connection_id")
+            leaves += [aconnections, aconnect, adisconnect]
+        for leaf in leaves:
             _common(leaf)
             leaf.add_argument("--workspace", help=WORKSPACE_HELP)
             leaf.add_argument("--json", action="store_true", help="print JSON")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from kaon.audiences import service
 from kaon.audiences.engine import current_values
+from kaon.store.outputs import OutputStore
 from support.pipeline import NOW, a_pipeline
 from support.server import kaon
 
@@ -40,3 +41,27 @@ def test_an_unknown_id_is_an_error_with_exit_2(tmp_path: Path) -> None:
         found = kaon(command, "activate", "nope", "--workspace", "shop", "--json", data_dir=tmp_path)
         assert found.returncode == 2
         assert "nope" in json.loads(found.stderr)["error"]
+
+
+def test_connect_list_and_disconnect_an_audience_from_the_command_line(tmp_path: Path) -> None:
+    with a_pipeline(tmp_path, workspace="shop") as p:
+        row = service.create_audience(p.db.conn(), p.workspace_id, {"name": "Buyers", "definition": {
+            "event": {"event_type": "commerce_event", "name": "purchase"}}}, "test", NOW)
+        output = OutputStore(p.db.conn(), p.workspace_id).create_output(
+            "hook", "audience_webhook", {"base_url": "http://127.0.0.1:9/hook"}, True).id
+    connected = kaon("audiences", "connect", row.id, output, "--settings", '{"identity_types": ["email"]}',
+                     "--workspace", "shop", "--json", data_dir=tmp_path)
+    assert connected.returncode == 0, connected.stderr
+    made = json.loads(connected.stdout)
+    assert (made["output_id"], made["mode"], made["status"]) == (output, "sync", "syncing")
+    assert made["settings"]["identity_types"] == ["email"]
+    again = kaon("audiences", "connect", row.id, output, "--workspace", "shop", "--json", data_dir=tmp_path)
+    assert again.returncode == 2 and "already connected" in json.loads(again.stderr)["error"]
+    bad = kaon("audiences", "connect", row.id, output, "--settings", "{mode", "--workspace", "shop", data_dir=tmp_path)
+    assert bad.returncode == 2 and "--settings is not JSON" in bad.stderr
+    listed = kaon("audiences", "connections", row.id, "--workspace", "shop", data_dir=tmp_path)
+    assert listed.returncode == 0 and listed.stdout.split("\t")[:3] == [made["id"], output, "sync"]
+    gone = kaon("audiences", "disconnect", row.id, made["id"], "--workspace", "shop", "--json", data_dir=tmp_path)
+    assert gone.returncode == 0 and json.loads(gone.stdout)["status"] == "disconnecting"
+    unknown = kaon("audiences", "connections", "aud_nope", "--workspace", "shop", "--json", data_dir=tmp_path)
+    assert unknown.returncode == 2 and "aud_nope" in json.loads(unknown.stderr)["error"]
