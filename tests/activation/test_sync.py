@@ -112,6 +112,35 @@ def test_an_exit_never_overtakes_its_entry_when_the_entry_is_retried(pipeline: P
     assert [r.method for r in vendor.requests()] == ["POST", "POST", "DELETE"]
 
 
+def test_a_merged_members_removal_is_sent_before_the_survivors_add_even_when_retried(
+        pipeline: Pipeline, vendor: VendorCapture) -> None:
+    buyers = an_audience(pipeline)
+    output = OutputStore(pipeline.db.conn(), pipeline.workspace_id).create_output(
+        "Meta", "meta_custom_audiences", {"audience_id": "1", "access_token": "t", "base_url": vendor.url}, True).id
+    pipeline.bulk(purchase(NOW, customer_id="x"), purchase(NOW, email="y@example.com"))
+    pipeline.process(now=NOW)
+    service.connect(pipeline.db.conn(), pipeline.workspace_id, buyers, output, {}, NOW)
+    deliver(pipeline, output)
+    vendor.clear()
+    # One person after all: the profiles merge. The merged one's removal names an e-mail the survivor now holds.
+    pipeline.bulk(purchase(NOW + 1000, customer_id="x", email="y@example.com"))
+    pipeline.process(now=NOW + 1000)
+    assert pipeline.merges()
+    sync.run_all(pipeline.db.conn())  # the removal and the survivor's add are both queued before anything is sent
+    vendor.answer_next(1, 503, body={"error": "busy"})  # the removal fails once: the add must wait for it
+    output_row = OutputStore(pipeline.db.conn(), pipeline.workspace_id).output(output)
+    found = destination(output_row.destination)
+    worker = OutputWorker(pipeline.db, output, found, found.parse_settings(output_row.settings), QUICK)
+    try:
+        eventually(lambda: worker.run_once() >= 0 and len(vendor.requests()) >= 3, timeout=10,
+                   what="the removal twice, then the add")
+    finally:
+        worker.stop_event.set()
+        worker.start()
+        worker.stop()
+    assert [r.method for r in vendor.requests()] == ["DELETE", "DELETE", "POST"]
+
+
 def test_disconnecting_removes_every_member_that_was_sent(pipeline: Pipeline, vendor: VendorCapture) -> None:
     buyers = an_audience(pipeline)
     pipeline.bulk(purchase(NOW, customer_id="a"), purchase(NOW, customer_id="b"))

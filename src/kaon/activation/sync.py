@@ -138,9 +138,10 @@ class _Step:
                                 attributes=attributes, message_id=message_id, sync=self.row.mode == SYNC,
                                 output_settings=self.row.settings.get("output"))
 
-    def _queue(self, event: Any, event_id: int) -> None:
-        delivery_store.enqueue(self.conn, self.row.workspace_id, self.output.id, self.row.id, event_id, event.mpid,
-                               self.now, event, numbered=self.row.mode == SYNC)
+    def _queue(self, event: Any, event_id: int, lane: int | None = None) -> None:
+        """Queue the delivery; `lane`: the profile whose jobs it is ordered with (default: the event's)."""
+        delivery_store.enqueue(self.conn, self.row.workspace_id, self.output.id, self.row.id, event_id,
+                               event.mpid if lane is None else lane, self.now, event, numbered=self.row.mode == SYNC)
         self.counts[("queued", "")] += 1
 
     def _passes(self, event: Any, mpid: int) -> Any:
@@ -179,7 +180,10 @@ class _Step:
             held = self.held(mpid)
         if held is None:
             return  # never added (filtered, no identities, or it entered and left before the initial sync)
-        self._queue(self._event(mpid, DELETE, cause, at_ms, held, message_id), event_id)
+        # A merged profile's removal names identities its survivor may hold now, and the survivor's add of them
+        # follows: the removal goes in the survivor's lane, so a retried removal can never land after that add.
+        lane = self.profiles.live(mpid) if cause == "merge" else None
+        self._queue(self._event(mpid, DELETE, cause, at_ms, held, message_id), event_id, lane)
         self.synced.drop(self.row.id, mpid)
         self._held[mpid] = None
 
