@@ -6,8 +6,10 @@ members out; a trigger connection sends each change as an `audience_membership_c
 what was synced.
 """
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,12 +17,14 @@ from kaon.activation import service, sync
 from kaon.activation.store import ConnectionStore, SyncedStore
 from kaon.audiences import service as audiences
 from kaon.audiences.schedule import run_due_changes
+from kaon.audiences.store import Change, MemberStore
 from kaon.delivery.worker import OutputWorker
 from kaon.destinations.registry import destination
 from kaon.errors import Conflict, NotFound
 from kaon.governance.dsr_erase import erase, find_subject
 from kaon.identity import idsync
 from kaon.identity.service import Identity as IdentityService
+from kaon.store.db import Database, DatabaseUrl
 from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 from support.activation import QUICK, an_audience, an_output, deliver, purchase
@@ -367,3 +371,33 @@ def test_erasure_forgets_what_was_synced_and_a_deleted_output_ends_its_connectio
     OutputStore(pipeline.db.conn(), pipeline.workspace_id).delete_output(output)
     sync.run_all(pipeline.db.conn())
     assert ConnectionStore(pipeline.db.conn(), pipeline.workspace_id).find(row.id) is None
+
+
+def test_the_sync_worker_waits_for_changes_being_written_then_sees_them(postgres_stores: Any,
+                                                                        tmp_path: Path) -> None:
+    """PostgreSQL: a change whose transaction has not committed holds back the settled id (so no cursor skips it);
+    the share lock lives only in that short read, not in the step that sends."""
+    db = Database(DatabaseUrl.parse(postgres_stores.new_url()), data_dir=tmp_path)
+    writer, reader, watcher = db.connect(), db.connect(), db.connect()
+    try:
+        writer.execute("BEGIN")
+        MemberStore(writer, "ws").record([Change("aud_1", 7, "enter", NOW, "event")], NOW)
+        found: list[tuple[int, int]] = []
+        thread = threading.Thread(target=lambda: found.append(sync.settled(reader)))
+        thread.start()
+        eventually(lambda: watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'"
+        ).fetchone()[0] == 1, timeout=10, what="the settling read waits for the writer")
+        assert found == []
+        writer.execute("COMMIT")
+        thread.join(timeout=10)
+        (change_id, _), = found
+        assert MemberStore(watcher, "ws").changes("aud_1", 10, until=change_id)[0]["mpid"] == 7
+        # Nothing is left locked: a writer records the next change at once, while no step runs.
+        with transaction(writer):
+            MemberStore(writer, "ws").record([Change("aud_1", 7, "exit", NOW + 1, "event")], NOW + 1)
+        assert sync.settled(reader)[0] > change_id
+    finally:
+        for conn in (writer, reader, watcher):
+            conn.close()
+        db.close()

@@ -143,11 +143,11 @@ class IdentityUpdates:
     def last_id(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM audience_identity_updates").fetchone()[0])
 
-    def after(self, workspace_id: str, cursor: int, limit: int) -> list[tuple[int, int]]:
-        """(id, mpid) of the workspace's updates after `cursor`, oldest first."""
+    def after(self, workspace_id: str, cursor: int, limit: int, until: int | None = None) -> list[tuple[int, int]]:
+        """(id, mpid) of the workspace's updates after `cursor` (and up to `until`), oldest first."""
         return [(int(i), int(m)) for i, m in self.conn.execute(
-            "SELECT id, mpid FROM audience_identity_updates WHERE id > ? AND workspace_id = ? ORDER BY id LIMIT ?",
-            (cursor, workspace_id, rows_limit(limit)))]
+            "SELECT id, mpid FROM audience_identity_updates WHERE workspace_id = ? AND id > ? AND id <= ?"
+            " ORDER BY id LIMIT ?", (workspace_id, cursor, 2**62 if until is None else until, rows_limit(limit)))]
 
     def prune(self) -> int:
         """Forget, in each workspace, what every one of its sync connections has read (everything, in a workspace

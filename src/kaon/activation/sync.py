@@ -3,8 +3,8 @@
 It runs on a thread of the deliver stage (one per cluster on PostgreSQL). Each step handles one connection in one
 short transaction:
 
-1. the membership changes recorded after the connection's `change_cursor` (on PostgreSQL after
-   `MemberStore.settle`, so no later-committing change is skipped): an entry becomes an `add` with the profile's
+1. the membership changes recorded after the connection's `change_cursor`, up to the id `settled` found
+   committed (so no later-committing change is skipped): an entry becomes an `add` with the profile's
    identities (when the connection's rules let it through), an exit a `delete` naming the identities that were
    added; a trigger connection sends every change as an event;
 2. while the initial sync runs: the next page of current members (mpid order) not yet added;
@@ -200,13 +200,24 @@ class _Step:
             for (metric, reason), n in self.counts.items()}))
 
 
-def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
-    """One step of one connection in one transaction; True when it did something (more may wait)."""
+def settled(conn: Conn) -> tuple[int, int]:
+    """The last membership change id and identity update id at or below which every row is committed. On
+    PostgreSQL both tables are share-locked for this short transaction only: it waits for the transactions still
+    writing them, and writers wait for it for an instant (not for a whole step); any later row gets a higher id."""
     with transaction(conn):
-        members = MemberStore(conn, workspace_id)
+        members = MemberStore(conn, "")
         members.settle()
         updates = IdentityUpdates(conn)
-        updates.settle()
+        updates.settle()  # after audience_changes: the order every writer takes them in
+        return members.last_change_id(), updates.last_id()
+
+
+def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
+    """One step of one connection in one transaction; True when it did something (more may wait)."""
+    changes_until, updates_until = settled(conn)
+    with transaction(conn):
+        members = MemberStore(conn, workspace_id)
+        updates = IdentityUpdates(conn)
         store = ConnectionStore(conn, workspace_id)
         row = store.find(connection_id, lock=True)
         if row is None:
@@ -239,7 +250,7 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
             work.record_counts()
             store.delete(row)
             return True
-        stream = members.changes(row.audience_id, CHANGES_PER_STEP, after=change_cursor)
+        stream = members.changes(row.audience_id, CHANGES_PER_STEP, after=change_cursor, until=changes_until)
         work.prefetch([c["mpid"] for c in stream])
         for change in stream:
             mpid, at, cause, change_id = change["mpid"], change["at_unixtime_ms"], change["cause"], change["id"]
@@ -255,7 +266,7 @@ def step(conn: Conn, connection_id: str, workspace_id: str, now: int) -> bool:
         update_cursor = row.update_cursor
         if row.mode == SYNC:
             # Members whose identities changed: the vendor forgets the values they lost and learns the new ones.
-            noted = updates.after(workspace_id, update_cursor, CHANGES_PER_STEP)
+            noted = updates.after(workspace_id, update_cursor, CHANGES_PER_STEP, until=updates_until)
             work.prefetch([m for _, m in noted])
             for update_id, mpid in noted:
                 if work.held(mpid) is not None:

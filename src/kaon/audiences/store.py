@@ -291,7 +291,9 @@ class MemberStore:
             " AND at_ms >= ? GROUP BY action", (self.ws, audience_id, since_ms)).fetchall())
         return int(found.get("enter", 0)), int(found.get("exit", 0))
 
-    def changes(self, audience_id: str | None, limit: int, after: int | None = None) -> list[dict[str, Any]]:
+    def changes(self, audience_id: str | None, limit: int, after: int | None = None,
+                until: int | None = None) -> list[dict[str, Any]]:
+        """Changes after the id `after` (and up to `until`), oldest first."""
         clauses, args = ["workspace_id = ?"], [self.ws]
         if audience_id is not None:
             clauses.append("audience_id = ?")
@@ -299,6 +301,9 @@ class MemberStore:
         if after is not None:
             clauses.append("id > ?")
             args.append(str(after))
+        if until is not None:
+            clauses.append("id <= ?")
+            args.append(str(until))
         return [{"id": int(i), "audience_id": a, "mpid": int(m), "action": act, "at_unixtime_ms": int(at),
                  "cause": cause, "recorded_unixtime_ms": int(rec)} for i, a, m, act, at, cause, rec in
                 self.conn.execute("SELECT id, audience_id, mpid, action, at_ms, cause, recorded_ms FROM"
