@@ -1,4 +1,5 @@
-"""Audience activation benchmark: initial sync, steady-state add latency, the cost of triggers on processing.
+"""Audience activation benchmark: initial sync, steady-state add and remove latency, the cost of triggers on
+processing.
 
 The world: `--members` users (default 100,000), each one batch with a purchase (customer id and e-mail), written
 to the ingest log of a `kaon init` data directory and processed by the real process stage with one active
@@ -13,7 +14,11 @@ audience ("Buyers": a purchase in the last 7 days), so every user is a member. T
 2. **Steady-state latency.** A real `kaon serve` on a copy of the store, the audience connected to an
    `audience_webhook` output (a capture server in this process timing each arrival). The script sends
    `--rate` batches/s for `--seconds` s over keep-alive HTTP, each a new user's purchase, and measures from the
-   sender's clock before each request to the capture server receiving that user's add: p50/p99/max.
+   sender's clock before each request to the capture server receiving that user's add: p50/p99/max. A second
+   audience, "Gold" (user attribute `tier` equals `gold`), is connected to the same output; the probes carry
+   `tier: gold`, and once their adds arrived each probe user is sent, at the same rate, a batch setting
+   `tier: silver`: from that send to the capture server receiving the user's removal from Gold is the remove
+   latency.
 3. **Cost of triggers on processing.** The process stage (with its chores) drains the same log of `--batches`
    new users' purchases into two copies of the store, each with the sync worker running in a second process (as
    in `kaon serve`, where it is a thread of the deliver process):
@@ -63,6 +68,7 @@ from kaon.store.outputs import OutputStore
 BENCH = Path(__file__).resolve()
 DAY = 86_400_000
 AUDIENCE = "Buyers"
+TIER_AUDIENCE = "Gold"  # the latency run's second audience: a user attribute, so a batch can take a member out
 DEFINITION = {"event": {"event_type": "commerce_event", "name": "purchase", "within": "7d"}}
 META_AUDIENCE = "23851234567890123"
 HEX64 = frozenset("0123456789abcdef")
@@ -132,6 +138,7 @@ class Capture:
         self.rows = 0
         self.problems: list[str] = []
         self.arrivals: dict[str, float] = {}  # customer id -> wall ms of the first add
+        self.removals: dict[str, float] = {}  # customer id -> wall ms of the first removal
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -189,10 +196,13 @@ def meta_check(method: str, path: str, body: dict[str, Any], _at: float, _captur
 def webhook_check(_method: str, _path: str, body: dict[str, Any], at: float, capture: Capture) -> int:
     assert body["type"] == "audience_membership_change_request"
     for profile in body["user_profiles"]:
-        if profile["audiences"][0]["action"] == "add":
-            customer = next(i["value"] for i in profile["user_identities"] if i["type"] == "customer")
-            with capture.lock:
+        (change,) = profile["audiences"]
+        customer = next(i["value"] for i in profile["user_identities"] if i["type"] == "customer")
+        with capture.lock:
+            if change["action"] == "add" and change["audience_name"] == AUDIENCE:
                 capture.arrivals.setdefault(customer, at)
+            elif change["action"] == "delete" and change["audience_name"] == TIER_AUDIENCE:
+                capture.removals.setdefault(customer, at)
     return len(body["user_profiles"])
 
 
@@ -245,44 +255,65 @@ def latency(directory: Path, rate: float, seconds: float) -> dict[str, Any]:
     db = db_of(directory)
     conn = db.conn()
     output = OutputStore(conn, ws).create_output("Hook", "audience_webhook", {"base_url": capture.url}, True)
-    row = activation.connect(conn, ws, audience_id, output.id, {}, now_ms())
-    while sync.step(conn, row.id, ws, now_ms()):
-        pass  # the initial sync is queued before the server starts; its deliveries go first
+    gold = service.create_audience(conn, ws, {"name": TIER_AUDIENCE, "definition": {"user_attribute": {
+        "name": "tier", "operator": "equals", "value": "gold"}}}, "bench", now_ms())
+    service.activate_audience(conn, ws, gold.id, "bench", now_ms())
+    run_backfills(conn)  # no world user has a tier: nobody is in it yet
+    for audience in (audience_id, gold.id):
+        row = activation.connect(conn, ws, audience, output.id, {}, now_ms())
+        while sync.step(conn, row.id, ws, now_ms()):
+            pass  # the initial sync is queued before the server starts; its deliveries go first
     SqliteLogWriter(directory / "log", "0").close()
     port = free_port()
     server = Server("kaon", [sys.executable, "-m", "kaon", "serve", "--data-dir", str(directory), "--port",
                              str(port)], port, directory / "serve.log", "/api/v1/health", 200)
     sent: dict[str, float] = {}
+    removed: dict[str, float] = {}
     try:
         deadline = time.monotonic() + 120
         while capture.rows < world["members"] and time.monotonic() < deadline:
             time.sleep(0.1)  # the initial sync's deliveries drain first
         http = HTTPConnection("127.0.0.1", port, timeout=10)
         auth = "Basic " + base64.b64encode(f"{server_input['key']}:{server_input['secret']}".encode()).decode()
-        begin = time.monotonic() + 0.2
-        for k in range(int(rate * seconds)):
-            wait = begin + k / rate - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            sent_ms = time.time() * 1000
-            body = json.dumps(purchase(k, now_ms(), "probe-")).encode()
-            http.request("POST", "/v2/events", body=body, headers={"Authorization": auth,
-                                                                    "Content-Type": "application/json"})
-            answer = http.getresponse()
-            answer.read()
-            if answer.status != 202:
-                raise RuntimeError(f"POST /v2/events answered {answer.status}")
-            sent[f"probe-{k}"] = sent_ms
+
+        def paced(body_of: Any, into: dict[str, float]) -> None:
+            """Send one batch per probe at `rate`; the sender's wall clock before each request, by customer id."""
+            begin = time.monotonic() + 0.2
+            for k in range(int(rate * seconds)):
+                wait = begin + k / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                sent_ms = time.time() * 1000
+                http.request("POST", "/v2/events", body=json.dumps(body_of(k)).encode(),
+                             headers={"Authorization": auth, "Content-Type": "application/json"})
+                answer = http.getresponse()
+                answer.read()
+                if answer.status != 202:
+                    raise RuntimeError(f"POST /v2/events answered {answer.status}")
+                into[f"probe-{k}"] = sent_ms
+
+        def arrived(arrivals: dict[str, float], of: dict[str, float]) -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and any(c not in arrivals for c in of):
+                time.sleep(0.1)
+
+        # Adds: each probe a new user's purchase, with tier gold (entering both audiences).
+        paced(lambda k: {**purchase(k, now_ms(), "probe-"), "user_attributes": {"tier": "gold"}}, sent)
+        arrived(capture.arrivals, sent)
+        # Removals: each probe user's tier becomes silver, taking them out of Gold.
+        paced(lambda k: {"environment": "production", "user_identities": {"customer_id": f"probe-{k}"},
+                         "user_attributes": {"tier": "silver"}, "events": [{"event_type": "custom_event", "data": {
+                             "event_name": "tier_changed", "custom_event_type": "other",
+                             "timestamp_unixtime_ms": now_ms()}}]}, removed)
         http.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(c not in capture.arrivals for c in sent):
-            time.sleep(0.1)
+        arrived(capture.removals, removed)
     finally:
         status = server.stop()
         capture.stop()
     got = [capture.arrivals[c] - t for c, t in sent.items() if c in capture.arrivals]
-    return {"probes": len(sent), "missing": len(sent) - len(got), "latency_ms": got, "exit": status,
-            "problems": capture.problems[:3], "rate": rate}
+    gone = [capture.removals[c] - t for c, t in removed.items() if c in capture.removals]
+    return {"probes": len(sent), "missing": len(sent) - len(got) + len(removed) - len(gone), "latency_ms": got,
+            "removal_ms": gone, "exit": status, "problems": capture.problems[:3], "rate": rate}
 
 
 # 3. Cost of triggers on processing -----------------------------------------------------------------------------
@@ -395,7 +426,10 @@ def measure(args: argparse.Namespace) -> int:
     row("  peak RSS of the process (MiB)", f"{s['rss_kb'] / 1024:.0f}")
     row(f"add latency, send -> vendor request, p50 / p99 / max (s) at {lat['rate']:g}/s",
         f"{percentile(values, 50) / 1000:.3f} / {percentile(values, 99) / 1000:.3f} / {max(values) / 1000:.3f}")
-    row("  probes (each a new member)", f"{lat['probes']:,}")
+    gone = lat["removal_ms"] or [0.0]
+    row(f"remove latency, send -> vendor request, p50 / p99 / max (s) at {lat['rate']:g}/s",
+        f"{percentile(gone, 50) / 1000:.3f} / {percentile(gone, 99) / 1000:.3f} / {max(gone) / 1000:.3f}")
+    row("  probes (each a new member, then leaving Gold)", f"{lat['probes']:,}")
     row("process stage, no connections (batches/s)", f"{rate_without:,.0f}")
     row("process stage, 3 trigger + 1 sync connections (batches/s)", f"{rate_with:,.0f}")
     row("  ratio with / without (same log, same machine, same run)", f"{rate_with / rate_without:.2f}")

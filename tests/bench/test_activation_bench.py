@@ -17,5 +17,7 @@ def test_a_tiny_run_prints_every_figure() -> None:
     assert re.search(r"initial sync to Meta Custom Audiences \(members/s, end to end\) +[\d,]+", out), out
     assert re.search(r"requests / rows per request +1 / 300", out), out
     assert re.search(r"add latency, send -> vendor request, p50 / p99 / max \(s\) at 20/s +[\d.]+ / [\d.]+", out)
+    assert re.search(r"remove latency, send -> vendor request, p50 / p99 / max \(s\) at 20/s +[\d.]+ / [\d.]+",
+                     out), out
     assert re.search(r"ratio with / without \(same log, same machine, same run\) +\d\.\d\d", out), out
-    assert "probes (each a new member)" in out and "20" in out
+    assert re.search(r"probes \(each a new member, then leaving Gold\) +20\n", out), out
