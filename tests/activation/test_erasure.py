@@ -2,7 +2,6 @@
 and the data subject request says what each output was sent; nothing of the person is kept afterwards."""
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,9 @@ from kaon.store.outputs import Output, OutputStore
 from kaon.store.subject import Subject, SyncedMember
 from support.activation import an_audience, deliver, purchase
 from support.capture import VendorCapture
-from support.pipeline import NOW, Pipeline, a_pipeline
+from support.pipeline import NOW, Pipeline
 
 REQUEST_ID = "b1b2c3d4-0000-4000-8000-00000000e001"
-
-
-@pytest.fixture
-def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path, url=database_url) as made:
-        yield made
-
-
-@pytest.fixture
-def vendor() -> Iterator[VendorCapture]:
-    server = VendorCapture().start()
-    yield server
-    server.stop()
 
 
 def outputs(p: Pipeline, vendor: VendorCapture, meta: VendorCapture) -> tuple[str, str]:

@@ -1,20 +1,11 @@
 """The activation tables: identity updates are pruned per workspace, as far as its sync connections have read."""
 
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 
 from kaon.activation.store import ConnectionStore, IdentityUpdates
 from kaon.audiences.store import Change, MemberStore
 from kaon.store.config import ConfigStore
-from support.pipeline import NOW, Pipeline, a_pipeline
-
-
-@pytest.fixture
-def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path, url=database_url) as made:
-        yield made
+from support.pipeline import NOW, Pipeline
 
 
 def a_connection(p: Pipeline, workspace_id: str, audience_id: str, mode: str, update_cursor: int) -> str:

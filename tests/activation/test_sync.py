@@ -7,7 +7,6 @@ what was synced.
 """
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +28,21 @@ from kaon.store.outputs import OutputStore
 from kaon.store.tx import transaction
 from support.activation import QUICK, an_audience, an_output, deliver, purchase
 from support.capture import VendorCapture
-from support.pipeline import DAY, NOW, Pipeline, a_pipeline
+from support.pipeline import DAY, NOW, Pipeline
 from support.waiting import eventually
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path, database_url: str) -> Iterator[Pipeline]:
-    with a_pipeline(tmp_path, url=database_url) as made:
-        yield made
-
-
-@pytest.fixture
-def vendor() -> Iterator[VendorCapture]:
-    server = VendorCapture().start()
-    yield server
-    server.stop()
+def deliver_until(p: Pipeline, output_id: str, vendor: VendorCapture, requests: int, what: str) -> None:
+    """Run the output's delivery worker (quick retries) until the vendor has had `requests` requests."""
+    row = OutputStore(p.db.conn(), p.workspace_id).output(output_id)
+    found = destination(row.destination)
+    worker = OutputWorker(p.db, output_id, found, found.parse_settings(row.settings), QUICK)
+    try:
+        eventually(lambda: worker.run_once() >= 0 and len(vendor.requests()) >= requests, timeout=10, what=what)
+    finally:
+        worker.stop_event.set()
+        worker.start()
+        worker.stop()
 
 
 def sent(vendor: VendorCapture) -> list[tuple[str, str, dict[str, str]]]:
@@ -103,16 +102,7 @@ def test_an_exit_never_overtakes_its_entry_when_the_entry_is_retried(pipeline: P
     tick(pipeline, NOW + 8 * DAY)  # a week later the member leaves
     sync.run_all(pipeline.db.conn())  # the add and the remove are both queued before anything is sent
     vendor.answer_next(1, 503, body={"error": "busy"})  # the add fails once: the remove must wait for it
-    output_row = OutputStore(pipeline.db.conn(), pipeline.workspace_id).output(output)
-    found = destination(output_row.destination)
-    worker = OutputWorker(pipeline.db, output, found, found.parse_settings(output_row.settings), QUICK)
-    try:
-        eventually(lambda: worker.run_once() >= 0 and len(vendor.requests()) >= 3, timeout=10,
-                   what="the add twice, then the remove")
-    finally:
-        worker.stop_event.set()
-        worker.start()
-        worker.stop()
+    deliver_until(pipeline, output, vendor, 3, "the add twice, then the remove")
     assert [r.method for r in vendor.requests()] == ["POST", "POST", "DELETE"]
 
 
@@ -132,16 +122,7 @@ def test_a_merged_members_removal_is_sent_before_the_survivors_add_even_when_ret
     assert pipeline.merges()
     sync.run_all(pipeline.db.conn())  # the removal and the survivor's add are both queued before anything is sent
     vendor.answer_next(1, 503, body={"error": "busy"})  # the removal fails once: the add must wait for it
-    output_row = OutputStore(pipeline.db.conn(), pipeline.workspace_id).output(output)
-    found = destination(output_row.destination)
-    worker = OutputWorker(pipeline.db, output, found, found.parse_settings(output_row.settings), QUICK)
-    try:
-        eventually(lambda: worker.run_once() >= 0 and len(vendor.requests()) >= 3, timeout=10,
-                   what="the removal twice, then the add")
-    finally:
-        worker.stop_event.set()
-        worker.start()
-        worker.stop()
+    deliver_until(pipeline, output, vendor, 3, "the removal twice, then the add")
     assert [r.method for r in vendor.requests()] == ["DELETE", "DELETE", "POST"]
 
 
