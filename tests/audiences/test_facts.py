@@ -16,8 +16,8 @@ def texts(size: int) -> st.SearchStrategy[str]:
 
 
 names = st.sampled_from(["Plan", "plan", "Category", "price", "premium", "ÄRGER", "coupon"])
-values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32),
-                   texts(5), st.lists(texts(3), max_size=2))
+values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6),
+                   st.floats(allow_nan=False, allow_infinity=False, width=32), texts(5), st.lists(texts(3), max_size=2))
 attributes = st.none() | st.dictionaries(names, values, max_size=4)
 stamps = st.none() | st.integers(0, 2**41)
 
