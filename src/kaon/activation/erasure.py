@@ -24,15 +24,14 @@ from kaon.destinations.base import Destination
 from kaon.destinations.event import DeliveryEvent
 from kaon.destinations.outcome import Outcome, SendResult
 from kaon.destinations.registry import destinations
+from kaon.governance.dsr_forward import ATTEMPTS, redacted, supports
 from kaon.store.outputs import Output
 from kaon.store.sql import Conn
 from kaon.store.subject import Subject, SyncedMember
 
-ATTEMPTS = 3
 MAX_WAIT_S = 4.0
-# Outputs where the erasure itself takes the person out of every list: their vendor's deletion API (sent by
-# kaon.governance.dsr_forward) or Kaon's own scrub of the output's rows.
-COVERED = frozenset({"braze", "iterable", "customerio", "files", "postgres"})
+# Outputs whose rows Kaon scrubs itself (kaon.governance.dsr_scrub): the scrub takes the person out of their lists.
+SCRUBBED = frozenset({"files", "postgres"})
 
 
 def find(conn: Conn, subject: Subject) -> list[SyncedMember]:
@@ -111,8 +110,9 @@ def remove(subject: Subject, outputs: Sequence[Output], client: httpx.Client, no
     entries: list[dict[str, Any]] = []
     for output_id, members in by_output.items():
         output = known.get(output_id)
-        if output is None or output.destination in COVERED or output.destination not in registry:
-            continue  # deleted (its connections went with it), or the erasure reaches it another way
+        if (output is None or output.destination not in registry or output.destination in SCRUBBED
+                or supports(output)):
+            continue  # deleted (its connections went with it), or the person's deletion there covers its lists
         entry: dict[str, Any] = {"domain": output.destination, "name": output.name, "output_id": output.id,
                                  "audiences": sorted({m.audience_id for m in members})}
         if not output.enabled:
@@ -128,14 +128,6 @@ def remove(subject: Subject, outputs: Sequence[Output], client: httpx.Client, no
             entries.append({**entry, "status": "sent",
                             "status_message": f"{len(members)} audience removal(s) accepted"})
         else:
-            entries.append({**entry, "status": "failed", "status_message": _redacted(error[:300], subject)})
+            values = subject.all_values() | {v for m in subject.synced for v in m.identities.values()}
+            entries.append({**entry, "status": "failed", "status_message": redacted(error[:300], values)})
     return entries
-
-
-def _redacted(message: str, subject: Subject) -> str:
-    """A vendor may echo an identifier back: the entry, which outlives the erasure, must not keep it."""
-    values = subject.all_values() | {v for m in subject.synced for v in m.identities.values()}
-    for needle in sorted(values, key=len, reverse=True):
-        if needle:
-            message = message.replace(needle, "<redacted>")
-    return message

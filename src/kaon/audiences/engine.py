@@ -227,13 +227,6 @@ def entry_version(entry: Any) -> int:
     return int(entry[1]) if isinstance(entry, list) else 0
 
 
-def _stored(state: dict[str, Any]) -> dict[str, Any] | None:
-    """What of a profile's state is stored (its non-empty parts), or None when nothing is worth a row."""
-    if state.get("c") or state.get("a") or state.get("m") or state.get("d"):
-        return {k: v for k, v in state.items() if v}
-    return None
-
-
 class Engine:
     def __init__(self, conn: Conn, workspace_id: str, compiled: Compiled) -> None:
         self.conn = conn
@@ -394,28 +387,21 @@ class Engine:
 
     def save(self, mpid: int, state: dict[str, Any], changes: list[Change], now_ms: int, *,
              keep_due: bool = False) -> None:
-        """Store the state with its next change time (`keep_due`: the earlier of it and the one stored)."""
-        if not keep_due:
-            self.save_many([(mpid, state, changes)], now_ms)
-            return
-        due = state.pop("due", None)
-        if (kept := _stored(state)) is not None:
-            self.states.save(mpid, kept, due, keep_due=True)
-        else:
-            self.states.forget(mpid)
-        self.members.record(changes, now_ms)
+        self.save_many([(mpid, state, changes)], now_ms, keep_due=keep_due)
 
-    def save_many(self, refreshed: list[tuple[int, dict[str, Any], list[Change]]], now_ms: int) -> None:
-        """`save` for many profiles at once: one statement for their states, one set for their changes."""
+    def save_many(self, refreshed: list[tuple[int, dict[str, Any], list[Change]]], now_ms: int, *,
+                  keep_due: bool = False) -> None:
+        """Store the profiles' states with their next change times (`keep_due`: the earlier of each and the one
+        stored) and record their changes: one statement for the states, one set for the changes."""
         kept: list[tuple[int, dict[str, Any], int | None]] = []
         forgotten: list[int] = []
         for mpid, state, _ in refreshed:
             due = state.pop("due", None)
-            if (stored := _stored(state)) is not None:
-                kept.append((mpid, stored, due))
+            if state.get("c") or state.get("a") or state.get("m") or state.get("d"):
+                kept.append((mpid, {k: v for k, v in state.items() if v}, due))
             else:
-                forgotten.append(mpid)
-        self.states.save_many(kept)
+                forgotten.append(mpid)  # nothing worth a row
+        self.states.save_many(kept, keep_due=keep_due)
         self.states.forget_many(forgotten)
         self.members.record([c for _, _, changes in refreshed for c in changes], now_ms)
 

@@ -41,7 +41,7 @@ def merged(conn: Conn, workspace_id: str, survivor: int, gone: int, now_ms: int)
              for audience_id in sorted(compiled.live_members(old.get("m", {})))]
     state = combine(compiled, states.get(survivor, {}), old)
     _, changes = engine.refresh(survivor, state, [], now_ms=now_ms, at_ms=now_ms, cause="merge")
-    store.forget(gone)
+    store.forget_many([gone])
     engine.save(survivor, state, exits + changes, now_ms)
     if ConnectionStore(conn, workspace_id).syncs_any():  # the survivor holds the merged profile's identities now
         IdentityUpdates(conn).note(workspace_id, [survivor], now_ms)

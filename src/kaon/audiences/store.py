@@ -176,24 +176,18 @@ class StateStore:
                 out[int(mpid)] = _decode.decode(state)
         return out
 
-    def save(self, mpid: int, state: dict[str, Any], due_ms: int | None, *, keep_due: bool = False) -> None:
-        """Store a profile's state and next change time (`keep_due`: the earlier of `due_ms` and the stored one; an
-        early one costs a wake-up that finds nothing to change)."""
+    def save_many(self, rows: Sequence[tuple[int, dict[str, Any], int | None]], *, keep_due: bool = False) -> None:
+        """Store profiles' states and next change times, in one statement (`keep_due`: the earlier of each one
+        given and the one stored; an early one costs a wake-up that finds nothing to change)."""
+        if not rows:
+            return
         d = self.conn.dialect
         due = (f"CASE WHEN profile_segments.due_ms IS NULL THEN excluded.due_ms WHEN excluded.due_ms IS NULL THEN"
                f" profile_segments.due_ms ELSE {d.least('profile_segments.due_ms', 'excluded.due_ms')} END"
                if keep_due else "excluded.due_ms")
-        self.conn.execute("INSERT INTO profile_segments (workspace_id, mpid, state, due_ms) VALUES (?, ?, ?, ?)"
-                          " ON CONFLICT (workspace_id, mpid) DO UPDATE SET state = excluded.state,"
-                          f" due_ms = {due}", (self.ws, mpid, _text(state), due_ms))
-
-    def save_many(self, rows: Sequence[tuple[int, dict[str, Any], int | None]]) -> None:
-        """Store many profiles' states and next change times at once (as `save` without `keep_due`)."""
-        if rows:
-            self.conn.executemany("INSERT INTO profile_segments (workspace_id, mpid, state, due_ms) VALUES"
-                                  " (?, ?, ?, ?) ON CONFLICT (workspace_id, mpid) DO UPDATE SET state ="
-                                  " excluded.state, due_ms = excluded.due_ms",
-                                  [(self.ws, mpid, _text(state), due) for mpid, state, due in rows])
+        self.conn.executemany("INSERT INTO profile_segments (workspace_id, mpid, state, due_ms) VALUES (?, ?, ?, ?)"
+                              " ON CONFLICT (workspace_id, mpid) DO UPDATE SET state = excluded.state,"
+                              f" due_ms = {due}", [(self.ws, mpid, _text(state), due) for mpid, state, due in rows])
 
     def forget_many(self, mpids: Sequence[int]) -> None:
         if mpids:
@@ -203,9 +197,6 @@ class StateStore:
     def set_due(self, mpid: int, due_ms: int | None) -> None:
         self.conn.execute("UPDATE profile_segments SET due_ms = ? WHERE workspace_id = ? AND mpid = ?",
                           (due_ms, self.ws, mpid))
-
-    def forget(self, mpid: int) -> None:
-        self.conn.execute("DELETE FROM profile_segments WHERE workspace_id = ? AND mpid = ?", (self.ws, mpid))
 
     def mpids_with_state(self, limit: int, after: int | None) -> list[int]:
         where = "" if after is None else " AND mpid > ?"

@@ -98,6 +98,14 @@ PLANNERS: dict[str, Callable[[dict[str, Any], Subject], list[Call] | str]] = {
 }
 
 
+def redacted(message: str, values: set[str]) -> str:
+    """The message without these values: a vendor may echo an identifier back, and the entry outlives the erasure."""
+    for needle in sorted(values, key=len, reverse=True):
+        if needle:
+            message = message.replace(needle, "<redacted>")
+    return message
+
+
 def supports(output: Output) -> bool:
     return output.destination in PLANNERS
 
@@ -129,7 +137,5 @@ def forward(output: Output, subject: Subject, client: httpx.Client,
             sleep(min(0.5 * 2 ** attempt, 4.0))
         if error:
             message = f"{method} {urllib.parse.urlsplit(url).netloc}: {error}"
-            for needle in sorted(subject.all_values(), key=len, reverse=True):
-                message = message.replace(needle, "<redacted>")  # a vendor may echo the identifier back
-            return {**entry, "status": "failed", "status_message": message}
+            return {**entry, "status": "failed", "status_message": redacted(message, subject.all_values())}
     return {**entry, "status": "sent", "status_message": f"{len(planned)} deletion request(s) accepted"}
