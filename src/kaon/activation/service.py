@@ -64,15 +64,18 @@ def _settings(conn: Conn, workspace_id: str, raw: object) -> dict[str, Any]:
     return out
 
 
-def _check_identity_types(found: Destination, mode: str, settings: dict[str, Any]) -> None:
-    """A sync connection's `identity_types` must name at least one type its output takes: otherwise every member
-    would be filtered out, silently."""
+def _for_output(found: Destination, mode: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings checked against the output: a sync connection's `identity_types` must name at least one type
+    the output takes (otherwise every member would be filtered out, silently), and `output` holds what the output
+    asks of a connection (left out when empty)."""
     chosen = settings.get("identity_types")
-    if mode != SYNC or chosen is None or not found.identity_types:
-        return
-    if not set(chosen) & set(found.identity_types):
+    if mode == SYNC and chosen is not None and found.identity_types and not set(chosen) & set(found.identity_types):
         raise SettingsError(f"identity_types {', '.join(chosen) or '(none)'}: {found.title} takes none of them; it "
                             f"takes {', '.join(found.identity_types)}")
+    out = {k: v for k, v in settings.items() if k != "output"}
+    if checked := _output_settings(found, mode, settings.get("output", {})):
+        out["output"] = checked
+    return out
 
 
 def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw_settings: object,
@@ -94,10 +97,7 @@ def connect(conn: Conn, workspace_id: str, audience_id: str, output_id: str, raw
             raise SettingsError(f"output {output_id} ({found.title}) cannot sync audiences: use mode `trigger`")
         if mode == TRIGGER and not found.takes_events:
             raise SettingsError(f"output {output_id} ({found.title}) takes no events: use mode `sync`")
-        _check_identity_types(found, mode, settings)
-        settings = {**settings, "output": _output_settings(found, mode, settings.get("output", {}))}
-        if not settings["output"]:
-            del settings["output"]
+        settings = _for_output(found, mode, settings)
         members = MemberStore(conn, workspace_id)
         members.settle()  # the changes up to here are the initial sync's; later ones are the change stream's
         updates = IdentityUpdates(conn)
@@ -120,10 +120,7 @@ def update(conn: Conn, workspace_id: str, audience_id: str, connection_id: str, 
         if settings.get("mode", row.mode) != row.mode:
             raise SettingsError("the mode of a connection cannot change: disconnect and connect again")
         output = OutputStore(conn, workspace_id).output(row.output_id)
-        _check_identity_types(destination(output.destination), row.mode, settings)
-        settings["output"] = _output_settings(destination(output.destination), row.mode, settings.get("output", {}))
-        if not settings["output"]:
-            del settings["output"]
+        settings = _for_output(destination(output.destination), row.mode, settings)
         if row.mode == SYNC and settings.get("output", {}) != row.settings.get("output", {}):
             # What was sent is in the old list (segment, custom audience): removals there would go astray.
             raise SettingsError("the output settings of a sync connection cannot change: disconnect (which removes "

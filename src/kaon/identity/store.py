@@ -145,7 +145,7 @@ class ProfileStore:
                 out.setdefault(int(m), []).append((str(t), str(v), int(s)))
         return {m: sorted(found) for m, found in out.items()}
 
-    def summary_of_many(self, mpids: Iterable[int]) -> dict[int, "ProfileSummary"]:
+    def summary_of_many(self, mpids: Iterable[int]) -> dict[int, ProfileSummary]:
         """(consent, is_opted_out, first_seen_ms, last_seen_ms) of several profiles at once."""
         out: dict[int, ProfileSummary] = {}
         for chunk in chunks(sorted(set(mpids))):
