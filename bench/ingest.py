@@ -98,7 +98,7 @@ def run_child(script: Path, *args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=False,
                           env=clean_env())
     if done.returncode != 0:
-        sys.exit(f"bench child {args} failed:\n{done.stderr[-4000:]}")
+        sys.exit(f"bench child {args} failed (exit {done.returncode}):\n{done.stderr[-4000:]}{done.stdout[-2000:]}")
     found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return found
 
